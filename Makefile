@@ -1,0 +1,129 @@
+# crpfs build.
+#
+#   make            library, programs and tests into build/
+#   make check      every test: unit suites, then integration tests
+#   make check-asan unit suites again under AddressSanitizer and UBSan
+#   make bench      benchmarks, one table with ratios against baselines
+#   make install    PREFIX=/usr/local, DESTDIR honoured
+#   make fuzz       the on-disk decoder fuzzer (clang, libFuzzer)
+#
+# WERROR=1 turns warnings into errors (CI sets it).
+
+CC := gcc
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+BUILD ?= build
+
+PKGS := glib-2.0 libiscsi libisal libxxhash
+WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+	-Wformat=2 -Wno-format-nonliteral -Wvla -Wpointer-arith -Wundef
+HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+CFLAGS ?= -O2 -g
+SAN ?=
+ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -Iinclude $(WARN) $(CFLAGS) $(SAN) -pthread \
+	$(shell pkg-config --cflags $(PKGS) fuse3)
+ifeq ($(SAN),)
+ALL_CFLAGS += $(HARDEN)
+endif
+ifeq ($(WERROR),1)
+ALL_CFLAGS += -Werror
+endif
+LDFLAGS += $(SAN) -pie -Wl,-z,relro,-z,now
+LIBS := $(shell pkg-config --libs $(PKGS)) -lsgutils2 -pthread -lm
+FUSE_LIBS := $(shell pkg-config --libs fuse3)
+CHECK_LIBS := $(shell pkg-config --libs check)
+
+LIB_SRC := $(sort $(wildcard src/util/*.c src/scsi/*.c src/raid/*.c src/meta/*.c \
+	src/fs/*.c src/cluster/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB := $(BUILD)/libcrpfs.a
+
+FUSE_SRC := $(sort $(wildcard src/fuse/*.c))
+FUSE_OBJ := $(FUSE_SRC:%.c=$(BUILD)/%.o)
+
+# Programs: each tool is one main in src/tools, the daemon is src/fuse.
+TOOL_SRC := $(sort $(wildcard src/tools/*.c))
+TOOLS := $(patsubst src/tools/%.c,$(BUILD)/%,$(TOOL_SRC))
+PROGS := $(TOOLS)
+ifneq ($(FUSE_SRC),)
+PROGS += $(BUILD)/mount.crpfs
+endif
+
+FIXTURE_SRC := $(sort $(wildcard tests/fixture/*.c))
+FIXTURE_OBJ := $(FIXTURE_SRC:%.c=$(BUILD)/%.o)
+CHECK_SRC := $(sort $(wildcard tests/check_*.c))
+CHECKS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(CHECK_SRC))
+HELPER_SRC := $(sort $(wildcard tests/helpers/*.c))
+HELPERS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(HELPER_SRC))
+
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+MAN8 := $(wildcard man/*.8)
+MAN5 := $(wildcard man/*.5)
+
+.PHONY: all check check-unit check-integration check-asan bench install uninstall clean fuzz
+
+all: $(LIB) $(PROGS) $(CHECKS) $(HELPERS) $(BENCHES)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# Tools name themselves after their file: src/tools/mkfs.crpfs.c -> mkfs.crpfs
+$(BUILD)/%: $(BUILD)/src/tools/%.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+
+$(BUILD)/mount.crpfs: $(FUSE_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(FUSE_OBJ) $(LIB) $(FUSE_LIBS) $(LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(FIXTURE_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(FIXTURE_OBJ) $(LIB) $(CHECK_LIBS) $(LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/helpers/%.o $(FIXTURE_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(FIXTURE_OBJ) $(LIB) $(LIBS)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(FIXTURE_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(FIXTURE_OBJ) $(LIB) $(FUSE_LIBS) $(LIBS)
+
+check: all
+	BUILD=$(BUILD) tests/run-tests.sh all
+
+check-unit: all
+	BUILD=$(BUILD) tests/run-tests.sh unit
+
+check-integration: all
+	BUILD=$(BUILD) tests/run-tests.sh integration
+
+check-asan:
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
+	BUILD=build-asan ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		tests/run-tests.sh unit
+
+bench: all
+	BUILD=$(BUILD) bench/run-bench.sh
+
+install: $(PROGS)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
+	install -m 0755 $(PROGS) $(DESTDIR)$(SBINDIR)/
+	$(if $(MAN8),install -m 0644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/)
+	$(if $(MAN5),install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/)
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(SBINDIR)/,$(notdir $(PROGS)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(MAN5)))
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,131 @@
+/*
+ * The array: members, geometry and the stripe transactions that keep parity
+ * right while other hosts write the same members.
+ *
+ * Every write goes through a stripe transaction (raid/stripe.c opens with
+ * the protocol and its state machine).  Reads of data need no lock; in
+ * `reserve` mode a read that meets another host's reservation is retried
+ * with backoff until the member's timeout.
+ */
+#ifndef CRPFS_ARRAY_H
+#define CRPFS_ARRAY_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crpfs/geom.h"
+#include "crpfs/member.h"
+
+enum crp_lock_mode {
+	CRP_LOCK_RESERVE = 0, /* SCSI-2 RESERVE(6)/RELEASE(6) */
+	CRP_LOCK_PR = 1,      /* SPC-3 persistent reservations, Write Exclusive */
+};
+
+/* Debug switches that break the protocol on purpose, so that tests can show
+ * that the checks catch a broken protocol.  Never set in production. */
+enum {
+	CRP_DEBUG_NO_LOCKS = 1u << 0,	   /* take no reservations at all */
+	CRP_DEBUG_EARLY_RELEASE = 1u << 1, /* release before the write */
+};
+
+#define CRP_DEFAULT_MAX_HOLD_US 2000
+
+struct crp_array_opts {
+	const char *host;	/* this host's name (initiator name, PR key) */
+	uint32_t timeout_ms;	/* command timeout, CRP_DEFAULT_TIMEOUT_MS if 0 */
+	enum crp_lock_mode lock_mode;
+	uint64_t pr_key;	/* 0: derived from the host name */
+	uint32_t max_hold_us;	/* longest a cached lock is kept for queued work;
+				   0: CRP_DEFAULT_MAX_HOLD_US; UINT32_MAX: never cache */
+	unsigned debug;		/* CRP_DEBUG_* */
+	bool create;		/* file members: create missing images ... */
+	uint64_t create_size;	/* ... of this size */
+};
+
+/* Per-host counters of the lock protocol and the transactions. */
+struct crp_host_counters {
+	atomic_uint_fast64_t txns;	     /* stripe transactions completed */
+	atomic_uint_fast64_t txn_round_trips; /* sum of round trips on their critical path */
+	atomic_uint_fast64_t last_round_trips; /* of the last transaction */
+	atomic_uint_fast64_t max_round_trips;
+	atomic_uint_fast64_t rmw;	     /* read-modify-write transactions */
+	atomic_uint_fast64_t rcw;	     /* reconstruct-write */
+	atomic_uint_fast64_t full_stripe;    /* full-stripe writes (no reads) */
+	atomic_uint_fast64_t lock_acquires;  /* RESERVE/PR RESERVE that returned GOOD */
+	atomic_uint_fast64_t lock_conflicts; /* transaction attempts that met a conflict */
+	atomic_uint_fast64_t lock_backoffs;  /* backoff sleeps */
+	atomic_uint_fast64_t lock_cache_hits; /* member locks reused from the cache */
+	atomic_uint_fast64_t lock_releases;
+	atomic_uint_fast64_t lock_hold_ns;   /* total time reservations were held */
+	atomic_uint_fast64_t lock_hold_max_ns;
+	atomic_uint_fast64_t read_conflict_retries; /* unlocked reads retried */
+	atomic_uint_fast64_t degraded_reads; /* reads served by rebuilding from parity */
+	atomic_uint_fast64_t lock_lost;      /* transactions that lost their locks */
+};
+
+struct crp_array;
+
+/*
+ * Open @n members (array order).  The geometry is set afterwards with
+ * crp_array_set_geometry (mkfs computes it, mount reads it from the label).
+ * In `pr` mode, registers this host's key on every member.
+ */
+int crp_array_open(const char *const *specs, int n, const struct crp_array_opts *opts,
+		   struct crp_array **out, char *err, size_t errlen);
+void crp_array_close(struct crp_array *a);
+
+int crp_array_set_geometry(struct crp_array *a, const struct crp_geom *g);
+const struct crp_geom *crp_array_geom(const struct crp_array *a);
+int crp_array_nmembers(const struct crp_array *a);
+struct crp_member *crp_array_member(struct crp_array *a, int i);
+/* Size of the smallest member, in bytes. */
+uint64_t crp_array_min_member_size(const struct crp_array *a);
+/* The largest member block size: array I/O offsets and lengths must be
+ * multiples of it. */
+uint32_t crp_array_block_size(const struct crp_array *a);
+struct crp_host_counters *crp_array_counters(struct crp_array *a);
+enum crp_lock_mode crp_array_lock_mode(const struct crp_array *a);
+uint64_t crp_array_pr_key(const struct crp_array *a);
+
+/*
+ * Read @len bytes at array offset @off.  A failed member's chunks are
+ * rebuilt from the others.
+ */
+int crp_array_read(struct crp_array *a, uint64_t off, void *buf, size_t len);
+
+/*
+ * Write @len bytes at array offset @off through stripe transactions, one
+ * per stripe touched.  Returns when every data and parity WRITE is GOOD.
+ */
+int crp_array_write(struct crp_array *a, uint64_t off, const void *buf, size_t len);
+
+/* SYNCHRONIZE CACHE on every member: what was written is durable. */
+int crp_array_sync(struct crp_array *a);
+
+/* Release every cached lock now (unmount, tests). */
+void crp_array_drop_locks(struct crp_array *a);
+
+/*
+ * Read stripe @s whole (taking its locks so that no writer is mid-way) and
+ * check its parity: 0, -CRP_EPARITY, or an I/O error.
+ */
+int crp_array_verify_stripe(struct crp_array *a, uint64_t s);
+
+/*
+ * Rebuild the chunk range [off, off+len) of data as if member @bad were
+ * missing, return it in @buf, and if @repair write it back to @bad under the
+ * stripe's locks.  For checksum failures found above this layer.
+ */
+int crp_array_rebuild_range(struct crp_array *a, uint64_t off, void *buf, size_t len, int bad,
+			    bool repair);
+
+/* Break another host's locks: LU reset (reserve) or PREEMPT of @victim_key
+ * (pr) on every member. */
+int crp_array_break_locks(struct crp_array *a, uint64_t victim_key);
+
+/* The PR key this host uses for @host (stable, never 0). */
+uint64_t crp_pr_key_for_host(const char *host);
+
+#endif

@@ -1,0 +1,167 @@
+/*
+ * Members: one SCSI logical unit each, reached through one transport.
+ *
+ * A host talks to a member through exactly one I_T nexus (one iSCSI session,
+ * one /dev/sg handle, one open of a file member): a reservation belongs to
+ * the nexus, so every thread of the host shares it.  Each member has one I/O
+ * thread, owned by its transport, that issues the commands queued with
+ * crp_member_submit() in the order they were queued and completes each with
+ * status and sense.
+ *
+ * Contract of the I/O thread (every transport):
+ *  - commands go out in submission order; a command's @chain goes out from
+ *    the completion of the command, before its @done callback runs;
+ *  - UNIT ATTENTION is retried (up to CRP_UA_RETRIES times) and recorded in
+ *    the member's events (reset, reservations preempted/released);
+ *  - every command completes within its timeout: a command that has not
+ *    completed by its deadline completes with -ETIMEDOUT and the member is
+ *    marked failed, after which every command completes at once with
+ *    -CRP_EMEMBER;
+ *  - a lost session (iSCSI) completes everything outstanding with
+ *    -CRP_ELOCKLOST and marks the member failed: reconnecting would be a
+ *    new nexus without our reservations, so it is never done silently.
+ */
+#ifndef CRPFS_MEMBER_H
+#define CRPFS_MEMBER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "crpfs/scsi.h"
+
+#define CRP_UA_RETRIES 8
+#define CRP_DEFAULT_TIMEOUT_MS 5000
+#define CRP_SPEC_MAX 1024
+
+enum crp_transport_kind {
+	CRP_TRANSPORT_FILE,
+	CRP_TRANSPORT_ISCSI,
+	CRP_TRANSPORT_SG,
+};
+
+/*
+ * A parsed member specification:
+ *   file:PATH
+ *   iscsi://HOST[:PORT]/IQN/LUN[?chap=FILE]
+ *   /dev/sgN, /dev/sdX (any path under /dev/)
+ * Options follow a '?' as key=value pairs joined by '&'.
+ */
+struct crp_spec {
+	enum crp_transport_kind kind;
+	char text[CRP_SPEC_MAX];  /* the spec as given, for messages */
+	char path[CRP_SPEC_MAX];  /* file and sg: the path */
+	char host[256];		  /* iscsi: portal host */
+	int port;		  /* iscsi: portal port (3260) */
+	char iqn[256];		  /* iscsi: target name */
+	int lun;		  /* iscsi: LUN */
+	char chap_file[CRP_SPEC_MAX]; /* iscsi: credentials file, or "" */
+};
+
+/* Parse @text.  On error returns -CRP_EBADSPEC and writes why into @err. */
+int crp_spec_parse(const char *text, struct crp_spec *spec, char *err, size_t errlen);
+
+struct crp_member_opts {
+	const char *host;     /* this host's name; the iSCSI initiator name derives from it */
+	uint32_t timeout_ms;  /* default command timeout (CRP_DEFAULT_TIMEOUT_MS if 0) */
+	bool create;	      /* file: create the image if missing ... */
+	uint64_t create_size; /* ... with this size in bytes */
+	uint32_t file_block_size; /* file: logical block size (512 if 0) */
+};
+
+/* The iSCSI initiator name of host @host: "iqn.2026-11.org.crpfs:<host>". */
+void crp_initiator_name(const char *host, char *buf, size_t len);
+
+/* Events seen in UNIT ATTENTIONs, accumulated until crp_member_take_events. */
+enum {
+	CRP_EV_RESET = 1u << 0,	       /* power on, reset, bus device reset (29h) */
+	CRP_EV_RES_PREEMPTED = 1u << 1, /* 2Ah/03h reservations preempted */
+	CRP_EV_RES_RELEASED = 1u << 2,	/* 2Ah/04h reservations released */
+	CRP_EV_REG_PREEMPTED = 1u << 3, /* 2Ah/05h registrations preempted */
+	CRP_EV_PARAMS_CHANGED = 1u << 4, /* other 2Ah, 3Fh */
+	CRP_EV_NEXUS_LOST = 1u << 5,	/* session lost: every reservation gone */
+};
+
+/* Per-member counters: updated by the I/O thread, read by anyone. */
+struct crp_member_counters {
+	atomic_uint_fast64_t cmds[CRP_OPC_MAX]; /* completed commands by class */
+	atomic_uint_fast64_t bytes_read;
+	atomic_uint_fast64_t bytes_written;
+	atomic_uint_fast64_t conflicts;	 /* RESERVATION CONFLICT statuses */
+	atomic_uint_fast64_t ua_retries; /* UNIT ATTENTIONs retried */
+	atomic_uint_fast64_t timeouts;
+	atomic_uint_fast64_t errors;	 /* other failed commands */
+	atomic_uint_fast64_t busy_ns;	 /* sum of command latencies */
+};
+
+struct crp_member;
+
+/*
+ * Open a member and start its I/O thread.  Checks that the unit answers
+ * (TEST UNIT READY, READ CAPACITY).  On error returns a negative error and
+ * writes a message naming the member and what to do into @err.
+ */
+int crp_member_open(const char *spec, const struct crp_member_opts *opts,
+		    struct crp_member **out, char *err, size_t errlen);
+/* Stop the I/O thread (completing anything queued with -CRP_EMEMBER) and
+ * close the nexus, which releases its SCSI-2 reservation. */
+void crp_member_close(struct crp_member *m);
+
+const char *crp_member_spec(const struct crp_member *m);
+const struct crp_spec *crp_member_parsed_spec(const struct crp_member *m);
+uint64_t crp_member_size(const struct crp_member *m);	    /* bytes */
+uint32_t crp_member_block_size(const struct crp_member *m); /* bytes */
+bool crp_member_failed(const struct crp_member *m);
+/* Why the member failed (0 if it has not). */
+int crp_member_fail_reason(const struct crp_member *m);
+uint32_t crp_member_default_timeout(const struct crp_member *m);
+
+/* Return and clear the CRP_EV_* bits seen since the last call. */
+unsigned crp_member_take_events(struct crp_member *m);
+
+struct crp_member_counters *crp_member_counters(struct crp_member *m);
+
+/*
+ * Queue @n commands for the I/O thread, in order.  Never blocks on I/O.
+ * Each command's @done runs in the I/O thread when it completes (after its
+ * chain, if any, has been issued).  A failed member completes them at once.
+ */
+void crp_member_submit(struct crp_member *m, struct crp_cmd *const *cmds, int n);
+
+/*
+ * Logical unit reset (task management): breaks a SCSI-2 reservation held by
+ * any nexus.  Synchronous, bounded by the member's timeout.
+ */
+int crp_member_lun_reset(struct crp_member *m);
+
+/*
+ * A completion group: commands on any number of members, waited for
+ * together.  crp_batch_add() takes the command's @done and @priv.
+ */
+struct crp_batch {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int pending;
+};
+
+void crp_batch_init(struct crp_batch *b);
+void crp_batch_destroy(struct crp_batch *b);
+void crp_batch_add(struct crp_batch *b, struct crp_cmd *cmd);
+/* Wait until every command added has completed (each is bounded by its own
+ * timeout, so this is too). */
+void crp_batch_wait(struct crp_batch *b);
+
+/* Submit one command and wait for it; returns its result. */
+int crp_member_exec(struct crp_member *m, struct crp_cmd *cmd);
+
+/* Convenience synchronous I/O in bytes (offset and length multiples of the
+ * block size); return 0 or the command's error. */
+int crp_member_read(struct crp_member *m, uint64_t off, void *buf, uint32_t len);
+int crp_member_write(struct crp_member *m, uint64_t off, const void *buf, uint32_t len);
+int crp_member_sync(struct crp_member *m);
+
+/* Text of the last failed command of this member for messages. */
+const char *crp_member_last_error(struct crp_member *m, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,33 @@
+/* Small helpers shared by every layer: clocks, alignment, random numbers. */
+#ifndef CRPFS_UTIL_H
+#define CRPFS_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CRP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define CRP_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define CRP_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define CRP_DIV_ROUND_UP(a, b) (((a) + (b) - 1) / (b))
+
+/* Alignment of every I/O buffer handed to a member or the parity engine. */
+#define CRP_BUF_ALIGN 64
+
+/* Monotonic clock, nanoseconds. */
+uint64_t crp_now_ns(void);
+/* Wall clock, nanoseconds since the epoch. */
+uint64_t crp_wall_ns(void);
+void crp_sleep_ns(uint64_t ns);
+
+/* Aligned, zeroed allocation (CRP_BUF_ALIGN); free with free(). NULL on ENOMEM. */
+void *crp_alloc_buf(size_t len);
+
+/* A thread-safe pseudo-random 64-bit value (xorshift seeded per thread). */
+uint64_t crp_random(void);
+
+static inline int crp_is_pow2(uint64_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+#endif

@@ -1,0 +1,90 @@
+/*
+ * Private to the member layer and its transports.
+ *
+ * A transport supplies struct crp_transport_ops and runs the member's I/O
+ * thread.  The generic code in member.c owns the submission queue, the
+ * counters, UNIT ATTENTION retries and command chaining; a transport only
+ * moves bytes:
+ *
+ *   I/O thread loop:
+ *     cmds = crp_member_dequeue(m)            take everything queued, in order
+ *     for each: crp_member_prepare(m, cmd)     stamps issue time and deadline
+ *               send it (or execute it)
+ *     on each completion: fill cmd->status, sense, resid, then
+ *               crp_member_complete(m, cmd)     may call ops->issue() for a
+ *                                               retry or a chained command
+ *     a command past cmd->deadline_ns: crp_member_fail(m, -ETIMEDOUT) and
+ *               complete it with status CRP_SAM_NONE, result -ETIMEDOUT
+ */
+#ifndef CRPFS_MEMBER_I_H
+#define CRPFS_MEMBER_I_H
+
+#include "crpfs/member.h"
+
+struct crp_transport_ops {
+	const char *name;
+	/* Open the nexus, fill m->size and m->block_size, start the I/O thread. */
+	int (*open)(struct crp_member *m, char *err, size_t errlen);
+	/* Stop the I/O thread, complete anything outstanding, close the nexus. */
+	void (*close)(struct crp_member *m);
+	/* Commands were queued: wake the I/O thread.  Any thread. */
+	void (*kick)(struct crp_member *m);
+	/*
+	 * Send @cmd now, ahead of anything still queued.  Called only from the
+	 * I/O thread (by crp_member_complete for retries and chains); must not
+	 * complete @cmd before returning.
+	 */
+	void (*issue)(struct crp_member *m, struct crp_cmd *cmd);
+	/* Logical unit reset; any thread other than the I/O thread. */
+	int (*lun_reset)(struct crp_member *m);
+};
+
+extern const struct crp_transport_ops crp_transport_file;
+extern const struct crp_transport_ops crp_transport_iscsi;
+extern const struct crp_transport_ops crp_transport_sg;
+
+struct crp_member {
+	struct crp_spec spec;
+	char host[256];
+	struct crp_member_opts opts; /* opts.host points at host[] */
+	const struct crp_transport_ops *ops;
+	void *tp; /* the transport's state */
+
+	uint64_t size;	     /* bytes; set by ops->open */
+	uint32_t block_size; /* bytes; set by ops->open */
+
+	atomic_int failed;     /* 0, or the negative error that failed it */
+	atomic_uint events;    /* CRP_EV_* */
+	struct crp_member_counters ctr;
+
+	pthread_mutex_t qmu;	/* protects qhead, qtail, last_err */
+	struct crp_cmd *qhead;
+	struct crp_cmd *qtail;
+	char last_err[256];
+};
+
+/* Take every queued command, in submission order (NULL-terminated list
+ * through q_next). */
+struct crp_cmd *crp_member_dequeue(struct crp_member *m);
+
+/* Stamp @cmd as issued now, with its deadline. */
+void crp_member_prepare(struct crp_member *m, struct crp_cmd *cmd);
+
+/*
+ * A command completed (status, sense, resid filled, or status CRP_SAM_NONE
+ * with result set to a transport error).  Counts it, retries UNIT
+ * ATTENTION through ops->issue, issues the chain on GOOD, and runs @done.
+ * I/O thread only.
+ */
+void crp_member_complete(struct crp_member *m, struct crp_cmd *cmd);
+
+/* Complete @cmd with a transport error without it reaching the unit. */
+void crp_member_abort(struct crp_member *m, struct crp_cmd *cmd, int err);
+
+/* Mark the member failed with @err (first reason sticks) and log it. */
+void crp_member_fail(struct crp_member *m, int err);
+
+/* Record an event bit (CRP_EV_*). */
+void crp_member_note_event(struct crp_member *m, unsigned ev);
+
+#endif

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Runs crpfs's tests and prints one closing line: "N passed, N failed".
+#
+#   tests/run-tests.sh unit         Check suites that need no target daemon
+#   tests/run-tests.sh integration  suites against a real tgtd, and the
+#                                   shell tests in tests/it/ on real mounts
+#   tests/run-tests.sh all          both
+#
+# A test that cannot run (no root, no /dev/fuse, no tgtd) fails and says why:
+# nothing here skips.
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+what=${1:-all}
+export CRPFS_BUILD=$PWD/$BUILD
+export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-300}
+
+passed=0
+failed=0
+failures=()
+
+run() {
+	local name=$1
+	shift
+	local start=$SECONDS
+	echo "=== $name"
+	if "$@"; then
+		passed=$((passed + 1))
+		echo "--- PASS $name ($((SECONDS - start)) s)"
+	else
+		failed=$((failed + 1))
+		failures+=("$name")
+		echo "--- FAIL $name ($((SECONDS - start)) s)"
+	fi
+}
+
+is_integration() {
+	case "$1" in
+	check_tgt_* | check_it_*) return 0 ;;
+	*) return 1 ;;
+	esac
+}
+
+if [ "$what" = unit ] || [ "$what" = all ]; then
+	for t in "$BUILD"/tests/check_*; do
+		[ -x "$t" ] || continue
+		n=$(basename "$t")
+		is_integration "$n" && continue
+		run "$n" "$t"
+	done
+fi
+
+if [ "$what" = integration ] || [ "$what" = all ]; then
+	for t in "$BUILD"/tests/check_*; do
+		[ -x "$t" ] || continue
+		n=$(basename "$t")
+		is_integration "$n" || continue
+		run "$n" "$t"
+	done
+	for t in tests/it/*.sh; do
+		[ -f "$t" ] || continue
+		run "$(basename "$t" .sh)" bash "$t"
+	done
+fi
+
+if [ "$failed" -gt 0 ]; then
+	echo "failed: ${failures[*]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
