@@ -1,0 +1,81 @@
+/*
+ * What `crpfs status` and `crpfs fsck` need from the library, without a
+ * mount: read the labels and superblock, check everything.
+ */
+#ifndef CRPFS_STATUS_H
+#define CRPFS_STATUS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "crpfs/geom.h"
+
+#define CRP_MAX_HOSTS 64
+
+struct crp_status_member {
+	char spec[1024];
+	int index;	 /* position in the array, from its label; -1 if unknown */
+	uint64_t size;	 /* bytes */
+	char state[16];	 /* "ok", "failed", "missing", "foreign" */
+	char detail[160]; /* why, when not ok */
+};
+
+struct crp_status_slot {
+	int slot;
+	char host[64];	      /* "" when free */
+	uint64_t heartbeat;   /* counter */
+	uint64_t heartbeat_wall_ns; /* time of the last beat, wall clock */
+	char state[16];	      /* "free", "alive", "dead", "recovering" */
+};
+
+struct crp_status {
+	char uuid[37];
+	char label[64];
+	int level;
+	uint32_t chunk_size;	/* bytes */
+	uint64_t data_offset;	/* bytes from the start of each member */
+	char lock_mode[16];	/* "reserve" or "pr" */
+	int nmembers;
+	struct crp_status_member members[CRP_MAX_MEMBERS];
+	int max_hosts;
+	struct crp_status_slot slots[CRP_MAX_HOSTS];
+	uint64_t bytes_total, bytes_used;
+	uint64_t inodes_total, inodes_used;
+};
+
+/* Read the state of the array on @specs (any order).  Opens the members
+ * read-only in spirit: takes no reservation and writes nothing. */
+int crp_status_read(const char *const *specs, int n, const char *host, struct crp_status *out,
+		    char *err, size_t errlen);
+
+/* fsck(8) exit codes. */
+enum {
+	CRP_FSCK_OK = 0,
+	CRP_FSCK_CORRECTED = 1,
+	CRP_FSCK_UNCORRECTED = 4,
+	CRP_FSCK_OPERATIONAL = 8,
+	CRP_FSCK_USAGE = 16,
+};
+
+struct crp_fsck_opts {
+	bool repair;
+	const char *host;
+	/* Called for each problem found or fixed (the core does not print). */
+	void (*say)(void *ctx, const char *msg);
+	void *ctx;
+};
+
+struct crp_fsck_result {
+	uint64_t inodes_checked;
+	uint64_t blocks_checked;
+	uint64_t stripes_checked;
+	uint64_t problems;	/* found */
+	uint64_t fixed;		/* repaired (only with repair) */
+};
+
+/* Check every metadata structure, checksum and stripe's parity.  Returns a
+ * CRP_FSCK_* code (>= 0), or a negative error if the check could not run. */
+int crp_fsck_run(const char *const *specs, int n, const struct crp_fsck_opts *opts,
+		 struct crp_fsck_result *res, char *err, size_t errlen);
+
+#endif
