@@ -101,6 +101,16 @@ int crp_array_read(struct crp_array *a, uint64_t off, void *buf, size_t len);
  */
 int crp_array_write(struct crp_array *a, uint64_t off, const void *buf, size_t len);
 
+/* Several writes as one batch: their stripe transactions run in order, and
+ * a member lock needed by the next transaction may stay cached between them
+ * (within the hold-time bound).  Ranges must not overlap. */
+struct crp_array_iov {
+	uint64_t off;
+	const void *buf;
+	size_t len;
+};
+int crp_array_writev(struct crp_array *a, const struct crp_array_iov *iov, int n);
+
 /* SYNCHRONIZE CACHE on every member: what was written is durable. */
 int crp_array_sync(struct crp_array *a);
 

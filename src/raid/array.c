@@ -1,0 +1,679 @@
+/*
+ * The array: opening members, the read path (unlocked, retried on another
+ * host's reservation, rebuilt from parity around a failed member), the
+ * write path (one stripe transaction per stripe, stripe.c), verification
+ * and repair of a stripe, and breaking a dead host's locks.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "crpfs/err.h"
+#include "crpfs/log.h"
+#include "crpfs/parity.h"
+#include "crpfs/util.h"
+#include "array_i.h"
+
+uint64_t crp_pr_key_for_host(const char *host)
+{
+	uint64_t k = XXH3_64bits(host, strlen(host));
+
+	return k ? k : 1;
+}
+
+static int register_pr(struct crp_array *a, int i)
+{
+	struct crp_cmd c;
+	uint8_t param[24];
+
+	crp_cmd_init(&c);
+	crp_cdb_pr_out(&c, CRP_PROUT_REGISTER_IGNORE, 0, 0, a->pr_key, param);
+	return crp_member_exec(a->m[i], &c);
+}
+
+int crp_array_open(const char *const *specs, int n, const struct crp_array_opts *opts,
+		   struct crp_array **out, char *err, size_t errlen)
+{
+	struct crp_array *a;
+	struct crp_member_opts mo = { 0 };
+	int r = 0;
+
+	*out = NULL;
+	if (n < 1 || n > CRP_MAX_MEMBERS) {
+		snprintf(err, errlen, "an array has 1 to %d members, not %d", CRP_MAX_MEMBERS, n);
+		return -EINVAL;
+	}
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	if (opts)
+		a->opts = *opts;
+	if (!a->opts.timeout_ms)
+		a->opts.timeout_ms = CRP_DEFAULT_TIMEOUT_MS;
+	if (a->opts.host && a->opts.host[0])
+		snprintf(a->host, sizeof(a->host), "%s", a->opts.host);
+	else if (gethostname(a->host, sizeof(a->host) - 1) < 0 || !a->host[0])
+		snprintf(a->host, sizeof(a->host), "localhost");
+	a->opts.host = a->host;
+	a->pr_key = a->opts.pr_key ? a->opts.pr_key : crp_pr_key_for_host(a->host);
+	if (a->opts.max_hold_us == UINT32_MAX)
+		a->max_hold_ns = 0;
+	else
+		a->max_hold_ns = (uint64_t)(a->opts.max_hold_us ? a->opts.max_hold_us :
+					    CRP_DEFAULT_MAX_HOLD_US) * 1000ull;
+	for (int i = 0; i < CRP_MAX_MEMBERS; i++)
+		crp_mlock_init(&a->lk[i]);
+
+	mo.host = a->host;
+	mo.timeout_ms = a->opts.timeout_ms;
+	mo.create = a->opts.create;
+	mo.create_size = a->opts.create_size;
+	a->min_size = UINT64_MAX;
+	for (int i = 0; i < n; i++) {
+		for (int j = 0; j < i; j++) {
+			if (!strcmp(specs[i], specs[j])) {
+				snprintf(err, errlen, "member '%s' is given twice", specs[i]);
+				r = -EINVAL;
+				goto out;
+			}
+		}
+		r = crp_member_open(specs[i], &mo, &a->m[i], err, errlen);
+		if (r < 0)
+			goto out;
+		a->n = i + 1;
+		a->block_size = CRP_MAX(a->block_size, crp_member_block_size(a->m[i]));
+		a->min_size = CRP_MIN(a->min_size, crp_member_size(a->m[i]));
+	}
+	if (a->opts.lock_mode == CRP_LOCK_PR) {
+		for (int i = 0; i < n; i++) {
+			r = register_pr(a, i);
+			if (r < 0) {
+				snprintf(err, errlen,
+					 "member '%s': PERSISTENT RESERVE OUT REGISTER failed: %s "
+					 "(does the target support persistent reservations?)",
+					 specs[i], crp_strerror(r));
+				goto out;
+			}
+		}
+	}
+	*out = a;
+	a = NULL;
+out:
+	if (a)
+		crp_array_close(a);
+	return r;
+}
+
+void crp_array_close(struct crp_array *a)
+{
+	if (!a)
+		return;
+	crp_array_drop_locks(a);
+	if (a->opts.lock_mode == CRP_LOCK_PR) {
+		/* Unregister: a zero service action key removes our registration. */
+		for (int i = 0; i < a->n; i++) {
+			struct crp_cmd c;
+			uint8_t param[24];
+
+			if (crp_member_failed(a->m[i]))
+				continue;
+			crp_cmd_init(&c);
+			crp_cdb_pr_out(&c, CRP_PROUT_REGISTER_IGNORE, 0, 0, 0, param);
+			crp_member_exec(a->m[i], &c);
+		}
+	}
+	for (int i = 0; i < a->n; i++)
+		crp_member_close(a->m[i]);
+	for (int i = 0; i < CRP_MAX_MEMBERS; i++)
+		crp_mlock_destroy(&a->lk[i]);
+	free(a);
+}
+
+int crp_array_set_geometry(struct crp_array *a, const struct crp_geom *g)
+{
+	if (g->nmembers != a->n || g->chunk % a->block_size || g->data_offset % a->block_size)
+		return -CRP_EGEOMETRY;
+	if (g->data_offset + g->nstripes * (uint64_t)g->chunk > a->min_size)
+		return -CRP_EGEOMETRY;
+	a->g = *g;
+	a->has_geom = true;
+	return 0;
+}
+
+const struct crp_geom *crp_array_geom(const struct crp_array *a)
+{
+	return &a->g;
+}
+
+int crp_array_nmembers(const struct crp_array *a)
+{
+	return a->n;
+}
+
+struct crp_member *crp_array_member(struct crp_array *a, int i)
+{
+	return i >= 0 && i < a->n ? a->m[i] : NULL;
+}
+
+uint64_t crp_array_min_member_size(const struct crp_array *a)
+{
+	return a->min_size;
+}
+
+uint32_t crp_array_block_size(const struct crp_array *a)
+{
+	return a->block_size;
+}
+
+struct crp_host_counters *crp_array_counters(struct crp_array *a)
+{
+	return &a->ctr;
+}
+
+enum crp_lock_mode crp_array_lock_mode(const struct crp_array *a)
+{
+	return a->opts.lock_mode;
+}
+
+uint64_t crp_array_pr_key(const struct crp_array *a)
+{
+	return a->pr_key;
+}
+
+void crp_array_set_txn_hook(struct crp_array *a, crp_txn_hook_fn fn, void *ctx)
+{
+	a->txn_hook = fn;
+	a->txn_hook_ctx = ctx;
+}
+
+static int check_io(const struct crp_array *a, uint64_t off, size_t len)
+{
+	if (!a->has_geom)
+		return -CRP_EGEOMETRY;
+	if (off % a->block_size || len % a->block_size)
+		return -EINVAL;
+	if (off + len < off || off + len > crp_geom_capacity(&a->g))
+		return -ERANGE;
+	return 0;
+}
+
+/*
+ * Rebuild rows [off, off+len) of stripe @s's member @bad from the others
+ * into @out.  Reads are unlocked (the caller holds locks if it needs them).
+ */
+static int rebuild_rows(struct crp_array *a, uint64_t s, int bad, uint32_t off, uint32_t len,
+			uint8_t *out)
+{
+	const struct crp_geom *g = &a->g;
+	struct crp_cmd cmds[CRP_MAX_MEMBERS];
+	void *data[CRP_MAX_MEMBERS];
+	uint8_t *mem, *p = NULL, *q = NULL;
+	int fail[2], nfail = 0, r = 0, pm, qm, role;
+	struct crp_batch b;
+
+	mem = crp_alloc_buf((size_t)len * (size_t)(g->ndata + 2));
+	if (!mem)
+		return -ENOMEM;
+	crp_geom_parity(g, s, &pm, &qm);
+	for (int d = 0; d < g->ndata; d++)
+		data[d] = mem + (size_t)d * len;
+	p = mem + (size_t)g->ndata * len;
+	if (qm >= 0)
+		q = p + len;
+
+	crp_batch_init(&b);
+	for (int m = 0; m < a->n; m++) {
+		struct crp_cmd *c = &cmds[m];
+		uint32_t bs = crp_member_block_size(a->m[m]);
+		uint64_t moff = crp_geom_member_off(g, s, off);
+		void *buf;
+
+		role = crp_geom_role(g, s, m);
+		buf = role == CRP_ROLE_P ? (void *)p : role == CRP_ROLE_Q ? (void *)q : data[role];
+		if (m == bad || crp_member_failed(a->m[m])) {
+			if (nfail == 2) {
+				r = -CRP_EDEGRADED;
+				continue;
+			}
+			fail[nfail++] = role == CRP_ROLE_P ? g->ndata :
+					role == CRP_ROLE_Q ? g->ndata + 1 : role;
+			continue;
+		}
+		crp_cmd_init(c);
+		crp_cdb_read16(c, moff / bs, len / bs, buf, len);
+		crp_batch_add(&b, c);
+		crp_member_submit(a->m[m], &c, 1);
+	}
+	crp_batch_wait(&b);
+	crp_batch_destroy(&b);
+	if (r < 0)
+		goto out;
+	for (int m = 0; m < a->n; m++) {
+		if (m == bad || crp_member_failed(a->m[m]))
+			continue;
+		if (cmds[m].result) {
+			r = cmds[m].result;
+			goto out;
+		}
+	}
+	if (nfail == 2 && !q) {
+		r = -CRP_EDEGRADED;
+		goto out;
+	}
+	r = crp_parity_rebuild(g->ndata, len, data, p, q, fail, nfail);
+	if (r < 0)
+		goto out;
+	role = crp_geom_role(g, s, bad);
+	memcpy(out, role == CRP_ROLE_P ? p : role == CRP_ROLE_Q ? q : (uint8_t *)data[role], len);
+out:
+	free(mem);
+	return r;
+}
+
+struct piece {
+	uint64_t s;
+	int member;
+	uint32_t off, len;
+	uint8_t *buf;
+};
+
+int crp_array_read(struct crp_array *a, uint64_t off, void *buf, size_t len)
+{
+	uint64_t deadline;
+	unsigned attempt = 0;
+	struct piece *pc = NULL;
+	struct crp_cmd *cmds = NULL;
+	bool *done = NULL;
+	size_t np = 0, cap;
+	int r = check_io(a, off, len);
+
+	if (r < 0 || len == 0)
+		return r;
+	cap = len / a->g.chunk + 2;
+	pc = calloc(cap, sizeof(*pc));
+	cmds = calloc(cap, sizeof(*cmds));
+	done = calloc(cap, sizeof(*done));
+	if (!pc || !cmds || !done) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t o = 0; o < len; np++) {
+		struct crp_loc loc;
+		uint32_t n;
+
+		crp_geom_map(&a->g, off + o, &loc);
+		n = (uint32_t)CRP_MIN((uint64_t)(a->g.chunk - loc.chunk_off), len - o);
+		pc[np] = (struct piece){ loc.stripe, loc.member, loc.chunk_off, n, (uint8_t *)buf + o };
+		o += n;
+	}
+
+	deadline = crp_lock_deadline_ns(a);
+	for (;;) {
+		struct crp_batch b;
+		bool conflict = false;
+
+		crp_batch_init(&b);
+		for (size_t i = 0; i < np; i++) {
+			struct crp_member *m = a->m[pc[i].member];
+			uint32_t bs = crp_member_block_size(m);
+			struct crp_cmd *c = &cmds[i];
+
+			if (done[i] || crp_member_failed(m))
+				continue;
+			crp_cmd_init(c);
+			crp_cdb_read16(c, crp_geom_member_off(&a->g, pc[i].s, pc[i].off) / bs,
+				       pc[i].len / bs, pc[i].buf, pc[i].len);
+			crp_batch_add(&b, c);
+			crp_member_submit(m, &c, 1);
+		}
+		crp_batch_wait(&b);
+		crp_batch_destroy(&b);
+		for (size_t i = 0; i < np; i++) {
+			if (done[i])
+				continue;
+			if (crp_member_failed(a->m[pc[i].member])) {
+				/* Degraded: rebuild this piece from the rest of its stripe. */
+				r = rebuild_rows(a, pc[i].s, pc[i].member, pc[i].off, pc[i].len,
+						 pc[i].buf);
+				if (r < 0)
+					goto out;
+				atomic_fetch_add(&a->ctr.degraded_reads, 1);
+				done[i] = true;
+			} else if (cmds[i].result == 0) {
+				done[i] = true;
+			} else if (cmds[i].result == -CRP_ECONFLICT) {
+				conflict = true;
+			} else {
+				r = cmds[i].result;
+				goto out;
+			}
+		}
+		if (!conflict)
+			break;
+		/* reserve mode: another host holds a member for its transaction. */
+		atomic_fetch_add(&a->ctr.read_conflict_retries, 1);
+		if (crp_now_ns() > deadline) {
+			r = -ETIMEDOUT;
+			goto out;
+		}
+		crp_lock_backoff(a, CRP_MIN(attempt++, 4u));
+	}
+	r = 0;
+out:
+	free(pc);
+	free(cmds);
+	free(done);
+	return r;
+}
+
+/* Split one range into per-stripe transactions; the members of the next
+ * stripe are announced as queued work so that shared locks stay cached. */
+struct wpiece {
+	uint64_t s;
+	const uint8_t *src[CRP_MAX_MEMBERS];
+	uint32_t lo[CRP_MAX_MEMBERS], hi[CRP_MAX_MEMBERS];
+};
+
+static size_t split_stripes(const struct crp_array *a, const struct crp_array_iov *iov, int n,
+			    struct wpiece **out)
+{
+	const struct crp_geom *g = &a->g;
+	uint64_t sb = crp_geom_stripe_bytes(g);
+	size_t cap = 0, np = 0;
+	struct wpiece *w = NULL;
+
+	for (int i = 0; i < n; i++)
+		cap += iov[i].len / sb + 2;
+	w = calloc(cap ? cap : 1, sizeof(*w));
+	if (!w)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		uint64_t off = iov[i].off;
+		const uint8_t *src = iov[i].buf;
+		size_t left = iov[i].len;
+
+		while (left) {
+			struct crp_loc loc;
+			uint32_t take;
+
+			crp_geom_map(g, off, &loc);
+			if (np == 0 || w[np - 1].s != loc.stripe || w[np - 1].src[loc.didx]) {
+				np++;
+				w[np - 1].s = loc.stripe;
+			}
+			take = (uint32_t)CRP_MIN((uint64_t)(g->chunk - loc.chunk_off), left);
+			w[np - 1].src[loc.didx] = src;
+			w[np - 1].lo[loc.didx] = loc.chunk_off;
+			w[np - 1].hi[loc.didx] = loc.chunk_off + take;
+			src += take;
+			off += take;
+			left -= take;
+		}
+	}
+	*out = w;
+	return np;
+}
+
+int crp_array_writev(struct crp_array *a, const struct crp_array_iov *iov, int n)
+{
+	struct wpiece *w = NULL;
+	size_t np;
+	int r = 0;
+
+	for (int i = 0; i < n; i++) {
+		r = check_io(a, iov[i].off, iov[i].len);
+		if (r < 0)
+			return r;
+	}
+	np = split_stripes(a, iov, n, &w);
+	if (!w)
+		return -ENOMEM;
+	for (size_t i = 0; i < np && r == 0; i++) {
+		int next[CRP_MAX_MEMBERS], nn = 0;
+
+		if (i + 1 < np) {
+			nn = crp_stripe_members(a, w[i + 1].s, w[i + 1].src, next);
+			crp_mlock_queue(a, next, nn, +1);
+		}
+		r = crp_stripe_write(a, w[i].s, w[i].src, w[i].lo, w[i].hi);
+		if (nn)
+			crp_mlock_queue(a, next, nn, -1);
+	}
+	free(w);
+	return r;
+}
+
+int crp_array_write(struct crp_array *a, uint64_t off, const void *buf, size_t len)
+{
+	struct crp_array_iov iov = { off, buf, len };
+
+	if (len == 0)
+		return check_io(a, off, 0);
+	return crp_array_writev(a, &iov, 1);
+}
+
+int crp_array_sync(struct crp_array *a)
+{
+	struct crp_cmd cmds[CRP_MAX_MEMBERS];
+	struct crp_batch b;
+	int r = 0;
+
+	crp_batch_init(&b);
+	for (int i = 0; i < a->n; i++) {
+		struct crp_cmd *c = &cmds[i];
+
+		crp_cmd_init(c);
+		crp_cdb_sync_cache16(c);
+		crp_batch_add(&b, c);
+		crp_member_submit(a->m[i], &c, 1);
+	}
+	crp_batch_wait(&b);
+	crp_batch_destroy(&b);
+	for (int i = 0; i < a->n; i++)
+		if (cmds[i].result && !r)
+			r = cmds[i].result;
+	return r;
+}
+
+void crp_array_drop_locks(struct crp_array *a)
+{
+	int all[CRP_MAX_MEMBERS];
+
+	for (int i = 0; i < a->n; i++)
+		all[i] = i;
+	crp_mlock_take_local(a, all, a->n);
+	crp_lock_release_now(a, all, a->n);
+	crp_mlock_give_local(a, all, a->n);
+}
+
+/* Take the locks of every member of the stripe (no reads), for verify and
+ * repair: nobody else is half-way through a transaction on it meanwhile. */
+static int lock_all(struct crp_array *a, const int *all)
+{
+	uint64_t deadline = crp_lock_deadline_ns(a);
+	unsigned attempt = 0;
+
+	if (a->opts.debug & CRP_DEBUG_NO_LOCKS)
+		return 0;
+	for (;;) {
+		struct crp_cmd cmds[CRP_MAX_MEMBERS];
+		uint8_t params[CRP_MAX_MEMBERS][24];
+		bool sent[CRP_MAX_MEMBERS] = { false }, conflict = false;
+		struct crp_batch b;
+		int err = 0;
+
+		crp_batch_init(&b);
+		for (int i = 0; i < a->n; i++) {
+			struct crp_cmd *c = &cmds[i];
+
+			if (a->lk[all[i]].reserved)
+				continue;
+			crp_lock_cmd_reserve(a, c, params[i]);
+			crp_batch_add(&b, c);
+			crp_member_submit(a->m[all[i]], &c, 1);
+			sent[i] = true;
+		}
+		crp_batch_wait(&b);
+		crp_batch_destroy(&b);
+		for (int i = 0; i < a->n; i++) {
+			if (!sent[i])
+				continue;
+			if (cmds[i].result == 0)
+				crp_lock_taken(a, all[i]);
+			else if (cmds[i].result == -CRP_ECONFLICT)
+				conflict = true;
+			else if (!err)
+				err = cmds[i].result;
+		}
+		if (!conflict && !err)
+			return 0;
+		crp_lock_release_now(a, all, a->n);
+		if (err)
+			return err;
+		atomic_fetch_add(&a->ctr.lock_conflicts, 1);
+		if (crp_now_ns() > deadline)
+			return -ETIMEDOUT;
+		crp_lock_backoff(a, attempt++);
+	}
+}
+
+int crp_array_verify_stripe(struct crp_array *a, uint64_t s)
+{
+	const struct crp_geom *g = &a->g;
+	int all[CRP_MAX_MEMBERS], r, pm, qm;
+	struct crp_cmd cmds[CRP_MAX_MEMBERS];
+	void *data[CRP_MAX_MEMBERS];
+	uint8_t *mem, *p, *q;
+	struct crp_batch b;
+
+	if (!a->has_geom || s >= g->nstripes)
+		return -ERANGE;
+	mem = crp_alloc_buf((size_t)g->chunk * (size_t)(g->ndata + 4));
+	if (!mem)
+		return -ENOMEM;
+	for (int d = 0; d < g->ndata; d++)
+		data[d] = mem + (size_t)d * g->chunk;
+	p = mem + (size_t)g->ndata * g->chunk;
+	q = p + g->chunk;
+	crp_geom_parity(g, s, &pm, &qm);
+	for (int i = 0; i < a->n; i++)
+		all[i] = i;
+
+	crp_mlock_take_local(a, all, a->n);
+	r = lock_all(a, all);
+	if (r < 0)
+		goto out;
+	crp_batch_init(&b);
+	for (int m = 0; m < a->n; m++) {
+		struct crp_cmd *c = &cmds[m];
+		uint32_t bs = crp_member_block_size(a->m[m]);
+		int role = crp_geom_role(g, s, m);
+		void *buf = role == CRP_ROLE_P ? (void *)p : role == CRP_ROLE_Q ? (void *)q : data[role];
+
+		crp_cmd_init(c);
+		crp_cdb_read16(c, crp_geom_member_off(g, s, 0) / bs, g->chunk / bs, buf, g->chunk);
+		crp_batch_add(&b, c);
+		crp_member_submit(a->m[m], &c, 1);
+	}
+	crp_batch_wait(&b);
+	crp_batch_destroy(&b);
+	crp_lock_release_now(a, all, a->n);
+	for (int m = 0; m < a->n; m++) {
+		if (cmds[m].result) {
+			r = cmds[m].result;
+			goto out;
+		}
+	}
+	r = crp_parity_verify(g->ndata, g->chunk, data, p, qm >= 0 ? q : NULL, q + g->chunk);
+out:
+	crp_mlock_give_local(a, all, a->n);
+	free(mem);
+	return r;
+}
+
+int crp_array_rebuild_range(struct crp_array *a, uint64_t off, void *buf, size_t len, int bad,
+			    bool repair)
+{
+	int all[CRP_MAX_MEMBERS], r = check_io(a, off, len);
+
+	if (r < 0)
+		return r;
+	if (bad < 0 || bad >= a->n)
+		return -EINVAL;
+	for (int i = 0; i < a->n; i++)
+		all[i] = i;
+	for (size_t o = 0; o < len;) {
+		struct crp_loc loc;
+		uint32_t n;
+
+		crp_geom_map(&a->g, off + o, &loc);
+		n = (uint32_t)CRP_MIN((uint64_t)(a->g.chunk - loc.chunk_off), len - o);
+		if (loc.member != bad) {
+			r = crp_array_read(a, off + o, (uint8_t *)buf + o, n);
+			if (r < 0)
+				return r;
+			o += n;
+			continue;
+		}
+		crp_mlock_take_local(a, all, a->n);
+		r = repair ? lock_all(a, all) : 0;
+		if (r == 0)
+			r = rebuild_rows(a, loc.stripe, bad, loc.chunk_off, n, (uint8_t *)buf + o);
+		if (r == 0 && repair && !crp_member_failed(a->m[bad])) {
+			uint32_t bs = crp_member_block_size(a->m[bad]);
+			struct crp_cmd c;
+
+			crp_cmd_init(&c);
+			crp_cdb_write16(&c, loc.member_off / bs, n / bs, (uint8_t *)buf + o, n, false);
+			r = crp_member_exec(a->m[bad], &c);
+			if (r == 0)
+				crp_warn("member %s: repaired %u bytes at array offset %llu from parity",
+					 crp_member_spec(a->m[bad]), n, (unsigned long long)(off + o));
+		}
+		if (repair)
+			crp_lock_release_now(a, all, a->n);
+		crp_mlock_give_local(a, all, a->n);
+		if (r < 0)
+			return r;
+		o += n;
+	}
+	return 0;
+}
+
+int crp_array_break_locks(struct crp_array *a, uint64_t victim_key)
+{
+	int r = 0;
+
+	for (int i = 0; i < a->n; i++) {
+		int e;
+
+		if (crp_member_failed(a->m[i]))
+			continue;
+		if (a->opts.lock_mode == CRP_LOCK_PR) {
+			struct crp_cmd c;
+			uint8_t param[24];
+
+			crp_cmd_init(&c);
+			crp_cdb_pr_out(&c, CRP_PROUT_PREEMPT, CRP_PR_TYPE_WRITE_EXCLUSIVE, a->pr_key,
+				       victim_key, param);
+			e = crp_member_exec(a->m[i], &c);
+			if (e == 0) {
+				/* PREEMPT hands us the victim's reservation, if it had one. */
+				a->lk[i].reserved = true;
+				a->lk[i].reserved_since_ns = crp_now_ns();
+				crp_lock_release_now(a, &i, 1);
+			}
+		} else {
+			e = crp_member_lun_reset(a->m[i]);
+			crp_member_take_events(a->m[i]);
+		}
+		if (e < 0 && !r)
+			r = e;
+	}
+	return r;
+}

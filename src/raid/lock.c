@@ -1,0 +1,211 @@
+/*
+ * Member locks: the local ownership that serializes this host's own
+ * transactions on a member, and the SCSI reservation that serializes hosts.
+ *
+ *   reserve mode   RESERVE(6) / RELEASE(6).  A whole-LU lock, reads
+ *                  included; freed when the nexus dies, broken by LU reset.
+ *   pr mode        PERSISTENT RESERVE OUT RESERVE / RELEASE, type Write
+ *                  Exclusive, with this host's registered key; others keep
+ *                  reading; a dead host is fenced by PREEMPT of its key.
+ *
+ * Caching: a transaction that finishes with a member keeps the reservation
+ * only if another local transaction already waits for that member and the
+ * reservation has been held for less than max_hold_us; otherwise its
+ * RELEASE is chained on the WRITE.  Other hosts are never starved for
+ * longer than that bound plus one transaction.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crpfs/err.h"
+#include "crpfs/log.h"
+#include "crpfs/util.h"
+#include "array_i.h"
+
+void crp_mlock_init(struct crp_mlock *l)
+{
+	memset(l, 0, sizeof(*l));
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_cond_init(&l->cv, NULL);
+}
+
+void crp_mlock_destroy(struct crp_mlock *l)
+{
+	pthread_cond_destroy(&l->cv);
+	pthread_mutex_destroy(&l->mu);
+}
+
+void crp_mlock_take_local(struct crp_array *a, const int *mem, int n)
+{
+	for (int k = 0; k < n; k++) {
+		struct crp_mlock *l = &a->lk[mem[k]];
+
+		pthread_mutex_lock(&l->mu);
+		while (l->busy) {
+			l->waiters++;
+			pthread_cond_wait(&l->cv, &l->mu);
+			l->waiters--;
+		}
+		l->busy = true;
+		pthread_mutex_unlock(&l->mu);
+	}
+}
+
+void crp_mlock_give_local(struct crp_array *a, const int *mem, int n)
+{
+	for (int k = n - 1; k >= 0; k--) {
+		struct crp_mlock *l = &a->lk[mem[k]];
+
+		pthread_mutex_lock(&l->mu);
+		l->busy = false;
+		pthread_cond_signal(&l->cv);
+		pthread_mutex_unlock(&l->mu);
+	}
+}
+
+void crp_mlock_queue(struct crp_array *a, const int *mem, int n, int delta)
+{
+	for (int k = 0; k < n; k++) {
+		struct crp_mlock *l = &a->lk[mem[k]];
+
+		pthread_mutex_lock(&l->mu);
+		l->queued += delta;
+		pthread_mutex_unlock(&l->mu);
+	}
+}
+
+void crp_lock_cmd_reserve(struct crp_array *a, struct crp_cmd *c, uint8_t param[24])
+{
+	crp_cmd_init(c);
+	if (a->opts.lock_mode == CRP_LOCK_PR)
+		crp_cdb_pr_out(c, CRP_PROUT_RESERVE, CRP_PR_TYPE_WRITE_EXCLUSIVE, a->pr_key, 0, param);
+	else
+		crp_cdb_reserve6(c);
+}
+
+void crp_lock_cmd_release(struct crp_array *a, struct crp_cmd *c, uint8_t param[24])
+{
+	crp_cmd_init(c);
+	if (a->opts.lock_mode == CRP_LOCK_PR)
+		crp_cdb_pr_out(c, CRP_PROUT_RELEASE, CRP_PR_TYPE_WRITE_EXCLUSIVE, a->pr_key, 0, param);
+	else
+		crp_cdb_release6(c);
+}
+
+void crp_lock_taken(struct crp_array *a, int i)
+{
+	a->lk[i].reserved = true;
+	a->lk[i].reserved_since_ns = crp_now_ns();
+	atomic_fetch_add(&a->ctr.lock_acquires, 1);
+}
+
+static void note_hold(struct crp_array *a, uint64_t since)
+{
+	uint64_t held = crp_now_ns() - since;
+	uint_fast64_t max = atomic_load(&a->ctr.lock_hold_max_ns);
+
+	atomic_fetch_add(&a->ctr.lock_hold_ns, held);
+	atomic_fetch_add(&a->ctr.lock_releases, 1);
+	while (held > max && !atomic_compare_exchange_weak(&a->ctr.lock_hold_max_ns, &max, held))
+		;
+}
+
+/* A heap RELEASE that outlives the transaction that issued it. */
+struct release_cmd {
+	struct crp_cmd cmd;
+	uint8_t param[24];
+	struct crp_array *a;
+	int member;
+};
+
+static void release_done(struct crp_cmd *cmd)
+{
+	struct release_cmd *rc = cmd->priv;
+
+	if (cmd->result && cmd->result != -ECANCELED && cmd->result != -CRP_EMEMBER)
+		crp_warn("member %s: releasing the reservation failed: %s",
+			 crp_member_spec(rc->a->m[rc->member]), crp_strerror(cmd->result));
+	free(rc);
+}
+
+struct crp_cmd *crp_lock_release_cmd(struct crp_array *a, int i)
+{
+	struct release_cmd *rc = calloc(1, sizeof(*rc));
+
+	if (!rc)
+		return NULL;
+	rc->a = a;
+	rc->member = i;
+	crp_lock_cmd_release(a, &rc->cmd, rc->param);
+	rc->cmd.done = release_done;
+	rc->cmd.priv = rc;
+	note_hold(a, a->lk[i].reserved_since_ns);
+	a->lk[i].reserved = false;
+	return &rc->cmd;
+}
+
+void crp_lock_release_now(struct crp_array *a, const int *mem, int n)
+{
+	struct crp_cmd cmds[CRP_MAX_MEMBERS];
+	uint8_t params[CRP_MAX_MEMBERS][24];
+	struct crp_batch b;
+	int sent = 0;
+
+	crp_batch_init(&b);
+	for (int k = 0; k < n; k++) {
+		int i = mem[k];
+		struct crp_cmd *c = &cmds[sent];
+
+		if (!a->lk[i].reserved)
+			continue;
+		note_hold(a, a->lk[i].reserved_since_ns);
+		a->lk[i].reserved = false;
+		crp_lock_cmd_release(a, c, params[sent]);
+		crp_batch_add(&b, c);
+		crp_member_submit(a->m[i], &c, 1);
+		sent++;
+	}
+	crp_batch_wait(&b);
+	crp_batch_destroy(&b);
+}
+
+bool crp_lock_keep(struct crp_array *a, int i)
+{
+	struct crp_mlock *l = &a->lk[i];
+	bool waiting;
+
+	if (!a->max_hold_ns || (a->opts.debug & (CRP_DEBUG_NO_LOCKS | CRP_DEBUG_EARLY_RELEASE)))
+		return false;
+	pthread_mutex_lock(&l->mu);
+	waiting = l->waiters > 0 || l->queued > 0;
+	pthread_mutex_unlock(&l->mu);
+	return waiting && crp_now_ns() - l->reserved_since_ns < a->max_hold_ns;
+}
+
+int crp_lock_check_events(struct crp_array *a, int i)
+{
+	unsigned ev = crp_member_take_events(a->m[i]);
+
+	if (ev & CRP_EV_REG_PREEMPTED)
+		return -CRP_EFENCED;
+	if (ev & (CRP_EV_RESET | CRP_EV_RES_PREEMPTED | CRP_EV_NEXUS_LOST))
+		return -CRP_ELOCKLOST;
+	return 0;
+}
+
+void crp_lock_backoff(struct crp_array *a, unsigned attempt)
+{
+	/* 100 us doubling to 25.6 ms, times a random factor in [0.5, 1.5). */
+	uint64_t base = 100000ull << CRP_MIN(attempt, 8u);
+	uint64_t ns = base / 2 + crp_random() % base;
+
+	atomic_fetch_add(&a->ctr.lock_backoffs, 1);
+	crp_sleep_ns(ns);
+}
+
+uint64_t crp_lock_deadline_ns(const struct crp_array *a)
+{
+	/* Generous: other hosts may hold members for many transactions. */
+	return crp_now_ns() + (uint64_t)a->opts.timeout_ms * 12ull * 1000000ull;
+}

@@ -1,0 +1,471 @@
+/*
+ * Stripe transactions: the parity update protocol.
+ *
+ * A write to one stripe is one transaction.  W is the set of members it
+ * writes (the data chunks it touches and the parity members), in ascending
+ * member order.
+ *
+ *   LOCAL    take this host's local ownership of every member of W, in
+ *            ascending order (blocking; local threads never deadlock).
+ *   LOCK+READ one round trip: for every member of W, RESERVE (unless the
+ *            reservation is cached) followed on the same nexus by the READ
+ *            of the old data / old parity it needs; reads of members not
+ *            written (reconstruct-write) go out in the same round.  All
+ *            members in parallel.  A READ counts only if its member's
+ *            RESERVE returned GOOD.
+ *   CONFLICT any RESERVE met RESERVATION CONFLICT: release every
+ *            reservation of W this host holds, sleep a randomized, growing
+ *            backoff, go back to LOCK+READ (bounded by the lock deadline).
+ *   COMPUTE  new parity: P' = P ^ D ^ D', Q' = Q ^ g^d (D ^ D')
+ *            (read-modify-write) or P, Q from the whole stripe
+ *            (reconstruct-write), whichever reads fewer chunks; a
+ *            full-stripe write reads nothing but still takes the locks.
+ *   WRITE+UNLOCK one round trip: data and parity WRITEs in parallel; each
+ *            member's RELEASE is chained on its WRITE and goes out from the
+ *            WRITE's completion in the member's I/O thread, unless a local
+ *            transaction is waiting for the member and the hold-time bound
+ *            allows keeping it.  The caller is answered when the WRITEs are
+ *            GOOD.
+ *   DONE     give back the local ownership.
+ *
+ * Invariant: no block of a stripe is read for an update or written unless
+ * this host holds the reservation of every member of W, taken before the
+ * first read.  A WRITE whose member saw a reset or preemption during the
+ * transaction (a retried UNIT ATTENTION) may have landed without our
+ * reservation: the transaction reports -CRP_ELOCKLOST and the caller must
+ * treat the stripe as needing resync.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crpfs/err.h"
+#include "crpfs/parity.h"
+#include "crpfs/util.h"
+#include "array_i.h"
+
+enum txn_mode { TXN_RMW, TXN_RCW, TXN_FULL };
+
+struct txn {
+	struct crp_array *a;
+	const struct crp_geom *g;
+	uint64_t s;
+	int p, q;			 /* parity members; q = -1 unless RAID-6 */
+	uint32_t lo, hi;		 /* parity rows touched, bytes within the chunk */
+	const uint8_t *const *src;	 /* new data per data chunk, or NULL */
+	const uint32_t *dlo, *dhi;	 /* range written per data chunk */
+	enum txn_mode mode;
+	int w[CRP_MAX_MEMBERS];		 /* members written, ascending */
+	int nw;
+	bool need_read[CRP_MAX_MEMBERS]; /* by member */
+	uint8_t *cur[CRP_MAX_MEMBERS];	 /* by data index: rows [lo, hi) */
+	uint8_t *old[CRP_MAX_MEMBERS];	 /* by data index, RMW: old rows [lo, hi) */
+	uint8_t *pbuf, *qbuf, *scratch;
+	void *mem;
+	struct crp_txn_stats st;
+};
+
+static bool written(const struct txn *t, int d)
+{
+	return t->src[d] != NULL;
+}
+
+static int cmp_int(const void *x, const void *y)
+{
+	return *(const int *)x - *(const int *)y;
+}
+
+/* Choose the mode and the members to read, as md does: fewer reads wins. */
+static void plan(struct txn *t)
+{
+	const struct crp_geom *g = t->g;
+	int nd = g->ndata, touched = 0, full = 0, rcw_reads = 0, rmw_reads;
+
+	t->lo = g->chunk;
+	t->hi = 0;
+	for (int d = 0; d < nd; d++) {
+		if (!written(t, d))
+			continue;
+		touched++;
+		t->lo = CRP_MIN(t->lo, t->dlo[d]);
+		t->hi = CRP_MAX(t->hi, t->dhi[d]);
+	}
+	for (int d = 0; d < nd; d++) {
+		if (written(t, d) && t->dlo[d] <= t->lo && t->dhi[d] >= t->hi)
+			full++;
+		else
+			rcw_reads++;
+	}
+	rmw_reads = touched + (g->level == 6 ? 2 : 1);
+
+	t->nw = 0;
+	for (int d = 0; d < nd; d++)
+		if (written(t, d))
+			t->w[t->nw++] = crp_geom_data_member(g, t->s, d);
+	t->w[t->nw++] = t->p;
+	if (t->q >= 0)
+		t->w[t->nw++] = t->q;
+	qsort(t->w, (size_t)t->nw, sizeof(int), cmp_int);
+
+	memset(t->need_read, 0, sizeof(t->need_read));
+	if (full == nd && t->lo == 0 && t->hi == g->chunk) {
+		t->mode = TXN_FULL;
+	} else if (rmw_reads < rcw_reads) {
+		t->mode = TXN_RMW;
+		for (int d = 0; d < nd; d++)
+			if (written(t, d))
+				t->need_read[crp_geom_data_member(g, t->s, d)] = true;
+		t->need_read[t->p] = true;
+		if (t->q >= 0)
+			t->need_read[t->q] = true;
+	} else {
+		t->mode = TXN_RCW;
+		for (int d = 0; d < nd; d++)
+			if (!(written(t, d) && t->dlo[d] <= t->lo && t->dhi[d] >= t->hi))
+				t->need_read[crp_geom_data_member(g, t->s, d)] = true;
+	}
+}
+
+static int alloc_bufs(struct txn *t)
+{
+	size_t rows = t->hi - t->lo, nbuf = (size_t)t->g->ndata * 2 + 4;
+	uint8_t *p;
+
+	t->mem = crp_alloc_buf(rows * nbuf);
+	if (!t->mem)
+		return -ENOMEM;
+	p = t->mem;
+	for (int d = 0; d < t->g->ndata; d++) {
+		t->cur[d] = p;
+		p += rows;
+		t->old[d] = p;
+		p += rows;
+	}
+	t->pbuf = p;
+	p += rows;
+	t->qbuf = p;
+	p += rows;
+	t->scratch = p;
+	return 0;
+}
+
+/* Where the READ of member @m lands, and which rows it covers. */
+static void read_target(struct txn *t, int m, uint8_t **buf, uint32_t *off, uint32_t *len)
+{
+	int role = crp_geom_role(t->g, t->s, m);
+
+	*off = t->lo;
+	*len = t->hi - t->lo;
+	if (role == CRP_ROLE_P) {
+		*buf = t->pbuf;
+	} else if (role == CRP_ROLE_Q) {
+		*buf = t->qbuf;
+	} else if (t->mode == TXN_RMW) {
+		*off = t->dlo[role];
+		*len = t->dhi[role] - t->dlo[role];
+		*buf = t->old[role] + (t->dlo[role] - t->lo);
+	} else {
+		*buf = t->cur[role];
+	}
+}
+
+static bool in_w(const struct txn *t, int m)
+{
+	for (int k = 0; k < t->nw; k++)
+		if (t->w[k] == m)
+			return true;
+	return false;
+}
+
+static void set_rw(struct txn *t, struct crp_cmd *c, int m, bool write, uint8_t *buf,
+		   uint32_t off, uint32_t len)
+{
+	uint32_t bs = crp_member_block_size(t->a->m[m]);
+	uint64_t moff = crp_geom_member_off(t->g, t->s, off);
+
+	crp_cmd_init(c);
+	if (write)
+		crp_cdb_write16(c, moff / bs, len / bs, buf, len, false);
+	else
+		crp_cdb_read16(c, moff / bs, len / bs, buf, len);
+}
+
+/*
+ * LOCK+READ until every member of W is ours and every read is in.
+ * Returns 0, or an error after releasing whatever it took.
+ */
+static int lock_and_read(struct txn *t)
+{
+	struct crp_array *a = t->a;
+	bool locks = !(a->opts.debug & CRP_DEBUG_NO_LOCKS);
+	uint64_t deadline = crp_lock_deadline_ns(a);
+	bool have_read[CRP_MAX_MEMBERS] = { false };
+	unsigned attempt = 0, read_retries = 0;
+
+	for (;;) {
+		struct crp_cmd res[CRP_MAX_MEMBERS], rd[CRP_MAX_MEMBERS];
+		uint8_t params[CRP_MAX_MEMBERS][24];
+		bool sent_res[CRP_MAX_MEMBERS] = { false }, sent_rd[CRP_MAX_MEMBERS] = { false };
+		bool conflict = false, read_conflict = false;
+		struct crp_batch b;
+		int err = 0, nsent = 0;
+
+		t->st.attempts++;
+		crp_batch_init(&b);
+		for (int m = 0; m < a->n; m++) {
+			struct crp_cmd *cmds[2];
+			int nc = 0;
+
+			if (locks && in_w(t, m)) {
+				if (a->lk[m].reserved) {
+					if (attempt == 0) {
+						t->st.cache_hits++;
+						atomic_fetch_add(&a->ctr.lock_cache_hits, 1);
+					}
+				} else {
+					crp_lock_cmd_reserve(a, &res[m], params[m]);
+					crp_batch_add(&b, &res[m]);
+					cmds[nc++] = &res[m];
+					sent_res[m] = true;
+					t->st.reserves++;
+				}
+			}
+			if (t->need_read[m] && !have_read[m]) {
+				uint8_t *buf;
+				uint32_t off, len;
+
+				read_target(t, m, &buf, &off, &len);
+				set_rw(t, &rd[m], m, false, buf, off, len);
+				crp_batch_add(&b, &rd[m]);
+				cmds[nc++] = &rd[m];
+				sent_rd[m] = true;
+				t->st.reads++;
+			}
+			if (nc) {
+				crp_member_submit(a->m[m], cmds, nc);
+				nsent++;
+			}
+		}
+		if (nsent) {
+			crp_batch_wait(&b);
+			t->st.round_trips++;
+		}
+		crp_batch_destroy(&b);
+
+		for (int m = 0; m < a->n; m++) {
+			if (sent_res[m]) {
+				if (res[m].result == 0)
+					crp_lock_taken(a, m);
+				else if (res[m].result == -CRP_ECONFLICT)
+					conflict = true;
+				else if (!err)
+					err = res[m].result;
+			}
+			if (!sent_rd[m])
+				continue;
+			/* A read of a locked member counts only if its lock is ours. */
+			if (locks && in_w(t, m) && !a->lk[m].reserved)
+				continue;
+			if (rd[m].result == 0)
+				have_read[m] = true;
+			else if (rd[m].result == -CRP_ECONFLICT && !in_w(t, m))
+				read_conflict = true;
+			else if (!err)
+				err = rd[m].result;
+		}
+		if (err) {
+			crp_lock_release_now(a, t->w, t->nw);
+			return err;
+		}
+		if (conflict) {
+			atomic_fetch_add(&a->ctr.lock_conflicts, 1);
+			crp_lock_release_now(a, t->w, t->nw);
+			memset(have_read, 0, sizeof(have_read));
+			if (crp_now_ns() > deadline)
+				return -ETIMEDOUT;
+			crp_lock_backoff(a, attempt++);
+			continue;
+		}
+		if (read_conflict) {
+			/* Another host holds a member we only read; we keep ours. */
+			atomic_fetch_add(&a->ctr.read_conflict_retries, 1);
+			if (crp_now_ns() > deadline) {
+				crp_lock_release_now(a, t->w, t->nw);
+				return -ETIMEDOUT;
+			}
+			crp_lock_backoff(a, CRP_MIN(read_retries++, 4u));
+			continue;
+		}
+		return 0;
+	}
+}
+
+/* COMPUTE: fill cur[] with the new data rows and pbuf/qbuf with new parity. */
+static void compute(struct txn *t)
+{
+	const struct crp_geom *g = t->g;
+	size_t rows = t->hi - t->lo;
+
+	for (int d = 0; d < g->ndata; d++) {
+		if (!written(t, d))
+			continue;
+		memcpy(t->cur[d] + (t->dlo[d] - t->lo), t->src[d], t->dhi[d] - t->dlo[d]);
+	}
+	if (t->mode == TXN_RMW) {
+		for (int d = 0; d < g->ndata; d++) {
+			uint32_t o, len;
+
+			if (!written(t, d))
+				continue;
+			o = t->dlo[d] - t->lo;
+			len = t->dhi[d] - t->dlo[d];
+			crp_parity_p_update(len, t->old[d] + o, t->cur[d] + o, t->pbuf + o);
+			if (t->q >= 0)
+				crp_parity_q_update(d, len, t->old[d] + o, t->cur[d] + o, t->qbuf + o,
+						    t->scratch);
+		}
+		return;
+	}
+	if (t->q >= 0)
+		crp_parity_pq(g->ndata, rows, (void *const *)t->cur, t->pbuf, t->qbuf);
+	else
+		crp_parity_p(g->ndata, rows, (void *const *)t->cur, t->pbuf);
+}
+
+/* WRITE+UNLOCK. */
+static int write_and_unlock(struct txn *t, bool locks)
+{
+	struct crp_array *a = t->a;
+	struct crp_cmd wr[CRP_MAX_MEMBERS];
+	struct crp_batch b;
+	int err = 0;
+
+	crp_batch_init(&b);
+	for (int k = 0; k < t->nw; k++) {
+		int m = t->w[k], role = crp_geom_role(t->g, t->s, m);
+		struct crp_cmd *c = &wr[m];
+
+		if (role == CRP_ROLE_P)
+			set_rw(t, c, m, true, t->pbuf, t->lo, t->hi - t->lo);
+		else if (role == CRP_ROLE_Q)
+			set_rw(t, c, m, true, t->qbuf, t->lo, t->hi - t->lo);
+		else
+			set_rw(t, c, m, true, t->cur[role] + (t->dlo[role] - t->lo), t->dlo[role],
+			       t->dhi[role] - t->dlo[role]);
+		if (locks && a->lk[m].reserved && !crp_lock_keep(a, m)) {
+			c->chain = crp_lock_release_cmd(a, m);
+			if (c->chain)
+				t->st.releases++;
+		}
+		crp_batch_add(&b, c);
+		t->st.writes++;
+	}
+	for (int k = 0; k < t->nw; k++) {
+		struct crp_cmd *c = &wr[t->w[k]];
+
+		crp_member_submit(a->m[t->w[k]], &c, 1);
+	}
+	crp_batch_wait(&b);
+	crp_batch_destroy(&b);
+	t->st.round_trips++;
+
+	for (int k = 0; k < t->nw; k++) {
+		int m = t->w[k];
+
+		if (wr[m].result && !err)
+			err = wr[m].result;
+		/* A failed WRITE cancelled its chained RELEASE: the lock is still
+		 * ours unless the member is gone. */
+		if (wr[m].result && wr[m].chain && !crp_member_failed(a->m[m])) {
+			a->lk[m].reserved = true;
+			crp_lock_release_now(a, &m, 1);
+		}
+	}
+	return err;
+}
+
+int crp_stripe_members(struct crp_array *a, uint64_t s, const uint8_t *const *src, int *out)
+{
+	int n = 0, p, q;
+
+	crp_geom_parity(&a->g, s, &p, &q);
+	for (int d = 0; d < a->g.ndata; d++)
+		if (src[d])
+			out[n++] = crp_geom_data_member(&a->g, s, d);
+	out[n++] = p;
+	if (q >= 0)
+		out[n++] = q;
+	qsort(out, (size_t)n, sizeof(int), cmp_int);
+	return n;
+}
+
+int crp_stripe_write(struct crp_array *a, uint64_t s, const uint8_t *const *src,
+		     const uint32_t *lo, const uint32_t *hi)
+{
+	struct txn t = { .a = a, .g = &a->g, .s = s, .src = src, .dlo = lo, .dhi = hi };
+	bool locks = !(a->opts.debug & CRP_DEBUG_NO_LOCKS);
+	int r, lost = 0;
+
+	crp_geom_parity(&a->g, s, &t.p, &t.q);
+	plan(&t);
+	for (int k = 0; k < t.nw; k++)
+		if (crp_member_failed(a->m[t.w[k]]))
+			return -CRP_EDEGRADED;
+	for (int m = 0; m < a->n; m++)
+		if (t.need_read[m] && crp_member_failed(a->m[m]))
+			return -CRP_EDEGRADED;
+	r = alloc_bufs(&t);
+	if (r < 0)
+		return r;
+
+	crp_mlock_take_local(a, t.w, t.nw);
+	/* A reset or preemption seen before we start invalidates cached locks. */
+	for (int k = 0; k < t.nw; k++) {
+		int e = crp_lock_check_events(a, t.w[k]);
+
+		if (e == -CRP_EFENCED) {
+			r = e;
+			goto out;
+		}
+		if (e)
+			a->lk[t.w[k]].reserved = false;
+	}
+	r = lock_and_read(&t);
+	if (r < 0)
+		goto out;
+	if (locks && (a->opts.debug & CRP_DEBUG_EARLY_RELEASE))
+		crp_lock_release_now(a, t.w, t.nw);
+	compute(&t);
+	r = write_and_unlock(&t, locks);
+	for (int k = 0; k < t.nw; k++) {
+		int e = crp_lock_check_events(a, t.w[k]);
+
+		if (e) {
+			a->lk[t.w[k]].reserved = false;
+			if (!lost)
+				lost = e;
+		}
+	}
+	if (!r && lost) {
+		atomic_fetch_add(&a->ctr.lock_lost, 1);
+		r = lost;
+	}
+	if (r == 0) {
+		uint_fast64_t max = atomic_load(&a->ctr.max_round_trips);
+
+		atomic_fetch_add(&a->ctr.txns, 1);
+		atomic_fetch_add(&a->ctr.txn_round_trips, t.st.round_trips);
+		atomic_store(&a->ctr.last_round_trips, t.st.round_trips);
+		while (t.st.round_trips > max &&
+		       !atomic_compare_exchange_weak(&a->ctr.max_round_trips, &max, t.st.round_trips))
+			;
+		atomic_fetch_add(t.mode == TXN_FULL ? &a->ctr.full_stripe :
+				 t.mode == TXN_RMW ? &a->ctr.rmw : &a->ctr.rcw, 1);
+		if (a->txn_hook)
+			a->txn_hook(a->txn_hook_ctx, &t.st);
+	}
+out:
+	crp_mlock_give_local(a, t.w, t.nw);
+	free(t.mem);
+	return r;
+}
