@@ -1,0 +1,1010 @@
+/*
+ * The iSCSI transport: iscsi://HOST[:PORT]/IQN/LUN[?chap=FILE] through
+ * libiscsi.
+ *
+ * One iscsi_context per member.  crp_member_open creates it, connects and
+ * logs in from the caller's thread (bounded by the member's timeout), then
+ * hands it to the member's I/O thread, which owns it from then on: libiscsi
+ * is not thread-safe, so no other thread touches the context again.  Other
+ * threads talk to the I/O thread through the member's queue, an eventfd
+ * (kicks) and the LUN reset request below.
+ *
+ * The I/O thread polls the session's socket and the eventfd, wakes at least
+ * every 100 ms to check deadlines and to let libiscsi answer NOP-Ins, and
+ * keeps the commands it has sent on an in-flight list:
+ *
+ *   - a command past its deadline is cancelled locally and completes with
+ *     -ETIMEDOUT; the member is failed and the session dropped, since the
+ *     state of the nexus is then unknown;
+ *   - a lost session (the target closed it, the socket failed) completes
+ *     everything in flight with -CRP_ELOCKLOST, records CRP_EV_NEXUS_LOST
+ *     and fails the member.  Auto-reconnect is off: a reconnect would be a
+ *     new nexus without our reservations.
+ *
+ * Sense data: for CHECK CONDITION libiscsi keeps the SCSI Response data
+ * segment in task->datain (two bytes of SenseLength, then the sense bytes
+ * as the target sent them); those raw bytes are handed up, so decoding is
+ * the shared crp_sense_decode.  Should the segment be missing, fixed-format
+ * sense is rebuilt from libiscsi's parsed key and ASC/ASCQ.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <iscsi/iscsi.h>
+#include <iscsi/scsi-lowlevel.h>
+
+#include "crpfs/err.h"
+#include "crpfs/log.h"
+#include "crpfs/util.h"
+#include "member_i.h"
+
+#define IC_TICK_MS 100		   /* the I/O thread wakes at least this often */
+#define IC_LOGOUT_MAX_MS 2000	   /* bound on the logout at close */
+#define IC_CHAP_FILE_MAX (64 * 1024)
+
+/* One command in flight: owned by the I/O thread. */
+struct ic_io {
+	struct ic_state *st;
+	struct crp_cmd *cmd;
+	struct scsi_task *task;
+	struct ic_io *prev, *next;
+	int cancel_err; /* set before we cancel it ourselves: its result */
+};
+
+enum ic_login {
+	IC_LOGIN_CONNECTING,
+	IC_LOGIN_LOGGING_IN,
+	IC_LOGIN_DONE,
+	IC_LOGIN_FAILED,
+};
+
+enum ic_reset {
+	IC_RESET_IDLE,
+	IC_RESET_REQUESTED, /* by a caller, not yet sent */
+	IC_RESET_SENT,	    /* task management request in flight */
+	IC_RESET_DONE,	    /* rresult holds the answer */
+};
+
+struct ic_state {
+	struct crp_member *m;
+	char portal[300];
+	int efd; /* eventfd: kicks, stop, reset requests */
+	pthread_t thread;
+	bool thread_started;
+	atomic_bool stop;
+
+	/* I/O thread only (the opening thread until the I/O thread starts). */
+	struct iscsi_context *ctx; /* NULL once the session is dropped */
+	enum ic_login login;
+	enum ic_login login_failed_at; /* the stage that failed */
+	char login_err[256];	       /* libiscsi's reason, taken when it failed */
+	struct ic_io *inflight;
+	struct ic_io *cancelling;  /* the io being cancelled by us, until its callback */
+	struct crp_cmd *deferred;  /* completions that could not run inside issue() */
+	struct crp_cmd *deferred_tail;
+	bool lost;		   /* the session failed inside a libiscsi callback */
+	bool logout_done;
+
+	/* LUN reset request: protected by rmu (rserial serializes callers). */
+	pthread_mutex_t rserial;
+	pthread_mutex_t rmu;
+	pthread_cond_t rcv;
+	enum ic_reset rstate;
+	int rresult;
+	uint64_t rdeadline;  /* I/O thread: deadline of the request in flight */
+};
+
+static void ic_kick_fd(struct ic_state *st)
+{
+	uint64_t one = 1;
+
+	if (write(st->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		crp_warn("member %s: cannot wake the I/O thread: %s", st->m->spec.text,
+			 strerror(errno));
+}
+
+/* ---- credentials ------------------------------------------------------ */
+
+/*
+ * Read the CHAP user and secret from @path.  The file must be a regular file
+ * owned by root or by the effective uid, with no permission for group or
+ * others.  Format: GLib key file with a [chap] group holding "username" and
+ * "password"; a file without any group header is read as if it started with
+ * [chap].  The secret never appears in a message.
+ */
+static int read_chap(const struct crp_spec *spec, char **user, char **secret, char *err,
+		     size_t errlen)
+{
+	const char *path = spec->chap_file;
+	GKeyFile *kf = NULL;
+	GError *gerr = NULL;
+	char *buf = NULL;
+	size_t len = 0, off;
+	struct stat sb;
+	int fd = -1, r = 0;
+
+	*user = *secret = NULL;
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "member '%s': cannot open CHAP credentials file %s: %s",
+			 spec->text, path, strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &sb) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "member '%s': cannot stat CHAP credentials file %s: %s",
+			 spec->text, path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		r = -EPERM;
+		snprintf(err, errlen, "member '%s': CHAP credentials file %s is not a regular file",
+			 spec->text, path);
+		goto out;
+	}
+	if (sb.st_uid != 0 && sb.st_uid != geteuid()) {
+		r = -EPERM;
+		snprintf(err, errlen,
+			 "member '%s': CHAP credentials file %s is owned by uid %u, not by root "
+			 "or uid %u; refusing to use it",
+			 spec->text, path, (unsigned)sb.st_uid, (unsigned)geteuid());
+		goto out;
+	}
+	if (sb.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
+		r = -EPERM;
+		snprintf(err, errlen,
+			 "member '%s': CHAP credentials file %s is accessible by group or others "
+			 "(mode %04o); refusing to use it: chmod 600 %s",
+			 spec->text, path, (unsigned)(sb.st_mode & 07777), path);
+		goto out;
+	}
+	if (sb.st_size > IC_CHAP_FILE_MAX) {
+		r = -EFBIG;
+		snprintf(err, errlen, "member '%s': CHAP credentials file %s is too large",
+			 spec->text, path);
+		goto out;
+	}
+	/* Room for a "[chap]\n" header in front and a terminating NUL. */
+	buf = calloc(1, (size_t)sb.st_size + 16);
+	if (!buf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	off = 7;
+	for (;;) {
+		ssize_t n = read(fd, buf + off + len, (size_t)sb.st_size - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			snprintf(err, errlen, "member '%s': cannot read CHAP credentials file %s: %s",
+				 spec->text, path, strerror(errno));
+			goto out;
+		}
+		if (n == 0 || (len += (size_t)n) >= (size_t)sb.st_size)
+			break;
+	}
+	{
+		/* Does a group header come before the first key? */
+		const char *p = buf + off;
+		bool has_group = false;
+
+		while (*p) {
+			while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+				p++;
+			if (*p == '#') {
+				while (*p && *p != '\n')
+					p++;
+				continue;
+			}
+			has_group = *p == '[';
+			break;
+		}
+		if (!has_group) {
+			memcpy(buf, "[chap]\n", 7);
+			off = 0;
+			len += 7;
+		}
+	}
+	kf = g_key_file_new();
+	if (!g_key_file_load_from_data(kf, buf + off, len, G_KEY_FILE_NONE, &gerr)) {
+		r = -EINVAL;
+		snprintf(err, errlen, "member '%s': CHAP credentials file %s does not parse: %s",
+			 spec->text, path, gerr->message);
+		goto out;
+	}
+	*user = g_key_file_get_string(kf, "chap", "username", NULL);
+	*secret = g_key_file_get_string(kf, "chap", "password", NULL);
+	if (!*user || !**user || !*secret || !**secret) {
+		r = -EINVAL;
+		snprintf(err, errlen,
+			 "member '%s': CHAP credentials file %s needs 'username = NAME' and "
+			 "'password = SECRET' in a [chap] group",
+			 spec->text, path);
+		goto out;
+	}
+	g_strstrip(*user);
+	g_strstrip(*secret);
+out:
+	if (r < 0) {
+		if (*secret) {
+			explicit_bzero(*secret, strlen(*secret));
+			g_free(*secret);
+		}
+		g_free(*user);
+		*user = *secret = NULL;
+	}
+	if (gerr)
+		g_error_free(gerr);
+	if (kf)
+		g_key_file_free(kf); /* GKeyFile does not scrub; the raw buffer below is */
+	if (buf) {
+		explicit_bzero(buf, (size_t)sb.st_size + 16);
+		free(buf);
+	}
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+/* ---- completions ------------------------------------------------------ */
+
+static void io_unlink(struct ic_state *st, struct ic_io *io)
+{
+	if (io->prev)
+		io->prev->next = io->next;
+	else
+		st->inflight = io->next;
+	if (io->next)
+		io->next->prev = io->prev;
+	io->prev = io->next = NULL;
+}
+
+/* Complete @cmd with a transport error from the loop (never from issue()). */
+static void defer_error(struct ic_state *st, struct crp_cmd *cmd, int err)
+{
+	cmd->status = CRP_SAM_NONE;
+	cmd->result = err;
+	cmd->q_next = NULL;
+	if (st->deferred_tail)
+		st->deferred_tail->q_next = cmd;
+	else
+		st->deferred = cmd;
+	st->deferred_tail = cmd;
+}
+
+static void run_deferred(struct ic_state *st)
+{
+	while (st->deferred) {
+		struct crp_cmd *cmd = st->deferred;
+
+		st->deferred = cmd->q_next;
+		if (!st->deferred)
+			st->deferred_tail = NULL;
+		cmd->q_next = NULL;
+		crp_member_complete(st->m, cmd);
+	}
+}
+
+static void copy_sense(struct crp_cmd *cmd, struct scsi_task *task)
+{
+	const unsigned char *d = task->datain.data;
+	int size = task->datain.size;
+
+	cmd->sense_len = 0;
+	if (d && size > 2) {
+		size_t slen = ((size_t)d[0] << 8) | d[1];
+
+		slen = CRP_MIN(slen, (size_t)size - 2);
+		slen = CRP_MIN(slen, (size_t)CRP_SENSE_MAX);
+		memcpy(cmd->sense, d + 2, slen);
+		cmd->sense_len = (uint8_t)slen;
+	}
+	if (cmd->sense_len == 0 && task->sense.key) {
+		/* Rebuild fixed-format sense from what libiscsi parsed. */
+		memset(cmd->sense, 0, 18);
+		cmd->sense[0] = 0x70;
+		cmd->sense[2] = (uint8_t)(task->sense.key & 0x0f);
+		cmd->sense[7] = 10;
+		cmd->sense[12] = (uint8_t)((task->sense.ascq >> 8) & 0xff);
+		cmd->sense[13] = (uint8_t)(task->sense.ascq & 0xff);
+		cmd->sense_len = 18;
+	}
+}
+
+static void cmd_cb(struct iscsi_context *ctx, int status, void *command_data, void *priv)
+{
+	struct ic_io *io = priv;
+	struct ic_state *st = io->st;
+	struct crp_cmd *cmd = io->cmd;
+	struct scsi_task *task = io->task;
+
+	(void)ctx;
+	(void)command_data;
+	io_unlink(st, io);
+	if (st->cancelling == io)
+		st->cancelling = NULL;
+	cmd->resid = 0;
+	cmd->sense_len = 0;
+	if (io->cancel_err) {
+		cmd->status = CRP_SAM_NONE;
+		cmd->result = io->cancel_err;
+	} else if (status == SCSI_STATUS_CANCELLED) {
+		/* Not cancelled by us: libiscsi dropped the session. */
+		st->lost = true;
+		cmd->status = CRP_SAM_NONE;
+		cmd->result = -CRP_ELOCKLOST;
+	} else if (status == SCSI_STATUS_ERROR || status == SCSI_STATUS_TIMEOUT ||
+		   status < 0 || status > 0xff) {
+		cmd->status = CRP_SAM_NONE;
+		cmd->result = -EIO;
+	} else {
+		cmd->status = status;
+		cmd->result = 0;
+		if (status == SCSI_STATUS_CHECK_CONDITION)
+			copy_sense(cmd, task);
+		if (task->residual_status == SCSI_RESIDUAL_UNDERFLOW)
+			cmd->resid = (uint32_t)CRP_MIN(task->residual, (size_t)cmd->len);
+	}
+	scsi_free_scsi_task(task);
+	free(io);
+	crp_member_complete(st->m, cmd);
+}
+
+/* Send @cmd on the session (I/O thread).  Never completes it synchronously. */
+static void send_cmd(struct ic_state *st, struct crp_cmd *cmd)
+{
+	struct crp_member *m = st->m;
+	struct iscsi_data d;
+	struct scsi_task *task;
+	struct ic_io *io;
+	int dir, failed = atomic_load(&m->failed);
+
+	if (!st->ctx || failed) {
+		defer_error(st, cmd, failed ? -CRP_EMEMBER : -CRP_ELOCKLOST);
+		return;
+	}
+	switch (cmd->dir) {
+	case CRP_DIR_READ:
+		dir = SCSI_XFER_READ;
+		break;
+	case CRP_DIR_WRITE:
+		dir = SCSI_XFER_WRITE;
+		break;
+	default:
+		dir = SCSI_XFER_NONE;
+		break;
+	}
+	io = calloc(1, sizeof(*io));
+	task = scsi_create_task(cmd->cdb_len, cmd->cdb, dir,
+				dir == SCSI_XFER_NONE ? 0 : (int)cmd->len);
+	if (!io || !task)
+		goto nomem;
+	io->st = st;
+	io->cmd = cmd;
+	io->task = task;
+	cmd->tpriv = io;
+	if (dir == SCSI_XFER_READ && cmd->len &&
+	    scsi_task_add_data_in_buffer(task, (int)cmd->len, cmd->buf) != 0)
+		goto nomem;
+	d.data = cmd->buf;
+	d.size = cmd->len;
+	if (iscsi_scsi_command_async(st->ctx, st->m->spec.lun, task, cmd_cb,
+				     dir == SCSI_XFER_WRITE && cmd->len ? &d : NULL, io) != 0) {
+		crp_debug("member %s: cannot queue %s: %s", m->spec.text, crp_cdb_name(cmd),
+			  iscsi_get_error(st->ctx));
+		scsi_free_scsi_task(task);
+		free(io);
+		defer_error(st, cmd, -EIO);
+		return;
+	}
+	io->next = st->inflight;
+	if (st->inflight)
+		st->inflight->prev = io;
+	st->inflight = io;
+	return;
+nomem:
+	if (task)
+		scsi_free_scsi_task(task);
+	free(io);
+	defer_error(st, cmd, -ENOMEM);
+}
+
+/* Cancel every command in flight, completing each with @err. */
+static void cancel_inflight(struct ic_state *st, int err)
+{
+	while (st->inflight) {
+		struct ic_io *io = st->inflight;
+
+		io->cancel_err = err;
+		st->cancelling = io;
+		if (st->ctx)
+			iscsi_scsi_cancel_task(st->ctx, io->task);
+		if (st->cancelling == io) {
+			/* libiscsi no longer knew the task: finish it here. */
+			struct crp_cmd *cmd = io->cmd;
+
+			st->cancelling = NULL;
+			io_unlink(st, io);
+			scsi_free_scsi_task(io->task);
+			free(io);
+			defer_error(st, cmd, err);
+		}
+	}
+}
+
+static void reset_finish(struct ic_state *st, int result)
+{
+	pthread_mutex_lock(&st->rmu);
+	if (st->rstate == IC_RESET_SENT || st->rstate == IC_RESET_REQUESTED) {
+		st->rresult = result;
+		st->rstate = IC_RESET_DONE;
+		pthread_cond_broadcast(&st->rcv);
+	}
+	pthread_mutex_unlock(&st->rmu);
+}
+
+/* Close the session without a logout: the nexus and its reservations go. */
+static void drop_session(struct ic_state *st, int err)
+{
+	cancel_inflight(st, err);
+	reset_finish(st, err);
+	if (st->ctx) {
+		iscsi_destroy_context(st->ctx);
+		st->ctx = NULL;
+	}
+}
+
+static void session_lost(struct ic_state *st)
+{
+	struct crp_member *m = st->m;
+
+	st->lost = false;
+	if (!st->ctx)
+		return;
+	crp_warn("member %s: iSCSI session to %s lost (the target closed it or the "
+		 "connection failed); its reservations are gone", m->spec.text, st->portal);
+	crp_member_note_event(m, CRP_EV_NEXUS_LOST);
+	crp_member_fail(m, -CRP_ELOCKLOST);
+	drop_session(st, -CRP_ELOCKLOST);
+}
+
+/* ---- LUN reset -------------------------------------------------------- */
+
+static void reset_cb(struct iscsi_context *ctx, int status, void *command_data, void *priv)
+{
+	struct ic_state *st = priv;
+	int r;
+
+	(void)ctx;
+	if (status == SCSI_STATUS_GOOD)
+		r = (command_data && *(uint32_t *)command_data != 0) ? -EIO : 0;
+	else if (status == SCSI_STATUS_CANCELLED)
+		r = -CRP_ELOCKLOST;
+	else
+		r = -EIO;
+	pthread_mutex_lock(&st->rmu);
+	if (st->rstate == IC_RESET_SENT) {
+		st->rresult = r;
+		st->rstate = IC_RESET_DONE;
+		pthread_cond_broadcast(&st->rcv);
+	}
+	pthread_mutex_unlock(&st->rmu);
+}
+
+static void reset_start(struct ic_state *st)
+{
+	bool go = false;
+
+	pthread_mutex_lock(&st->rmu);
+	if (st->rstate == IC_RESET_REQUESTED) {
+		if (!st->ctx || atomic_load(&st->m->failed)) {
+			st->rresult = -CRP_EMEMBER;
+			st->rstate = IC_RESET_DONE;
+			pthread_cond_broadcast(&st->rcv);
+		} else {
+			st->rstate = IC_RESET_SENT;
+			st->rdeadline = crp_now_ns() + (uint64_t)st->m->opts.timeout_ms * 1000000ull;
+			go = true;
+		}
+	}
+	pthread_mutex_unlock(&st->rmu);
+	if (go && iscsi_task_mgmt_lun_reset_async(st->ctx, (uint32_t)st->m->spec.lun, reset_cb,
+						  st) != 0)
+		reset_finish(st, -EIO);
+}
+
+/* ---- the I/O thread --------------------------------------------------- */
+
+static int next_wait_ms(struct ic_state *st)
+{
+	uint64_t now = crp_now_ns(), first = UINT64_MAX;
+	int ms;
+
+	for (struct ic_io *io = st->inflight; io; io = io->next)
+		first = CRP_MIN(first, io->cmd->deadline_ns);
+	pthread_mutex_lock(&st->rmu);
+	if (st->rstate == IC_RESET_SENT)
+		first = CRP_MIN(first, st->rdeadline);
+	pthread_mutex_unlock(&st->rmu);
+	if (first == UINT64_MAX)
+		return IC_TICK_MS;
+	if (first <= now)
+		return 0;
+	ms = (int)CRP_MIN((first - now + 999999) / 1000000, (uint64_t)IC_TICK_MS);
+	return ms;
+}
+
+static void check_deadlines(struct ic_state *st)
+{
+	struct crp_member *m = st->m;
+	uint64_t now = crp_now_ns();
+	bool expired = false, reset_expired;
+
+	for (struct ic_io *io = st->inflight; io; io = io->next) {
+		if (io->cmd->deadline_ns <= now) {
+			expired = true;
+			io->cancel_err = -ETIMEDOUT;
+		}
+	}
+	pthread_mutex_lock(&st->rmu);
+	reset_expired = st->rstate == IC_RESET_SENT && st->rdeadline <= now;
+	pthread_mutex_unlock(&st->rmu);
+	if (!expired && !reset_expired)
+		return;
+
+	crp_warn("member %s: %s to %s did not complete within its timeout; dropping the "
+		 "session", m->spec.text, expired ? "a command" : "a LUN reset", st->portal);
+	crp_member_fail(m, -ETIMEDOUT);
+	crp_member_note_event(m, CRP_EV_NEXUS_LOST);
+	if (reset_expired)
+		reset_finish(st, -ETIMEDOUT);
+	/* The expired commands complete with -ETIMEDOUT, the others with
+	 * -CRP_EMEMBER: the session they were sent on is gone. */
+	for (struct ic_io *io = st->inflight, *next; io; io = next) {
+		next = io->next;
+		if (io->cancel_err == -ETIMEDOUT) {
+			st->cancelling = io;
+			iscsi_scsi_cancel_task(st->ctx, io->task);
+			if (st->cancelling == io) {
+				struct crp_cmd *cmd = io->cmd;
+
+				st->cancelling = NULL;
+				io_unlink(st, io);
+				scsi_free_scsi_task(io->task);
+				free(io);
+				defer_error(st, cmd, -ETIMEDOUT);
+			}
+			next = st->inflight; /* the list changed: start over */
+		}
+	}
+	drop_session(st, -CRP_EMEMBER);
+}
+
+static void dispatch_queue(struct ic_state *st)
+{
+	struct crp_cmd *list = crp_member_dequeue(st->m);
+
+	while (list) {
+		struct crp_cmd *cmd = list;
+
+		list = cmd->q_next;
+		cmd->q_next = NULL;
+		if (atomic_load(&st->m->failed) || !st->ctx) {
+			crp_member_abort(st->m, cmd, -CRP_EMEMBER);
+			continue;
+		}
+		crp_member_prepare(st->m, cmd);
+		send_cmd(st, cmd);
+	}
+}
+
+/* One round of poll + service; returns after at most @wait_ms. */
+static void poll_once(struct ic_state *st, int wait_ms)
+{
+	struct pollfd p[2];
+	int n = 1, r;
+
+	p[0].fd = st->efd;
+	p[0].events = POLLIN;
+	p[0].revents = 0;
+	if (st->ctx) {
+		p[1].fd = iscsi_get_fd(st->ctx);
+		p[1].events = (short)iscsi_which_events(st->ctx);
+		p[1].revents = 0;
+		n = 2;
+	}
+	r = poll(p, (nfds_t)n, wait_ms);
+	if (r < 0 && errno != EINTR) {
+		crp_warn("member %s: poll: %s", st->m->spec.text, strerror(errno));
+		crp_sleep_ns(1000000);
+		return;
+	}
+	if (p[0].revents & POLLIN) {
+		uint64_t v;
+
+		if (read(st->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+			crp_warn("member %s: eventfd: %s", st->m->spec.text, strerror(errno));
+	}
+	if (st->ctx) {
+		/* revents 0 still runs libiscsi's timers and NOP handling. */
+		if (iscsi_service(st->ctx, r > 0 ? p[1].revents : 0) < 0)
+			st->lost = true;
+	}
+}
+
+static void logout_cb(struct iscsi_context *ctx, int status, void *command_data, void *priv)
+{
+	struct ic_state *st = priv;
+
+	(void)ctx;
+	(void)status;
+	(void)command_data;
+	st->logout_done = true;
+}
+
+/* Stop: complete everything, log out (bounded) and close the session. */
+static void io_shutdown(struct ic_state *st)
+{
+	struct crp_member *m = st->m;
+
+	cancel_inflight(st, -CRP_EMEMBER);
+	run_deferred(st);
+	if (st->ctx && !st->lost && !atomic_load(&m->failed)) {
+		uint64_t end = crp_now_ns() +
+			       (uint64_t)CRP_MIN(m->opts.timeout_ms, IC_LOGOUT_MAX_MS) * 1000000ull;
+
+		st->logout_done = false;
+		if (iscsi_logout_async(st->ctx, logout_cb, st) == 0) {
+			while (!st->logout_done && !st->lost && crp_now_ns() < end)
+				poll_once(st, 10);
+		}
+	}
+	drop_session(st, -CRP_EMEMBER);
+	run_deferred(st);
+	for (struct crp_cmd *c = crp_member_dequeue(m), *next; c; c = next) {
+		next = c->q_next;
+		crp_member_abort(m, c, -CRP_EMEMBER);
+	}
+	reset_finish(st, -CRP_EMEMBER);
+}
+
+static void *io_thread(void *arg)
+{
+	struct ic_state *st = arg;
+
+	while (!atomic_load(&st->stop)) {
+		poll_once(st, next_wait_ms(st));
+		if (st->lost)
+			session_lost(st);
+		run_deferred(st);
+		dispatch_queue(st);
+		reset_start(st);
+		check_deadlines(st);
+		run_deferred(st);
+	}
+	io_shutdown(st);
+	return NULL;
+}
+
+/* ---- open / close ----------------------------------------------------- */
+
+static void login_cb(struct iscsi_context *ctx, int status, void *command_data, void *priv)
+{
+	struct ic_state *st = priv;
+
+	(void)ctx;
+	(void)command_data;
+	if (st->login != IC_LOGIN_LOGGING_IN)
+		return;
+	if (status == SCSI_STATUS_GOOD) {
+		st->login = IC_LOGIN_DONE;
+	} else {
+		snprintf(st->login_err, sizeof(st->login_err), "%s", iscsi_get_error(ctx));
+		st->login_failed_at = IC_LOGIN_LOGGING_IN;
+		st->login = IC_LOGIN_FAILED;
+	}
+}
+
+static void connect_cb(struct iscsi_context *ctx, int status, void *command_data, void *priv)
+{
+	struct ic_state *st = priv;
+
+	(void)command_data;
+	if (st->login != IC_LOGIN_CONNECTING)
+		return; /* a later teardown report: the I/O thread sees it itself */
+	if (status != SCSI_STATUS_GOOD) {
+		snprintf(st->login_err, sizeof(st->login_err), "%s", iscsi_get_error(ctx));
+		st->login_failed_at = IC_LOGIN_CONNECTING;
+		st->login = IC_LOGIN_FAILED;
+		return;
+	}
+	st->login = IC_LOGIN_LOGGING_IN;
+	if (iscsi_login_async(ctx, login_cb, st) != 0) {
+		snprintf(st->login_err, sizeof(st->login_err), "%s", iscsi_get_error(ctx));
+		st->login_failed_at = IC_LOGIN_LOGGING_IN;
+		st->login = IC_LOGIN_FAILED;
+	}
+}
+
+static int ic_connect(struct ic_state *st, char *err, size_t errlen)
+{
+	struct crp_member *m = st->m;
+	uint64_t end = crp_now_ns() + (uint64_t)m->opts.timeout_ms * 1000000ull;
+	enum ic_login stage;
+
+	st->login = IC_LOGIN_CONNECTING;
+	if (iscsi_connect_async(st->ctx, st->portal, connect_cb, st) != 0) {
+		snprintf(err, errlen, "member '%s': cannot connect to iSCSI portal %s: %s",
+			 m->spec.text, st->portal, iscsi_get_error(st->ctx));
+		return -EHOSTUNREACH;
+	}
+	while (st->login == IC_LOGIN_CONNECTING || st->login == IC_LOGIN_LOGGING_IN) {
+		uint64_t now = crp_now_ns();
+
+		if (now >= end)
+			break;
+		poll_once(st, (int)CRP_MIN((end - now) / 1000000 + 1, (uint64_t)IC_TICK_MS));
+		if (st->lost && st->login != IC_LOGIN_DONE) {
+			st->lost = false;
+			if (st->login == IC_LOGIN_CONNECTING || st->login == IC_LOGIN_LOGGING_IN) {
+				snprintf(st->login_err, sizeof(st->login_err), "%s",
+					 iscsi_get_error(st->ctx));
+				st->login_failed_at = st->login;
+				st->login = IC_LOGIN_FAILED;
+			}
+		}
+	}
+	stage = st->login;
+	if (stage == IC_LOGIN_DONE)
+		return 0;
+	if (stage == IC_LOGIN_CONNECTING) {
+		snprintf(err, errlen,
+			 "member '%s': no connection to iSCSI portal %s within %u ms; check that "
+			 "the target is up and reachable",
+			 m->spec.text, st->portal, m->opts.timeout_ms);
+		return -ETIMEDOUT;
+	}
+	if (stage == IC_LOGIN_LOGGING_IN) {
+		snprintf(err, errlen,
+			 "member '%s': iSCSI login to %s at portal %s did not complete within %u ms",
+			 m->spec.text, m->spec.iqn, st->portal, m->opts.timeout_ms);
+		return -ETIMEDOUT;
+	}
+	/* Failed: was it the connection or the login? */
+	if (st->login_failed_at == IC_LOGIN_LOGGING_IN) {
+		snprintf(err, errlen,
+			 "member '%s': iSCSI login to %s at portal %s refused: %s%s",
+			 m->spec.text, m->spec.iqn, st->portal, st->login_err,
+			 m->spec.chap_file[0] ? "; check the CHAP credentials in " : "");
+		if (m->spec.chap_file[0]) {
+			size_t l = strlen(err);
+
+			snprintf(err + l, errlen > l ? errlen - l : 0, "%s", m->spec.chap_file);
+		}
+		return -EACCES;
+	}
+	snprintf(err, errlen,
+		 "member '%s': cannot connect to iSCSI portal %s: %s; check that the target is "
+		 "up and listening there",
+		 m->spec.text, st->portal, st->login_err);
+	return -ECONNREFUSED;
+}
+
+static void ic_state_free(struct ic_state *st)
+{
+	if (!st)
+		return;
+	if (st->ctx)
+		iscsi_destroy_context(st->ctx);
+	if (st->efd >= 0)
+		close(st->efd);
+	pthread_cond_destroy(&st->rcv);
+	pthread_mutex_destroy(&st->rmu);
+	pthread_mutex_destroy(&st->rserial);
+	free(st);
+}
+
+static void ic_close(struct crp_member *m)
+{
+	struct ic_state *st = m->tp;
+
+	if (!st)
+		return;
+	if (st->thread_started) {
+		atomic_store(&st->stop, true);
+		ic_kick_fd(st);
+		pthread_join(st->thread, NULL);
+	}
+	ic_state_free(st);
+	m->tp = NULL;
+}
+
+/* Run one command through the I/O thread during open; UNIT ATTENTION is
+ * retried by the member layer. */
+static int open_cmd(struct crp_member *m, struct crp_cmd *cmd, char *err, size_t errlen)
+{
+	int r = crp_member_exec(m, cmd);
+	char sense[160];
+
+	if (r == 0)
+		return 0;
+	if (cmd->status == CRP_SAM_CHECK_CONDITION)
+		snprintf(err, errlen, "member '%s': %s failed: %s", m->spec.text, crp_cdb_name(cmd),
+			 crp_sense_text(cmd->sense, cmd->sense_len, sense, sizeof(sense)));
+	else
+		snprintf(err, errlen, "member '%s': %s failed: %s", m->spec.text, crp_cdb_name(cmd),
+			 crp_strerror(r));
+	return r;
+}
+
+static int ic_open(struct crp_member *m, char *err, size_t errlen)
+{
+	struct ic_state *st;
+	char initiator[256];
+	char *user = NULL, *secret = NULL;
+	uint8_t cap[32];
+	struct crp_cmd cmd;
+	uint64_t nblocks;
+	uint32_t bs;
+	int r;
+
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->m = m;
+	st->efd = -1;
+	pthread_mutex_init(&st->rserial, NULL);
+	pthread_mutex_init(&st->rmu, NULL);
+	pthread_cond_init(&st->rcv, NULL);
+	m->tp = st;
+
+	if (strchr(m->spec.host, ':') && m->spec.host[0] != '[')
+		snprintf(st->portal, sizeof(st->portal), "[%s]:%d", m->spec.host, m->spec.port);
+	else
+		snprintf(st->portal, sizeof(st->portal), "%s:%d", m->spec.host, m->spec.port);
+
+	st->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (st->efd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "member '%s': eventfd: %s", m->spec.text, strerror(errno));
+		goto out;
+	}
+	if (m->spec.chap_file[0]) {
+		r = read_chap(&m->spec, &user, &secret, err, errlen);
+		if (r < 0)
+			goto out;
+	}
+	crp_initiator_name(m->opts.host, initiator, sizeof(initiator));
+	st->ctx = iscsi_create_context(initiator);
+	if (!st->ctx) {
+		r = -ENOMEM;
+		snprintf(err, errlen, "member '%s': cannot create an iSCSI context", m->spec.text);
+		goto out;
+	}
+	iscsi_set_noautoreconnect(st->ctx, 1);
+	if (iscsi_set_targetname(st->ctx, m->spec.iqn) != 0 ||
+	    iscsi_set_session_type(st->ctx, ISCSI_SESSION_NORMAL) != 0 ||
+	    iscsi_set_header_digest(st->ctx, ISCSI_HEADER_DIGEST_NONE_CRC32C) != 0 ||
+	    (user && iscsi_set_initiator_username_pwd(st->ctx, user, secret) != 0)) {
+		r = -EINVAL;
+		snprintf(err, errlen, "member '%s': cannot set up the iSCSI session: %s",
+			 m->spec.text, iscsi_get_error(st->ctx));
+		goto out;
+	}
+	r = ic_connect(st, err, errlen);
+	if (r < 0)
+		goto out;
+
+	r = pthread_create(&st->thread, NULL, io_thread, st);
+	if (r) {
+		r = -r;
+		snprintf(err, errlen, "member '%s': cannot start the I/O thread: %s", m->spec.text,
+			 strerror(-r));
+		goto out;
+	}
+	st->thread_started = true;
+
+	crp_cmd_init(&cmd);
+	crp_cdb_test_unit_ready(&cmd);
+	r = open_cmd(m, &cmd, err, errlen);
+	if (r < 0)
+		goto out;
+	crp_cmd_init(&cmd);
+	memset(cap, 0, sizeof(cap));
+	crp_cdb_read_capacity16(&cmd, cap, sizeof(cap));
+	r = open_cmd(m, &cmd, err, errlen);
+	if (r < 0)
+		goto out;
+	r = crp_parse_read_capacity16(cap, sizeof(cap) - cmd.resid, &nblocks, &bs);
+	if (r < 0 || !bs || !nblocks) {
+		r = r < 0 ? r : -EINVAL;
+		snprintf(err, errlen,
+			 "member '%s': READ CAPACITY(16) returned data that does not parse",
+			 m->spec.text);
+		goto out;
+	}
+	m->block_size = bs;
+	m->size = nblocks * bs;
+	/* A fresh nexus has lost nothing: forget the power-on UNIT ATTENTION. */
+	crp_member_take_events(m);
+	r = 0;
+out:
+	if (secret) {
+		explicit_bzero(secret, strlen(secret));
+		g_free(secret);
+	}
+	g_free(user);
+	if (r < 0)
+		ic_close(m);
+	return r;
+}
+
+static void ic_kick(struct crp_member *m)
+{
+	ic_kick_fd(m->tp);
+}
+
+static void ic_issue(struct crp_member *m, struct crp_cmd *cmd)
+{
+	send_cmd(m->tp, cmd);
+}
+
+static int ic_lun_reset(struct crp_member *m)
+{
+	struct ic_state *st = m->tp;
+	struct timespec ts;
+	uint64_t wait_ns = ((uint64_t)m->opts.timeout_ms + 2000) * 1000000ull;
+	int r;
+
+	pthread_mutex_lock(&st->rserial);
+	pthread_mutex_lock(&st->rmu);
+	st->rstate = IC_RESET_REQUESTED;
+	st->rresult = 0;
+	pthread_mutex_unlock(&st->rmu);
+	ic_kick_fd(st);
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(wait_ns / 1000000000ull);
+	ts.tv_nsec += (long)(wait_ns % 1000000000ull);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&st->rmu);
+	while (st->rstate != IC_RESET_DONE) {
+		if (pthread_cond_timedwait(&st->rcv, &st->rmu, &ts) == ETIMEDOUT)
+			break;
+	}
+	if (st->rstate == IC_RESET_DONE) {
+		r = st->rresult;
+	} else {
+		/* The I/O thread enforces the deadline itself; this is a backstop. */
+		r = -ETIMEDOUT;
+		crp_member_fail(m, -ETIMEDOUT);
+	}
+	st->rstate = IC_RESET_IDLE;
+	pthread_mutex_unlock(&st->rmu);
+	pthread_mutex_unlock(&st->rserial);
+	return r;
+}
+
+const struct crp_transport_ops crp_transport_iscsi = {
+	.name = "iscsi",
+	.open = ic_open,
+	.close = ic_close,
+	.kick = ic_kick,
+	.issue = ic_issue,
+	.lun_reset = ic_lun_reset,
+};
