@@ -1,0 +1,70 @@
+/*
+ * The crpfs daemon (mount.crpfs): private interface between its files.
+ *
+ *   opts.c  the command line and -o options, as mount(8) passes them
+ *   ops.c   the FUSE low-level handlers: short adapters over crp_fs_*
+ *   main.c  start-up order, daemonizing, the session loop, shutdown
+ *
+ * Only this directory includes <fuse_lowlevel.h>.
+ */
+#ifndef CRPFS_FUSE_I_H
+#define CRPFS_FUSE_I_H
+
+#define FUSE_USE_VERSION 314
+
+#include <fuse_lowlevel.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crpfs/fs.h"
+#include "crpfs/geom.h"
+
+#define CRP_MOUNT_HOST_MAX 64
+#define CRP_MOUNT_DEFAULT_ATTR_TIMEOUT 1.0
+
+/* Everything the command line says.  Filled by crp_mount_opts_parse. */
+struct crp_mount_opts {
+	char *members;			/* MEMBER[,MEMBER...] as given (fsname) */
+	char *specs[CRP_MAX_MEMBERS];	/* split copies of each member */
+	int nspecs;
+	char *mountpoint;		/* canonical absolute path */
+	char host[CRP_MOUNT_HOST_MAX];	/* "" until defaulted to the hostname */
+	bool ro;
+	bool allow_other;
+	double attr_timeout;		/* seconds, for entries and attributes */
+	uint32_t timeout_ms;		/* member command timeout, 0 = default */
+	bool foreground;
+	bool debug;
+	bool verbose;			/* -v from mount(8) */
+	bool sloppy;			/* -s from mount(8): unknown options warn */
+	bool help;
+	bool version;
+};
+
+/*
+ * Parse argv as mount(8) and users call us:
+ *   mount.crpfs MEMBERS MOUNTPOINT [-o OPTS]... [-f] [-d] [-n] [-s] [-v]
+ * Options and positional arguments may come in any order.  Returns 0, or
+ * -EINVAL with a sentence in @err naming the bad argument or option.
+ * Checks that MOUNTPOINT is an existing directory.  Touches nothing else.
+ */
+int crp_mount_opts_parse(int argc, char **argv, struct crp_mount_opts *o, char *err,
+			 size_t errlen);
+void crp_mount_opts_free(struct crp_mount_opts *o);
+
+/* Apply one comma-separated option list (the text after -o) to @o. */
+int crp_mount_opts_apply(struct crp_mount_opts *o, const char *list, char *err,
+			 size_t errlen);
+
+/* What the handlers need; the session's userdata. */
+struct crp_fuse {
+	struct crp_fs *fs;		/* set before the session is created */
+	double attr_timeout;		/* seconds */
+	bool ro;
+};
+
+/* The handler table for fuse_session_new. */
+extern const struct fuse_lowlevel_ops crp_fuse_ops;
+
+#endif

@@ -1,0 +1,280 @@
+/*
+ * mount.crpfs: the crpfs daemon.
+ *
+ * Start-up order, chosen so that every error reaches the terminal and the
+ * exit status of mount(8):
+ *   1. parse the command line (nothing touched yet);
+ *   2. unless foreground, fork: the parent waits on a pipe for the child's
+ *      verdict and exits with it.  The fork comes before anything else
+ *      because crp_fs_mount starts threads (member I/O, heartbeats), and
+ *      threads do not survive a fork: libfuse's fuse_daemonize, which forks
+ *      late, cannot be used;
+ *   3. crp_fs_mount: members, labels, host slot, journal replay;
+ *   4. fuse_session_new + fuse_session_mount;
+ *   5. tell the parent "mounted", detach standard I/O, log to syslog;
+ *   6. the multithreaded session loop until unmount or a signal;
+ *   7. crp_fs_unmount: flush, free the host slot, close the members.
+ *
+ * Exit codes follow mount(8): 1 bad invocation, 32 mount failure, 0 ok.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "crpfs/err.h"
+#include "crpfs/log.h"
+#include "fuse_i.h"
+
+#define EXIT_USAGE 1
+#define EXIT_MOUNT_FAILED 32
+#define CRP_FUSE_MAX_THREADS 16
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: mount.crpfs MEMBER[,MEMBER...] MOUNTPOINT [-o OPTIONS] [-f] [-d] [-n] [-s] [-v]\n"
+		"\n"
+		"  MEMBER       file:PATH, iscsi://HOST[:PORT]/IQN/LUN, /dev/sgN or /dev/sdX\n"
+		"  -o OPTIONS   comma-separated: host=NAME, ro, rw, allow_other,\n"
+		"               default_permissions (always on), attr_timeout=SECONDS,\n"
+		"               timeout=MS, foreground, debug\n"
+		"  -f           stay in the foreground, log to standard error\n"
+		"  -d           debug: foreground, and log every FUSE request\n"
+		"  -n, -v       accepted from mount(8); -s: unknown options only warn\n"
+		"\n"
+		"See mount.crpfs(8).\n");
+}
+
+/* fsname for libfuse's option parser: ',' and '\' are escaped. */
+static char *escape_opt(const char *s)
+{
+	size_t len = strlen(s);
+	char *out = malloc(2 * len + 1);
+	char *d = out;
+
+	if (!out)
+		return NULL;
+	for (; *s; s++) {
+		if (*s == ',' || *s == '\\')
+			*d++ = '\\';
+		*d++ = *s;
+	}
+	*d = '\0';
+	return out;
+}
+
+/*
+ * Fork for the background.  The parent never returns: it waits for one
+ * status byte from the child (0 = mounted) and exits with it.  The child
+ * returns the write end of the pipe, to be given to report_started.
+ */
+static int daemon_fork(void)
+{
+	int fds[2];
+	pid_t pid;
+	unsigned char code;
+	ssize_t n;
+
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		fprintf(stderr, "mount.crpfs: pipe: %s\n", strerror(errno));
+		exit(EXIT_MOUNT_FAILED);
+	}
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "mount.crpfs: fork: %s\n", strerror(errno));
+		exit(EXIT_MOUNT_FAILED);
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		setsid();
+		return fds[1];
+	}
+	close(fds[1]);
+	do {
+		n = read(fds[0], &code, 1);
+	} while (n < 0 && errno == EINTR);
+	if (n == 1)
+		_exit(code);
+	/* The child died before it could say anything. */
+	int status = 0;
+
+	waitpid(pid, &status, 0);
+	if (WIFSIGNALED(status))
+		fprintf(stderr, "mount.crpfs: the daemon was killed by signal %d while mounting\n",
+			WTERMSIG(status));
+	else
+		fprintf(stderr, "mount.crpfs: the daemon exited while mounting\n");
+	_exit(EXIT_MOUNT_FAILED);
+}
+
+static void report_status(int *fd, unsigned char code)
+{
+	if (*fd < 0)
+		return;
+	if (write(*fd, &code, 1) != 1)
+		crp_warn("mount.crpfs: cannot report to the starting process: %s",
+			 strerror(errno));
+	close(*fd);
+	*fd = -1;
+}
+
+/* Mounted: leave the terminal, log to syslog, release the parent. */
+static void detach(int *fd)
+{
+	int null = open("/dev/null", O_RDWR);
+
+	if (chdir("/") < 0)
+		crp_warn("mount.crpfs: chdir /: %s", strerror(errno));
+	crp_log_use_syslog(1);
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		if (null > STDERR_FILENO)
+			close(null);
+	}
+	report_status(fd, 0);
+}
+
+static struct fuse_session *session_create(const struct crp_mount_opts *o, struct crp_fuse *cf)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *se = NULL;
+	char *fsname = escape_opt(o->members);
+	char *opts = NULL;
+
+	if (!fsname)
+		goto out;
+	if (asprintf(&opts, "fsname=%s,subtype=crpfs,default_permissions%s%s", fsname,
+		     o->allow_other ? ",allow_other" : "", o->ro ? ",ro" : "") < 0) {
+		opts = NULL;
+		goto out;
+	}
+	if (fuse_opt_add_arg(&args, "mount.crpfs") < 0 || fuse_opt_add_arg(&args, "-o") < 0 ||
+	    fuse_opt_add_arg(&args, opts) < 0 || (o->debug && fuse_opt_add_arg(&args, "-d") < 0))
+		goto out;
+	se = fuse_session_new(&args, &crp_fuse_ops, sizeof(crp_fuse_ops), cf);
+out:
+	fuse_opt_free_args(&args);
+	free(opts);
+	free(fsname);
+	return se;
+}
+
+static int session_run(struct fuse_session *se)
+{
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	int r;
+
+	if (!cfg)
+		return -ENOMEM;
+	fuse_loop_cfg_set_max_threads(cfg, CRP_FUSE_MAX_THREADS);
+	fuse_loop_cfg_set_clone_fd(cfg, 0);
+	r = fuse_session_loop_mt(se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	struct crp_mount_opts o;
+	struct crp_fuse cf = { 0 };
+	struct crp_fs_opts fo = { 0 };
+	struct fuse_session *se = NULL;
+	char err[1024] = "";
+	int notify = -1;
+	int code = 0;
+	int r;
+
+	r = crp_mount_opts_parse(argc, argv, &o, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "mount.crpfs: %s\n", err[0] ? err : crp_strerror(r));
+		usage(stderr);
+		code = EXIT_USAGE;
+		goto out;
+	}
+	if (o.help) {
+		usage(stdout);
+		goto out;
+	}
+	if (o.version) {
+		printf("mount.crpfs (crpfs), libfuse %s\n", fuse_pkgversion());
+		goto out;
+	}
+	if (o.debug)
+		crp_log_set_level(CRP_LOG_DEBUG);
+	else if (o.verbose && crp_log_get_level() < CRP_LOG_INFO)
+		crp_log_set_level(CRP_LOG_INFO);
+	openlog("mount.crpfs", LOG_PID, LOG_DAEMON);
+
+	if (!o.foreground)
+		notify = daemon_fork();
+
+	fo.host = o.host;
+	fo.ro = o.ro;
+	fo.timeout_ms = o.timeout_ms;
+	fo.attr_timeout_ms = (uint32_t)(o.attr_timeout * 1000.0);
+	r = crp_fs_mount((const char *const *)o.specs, o.nspecs, &fo, &cf.fs, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "mount.crpfs: cannot mount %s: %s\n", o.members,
+			err[0] ? err : crp_strerror(r));
+		code = EXIT_MOUNT_FAILED;
+		goto out;
+	}
+	cf.attr_timeout = o.attr_timeout;
+	cf.ro = o.ro;
+
+	se = session_create(&o, &cf);
+	if (!se) {
+		fprintf(stderr, "mount.crpfs: cannot start the FUSE session for %s\n", o.mountpoint);
+		code = EXIT_MOUNT_FAILED;
+		goto out;
+	}
+	if (fuse_set_signal_handlers(se) < 0) {
+		fprintf(stderr, "mount.crpfs: cannot install signal handlers\n");
+		code = EXIT_MOUNT_FAILED;
+		goto out;
+	}
+	if (fuse_session_mount(se, o.mountpoint) != 0) {
+		fprintf(stderr, "mount.crpfs: cannot mount on %s (see the message above)\n",
+			o.mountpoint);
+		fuse_remove_signal_handlers(se);
+		code = EXIT_MOUNT_FAILED;
+		goto out;
+	}
+	crp_info("mount.crpfs: %s mounted on %s as host %s%s", o.members, o.mountpoint, o.host,
+		 o.ro ? " (read-only)" : "");
+	if (!o.foreground)
+		detach(&notify);
+
+	r = session_run(se);
+	if (r < 0)
+		crp_err("mount.crpfs: the session loop failed: %s", strerror(-r));
+	fuse_session_unmount(se);
+	fuse_remove_signal_handlers(se);
+	if (r < 0)
+		code = 1;
+
+out:
+	if (se)
+		fuse_session_destroy(se);
+	if (cf.fs) {
+		r = crp_fs_unmount(cf.fs);
+		if (r < 0) {
+			crp_err("mount.crpfs: unmounting %s: %s", o.members, crp_strerror(r));
+			if (code == 0)
+				code = 1;
+		} else {
+			crp_info("mount.crpfs: %s unmounted cleanly", o.members);
+		}
+	}
+	report_status(&notify, (unsigned char)(code ? code : EXIT_MOUNT_FAILED));
+	crp_mount_opts_free(&o);
+	return code;
+}

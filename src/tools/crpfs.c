@@ -1,0 +1,503 @@
+/*
+ * crpfs: the administration tool.
+ *
+ *   crpfs status MEMBER[,MEMBER...]|MOUNTPOINT [--json] [--host NAME]
+ *   crpfs fsck MEMBER[,MEMBER...] [--repair] [--host NAME]
+ *
+ * Each subcommand is a thin main over the library (crpfs/status.h).  Bad
+ * arguments print the usage on standard error before anything is opened:
+ * exit 16 for fsck (fsck(8)'s "usage or syntax error"), 2 otherwise.
+ * New subcommands (hosts, ...) are one more row in the table at the end.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crpfs/err.h"
+#include "crpfs/status.h"
+
+#define EXIT_USAGE 2
+#define EXIT_FAILED 1
+#define HOST_MAX 64
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: crpfs status MEMBER[,MEMBER...]|MOUNTPOINT [--json] [--host NAME]\n"
+		"       crpfs fsck MEMBER[,MEMBER...] [--repair] [--host NAME]\n"
+		"       crpfs help\n"
+		"\n"
+		"  MEMBER  file:PATH, iscsi://HOST[:PORT]/IQN/LUN, /dev/sgN or /dev/sdX\n"
+		"See crpfs(8).\n");
+}
+
+/* The member list, split on commas; the strings live in @buf. */
+struct members {
+	char *buf;
+	const char *specs[CRP_MAX_MEMBERS];
+	int n;
+};
+
+static int members_split(const char *list, struct members *m, char *err, size_t errlen)
+{
+	char *p;
+
+	memset(m, 0, sizeof(*m));
+	m->buf = strdup(list);
+	if (!m->buf)
+		return -ENOMEM;
+	p = m->buf;
+	for (;;) {
+		char *comma = strchr(p, ',');
+
+		if (comma)
+			*comma = '\0';
+		if (*p == '\0') {
+			snprintf(err, errlen, "member list '%s': an empty member", list);
+			return -EINVAL;
+		}
+		if (m->n == CRP_MAX_MEMBERS) {
+			snprintf(err, errlen, "member list '%s': more than %d members", list,
+				 CRP_MAX_MEMBERS);
+			return -EINVAL;
+		}
+		m->specs[m->n++] = p;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	return 0;
+}
+
+static void members_free(struct members *m)
+{
+	free(m->buf);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Undo the octal escapes (\040 and friends) of /proc/self/mountinfo. */
+static void unescape_mountinfo(char *s)
+{
+	char *d = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*d++ = *s;
+		}
+	}
+	*d = '\0';
+}
+
+/*
+ * The member list of the fuse.crpfs mount at @dir: the fsname, which the
+ * kernel shows as the mount source.  Returns a malloc'd string, or NULL with
+ * @err set.
+ */
+static char *members_of_mountpoint(const char *dir, char *err, size_t errlen)
+{
+	char *want = realpath(dir, NULL);
+	FILE *f = NULL;
+	char *line = NULL;
+	size_t cap = 0;
+	char *found = NULL;
+
+	if (!want) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		goto out;
+	}
+	f = fopen("/proc/self/mountinfo", "r");
+	if (!f) {
+		snprintf(err, errlen, "/proc/self/mountinfo: %s", strerror(errno));
+		goto out;
+	}
+	while (getline(&line, &cap, f) > 0) {
+		char *save = NULL;
+		char *fields[5];
+		char *tok, *fstype, *source;
+		int i = 0;
+
+		line[strcspn(line, "\n")] = '\0';
+		for (tok = strtok_r(line, " ", &save); tok && i < 5; tok = strtok_r(NULL, " ", &save))
+			fields[i++] = tok;
+		if (i < 5)
+			continue;
+		/* Optional fields end at the lone "-". */
+		while (tok && strcmp(tok, "-") != 0)
+			tok = strtok_r(NULL, " ", &save);
+		fstype = strtok_r(NULL, " ", &save);
+		source = strtok_r(NULL, " ", &save);
+		if (!fstype || !source || strcmp(fstype, "fuse.crpfs") != 0)
+			continue;
+		unescape_mountinfo(fields[4]);
+		if (strcmp(fields[4], want) != 0)
+			continue;
+		unescape_mountinfo(source);
+		free(found);	/* the last (topmost) mount wins */
+		found = strdup(source);
+	}
+	if (!found)
+		snprintf(err, errlen, "%s is not a crpfs mount point", dir);
+out:
+	free(line);
+	if (f)
+		fclose(f);
+	free(want);
+	return found;
+}
+
+static int default_host(char *host, size_t len)
+{
+	char name[HOST_NAME_MAX + 1] = "";
+
+	if (gethostname(name, sizeof(name)) < 0)
+		return -errno;
+	name[sizeof(name) - 1] = '\0';
+	if (strlen(name) >= len) {
+		char *dot = strchr(name, '.');
+
+		if (dot)
+			*dot = '\0';
+	}
+	snprintf(host, len, "%s", name);
+	return 0;
+}
+
+/* Common options of the subcommands. */
+struct args {
+	const char *target;
+	bool json;
+	bool repair;
+	char host[HOST_MAX];
+};
+
+/* Parse argv after the subcommand.  @allowed lists the flags it takes. */
+static int parse_args(int argc, char **argv, const char *allowed, struct args *a)
+{
+	memset(a, 0, sizeof(*a));
+	for (int i = 0; i < argc; i++) {
+		const char *s = argv[i];
+
+		if (strcmp(s, "--json") == 0 && strstr(allowed, "json")) {
+			a->json = true;
+		} else if (strcmp(s, "--repair") == 0 && strstr(allowed, "repair")) {
+			a->repair = true;
+		} else if (strcmp(s, "--host") == 0 || strncmp(s, "--host=", 7) == 0) {
+			const char *v = s[6] == '=' ? s + 7 : (i + 1 < argc ? argv[++i] : NULL);
+
+			if (!v || !*v || strlen(v) >= sizeof(a->host)) {
+				fprintf(stderr, "crpfs: --host needs a name of 1 to %d characters\n",
+					HOST_MAX - 1);
+				return -EINVAL;
+			}
+			snprintf(a->host, sizeof(a->host), "%s", v);
+		} else if (s[0] == '-' && s[1] != '\0') {
+			fprintf(stderr, "crpfs: unknown option '%s'\n", s);
+			return -EINVAL;
+		} else if (a->target) {
+			fprintf(stderr, "crpfs: unexpected argument '%s'\n", s);
+			return -EINVAL;
+		} else {
+			a->target = s;
+		}
+	}
+	if (!a->target) {
+		fprintf(stderr, "crpfs: missing the member list\n");
+		return -EINVAL;
+	}
+	if (a->host[0] == '\0' && default_host(a->host, sizeof(a->host)) < 0) {
+		fprintf(stderr, "crpfs: cannot read the hostname: give --host NAME\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- status ---- */
+
+/* A JSON string literal, escaped as RFC 8259 requires. */
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		switch (*p) {
+		case '"':
+			fputs("\\\"", f);
+			break;
+		case '\\':
+			fputs("\\\\", f);
+			break;
+		case '\b':
+			fputs("\\b", f);
+			break;
+		case '\f':
+			fputs("\\f", f);
+			break;
+		case '\n':
+			fputs("\\n", f);
+			break;
+		case '\r':
+			fputs("\\r", f);
+			break;
+		case '\t':
+			fputs("\\t", f);
+			break;
+		default:
+			if (*p < 0x20 || *p == 0x7f)
+				fprintf(f, "\\u%04x", *p);
+			else
+				fputc(*p, f);
+		}
+	}
+	fputc('"', f);
+}
+
+static void status_json(FILE *f, const struct crp_status *st)
+{
+	fputs("{\n  \"uuid\": ", f);
+	json_str(f, st->uuid);
+	fputs(",\n  \"label\": ", f);
+	json_str(f, st->label);
+	fprintf(f, ",\n  \"level\": %d,\n  \"chunk_size\": %u,\n  \"data_offset\": %llu,\n",
+		st->level, st->chunk_size, (unsigned long long)st->data_offset);
+	fputs("  \"lock_mode\": ", f);
+	json_str(f, st->lock_mode);
+	fputs(",\n  \"members\": [", f);
+	for (int i = 0; i < st->nmembers; i++) {
+		const struct crp_status_member *m = &st->members[i];
+
+		fprintf(f, "%s\n    {\"index\": %d, \"spec\": ", i ? "," : "", m->index);
+		json_str(f, m->spec);
+		fputs(", \"state\": ", f);
+		json_str(f, m->state);
+		fprintf(f, ", \"size\": %llu, \"detail\": ", (unsigned long long)m->size);
+		json_str(f, m->detail);
+		fputc('}', f);
+	}
+	fprintf(f, "%s],\n  \"max_hosts\": %d,\n  \"slots\": [", st->nmembers ? "\n  " : "",
+		st->max_hosts);
+	for (int i = 0; i < st->max_hosts && i < CRP_MAX_HOSTS; i++) {
+		const struct crp_status_slot *s = &st->slots[i];
+
+		fprintf(f, "%s\n    {\"slot\": %d, \"host\": ", i ? "," : "", s->slot);
+		json_str(f, s->host);
+		fputs(", \"state\": ", f);
+		json_str(f, s->state);
+		fprintf(f, ", \"heartbeat\": %llu, \"heartbeat_wall_ns\": %llu}",
+			(unsigned long long)s->heartbeat, (unsigned long long)s->heartbeat_wall_ns);
+	}
+	fprintf(f,
+		"%s],\n  \"bytes_total\": %llu,\n  \"bytes_used\": %llu,\n"
+		"  \"inodes_total\": %llu,\n  \"inodes_used\": %llu\n}\n",
+		st->max_hosts > 0 ? "\n  " : "", (unsigned long long)st->bytes_total,
+		(unsigned long long)st->bytes_used, (unsigned long long)st->inodes_total,
+		(unsigned long long)st->inodes_used);
+}
+
+static const char *human(uint64_t v, char *buf, size_t len)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	double d = (double)v;
+	int u = 0;
+
+	while (d >= 1024 && u < 6) {
+		d /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%llu B", (unsigned long long)v);
+	else
+		snprintf(buf, len, "%.1f %s", d, units[u]);
+	return buf;
+}
+
+static void status_text(FILE *f, const struct crp_status *st)
+{
+	char h1[32], h2[32];
+	uint64_t now = 0;
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
+		now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	fprintf(f, "uuid:        %s\n", st->uuid);
+	fprintf(f, "label:       %s\n", st->label[0] ? st->label : "(none)");
+	fprintf(f, "level:       RAID-%d\n", st->level);
+	fprintf(f, "chunk size:  %u bytes (%s)\n", st->chunk_size,
+		human(st->chunk_size, h1, sizeof(h1)));
+	fprintf(f, "data offset: %llu bytes (%s)\n", (unsigned long long)st->data_offset,
+		human(st->data_offset, h1, sizeof(h1)));
+	fprintf(f, "lock mode:   %s\n", st->lock_mode);
+	fprintf(f, "space:       %s used of %s", human(st->bytes_used, h1, sizeof(h1)),
+		human(st->bytes_total, h2, sizeof(h2)));
+	if (st->bytes_total)
+		fprintf(f, " (%.1f%%)", 100.0 * (double)st->bytes_used / (double)st->bytes_total);
+	fputc('\n', f);
+	if (st->inodes_total)
+		fprintf(f, "inodes:      %llu used of %llu\n", (unsigned long long)st->inodes_used,
+			(unsigned long long)st->inodes_total);
+	fprintf(f, "members:     %d\n", st->nmembers);
+	for (int i = 0; i < st->nmembers; i++) {
+		const struct crp_status_member *m = &st->members[i];
+
+		fprintf(f, "  %3d  %-8s %10s  %s", m->index, m->state,
+			human(m->size, h1, sizeof(h1)), m->spec);
+		if (m->detail[0])
+			fprintf(f, "  (%s)", m->detail);
+		fputc('\n', f);
+	}
+	fprintf(f, "host slots:  %d\n", st->max_hosts);
+	for (int i = 0; i < st->max_hosts && i < CRP_MAX_HOSTS; i++) {
+		const struct crp_status_slot *s = &st->slots[i];
+
+		fprintf(f, "  %3d  %-10s %s", s->slot, s->state, s->host[0] ? s->host : "-");
+		if (s->host[0] && s->heartbeat_wall_ns && now >= s->heartbeat_wall_ns)
+			fprintf(f, "  heartbeat %llu, %.1f s ago", (unsigned long long)s->heartbeat,
+				(double)(now - s->heartbeat_wall_ns) / 1e9);
+		fputc('\n', f);
+	}
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	struct crp_status *st = NULL;
+	struct members m = { 0 };
+	char *list = NULL;
+	char err[1024] = "";
+	struct stat sb;
+	struct args a;
+	int code = EXIT_FAILED;
+	int r;
+
+	if (parse_args(argc, argv, "json", &a) < 0) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	/* A directory is a mount point; anything else is a member list. */
+	if (stat(a.target, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		list = members_of_mountpoint(a.target, err, sizeof(err));
+		if (!list) {
+			fprintf(stderr, "crpfs status: %s\n", err);
+			goto out;
+		}
+	} else {
+		list = strdup(a.target);
+		if (!list)
+			goto out;
+	}
+	r = members_split(list, &m, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "crpfs status: %s\n", err[0] ? err : crp_strerror(r));
+		usage(stderr);
+		code = EXIT_USAGE;
+		goto out;
+	}
+	st = calloc(1, sizeof(*st));
+	if (!st) {
+		fprintf(stderr, "crpfs status: out of memory\n");
+		goto out;
+	}
+	r = crp_status_read(m.specs, m.n, a.host, st, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "crpfs status: %s\n", err[0] ? err : crp_strerror(r));
+		goto out;
+	}
+	if (a.json)
+		status_json(stdout, st);
+	else
+		status_text(stdout, st);
+	code = fflush(stdout) == 0 ? 0 : EXIT_FAILED;
+out:
+	free(st);
+	members_free(&m);
+	free(list);
+	return code;
+}
+
+/* ---- fsck ---- */
+
+static void fsck_say(void *ctx, const char *msg)
+{
+	(void)ctx;
+	printf("crpfs fsck: %s\n", msg);
+	fflush(stdout);
+}
+
+static int cmd_fsck(int argc, char **argv)
+{
+	struct crp_fsck_opts opts = { 0 };
+	struct crp_fsck_result res = { 0 };
+	struct members m = { 0 };
+	char err[1024] = "";
+	struct args a;
+	int r;
+
+	if (parse_args(argc, argv, "repair", &a) < 0) {
+		usage(stderr);
+		return CRP_FSCK_USAGE;
+	}
+	r = members_split(a.target, &m, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "crpfs fsck: %s\n", err[0] ? err : crp_strerror(r));
+		usage(stderr);
+		members_free(&m);
+		return CRP_FSCK_USAGE;
+	}
+	opts.repair = a.repair;
+	opts.host = a.host;
+	opts.say = fsck_say;
+	r = crp_fsck_run(m.specs, m.n, &opts, &res, err, sizeof(err));
+	members_free(&m);
+	if (r < 0) {
+		fprintf(stderr, "crpfs fsck: %s\n", err[0] ? err : crp_strerror(r));
+		return CRP_FSCK_OPERATIONAL;
+	}
+	printf("crpfs fsck: %llu inodes, %llu blocks, %llu stripes checked; "
+	       "%llu problems found, %llu fixed\n",
+	       (unsigned long long)res.inodes_checked, (unsigned long long)res.blocks_checked,
+	       (unsigned long long)res.stripes_checked, (unsigned long long)res.problems,
+	       (unsigned long long)res.fixed);
+	if (fflush(stdout) != 0 && r == CRP_FSCK_OK)
+		r = CRP_FSCK_OPERATIONAL;
+	return r;
+}
+
+/* ---- dispatch ---- */
+
+struct subcommand {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	int usage_exit;
+};
+
+static const struct subcommand subcommands[] = {
+	{ "status", cmd_status, EXIT_USAGE },
+	{ "fsck", cmd_fsck, CRP_FSCK_USAGE },
+	/* { "hosts", cmd_hosts, EXIT_USAGE }: issue 4 */
+};
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "--help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+		if (strcmp(argv[1], subcommands[i].name) == 0)
+			return subcommands[i].run(argc - 2, argv + 2);
+	fprintf(stderr, "crpfs: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}
