@@ -92,12 +92,25 @@ $(BUILD)/tests/%: $(BUILD)/tests/helpers/%.o $(FIXTURE_OBJ) $(LIB)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(FIXTURE_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(FIXTURE_OBJ) $(LIB) $(FUSE_LIBS) $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(FIXTURE_OBJ) $(LIB) $(CHECK_LIBS) $(FUSE_LIBS) $(LIBS)
 
-check: all
+# The on-disk decoder fuzzer: clang's libFuzzer over src/meta/ondisk.c alone.
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZERS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
+FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -Iinclude -g -O1 \
+	-fsanitize=fuzzer,address,undefined $(shell pkg-config --cflags libxxhash glib-2.0)
+
+build-fuzz/%: tests/fuzz/%.c src/meta/ondisk.c $(wildcard src/util/*.c) $(wildcard include/crpfs/*.h)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $< src/meta/ondisk.c $(wildcard src/util/*.c) \
+		$(shell pkg-config --libs libxxhash glib-2.0) -pthread
+
+fuzz: $(FUZZERS)
+
+check: all fuzz
 	BUILD=$(BUILD) tests/run-tests.sh all
 
-check-unit: all
+check-unit: all fuzz
 	BUILD=$(BUILD) tests/run-tests.sh unit
 
 check-integration: all
@@ -106,7 +119,7 @@ check-integration: all
 check-asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
-	BUILD=build-asan ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	BUILD=build-asan CRPFS_NO_FUZZ=1 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		tests/run-tests.sh unit
 
 bench: all

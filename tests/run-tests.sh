@@ -50,6 +50,19 @@ if [ "$what" = unit ] || [ "$what" = all ]; then
 	done
 fi
 
+if [ "$what" = unit ] || [ "$what" = all ]; then
+	# The decoder fuzzer runs briefly on every check; its corpus starts empty.
+	for f in tests/fuzz/fuzz_*.c; do
+		[ -f "$f" ] || continue
+		n=$(basename "$f" .c)
+		if [ -z "${CRPFS_NO_FUZZ:-}" ]; then
+			run "$n" bash -c "b=build-fuzz/$n; [ -x \$b ] || { echo \"\$b missing: make fuzz (needs clang)\"; exit 1; }; \
+				d=\$(mktemp -d); \$b -max_total_time=${FUZZ_SECONDS:-15} -rss_limit_mb=2048 \$d >\$d.log 2>&1; rc=\$?; \
+				tail -n 3 \$d.log; rm -rf \$d \$d.log; exit \$rc"
+		fi
+	done
+fi
+
 if [ "$what" = integration ] || [ "$what" = all ]; then
 	for t in "$BUILD"/tests/check_*; do
 		[ -x "$t" ] || continue

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what crpfs needs to build and to run its tests, on Debian 12.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends \
+	build-essential pkg-config ca-certificates \
+	libfuse3-dev fuse3 \
+	libiscsi-dev libiscsi-bin \
+	libsgutils2-dev \
+	libisal-dev \
+	libglib2.0-dev \
+	libxxhash-dev \
+	check \
+	tgt \
+	attr acl util-linux coreutils findutils procps psmisc \
+	clang libclang-rt-14-dev
