@@ -1,0 +1,354 @@
+/* The array on file members: data, parity, round trips, rebuild, bad input. */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../src/raid/array_i.h"
+#include "crpfs/array.h"
+#include "crpfs/err.h"
+#include "crpfs/util.h"
+
+#define MEMBER_SIZE (8ull << 20)
+
+static char dir[64];
+static char specs_buf[8][128];
+static const char *specs[8];
+
+static void make_specs(int n)
+{
+	snprintf(dir, sizeof(dir), "/tmp/crpfs-arr.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	for (int i = 0; i < n; i++) {
+		snprintf(specs_buf[i], sizeof(specs_buf[i]), "file:%s/m%d", dir, i);
+		specs[i] = specs_buf[i];
+	}
+}
+
+static void remove_specs(int n)
+{
+	char p[160];
+
+	for (int i = 0; i < n; i++) {
+		snprintf(p, sizeof(p), "%s/m%d", dir, i);
+		unlink(p);
+		snprintf(p, sizeof(p), "%s/m%d.crpfs-scsi", dir, i);
+		unlink(p);
+	}
+	rmdir(dir);
+}
+
+static struct crp_array *open_array(int n, int level, uint32_t chunk, enum crp_lock_mode mode)
+{
+	struct crp_array_opts o = { .host = "check", .create = true, .create_size = MEMBER_SIZE,
+				    .lock_mode = mode };
+	struct crp_array *a;
+	struct crp_geom g;
+	char err[512];
+	int r;
+
+	r = crp_array_open(specs, n, &o, &a, err, sizeof(err));
+	ck_assert_msg(r == 0, "open: %s", err);
+	r = crp_geom_init(&g, level, n, chunk, chunk, crp_array_min_member_size(a), err,
+			  sizeof(err));
+	ck_assert_msg(r == 0, "geometry: %s", err);
+	ck_assert_int_eq(crp_array_set_geometry(a, &g), 0);
+	return a;
+}
+
+static void verify_all(struct crp_array *a)
+{
+	const struct crp_geom *g = crp_array_geom(a);
+
+	for (uint64_t s = 0; s < g->nstripes; s++) {
+		int r = crp_array_verify_stripe(a, s);
+
+		ck_assert_msg(r == 0, "stripe %llu: %s", (unsigned long long)s, crp_strerror(r));
+	}
+}
+
+/* Random writes of every size against a shadow copy; read back; parity. */
+static void roundtrip(int n, int level, uint32_t chunk, enum crp_lock_mode mode)
+{
+	struct crp_array *a;
+	uint64_t cap, seed = 42;
+	uint8_t *shadow, *buf;
+
+	make_specs(n);
+	a = open_array(n, level, chunk, mode);
+	cap = CRP_MIN(crp_geom_capacity(crp_array_geom(a)), 2ull << 20);
+	shadow = crp_alloc_buf(cap);
+	buf = crp_alloc_buf(cap);
+	for (int i = 0; i < 200; i++) {
+		uint64_t off, len;
+
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		off = (seed >> 20) % (cap / 512) * 512;
+		len = CRP_MIN(((seed >> 40) % (3 * chunk / 512) + 1) * 512, cap - off);
+		for (uint64_t k = 0; k < len; k++)
+			buf[k] = (uint8_t)(seed >> (k % 56)) ^ (uint8_t)k;
+		ck_assert_int_eq(crp_array_write(a, off, buf, len), 0);
+		memcpy(shadow + off, buf, len);
+	}
+	ck_assert_int_eq(crp_array_read(a, 0, buf, cap), 0);
+	ck_assert_msg(memcmp(buf, shadow, cap) == 0, "data read back differs");
+	verify_all(a);
+	ck_assert_uint_gt(crp_array_counters(a)->rmw + crp_array_counters(a)->rcw, 0);
+	crp_array_close(a);
+	free(shadow);
+	free(buf);
+	remove_specs(n);
+}
+
+START_TEST(test_roundtrip_raid4)
+{
+	roundtrip(4, 4, 4096, CRP_LOCK_RESERVE);
+}
+END_TEST
+
+START_TEST(test_roundtrip_raid5)
+{
+	roundtrip(3, 5, 4096, CRP_LOCK_RESERVE);
+	roundtrip(5, 5, 65536, CRP_LOCK_RESERVE);
+}
+END_TEST
+
+START_TEST(test_roundtrip_raid6)
+{
+	roundtrip(4, 6, 4096, CRP_LOCK_RESERVE);
+	roundtrip(6, 6, 16384, CRP_LOCK_RESERVE);
+}
+END_TEST
+
+START_TEST(test_roundtrip_pr)
+{
+	roundtrip(4, 5, 8192, CRP_LOCK_PR);
+	roundtrip(5, 6, 8192, CRP_LOCK_PR);
+}
+END_TEST
+
+START_TEST(test_full_stripe)
+{
+	struct crp_array *a;
+	uint8_t *buf;
+	uint64_t sb;
+
+	make_specs(4);
+	a = open_array(4, 5, 4096, CRP_LOCK_RESERVE);
+	sb = crp_geom_stripe_bytes(crp_array_geom(a));
+	buf = crp_alloc_buf(sb * 4);
+	memset(buf, 0x5a, sb * 4);
+	ck_assert_int_eq(crp_array_write(a, sb, buf, sb * 4), 0);
+	ck_assert_uint_eq(crp_array_counters(a)->full_stripe, 4);
+	ck_assert_uint_eq(crp_array_counters(a)->rmw + crp_array_counters(a)->rcw, 0);
+	verify_all(a);
+	crp_array_close(a);
+	free(buf);
+	remove_specs(4);
+}
+END_TEST
+
+/* Round trips on the critical path, counted by the transaction hook. */
+struct trace {
+	int n;
+	struct crp_txn_stats st[8];
+};
+
+static void hook(void *ctx, const struct crp_txn_stats *st)
+{
+	struct trace *t = ctx;
+
+	if (t->n < 8)
+		t->st[t->n++] = *st;
+}
+
+static void round_trips(enum crp_lock_mode mode)
+{
+	struct crp_array *a;
+	struct trace tr = { 0 };
+	uint8_t *buf = crp_alloc_buf(8192);
+	uint64_t sb, res_before;
+	struct crp_array_iov iov[2];
+	int n = 3;
+
+	make_specs(n);
+	a = open_array(n, 5, 4096, mode);
+	crp_array_set_txn_hook(a, hook, &tr);
+	sb = crp_geom_stripe_bytes(crp_array_geom(a));
+
+	/* Uncached small write: lock+read, then write(+release). */
+	res_before = crp_array_counters(a)->lock_acquires;
+	ck_assert_int_eq(crp_array_write(a, 4096 + 512, buf, 1024), 0);
+	ck_assert_int_eq(tr.n, 1);
+	ck_assert_uint_le(tr.st[0].round_trips, 2);
+	ck_assert_uint_eq(tr.st[0].reserves, 2);  /* one data member and P */
+	ck_assert_uint_eq(tr.st[0].releases, 2);  /* chained on the WRITEs */
+	ck_assert_uint_eq(tr.st[0].cache_hits, 0);
+	ck_assert_uint_eq(crp_array_counters(a)->lock_acquires - res_before, 2);
+
+	/* Two small writes to stripes with the same layout (s and s + n), as one
+	 * batch: the second finds both locks cached and costs its reads and its
+	 * write only. */
+	tr.n = 0;
+	iov[0] = (struct crp_array_iov){ 2 * sb, buf, 4096 };
+	iov[1] = (struct crp_array_iov){ (2 + (uint64_t)n) * sb, buf + 4096, 4096 };
+	ck_assert_int_eq(crp_array_writev(a, iov, 2), 0);
+	ck_assert_int_eq(tr.n, 2);
+	ck_assert_uint_le(tr.st[0].round_trips, 2);
+	ck_assert_uint_eq(tr.st[0].releases, 0); /* kept for the queued work */
+	ck_assert_uint_eq(tr.st[1].round_trips, 2);
+	ck_assert_uint_eq(tr.st[1].reserves, 0);
+	ck_assert_uint_eq(tr.st[1].cache_hits, 2);
+	ck_assert_uint_eq(tr.st[1].releases, 2); /* nothing queued after it */
+	ck_assert_uint_gt(tr.st[1].reads, 0);
+	verify_all(a);
+	crp_array_close(a);
+	free(buf);
+	remove_specs(n);
+}
+
+START_TEST(test_round_trips_reserve)
+{
+	round_trips(CRP_LOCK_RESERVE);
+}
+END_TEST
+
+START_TEST(test_round_trips_pr)
+{
+	round_trips(CRP_LOCK_PR);
+}
+END_TEST
+
+/* Every member, taken as the bad one, is rebuilt byte-exact from the rest. */
+static void rebuild(int n, int level)
+{
+	struct crp_array *a;
+	uint64_t cap;
+	uint8_t *data, *out;
+
+	make_specs(n);
+	a = open_array(n, level, 4096, CRP_LOCK_RESERVE);
+	cap = crp_geom_stripe_bytes(crp_array_geom(a)) * (uint64_t)n * 2;
+	data = crp_alloc_buf(cap);
+	out = crp_alloc_buf(cap);
+	for (uint64_t i = 0; i < cap; i++)
+		data[i] = (uint8_t)(i * 7 + i / 4096);
+	ck_assert_int_eq(crp_array_write(a, 0, data, cap), 0);
+	for (int bad = 0; bad < n; bad++) {
+		memset(out, 0, cap);
+		ck_assert_int_eq(crp_array_rebuild_range(a, 0, out, cap, bad, false), 0);
+		ck_assert_msg(memcmp(out, data, cap) == 0, "rebuild without member %d differs", bad);
+	}
+	crp_array_close(a);
+	free(data);
+	free(out);
+	remove_specs(n);
+}
+
+START_TEST(test_rebuild)
+{
+	rebuild(3, 5);
+	rebuild(4, 4);
+	rebuild(5, 6);
+}
+END_TEST
+
+/* A corrupted chunk is repaired in place from parity. */
+START_TEST(test_repair)
+{
+	struct crp_array *a;
+	struct crp_loc loc;
+	uint8_t *data, *out, *junk;
+
+	make_specs(4);
+	a = open_array(4, 5, 4096, CRP_LOCK_RESERVE);
+	data = crp_alloc_buf(65536);
+	out = crp_alloc_buf(4096);
+	junk = crp_alloc_buf(4096);
+	memset(data, 0x33, 65536);
+	memset(junk, 0xee, 4096);
+	ck_assert_int_eq(crp_array_write(a, 0, data, 65536), 0);
+	crp_geom_map(crp_array_geom(a), 8192, &loc);
+	ck_assert_int_eq(crp_member_write(crp_array_member(a, loc.member), loc.member_off, junk, 4096), 0);
+	ck_assert_int_eq(crp_array_verify_stripe(a, loc.stripe), -CRP_EPARITY);
+	ck_assert_int_eq(crp_array_rebuild_range(a, 8192, out, 4096, loc.member, true), 0);
+	ck_assert_int_eq(memcmp(out, data, 4096), 0);
+	ck_assert_int_eq(crp_array_read(a, 8192, out, 4096), 0);
+	ck_assert_int_eq(memcmp(out, data, 4096), 0);
+	ck_assert_int_eq(crp_array_verify_stripe(a, loc.stripe), 0);
+	crp_array_close(a);
+	free(data);
+	free(out);
+	free(junk);
+	remove_specs(4);
+}
+END_TEST
+
+START_TEST(test_bad_input)
+{
+	struct crp_array_opts o = { .host = "check", .create = true, .create_size = MEMBER_SIZE };
+	struct crp_array *a = NULL;
+	const char *twice[3];
+	const char *bad[3] = { "nonsense", "file:/tmp/x", "file:/tmp/y" };
+	char err[512] = "";
+	uint8_t buf[4096] = { 0 };
+
+	make_specs(3);
+	twice[0] = specs[0];
+	twice[1] = specs[1];
+	twice[2] = specs[0];
+	ck_assert_int_lt(crp_array_open(twice, 3, &o, &a, err, sizeof(err)), 0);
+	ck_assert_ptr_nonnull(strstr(err, "twice"));
+	err[0] = '\0';
+	ck_assert_int_eq(crp_array_open(bad, 3, &o, &a, err, sizeof(err)), -CRP_EBADSPEC);
+	ck_assert_ptr_nonnull(strstr(err, "nonsense"));
+	ck_assert_int_lt(crp_array_open(specs, 0, &o, &a, err, sizeof(err)), 0);
+
+	a = open_array(3, 5, 4096, CRP_LOCK_RESERVE);
+	ck_assert_int_eq(crp_array_write(a, 100, buf, 512), -EINVAL);
+	ck_assert_int_eq(crp_array_write(a, 0, buf, 100), -EINVAL);
+	ck_assert_int_eq(crp_array_read(a, crp_geom_capacity(crp_array_geom(a)), buf, 512), -ERANGE);
+	ck_assert_int_eq(crp_array_verify_stripe(a, crp_array_geom(a)->nstripes), -ERANGE);
+	crp_array_close(a);
+	remove_specs(3);
+}
+END_TEST
+
+static Suite *array_suite(void)
+{
+	Suite *s = suite_create("array");
+	TCase *tc;
+
+	tc = tcase_create("roundtrip");
+	tcase_add_test(tc, test_roundtrip_raid4);
+	tcase_add_test(tc, test_roundtrip_raid5);
+	tcase_add_test(tc, test_roundtrip_raid6);
+	tcase_add_test(tc, test_roundtrip_pr);
+	tcase_add_test(tc, test_full_stripe);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("round_trips");
+	tcase_add_test(tc, test_round_trips_reserve);
+	tcase_add_test(tc, test_round_trips_pr);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("rebuild");
+	tcase_add_test(tc, test_rebuild);
+	tcase_add_test(tc, test_repair);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("bad_input");
+	tcase_add_test(tc, test_bad_input);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(array_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
