@@ -323,6 +323,23 @@ static void copy_sense(struct crp_cmd *cmd, struct scsi_task *task)
 	}
 }
 
+/*
+ * The session failed (seen inside a libiscsi callback or after
+ * iscsi_service): the member fails at once, before any command completes
+ * with the loss, so that a caller woken by the completion sees it failed.
+ * The context itself is dropped from the loop (session_lost).
+ */
+static void mark_lost(struct ic_state *st)
+{
+	if (st->lost)
+		return;
+	st->lost = true;
+	if (st->login != IC_LOGIN_DONE)
+		return; /* still opening: ic_connect reports it */
+	crp_member_note_event(st->m, CRP_EV_NEXUS_LOST);
+	crp_member_fail(st->m, -CRP_ELOCKLOST);
+}
+
 static void cmd_cb(struct iscsi_context *ctx, int status, void *command_data, void *priv)
 {
 	struct ic_io *io = priv;
@@ -342,7 +359,7 @@ static void cmd_cb(struct iscsi_context *ctx, int status, void *command_data, vo
 		cmd->result = io->cancel_err;
 	} else if (status == SCSI_STATUS_CANCELLED) {
 		/* Not cancelled by us: libiscsi dropped the session. */
-		st->lost = true;
+		mark_lost(st);
 		cmd->status = CRP_SAM_NONE;
 		cmd->result = -CRP_ELOCKLOST;
 	} else if (status == SCSI_STATUS_ERROR || status == SCSI_STATUS_TIMEOUT ||
@@ -470,13 +487,10 @@ static void session_lost(struct ic_state *st)
 {
 	struct crp_member *m = st->m;
 
-	st->lost = false;
 	if (!st->ctx)
 		return;
 	crp_warn("member %s: iSCSI session to %s lost (the target closed it or the "
 		 "connection failed); its reservations are gone", m->spec.text, st->portal);
-	crp_member_note_event(m, CRP_EV_NEXUS_LOST);
-	crp_member_fail(m, -CRP_ELOCKLOST);
 	drop_session(st, -CRP_ELOCKLOST);
 }
 
@@ -640,7 +654,7 @@ static void poll_once(struct ic_state *st, int wait_ms)
 	if (st->ctx) {
 		/* revents 0 still runs libiscsi's timers and NOP handling. */
 		if (iscsi_service(st->ctx, r > 0 ? p[1].revents : 0) < 0)
-			st->lost = true;
+			mark_lost(st);
 	}
 }
 
