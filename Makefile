@@ -88,7 +88,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(FIXTURE_OBJ) $(LIB)
 
 $(BUILD)/tests/%: $(BUILD)/tests/helpers/%.o $(FIXTURE_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(FIXTURE_OBJ) $(LIB) $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(FIXTURE_OBJ) $(LIB) $(CHECK_LIBS) $(LIBS)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(FIXTURE_OBJ) $(LIB)
 	@mkdir -p $(dir $@)

@@ -110,7 +110,15 @@ static void plan(struct txn *t)
 	memset(t->need_read, 0, sizeof(t->need_read));
 	if (full == nd && t->lo == 0 && t->hi == g->chunk) {
 		t->mode = TXN_FULL;
-	} else if (rmw_reads < rcw_reads) {
+	} else if (rmw_reads < rcw_reads ||
+		   (t->a->opts.lock_mode == CRP_LOCK_RESERVE && touched < nd)) {
+		/*
+		 * In reserve mode a reservation blocks reads too, so a
+		 * reconstruct-write that reads members it does not lock would
+		 * wait on other hosts while holding its own locks.  There,
+		 * reconstruct-write is used only when every member it reads is
+		 * one it writes.
+		 */
 		t->mode = TXN_RMW;
 		for (int d = 0; d < nd; d++)
 			if (written(t, d))
@@ -200,7 +208,7 @@ static int lock_and_read(struct txn *t)
 	bool locks = !(a->opts.debug & CRP_DEBUG_NO_LOCKS);
 	uint64_t deadline = crp_lock_deadline_ns(a);
 	bool have_read[CRP_MAX_MEMBERS] = { false };
-	unsigned attempt = 0, read_retries = 0;
+	unsigned attempt = 0;
 
 	for (;;) {
 		struct crp_cmd res[CRP_MAX_MEMBERS], rd[CRP_MAX_MEMBERS];
@@ -218,7 +226,7 @@ static int lock_and_read(struct txn *t)
 
 			if (locks && in_w(t, m)) {
 				if (a->lk[m].reserved) {
-					if (attempt == 0) {
+					if (t->st.attempts == 1) {
 						t->st.cache_hits++;
 						atomic_fetch_add(&a->ctr.lock_cache_hits, 1);
 					}
@@ -287,13 +295,16 @@ static int lock_and_read(struct txn *t)
 			continue;
 		}
 		if (read_conflict) {
-			/* Another host holds a member we only read; we keep ours. */
+			/*
+			 * Another host holds a member we only read.  Never wait
+			 * while holding locks: release ours and start over.
+			 */
 			atomic_fetch_add(&a->ctr.read_conflict_retries, 1);
-			if (crp_now_ns() > deadline) {
-				crp_lock_release_now(a, t->w, t->nw);
+			crp_lock_release_now(a, t->w, t->nw);
+			memset(have_read, 0, sizeof(have_read));
+			if (crp_now_ns() > deadline)
 				return -ETIMEDOUT;
-			}
-			crp_lock_backoff(a, CRP_MIN(read_retries++, 4u));
+			crp_lock_backoff(a, attempt++);
 			continue;
 		}
 		return 0;
@@ -368,6 +379,24 @@ static int write_and_unlock(struct txn *t, bool locks)
 	crp_batch_wait(&b);
 	crp_batch_destroy(&b);
 	t->st.round_trips++;
+
+	/* The broken protocol of CRP_DEBUG_EARLY_RELEASE writes anyway, as an
+	 * implementation that released too early would: retry conflicts. */
+	for (unsigned tries = 0; (a->opts.debug & CRP_DEBUG_EARLY_RELEASE) && tries < 1000; tries++) {
+		bool again = false;
+
+		for (int k = 0; k < t->nw; k++) {
+			struct crp_cmd *c = &wr[t->w[k]];
+
+			if (c->result != -CRP_ECONFLICT)
+				continue;
+			again = true;
+			crp_lock_backoff(a, 0);
+			crp_member_exec(a->m[t->w[k]], c);
+		}
+		if (!again)
+			break;
+	}
 
 	for (int k = 0; k < t->nw; k++) {
 		int m = t->w[k];

@@ -90,7 +90,7 @@ static int parse_iscsi(const char *rest, struct crp_spec *spec, char *err, size_
 	}
 	if (!buf[0] || strlen(buf) >= sizeof(spec->host))
 		return spec_error(err, errlen, spec->text, "host missing or too long");
-	snprintf(spec->host, sizeof(spec->host), "%s", buf);
+	memcpy(spec->host, buf, strlen(buf) + 1);
 	if (opts)
 		return parse_options(opts, spec, err, errlen);
 	return 0;
