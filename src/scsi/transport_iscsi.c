@@ -933,7 +933,8 @@ static int ic_open(struct crp_member *m, char *err, size_t errlen)
 	crp_cmd_init(&cmd);
 	crp_cdb_test_unit_ready(&cmd);
 	r = open_cmd(m, &cmd, err, errlen);
-	if (r < 0)
+	/* RESERVATION CONFLICT: the unit answers, another host holds a lock. */
+	if (r < 0 && r != -CRP_ECONFLICT)
 		goto out;
 	crp_cmd_init(&cmd);
 	memset(cap, 0, sizeof(cap));
