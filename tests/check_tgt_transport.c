@@ -1,0 +1,523 @@
+/*
+ * The iSCSI transport against a real tgtd (integration).
+ *
+ * One tgtd for the suite, started in main() before the tests fork, with a
+ * LUN of its own for every test that takes locks, so no test sees another's
+ * reservations.  Tests that kill, stop or reconfigure the daemon start a
+ * private tgtd.  Each host is its own initiator name and so its own
+ * session (nexus).  If tgtd cannot start, every test fails with the reason.
+ *
+ * Some tests bound how long a failure takes to be reported: a member must
+ * report an error within its command timeout instead of hanging.  Those
+ * bounds are the timeout plus a wide margin; they check that the timeout
+ * mechanism works, not how fast anything is.
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "crpfs/err.h"
+#include "crpfs/member.h"
+#include "crpfs/scsi.h"
+#include "crpfs/util.h"
+#include "fixture/semantics.h"
+#include "fixture/tgt.h"
+
+#define LUN_SIZE (16ull << 20)
+#define SHORT_TIMEOUT_MS 2000
+/* A failure must be reported within the timeout plus this margin. */
+#define MARGIN_MS 3000
+
+/* LUN indexes of the suite's tgtd, one per test that needs its own. */
+enum {
+	LUN_RW,
+	LUN_RESERVE,
+	LUN_CLOSE,
+	LUN_DEATH,
+	LUN_PR_WE,
+	LUN_PR_PREEMPT,
+	LUN_RESET,
+	LUN_OFFLINE,
+	LUN_UA,
+	LUN_LOST,
+	LUN_COUNT
+};
+
+static struct crp_tgt *g_tgt;
+static char g_tgt_err[512];
+
+static const char *spec_of(int lun)
+{
+	ck_assert_msg(g_tgt, "tgtd for the suite did not start: %s", g_tgt_err);
+	return crp_tgt_spec(g_tgt, lun);
+}
+
+static struct crp_member *open_host(const char *spec, const char *host, uint32_t timeout_ms)
+{
+	struct crp_member_opts o = { .host = host, .timeout_ms = timeout_ms };
+	struct crp_member *m = NULL;
+	char err[512];
+	int r = crp_member_open(spec, &o, &m, err, sizeof(err));
+
+	ck_assert_msg(r == 0, "open %s as %s: %s", spec, host, err);
+	return m;
+}
+
+static uint64_t ms_since(uint64_t t0)
+{
+	return (crp_now_ns() - t0) / 1000000ull;
+}
+
+/* ---- the shared semantics, on iSCSI members ----------------------------- */
+
+START_TEST(test_sem_rw_roundtrip)
+{
+	crp_sem_rw_roundtrip(spec_of(LUN_RW));
+}
+END_TEST
+
+START_TEST(test_sem_reserve_conflict)
+{
+	crp_sem_reserve_conflict(spec_of(LUN_RESERVE));
+}
+END_TEST
+
+START_TEST(test_sem_release_on_close)
+{
+	crp_sem_release_on_close(spec_of(LUN_CLOSE));
+}
+END_TEST
+
+START_TEST(test_sem_release_on_death)
+{
+	crp_sem_release_on_death(spec_of(LUN_DEATH));
+}
+END_TEST
+
+START_TEST(test_sem_pr_write_exclusive)
+{
+	crp_sem_pr_write_exclusive(spec_of(LUN_PR_WE));
+}
+END_TEST
+
+START_TEST(test_sem_pr_preempt)
+{
+	crp_sem_pr_preempt(spec_of(LUN_PR_PREEMPT));
+}
+END_TEST
+
+START_TEST(test_sem_lun_reset)
+{
+	crp_sem_lun_reset(spec_of(LUN_RESET));
+}
+END_TEST
+
+/* ---- CHAP ---------------------------------------------------------------- */
+
+static void write_chap(const char *path, const char *user, const char *secret, mode_t mode)
+{
+	FILE *f;
+
+	unlink(path);
+	f = fopen(path, "w");
+	ck_assert_msg(f, "create %s: %s", path, strerror(errno));
+	fprintf(f, "# test credentials\n[chap]\nusername = %s\npassword = %s\n", user, secret);
+	fclose(f);
+	ck_assert_int_eq(chmod(path, mode), 0);
+}
+
+START_TEST(test_chap)
+{
+	static const char user[] = "crpfs-test", secret[] = "s3cret-0123456789";
+	char err[1024], dir[] = "/tmp/crpfs-chap-XXXXXX", good[128], wrong[128], open_file[128];
+	char spec[600];
+	struct crp_member_opts o = { .host = "chaphost", .timeout_ms = 5000 };
+	struct crp_member *m = NULL;
+	struct crp_tgt *t;
+	uint8_t *buf = crp_alloc_buf(4096), *back = crp_alloc_buf(4096);
+	int r;
+
+	t = crp_tgt_start(1, LUN_SIZE, err, sizeof(err));
+	ck_assert_msg(t, "private tgtd for CHAP: %s", err);
+	ck_assert_int_eq(crp_tgt_add_chap(t, user, secret), 0);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(good, sizeof(good), "%s/good", dir);
+	snprintf(wrong, sizeof(wrong), "%s/wrong", dir);
+	snprintf(open_file, sizeof(open_file), "%s/open", dir);
+	write_chap(good, user, secret, 0600);
+	write_chap(wrong, user, "not-the-secret-42", 0600);
+	write_chap(open_file, user, secret, 0640);
+
+	/* Without credentials the target refuses the login. */
+	r = crp_member_open(crp_tgt_spec(t, 0), &o, &m, err, sizeof(err));
+	ck_assert_msg(r < 0, "login without CHAP succeeded on a CHAP target");
+	ck_assert_msg(strstr(err, "login"), "message does not say the login failed: %s", err);
+
+	/* The right secret from a 0600 file logs in, and I/O works. */
+	snprintf(spec, sizeof(spec), "%s?chap=%s", crp_tgt_spec(t, 0), good);
+	r = crp_member_open(spec, &o, &m, err, sizeof(err));
+	ck_assert_msg(r == 0, "CHAP login with the right secret: %s", err);
+	memset(buf, 0x5c, 4096);
+	ck_assert_int_eq(crp_member_write(m, 4096, buf, 4096), 0);
+	ck_assert_int_eq(crp_member_read(m, 4096, back, 4096), 0);
+	ck_assert_mem_eq(buf, back, 4096);
+	crp_member_close(m);
+	m = NULL;
+
+	/* A wrong secret is refused; the message names the file, not the secret. */
+	snprintf(spec, sizeof(spec), "%s?chap=%s", crp_tgt_spec(t, 0), wrong);
+	r = crp_member_open(spec, &o, &m, err, sizeof(err));
+	ck_assert_msg(r < 0, "CHAP login with a wrong secret succeeded");
+	ck_assert_msg(strstr(err, "login") && strstr(err, wrong),
+		      "message should say the login was refused and name %s: %s", wrong, err);
+	ck_assert_msg(!strstr(err, "not-the-secret-42"), "message leaks the secret: %s", err);
+
+	/* A file group or others can read is refused before any login. */
+	snprintf(spec, sizeof(spec), "%s?chap=%s", crp_tgt_spec(t, 0), open_file);
+	r = crp_member_open(spec, &o, &m, err, sizeof(err));
+	ck_assert_msg(r < 0, "a group-readable credentials file was accepted");
+	ck_assert_msg(strstr(err, open_file) && strstr(err, "group or others"),
+		      "message should name %s and say group/others can read it: %s", open_file,
+		      err);
+	ck_assert_msg(!strstr(err, secret), "message leaks the secret: %s", err);
+
+	/* A missing file is named too. */
+	snprintf(spec, sizeof(spec), "%s?chap=%s/missing", crp_tgt_spec(t, 0), dir);
+	r = crp_member_open(spec, &o, &m, err, sizeof(err));
+	ck_assert_msg(r < 0 && strstr(err, "missing"), "missing credentials file: %s", err);
+
+	unlink(good);
+	unlink(wrong);
+	unlink(open_file);
+	rmdir(dir);
+	free(buf);
+	free(back);
+	crp_tgt_stop(t);
+}
+END_TEST
+
+/* ---- unreachable and silent portals ------------------------------------- */
+
+static int closed_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+START_TEST(test_unreachable_portal)
+{
+	struct crp_member_opts o = { .host = "h-unreach", .timeout_ms = SHORT_TIMEOUT_MS };
+	struct crp_member *m = NULL;
+	char spec[256], err[512], portal[64];
+	uint64_t t0;
+	int r, port = closed_port();
+
+	snprintf(spec, sizeof(spec), "iscsi://127.0.0.1:%d/iqn.2026-11.org.crpfs.test:none/1",
+		 port);
+	snprintf(portal, sizeof(portal), "127.0.0.1:%d", port);
+	t0 = crp_now_ns();
+	r = crp_member_open(spec, &o, &m, err, sizeof(err));
+	ck_assert_msg(r < 0, "open of a closed port succeeded");
+	ck_assert_ptr_null(m);
+	ck_assert_msg(ms_since(t0) < SHORT_TIMEOUT_MS + MARGIN_MS,
+		      "open took %llu ms with a %d ms timeout", (unsigned long long)ms_since(t0),
+		      SHORT_TIMEOUT_MS);
+	ck_assert_msg(strstr(err, portal), "message does not name the portal %s: %s", portal, err);
+}
+END_TEST
+
+/* A portal that accepts the TCP connection and never answers the login. */
+START_TEST(test_silent_portal)
+{
+	struct crp_member_opts o = { .host = "h-silent", .timeout_ms = SHORT_TIMEOUT_MS };
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+	struct crp_member *m = NULL;
+	char spec[256], err[512], portal[64];
+	uint64_t t0;
+	int r, fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(fd, 4), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	snprintf(portal, sizeof(portal), "127.0.0.1:%d", ntohs(sa.sin_port));
+	snprintf(spec, sizeof(spec), "iscsi://%s/iqn.2026-11.org.crpfs.test:none/1", portal);
+
+	t0 = crp_now_ns();
+	r = crp_member_open(spec, &o, &m, err, sizeof(err));
+	ck_assert_int_eq(r, -ETIMEDOUT);
+	ck_assert_msg(ms_since(t0) < SHORT_TIMEOUT_MS + MARGIN_MS,
+		      "open took %llu ms with a %d ms timeout", (unsigned long long)ms_since(t0),
+		      SHORT_TIMEOUT_MS);
+	ck_assert_msg(strstr(err, portal), "message does not name the portal %s: %s", portal, err);
+	close(fd);
+}
+END_TEST
+
+/* ---- a LUN going away, a daemon hanging or dying ------------------------ */
+
+START_TEST(test_lun_offline)
+{
+	struct crp_member *m = open_host(spec_of(LUN_OFFLINE), "h-offline", SHORT_TIMEOUT_MS);
+	uint8_t *buf = crp_alloc_buf(4096);
+	uint64_t t0;
+	int r;
+
+	ck_assert_int_eq(crp_member_read(m, 0, buf, 4096), 0);
+	ck_assert_int_eq(crp_tgt_lun_offline(g_tgt, LUN_OFFLINE, true), 0);
+	t0 = crp_now_ns();
+	r = crp_member_read(m, 0, buf, 4096);
+	ck_assert_msg(r < 0, "read from an offline LUN succeeded");
+	ck_assert_msg(ms_since(t0) < SHORT_TIMEOUT_MS + MARGIN_MS, "read took %llu ms",
+		      (unsigned long long)ms_since(t0));
+	/* An error of the command (LOGICAL UNIT NOT SUPPORTED), not of the
+	 * session: the member stays usable. */
+	ck_assert_msg(r == -EINVAL || r == -CRP_ESENSE, "unexpected error %d (%s)", r,
+		      crp_strerror(r));
+	ck_assert(!crp_member_failed(m));
+	ck_assert_int_eq(crp_tgt_lun_offline(g_tgt, LUN_OFFLINE, false), 0);
+	ck_assert_int_eq(crp_member_read(m, 0, buf, 4096), 0);
+	crp_member_close(m);
+	free(buf);
+}
+END_TEST
+
+START_TEST(test_tgtd_hung)
+{
+	struct crp_member *m;
+	struct crp_tgt *t;
+	uint8_t *buf = crp_alloc_buf(4096);
+	char err[512];
+	uint64_t t0;
+	int r;
+
+	t = crp_tgt_start(1, LUN_SIZE, err, sizeof(err));
+	ck_assert_msg(t, "private tgtd: %s", err);
+	m = open_host(crp_tgt_spec(t, 0), "h-hung", SHORT_TIMEOUT_MS);
+	ck_assert_int_eq(crp_member_read(m, 0, buf, 4096), 0);
+
+	ck_assert_int_eq(kill(crp_tgt_pid(t), SIGSTOP), 0);
+	t0 = crp_now_ns();
+	r = crp_member_read(m, 0, buf, 4096);
+	ck_assert_msg(r == -ETIMEDOUT, "read from a stopped tgtd: %d (%s)", r, crp_strerror(r));
+	ck_assert_msg(ms_since(t0) < SHORT_TIMEOUT_MS + MARGIN_MS, "read took %llu ms",
+		      (unsigned long long)ms_since(t0));
+	ck_assert(crp_member_failed(m));
+	ck_assert_int_eq(crp_member_fail_reason(m), -ETIMEDOUT);
+	ck_assert_uint_ge(atomic_load(&crp_member_counters(m)->timeouts), 1);
+	/* A failed member answers at once. */
+	ck_assert_int_eq(crp_member_read(m, 0, buf, 4096), -CRP_EMEMBER);
+	ck_assert_int_eq(crp_member_lun_reset(m), -CRP_EMEMBER);
+	kill(crp_tgt_pid(t), SIGCONT);
+	crp_member_close(m);
+	crp_tgt_stop(t);
+	free(buf);
+}
+END_TEST
+
+START_TEST(test_tgtd_killed)
+{
+	struct crp_member *m;
+	struct crp_tgt *t;
+	struct crp_batch b;
+	struct crp_cmd cmd;
+	uint8_t *buf = crp_alloc_buf(4096);
+	char err[512];
+	pid_t pid;
+
+	t = crp_tgt_start(1, LUN_SIZE, err, sizeof(err));
+	ck_assert_msg(t, "private tgtd: %s", err);
+	m = open_host(crp_tgt_spec(t, 0), "h-killed", 30000);
+	ck_assert_int_eq(crp_member_read(m, 0, buf, 4096), 0);
+	pid = crp_tgt_pid(t);
+
+	/* A READ in flight when the daemon dies completes with lock loss. */
+	ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+	crp_cmd_init(&cmd);
+	crp_cdb_read16(&cmd, 0, 8, buf, 4096);
+	crp_batch_init(&b);
+	crp_batch_add(&b, &cmd);
+	crp_member_submit(m, (struct crp_cmd *[]){ &cmd }, 1);
+	crp_sleep_ns(300 * 1000000ull); /* let it reach the socket */
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	crp_batch_wait(&b);
+	crp_batch_destroy(&b);
+	ck_assert_msg(cmd.result == -CRP_ELOCKLOST, "in-flight READ: %d (%s)", cmd.result,
+		      crp_strerror(cmd.result));
+	ck_assert(crp_member_failed(m));
+	ck_assert_int_eq(crp_member_fail_reason(m), -CRP_ELOCKLOST);
+	ck_assert(crp_member_take_events(m) & CRP_EV_NEXUS_LOST);
+	ck_assert_int_eq(crp_member_read(m, 0, buf, 4096), -CRP_EMEMBER);
+	crp_member_close(m);
+	crp_tgt_stop(t);
+	free(buf);
+}
+END_TEST
+
+/* The target closes an idle session: the member notices on its own. */
+START_TEST(test_session_lost)
+{
+	struct crp_member *m = open_host(spec_of(LUN_LOST), "h-lost", SHORT_TIMEOUT_MS);
+	uint8_t *buf = crp_alloc_buf(4096);
+	char out[4096], sid[32] = "", *line, *save = NULL;
+	const char *show[] = { "--lld", "iscsi", "--op", "show", "--mode", "conn", "--tid", "1",
+			       NULL };
+	char cur[32] = "";
+	int r;
+
+	ck_assert_int_eq(crp_member_read(m, 0, buf, 4096), 0);
+	ck_assert_int_eq(crp_tgt_admin(g_tgt, out, sizeof(out), show), 0);
+	for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (sscanf(line, " Session: %31s", cur) == 1)
+			continue;
+		if (strstr(line, "iqn.2026-11.org.crpfs:h-lost"))
+			snprintf(sid, sizeof(sid), "%s", cur);
+	}
+	ck_assert_msg(sid[0], "tgtadm shows no session of h-lost");
+	{
+		const char *del[] = { "--lld", "iscsi", "--op", "delete", "--mode", "conn",
+				      "--tid", "1", "--sid", sid, "--cid", "0", NULL };
+
+		ck_assert_int_eq(crp_tgt_admin(g_tgt, out, sizeof(out), del), 0);
+	}
+	/* Whether the I/O thread has noticed yet or not, the next command
+	 * fails and the member reports lost reservations. */
+	for (int i = 0; i < 100 && !crp_member_failed(m); i++)
+		crp_sleep_ns(20 * 1000000ull);
+	r = crp_member_read(m, 0, buf, 4096);
+	ck_assert_msg(r == -CRP_EMEMBER || r == -CRP_ELOCKLOST, "read after session loss: %d (%s)",
+		      r, crp_strerror(r));
+	ck_assert(crp_member_failed(m));
+	ck_assert_int_eq(crp_member_fail_reason(m), -CRP_ELOCKLOST);
+	ck_assert(crp_member_take_events(m) & CRP_EV_NEXUS_LOST);
+	crp_member_close(m);
+	free(buf);
+}
+END_TEST
+
+/* ---- UNIT ATTENTION ------------------------------------------------------ */
+
+static int pr_out(struct crp_member *m, uint8_t sa, uint8_t type, uint64_t key, uint64_t sa_key)
+{
+	struct crp_cmd cmd;
+	uint8_t param[24];
+
+	crp_cmd_init(&cmd);
+	crp_cdb_pr_out(&cmd, sa, type, key, sa_key, param);
+	return crp_member_exec(m, &cmd);
+}
+
+START_TEST(test_ua_after_pr_release)
+{
+	struct crp_member *m = open_host(spec_of(LUN_UA), "h-ua", 5000);
+	struct crp_member *other = open_host(spec_of(LUN_UA), "h-ua-other", 5000);
+	struct crp_member_counters *c = crp_member_counters(m);
+	uint8_t *buf = crp_alloc_buf(4096);
+	uint64_t before;
+	struct crp_cmd cmd;
+
+	/* tgt queues the RESERVATIONS RELEASED attention meant for the other
+	 * registrants on the releaser's own nexus; with no other registrant
+	 * there is none, so register a second host. */
+	ck_assert_int_eq(pr_out(m, CRP_PROUT_REGISTER, 0, 0, 0xc0ffee), 0);
+	ck_assert_int_eq(pr_out(other, CRP_PROUT_REGISTER, 0, 0, 0xbeef), 0);
+	ck_assert_int_eq(pr_out(m, CRP_PROUT_RESERVE, CRP_PR_TYPE_WRITE_EXCLUSIVE, 0xc0ffee, 0), 0);
+	crp_member_take_events(m);
+	before = atomic_load(&c->ua_retries);
+	ck_assert_int_eq(pr_out(m, CRP_PROUT_RELEASE, CRP_PR_TYPE_WRITE_EXCLUSIVE, 0xc0ffee, 0), 0);
+	/* The next command meets the UNIT ATTENTION, is retried by the I/O
+	 * thread, and succeeds. */
+	crp_cmd_init(&cmd);
+	crp_cdb_read16(&cmd, 0, 8, buf, 4096);
+	ck_assert_int_eq(crp_member_exec(m, &cmd), 0);
+	ck_assert_int_eq(cmd.status, CRP_SAM_GOOD);
+	ck_assert_uint_gt(atomic_load(&c->ua_retries), before);
+	ck_assert_int_gt(cmd.ua_retries, 0);
+	ck_assert(crp_member_take_events(m) & CRP_EV_RES_RELEASED);
+	ck_assert_int_eq(pr_out(m, CRP_PROUT_REGISTER, 0, 0xc0ffee, 0), 0);
+	ck_assert_int_eq(pr_out(other, CRP_PROUT_REGISTER, 0, 0xbeef, 0), 0);
+	crp_member_close(other);
+	crp_member_close(m);
+	free(buf);
+}
+END_TEST
+
+/* ---- the suite ----------------------------------------------------------- */
+
+static Suite *tgt_transport_suite(void)
+{
+	Suite *s = suite_create("tgt_transport");
+	TCase *tc;
+
+	tc = tcase_create("semantics");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_sem_rw_roundtrip);
+	tcase_add_test(tc, test_sem_reserve_conflict);
+	tcase_add_test(tc, test_sem_release_on_close);
+	tcase_add_test(tc, test_sem_release_on_death);
+	tcase_add_test(tc, test_sem_pr_write_exclusive);
+	tcase_add_test(tc, test_sem_pr_preempt);
+	tcase_add_test(tc, test_sem_lun_reset);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("chap");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_chap);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("unreachable");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_unreachable_portal);
+	tcase_add_test(tc, test_silent_portal);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("failures");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_lun_offline);
+	tcase_add_test(tc, test_tgtd_hung);
+	tcase_add_test(tc, test_tgtd_killed);
+	tcase_add_test(tc, test_session_lost);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("unit_attention");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_ua_after_pr_release);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	g_tgt = crp_tgt_start(LUN_COUNT, LUN_SIZE, g_tgt_err, sizeof(g_tgt_err));
+	if (!g_tgt)
+		fprintf(stderr, "check_tgt_transport: tgtd did not start: %s\n", g_tgt_err);
+	sr = srunner_create(tgt_transport_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	crp_tgt_stop(g_tgt);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
