@@ -1,0 +1,216 @@
+/*
+ * The metadata layer: an opened crpfs array with its superblock, the
+ * metadata block cache, the running transaction and its journal, block and
+ * inode allocation, data checksums, host slots and orphan lists.
+ *
+ * Transactions.  Every change to a metadata block goes through the cache:
+ * crp_meta_bread()/crp_meta_bnew() give the cached block, the caller edits
+ * its bytes and calls crp_meta_dirty().  The dirty blocks form the running
+ * transaction; crp_meta_commit() writes it to this host's journal
+ * (descriptor, block images, commit record with an XXH3 over all of them),
+ * syncs the members, then writes the blocks in place.  A crash before the
+ * commit record is durable loses the transaction whole; after it, replay
+ * at the next mount redoes it.  Callers commit only at points where the
+ * metadata is consistent (the end of an operation, or a restartable step
+ * of a long one).
+ *
+ * Ordered data.  Data blocks are written (crp_meta_data_write) before the
+ * transaction that points at them commits, and never over a block that a
+ * committed transaction references: the fs layer writes new data to blocks
+ * allocated in the running transaction (crp_meta_is_new()) and moves
+ * anything else (copy-on-write).  Blocks freed by the running transaction
+ * are not handed out again until it has committed.
+ *
+ * Locking: none here.  Every function is called with the fs layer's big
+ * lock held (struct crp_fs.mu); struct crp_meta is protected by it.
+ */
+#ifndef CRPFS_META_H
+#define CRPFS_META_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <glib.h>
+
+#include "crpfs/array.h"
+#include "crpfs/ondisk.h"
+
+struct crp_mblk {
+	uint64_t blkno;
+	uint32_t magic;	/* CRP_MAGIC_* sealed at commit; 0 = inode-table block */
+	bool dirty;	/* part of the running transaction */
+	uint8_t *buf;	/* CRP_BLOCK bytes, aligned */
+};
+
+/* Header fields of a cached block, read and written in place. */
+static inline uint64_t crp_mblk_next(const struct crp_mblk *b) { return crp_get_le64(b->buf + 40); }
+static inline void crp_mblk_set_next(struct crp_mblk *b, uint64_t v) { crp_put_le64(b->buf + 40, v); }
+static inline uint32_t crp_mblk_count(const struct crp_mblk *b) { return crp_get_le32(b->buf + 48); }
+static inline void crp_mblk_set_count(struct crp_mblk *b, uint32_t v) { crp_put_le32(b->buf + 48, v); }
+static inline uint32_t crp_mblk_aux(const struct crp_mblk *b) { return crp_get_le32(b->buf + 52); }
+static inline void crp_mblk_set_aux(struct crp_mblk *b, uint32_t v) { crp_put_le32(b->buf + 52, v); }
+static inline uint64_t crp_mblk_aux64(const struct crp_mblk *b) { return crp_get_le64(b->buf + 56); }
+static inline uint64_t crp_mblk_owner(const struct crp_mblk *b) { return crp_get_le64(b->buf + 32); }
+static inline uint8_t *crp_mblk_payload(struct crp_mblk *b) { return b->buf + CRP_HDR_SIZE; }
+
+struct crp_meta_opts {
+	const char *host;	/* slot owner and initiator name; hostname if NULL */
+	bool ro;		/* write nothing: no replay, no slot */
+	bool claim_slot;	/* claim a host slot (mount), else none (fsck, status) */
+	bool replay;		/* replay the journals of slots left active */
+	uint32_t timeout_ms;
+};
+
+struct crp_meta_stats {
+	uint64_t commits;
+	uint64_t replayed;	/* transactions replayed at open */
+	uint64_t repairs;	/* blocks rebuilt from parity */
+};
+
+struct crp_meta {
+	struct crp_array *a;
+	struct crp_sb sb;
+	struct crp_geom geom;
+	uint64_t fsid;
+	bool ro;
+	int slot;			/* our host slot, -1 if none */
+	char host[CRP_HOST_MAX];
+	uint64_t heartbeat;
+	bool journal_dirty;		/* some slot's journal needs replay (ro/fsck) */
+	uint64_t recovered;		/* bit per slot recovered at open: its orphans
+					   are for the fs layer to free */
+
+	GHashTable *cache;		/* blkno -> struct crp_mblk * */
+	GPtrArray *dirty;		/* the running transaction, struct crp_mblk * */
+	GHashTable *tx_freed;		/* blocks freed by the running transaction */
+	GHashTable *tx_new;		/* blocks allocated by the running transaction */
+	bool tx_freed_meta;		/* it freed a metadata block */
+
+	uint64_t j_pos;			/* next free ring index of our journal */
+	uint64_t j_seq;			/* sequence of the next transaction */
+
+	uint32_t ag_cursor;		/* next allocation group to try */
+	uint32_t *ag_free;		/* free blocks per group */
+	uint32_t *ig_free;		/* free inodes per inode-bitmap block */
+	uint64_t ino_cursor;
+	struct crp_meta_stats stats;
+	bool debug_no_checkpoint;	/* tests: commit to the journal only */
+};
+
+/*
+ * Open the array on @specs (any order: the labels give it), check labels
+ * and superblock, replay journals and claim a slot as @opts says.  On
+ * error @err names the member and the problem.
+ */
+int crp_meta_open(const char *const *specs, int n, const struct crp_meta_opts *opts,
+		  struct crp_meta **out, char *err, size_t errlen);
+/* Commit, clear our journal, free our slot, sync, close.  Returns the
+ * first error; @m is freed in every case. */
+int crp_meta_close(struct crp_meta *m);
+
+/* Read the labels of @specs and order them; fills @sorted (array order)
+ * and @label (of member 0).  Used by open, status and fsck. */
+int crp_meta_read_labels(const char *const *specs, int n, const char *host, uint32_t timeout_ms,
+			 const char **sorted, struct crp_label *label, char *err, size_t errlen);
+
+/* ---- block cache ---- */
+
+/* The cached block @blkno, read and checked (magic, checksum, place,
+ * fsid) if not cached; a checksum failure is repaired from parity. */
+int crp_meta_bread(struct crp_meta *m, uint64_t blkno, uint32_t magic, struct crp_mblk **out);
+/* Inode-table block (records checked one by one by the caller). */
+int crp_meta_bread_raw(struct crp_meta *m, uint64_t blkno, struct crp_mblk **out);
+/* A freshly allocated block: zeroed, header written, dirty. */
+struct crp_mblk *crp_meta_bnew(struct crp_meta *m, uint64_t blkno, uint32_t magic,
+			       uint64_t owner);
+void crp_meta_dirty(struct crp_meta *m, struct crp_mblk *b);
+/* Commit the running transaction (no-op when clean). */
+int crp_meta_commit(struct crp_meta *m);
+/* Commit if the running transaction is large. */
+int crp_meta_maybe_commit(struct crp_meta *m);
+/* Drop clean blocks when the cache is large.  No crp_mblk pointer may be
+ * held across this call. */
+void crp_meta_trim(struct crp_meta *m);
+/* Blocks in the running transaction. */
+static inline unsigned crp_meta_tx_size(const struct crp_meta *m) { return m->dirty->len; }
+
+/* ---- allocation ---- */
+
+/* Allocate up to @want contiguous blocks near @goal (0: anywhere); *@got
+ * >= 1 on success, -ENOSPC when full. */
+int crp_meta_alloc(struct crp_meta *m, uint64_t goal, uint32_t want, uint64_t *start,
+		   uint32_t *got);
+/* Free @n blocks; @meta: they held metadata (dropped from the cache). */
+int crp_meta_free(struct crp_meta *m, uint64_t start, uint32_t n, bool meta);
+/* Allocated by the running transaction: data may be written over it. */
+bool crp_meta_is_new(const struct crp_meta *m, uint64_t blk);
+int crp_meta_ialloc(struct crp_meta *m, uint64_t *ino);
+int crp_meta_ifree(struct crp_meta *m, uint64_t ino);
+bool crp_meta_block_in_data_area(const struct crp_meta *m, uint64_t blk);
+uint64_t crp_meta_free_blocks(const struct crp_meta *m);
+uint64_t crp_meta_free_inodes(const struct crp_meta *m);
+/* Is @blk / @ino marked allocated (fsck). */
+int crp_meta_block_allocated(struct crp_meta *m, uint64_t blk, bool *out);
+int crp_meta_inode_allocated(struct crp_meta *m, uint64_t ino, bool *out);
+
+/* ---- inodes ---- */
+
+/* Read inode @ino: 0, 1 if the slot was never used, or an error. */
+int crp_meta_iread(struct crp_meta *m, uint64_t ino, struct crp_inode *out);
+/* Store @in into the inode table (in the running transaction). */
+int crp_meta_iwrite(struct crp_meta *m, const struct crp_inode *in);
+
+/* ---- data ---- */
+
+/* Write @n blocks at @pblk and record their checksums. */
+int crp_meta_data_write(struct crp_meta *m, uint64_t pblk, uint32_t n, const void *buf);
+/* Read @n blocks at @pblk and check their checksums; a mismatch is
+ * rebuilt from parity and repaired, or fails with -EIO. */
+int crp_meta_data_read(struct crp_meta *m, uint64_t pblk, uint32_t n, void *buf);
+int crp_meta_csum_get(struct crp_meta *m, uint64_t blk, uint64_t *csum);
+int crp_meta_csum_set(struct crp_meta *m, uint64_t blk, uint64_t csum);
+/* Rebuild @blkno from parity until @ok accepts it; repair it then. */
+int crp_meta_rebuild_block(struct crp_meta *m, uint64_t blkno, void *buf,
+			   bool (*ok)(const void *blk, void *ctx), void *ctx);
+
+/* ---- orphans (this host's list) ---- */
+
+int crp_meta_orphan_add(struct crp_meta *m, uint64_t ino);
+int crp_meta_orphan_del(struct crp_meta *m, uint64_t ino);
+/* The inodes on slot @slot's orphan list (g_free the array). */
+int crp_meta_orphan_list(struct crp_meta *m, int slot, uint64_t **inos, uint32_t *n);
+/* Empty slot @slot's orphan list (after recovery freed them). */
+int crp_meta_orphan_clear(struct crp_meta *m, int slot);
+
+/* ---- journal ---- */
+
+/* Replay slot @slot's journal: the number of transactions applied. */
+int crp_meta_replay(struct crp_meta *m, int slot);
+/* Does slot @slot's journal hold transactions to replay? */
+int crp_meta_journal_pending(struct crp_meta *m, int slot, bool *out);
+
+/* ---- host slots ---- */
+
+int crp_meta_slot_read(struct crp_meta *m, int slot, struct crp_slot *out);
+int crp_meta_slot_write(struct crp_meta *m, const struct crp_slot *s);
+
+/* ---- mkfs ---- */
+
+struct crp_mkfs_params {
+	int level;
+	uint32_t chunk;
+	uint32_t max_hosts;
+	int lock_mode;
+	const char *label;
+	uint64_t member_size;	/* smallest member, bytes */
+	const uint8_t *uuid;	/* NULL: random */
+};
+
+/* Write a new filesystem on the open array @a (geometry not yet set):
+ * labels, slots, superblock, journals, bitmaps, checksum tables and the
+ * root directory.  Fills @sb. */
+int crp_meta_format(struct crp_array *a, const struct crp_mkfs_params *p, struct crp_sb *sb,
+		    char *err, size_t errlen);
+
+#endif

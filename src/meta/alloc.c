@@ -1,0 +1,529 @@
+/*
+ * Allocation (block bitmaps per allocation group, inode bitmaps), the
+ * inode table, data blocks with their checksum table, and orphan lists.
+ *
+ * Allocation group g spans ag_blocks blocks from ag_start + g * ag_blocks
+ * (the last may be shorter): block 0 is its bitmap (one bit per block of
+ * the group, header count = free blocks), blocks 1..64 its checksum table
+ * (one XXH3-64 per block of the group, 0 = none), then data and metadata.
+ * Hosts will allocate from groups of their own (issue 4): the cursor is
+ * per mount already.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crpfs/err.h"
+#include "crpfs/log.h"
+#include "crpfs/util.h"
+#include "meta_i.h"
+
+uint64_t crp_meta_ag_base(const struct crp_meta *m, uint32_t g)
+{
+	return m->sb.ag_start + (uint64_t)g * m->sb.ag_blocks;
+}
+
+uint32_t crp_meta_ag_len(const struct crp_meta *m, uint32_t g)
+{
+	if (g + 1 < m->sb.ag_count)
+		return m->sb.ag_blocks;
+	return (uint32_t)(m->sb.total_blocks - crp_meta_ag_base(m, g));
+}
+
+static uint32_t ig_len(const struct crp_meta *m, uint32_t i)
+{
+	uint64_t first = (uint64_t)i * CRP_BITS_PER_BLOCK;
+
+	return (uint32_t)CRP_MIN((uint64_t)CRP_BITS_PER_BLOCK, m->sb.inode_count - first);
+}
+
+bool crp_meta_block_in_data_area(const struct crp_meta *m, uint64_t blk)
+{
+	uint64_t rel;
+
+	if (blk < m->sb.ag_start || blk >= m->sb.total_blocks)
+		return false;
+	rel = (blk - m->sb.ag_start) % m->sb.ag_blocks;
+	return rel >= CRP_AG_META_BLOCKS;
+}
+
+int crp_meta_load_counts(struct crp_meta *m)
+{
+	struct crp_mblk *b;
+	int r;
+
+	m->ag_free = calloc(m->sb.ag_count, sizeof(*m->ag_free));
+	m->ig_free = calloc(m->sb.ibitmap_blocks, sizeof(*m->ig_free));
+	if (!m->ag_free || !m->ig_free)
+		return -ENOMEM;
+	for (uint32_t g = 0; g < m->sb.ag_count; g++) {
+		r = crp_meta_bread(m, crp_meta_ag_base(m, g), CRP_MAGIC_BITMAP, &b);
+		if (r < 0)
+			return r;
+		m->ag_free[g] = crp_mblk_count(b);
+		if (m->ag_free[g] > crp_meta_ag_len(m, g))
+			return -CRP_ECORRUPT;
+	}
+	for (uint32_t i = 0; i < m->sb.ibitmap_blocks; i++) {
+		r = crp_meta_bread(m, m->sb.ibitmap_start + i, CRP_MAGIC_IBITMAP, &b);
+		if (r < 0)
+			return r;
+		m->ig_free[i] = crp_mblk_count(b);
+		if (m->ig_free[i] > ig_len(m, i))
+			return -CRP_ECORRUPT;
+	}
+	return 0;
+}
+
+uint64_t crp_meta_free_blocks(const struct crp_meta *m)
+{
+	uint64_t n = 0;
+
+	for (uint32_t g = 0; g < m->sb.ag_count; g++)
+		n += m->ag_free[g];
+	return n;
+}
+
+uint64_t crp_meta_free_inodes(const struct crp_meta *m)
+{
+	uint64_t n = 0;
+
+	for (uint32_t i = 0; i < m->sb.ibitmap_blocks; i++)
+		n += m->ig_free[i];
+	return n;
+}
+
+bool crp_meta_is_new(const struct crp_meta *m, uint64_t blk)
+{
+	return g_hash_table_contains(m->tx_new, GSIZE_TO_POINTER(blk));
+}
+
+static bool usable(const struct crp_meta *m, const uint8_t *bits, uint64_t base, uint32_t i)
+{
+	if (crp_bit_test(bits, i))
+		return false;
+	return !g_hash_table_size(m->tx_freed) ||
+	       !g_hash_table_contains(m->tx_freed, GSIZE_TO_POINTER(base + i));
+}
+
+/* First usable bit at or after @from (wrapping), or -1. */
+static int64_t find_free(const struct crp_meta *m, const uint8_t *bits, uint64_t base,
+			 uint32_t len, uint32_t from)
+{
+	for (uint32_t n = 0, i = from % len; n < len;) {
+		if (!(i & 7) && bits[i >> 3] == 0xff && i + 8 <= len) {
+			n += 8;
+			i += 8;
+		} else {
+			if (usable(m, bits, base, i))
+				return i;
+			n++;
+			i++;
+		}
+		if (i >= len)
+			i = 0;
+	}
+	return -1;
+}
+
+int crp_meta_alloc(struct crp_meta *m, uint64_t goal, uint32_t want, uint64_t *start,
+		   uint32_t *got)
+{
+	uint32_t g0, from = 0;
+	struct crp_mblk *b;
+	int r;
+
+	if (!want)
+		want = 1;
+	if (goal >= m->sb.ag_start && goal < m->sb.total_blocks) {
+		g0 = (uint32_t)((goal - m->sb.ag_start) / m->sb.ag_blocks);
+		from = (uint32_t)((goal - m->sb.ag_start) % m->sb.ag_blocks);
+	} else {
+		g0 = m->ag_cursor;
+	}
+	for (uint32_t n = 0; n < m->sb.ag_count; n++) {
+		uint32_t g = (g0 + n) % m->sb.ag_count, len = crp_meta_ag_len(m, g);
+		uint64_t base = crp_meta_ag_base(m, g);
+		uint8_t *bits;
+		int64_t i;
+		uint32_t k;
+
+		if (!m->ag_free[g])
+			continue;
+		r = crp_meta_bread(m, base, CRP_MAGIC_BITMAP, &b);
+		if (r < 0)
+			return r;
+		bits = crp_mblk_payload(b);
+		i = find_free(m, bits, base, len, n == 0 ? from : 0);
+		if (i < 0)
+			continue;
+		for (k = 0; k < want && (uint32_t)i + k < len && usable(m, bits, base, (uint32_t)i + k);
+		     k++) {
+			crp_bit_set(bits, (uint32_t)i + k);
+			g_hash_table_add(m->tx_new, GSIZE_TO_POINTER(base + (uint64_t)i + k));
+		}
+		m->ag_free[g] -= k;
+		crp_mblk_set_count(b, m->ag_free[g]);
+		crp_meta_dirty(m, b);
+		m->ag_cursor = g;
+		*start = base + (uint64_t)i;
+		*got = k;
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+int crp_meta_free(struct crp_meta *m, uint64_t start, uint32_t n, bool meta)
+{
+	struct crp_mblk *b = NULL;
+	uint32_t cur = UINT32_MAX;
+	int r;
+
+	for (uint64_t blk = start; blk < start + n; blk++) {
+		uint32_t g, i;
+
+		if (!crp_meta_block_in_data_area(m, blk))
+			return -CRP_ECORRUPT;
+		g = (uint32_t)((blk - m->sb.ag_start) / m->sb.ag_blocks);
+		i = (uint32_t)((blk - m->sb.ag_start) % m->sb.ag_blocks);
+		if (g != cur) {
+			r = crp_meta_bread(m, crp_meta_ag_base(m, g), CRP_MAGIC_BITMAP, &b);
+			if (r < 0)
+				return r;
+			cur = g;
+		}
+		if (!crp_bit_test(crp_mblk_payload(b), i))
+			return -CRP_ECORRUPT; /* double free */
+		crp_bit_clear(crp_mblk_payload(b), i);
+		m->ag_free[g]++;
+		crp_mblk_set_count(b, m->ag_free[g]);
+		crp_meta_dirty(m, b);
+		if (meta)
+			crp_meta_forget_block(m, blk);
+		if (g_hash_table_remove(m->tx_new, GSIZE_TO_POINTER(blk)))
+			continue; /* never committed: reusable at once */
+		g_hash_table_add(m->tx_freed, GSIZE_TO_POINTER(blk));
+		if (meta)
+			m->tx_freed_meta = true;
+	}
+	return 0;
+}
+
+int crp_meta_block_allocated(struct crp_meta *m, uint64_t blk, bool *out)
+{
+	struct crp_mblk *b;
+	uint32_t g, i;
+	int r;
+
+	if (blk < m->sb.ag_start || blk >= m->sb.total_blocks) {
+		*out = true; /* fixed regions */
+		return 0;
+	}
+	g = (uint32_t)((blk - m->sb.ag_start) / m->sb.ag_blocks);
+	i = (uint32_t)((blk - m->sb.ag_start) % m->sb.ag_blocks);
+	r = crp_meta_bread(m, crp_meta_ag_base(m, g), CRP_MAGIC_BITMAP, &b);
+	if (r < 0)
+		return r;
+	*out = crp_bit_test(crp_mblk_payload(b), i);
+	return 0;
+}
+
+int crp_meta_inode_allocated(struct crp_meta *m, uint64_t ino, bool *out)
+{
+	struct crp_mblk *b;
+	int r;
+
+	if (ino >= m->sb.inode_count)
+		return -CRP_ECORRUPT;
+	r = crp_meta_bread(m, m->sb.ibitmap_start + ino / CRP_BITS_PER_BLOCK, CRP_MAGIC_IBITMAP,
+			   &b);
+	if (r < 0)
+		return r;
+	*out = crp_bit_test(crp_mblk_payload(b), ino % CRP_BITS_PER_BLOCK);
+	return 0;
+}
+
+int crp_meta_ialloc(struct crp_meta *m, uint64_t *ino)
+{
+	uint32_t ng = m->sb.ibitmap_blocks;
+	uint32_t g0 = (uint32_t)(m->ino_cursor / CRP_BITS_PER_BLOCK);
+	struct crp_mblk *b;
+	int r;
+
+	for (uint32_t n = 0; n < ng; n++) {
+		uint32_t g = (g0 + n) % ng, len = ig_len(m, g);
+		uint8_t *bits;
+
+		if (!m->ig_free[g])
+			continue;
+		r = crp_meta_bread(m, m->sb.ibitmap_start + g, CRP_MAGIC_IBITMAP, &b);
+		if (r < 0)
+			return r;
+		bits = crp_mblk_payload(b);
+		for (uint32_t k = 0; k < len; k++) {
+			uint32_t i = (uint32_t)((n == 0 ? m->ino_cursor % CRP_BITS_PER_BLOCK : 0) + k) %
+				     len;
+
+			if (crp_bit_test(bits, i))
+				continue;
+			crp_bit_set(bits, i);
+			m->ig_free[g]--;
+			crp_mblk_set_count(b, m->ig_free[g]);
+			crp_meta_dirty(m, b);
+			*ino = (uint64_t)g * CRP_BITS_PER_BLOCK + i;
+			m->ino_cursor = *ino + 1;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+int crp_meta_ifree(struct crp_meta *m, uint64_t ino)
+{
+	struct crp_mblk *b;
+	uint32_t g = (uint32_t)(ino / CRP_BITS_PER_BLOCK), i = ino % CRP_BITS_PER_BLOCK;
+	int r;
+
+	if (ino < 2 || ino >= m->sb.inode_count)
+		return -CRP_ECORRUPT;
+	r = crp_meta_bread(m, m->sb.ibitmap_start + g, CRP_MAGIC_IBITMAP, &b);
+	if (r < 0)
+		return r;
+	if (!crp_bit_test(crp_mblk_payload(b), i))
+		return -CRP_ECORRUPT;
+	crp_bit_clear(crp_mblk_payload(b), i);
+	m->ig_free[g]++;
+	crp_mblk_set_count(b, m->ig_free[g]);
+	crp_meta_dirty(m, b);
+	return 0;
+}
+
+/* ---- inode table ---- */
+
+struct ino_ctx {
+	uint64_t ino;
+};
+
+static bool ino_ok(const void *blk, void *ctx)
+{
+	struct ino_ctx *c = ctx;
+	struct crp_inode in;
+
+	return crp_inode_in((const uint8_t *)blk + (c->ino % CRP_INODES_PER_BLOCK) * CRP_INODE_SIZE,
+			    c->ino, &in, NULL, 0) >= 0;
+}
+
+int crp_meta_iread(struct crp_meta *m, uint64_t ino, struct crp_inode *out)
+{
+	uint64_t blkno = m->sb.itable_start + ino / CRP_INODES_PER_BLOCK;
+	size_t off = (ino % CRP_INODES_PER_BLOCK) * CRP_INODE_SIZE;
+	struct crp_mblk *b;
+	int r;
+
+	if (ino < 1 || ino >= m->sb.inode_count)
+		return -CRP_ECORRUPT;
+	r = crp_meta_bread_raw(m, blkno, &b);
+	if (r < 0)
+		return r;
+	r = crp_inode_in(b->buf + off, ino, out, NULL, 0);
+	if (r < 0 && !b->dirty) {
+		struct ino_ctx c = { ino };
+
+		if (crp_meta_rebuild_block(m, blkno, b->buf, ino_ok, &c) == 0)
+			r = crp_inode_in(b->buf + off, ino, out, NULL, 0);
+	}
+	return r;
+}
+
+int crp_meta_iwrite(struct crp_meta *m, const struct crp_inode *in)
+{
+	uint64_t blkno = m->sb.itable_start + in->ino / CRP_INODES_PER_BLOCK;
+	struct crp_mblk *b;
+	int r;
+
+	if (in->ino < 1 || in->ino >= m->sb.inode_count)
+		return -CRP_ECORRUPT;
+	r = crp_meta_bread_raw(m, blkno, &b);
+	if (r < 0)
+		return r;
+	crp_inode_out(in, b->buf + (in->ino % CRP_INODES_PER_BLOCK) * CRP_INODE_SIZE);
+	crp_meta_dirty(m, b);
+	return 0;
+}
+
+/* ---- data and checksums ---- */
+
+static int csum_slot(struct crp_meta *m, uint64_t blk, struct crp_mblk **b, uint8_t **p)
+{
+	uint32_t g, i;
+	int r;
+
+	if (!crp_meta_block_in_data_area(m, blk))
+		return -CRP_ECORRUPT;
+	g = (uint32_t)((blk - m->sb.ag_start) / m->sb.ag_blocks);
+	i = (uint32_t)((blk - m->sb.ag_start) % m->sb.ag_blocks);
+	r = crp_meta_bread(m, crp_meta_ag_base(m, g) + 1 + i / CRP_CSUMS_PER_BLOCK, CRP_MAGIC_CSUM,
+			   b);
+	if (r < 0)
+		return r;
+	*p = crp_mblk_payload(*b) + 8 * (i % CRP_CSUMS_PER_BLOCK);
+	return 0;
+}
+
+int crp_meta_csum_get(struct crp_meta *m, uint64_t blk, uint64_t *csum)
+{
+	struct crp_mblk *b;
+	uint8_t *p;
+	int r = csum_slot(m, blk, &b, &p);
+
+	if (r < 0)
+		return r;
+	*csum = crp_get_le64(p);
+	return 0;
+}
+
+int crp_meta_csum_set(struct crp_meta *m, uint64_t blk, uint64_t csum)
+{
+	struct crp_mblk *b;
+	uint8_t *p;
+	int r = csum_slot(m, blk, &b, &p);
+
+	if (r < 0)
+		return r;
+	if (crp_get_le64(p) != csum) {
+		crp_put_le64(p, csum);
+		crp_meta_dirty(m, b);
+	}
+	return 0;
+}
+
+int crp_meta_data_write(struct crp_meta *m, uint64_t pblk, uint32_t n, const void *buf)
+{
+	int r;
+
+	if (m->ro)
+		return -EROFS;
+	if (!crp_meta_block_in_data_area(m, pblk) || !crp_meta_block_in_data_area(m, pblk + n - 1))
+		return -CRP_ECORRUPT;
+	r = crp_array_write(m->a, pblk * CRP_BLOCK, buf, (size_t)n * CRP_BLOCK);
+	for (uint32_t i = 0; r == 0 && i < n; i++)
+		r = crp_meta_csum_set(m, pblk + i,
+				      crp_data_csum((const uint8_t *)buf + (size_t)i * CRP_BLOCK));
+	return r;
+}
+
+struct data_ctx {
+	uint64_t csum;
+};
+
+static bool data_ok(const void *blk, void *ctx)
+{
+	return crp_data_csum(blk) == ((struct data_ctx *)ctx)->csum;
+}
+
+int crp_meta_data_read(struct crp_meta *m, uint64_t pblk, uint32_t n, void *buf)
+{
+	int r;
+
+	if (!crp_meta_block_in_data_area(m, pblk) || !crp_meta_block_in_data_area(m, pblk + n - 1))
+		return -CRP_ECORRUPT;
+	r = crp_array_read(m->a, pblk * CRP_BLOCK, buf, (size_t)n * CRP_BLOCK);
+	for (uint32_t i = 0; r == 0 && i < n; i++) {
+		uint8_t *p = (uint8_t *)buf + (size_t)i * CRP_BLOCK;
+		struct data_ctx c;
+
+		r = crp_meta_csum_get(m, pblk + i, &c.csum);
+		if (r < 0 || !c.csum || crp_data_csum(p) == c.csum)
+			continue;
+		if (crp_meta_rebuild_block(m, pblk + i, p, data_ok, &c) < 0) {
+			crp_warn("data block %llu fails its checksum and no member rebuilds it",
+				 (unsigned long long)(pblk + i));
+			r = -EIO;
+		}
+	}
+	return r;
+}
+
+/* ---- orphans ---- */
+
+static uint64_t orphan_blk(const struct crp_meta *m, int slot)
+{
+	return m->sb.journal_start + (uint64_t)slot * m->sb.journal_blocks + 1;
+}
+
+int crp_meta_orphan_add(struct crp_meta *m, uint64_t ino)
+{
+	struct crp_mblk *b;
+	uint32_t n;
+	int r;
+
+	if (m->slot < 0)
+		return -EROFS;
+	r = crp_meta_bread(m, orphan_blk(m, m->slot), CRP_MAGIC_ORPHAN, &b);
+	if (r < 0)
+		return r;
+	n = crp_mblk_count(b);
+	if (n >= CRP_ORPHANS_PER_BLOCK)
+		return -ENOSPC;
+	crp_put_le64(crp_mblk_payload(b) + 8 * n, ino);
+	crp_mblk_set_count(b, n + 1);
+	crp_meta_dirty(m, b);
+	return 0;
+}
+
+int crp_meta_orphan_del(struct crp_meta *m, uint64_t ino)
+{
+	struct crp_mblk *b;
+	uint8_t *p;
+	uint32_t n;
+	int r;
+
+	if (m->slot < 0)
+		return -EROFS;
+	r = crp_meta_bread(m, orphan_blk(m, m->slot), CRP_MAGIC_ORPHAN, &b);
+	if (r < 0)
+		return r;
+	p = crp_mblk_payload(b);
+	n = CRP_MIN(crp_mblk_count(b), CRP_ORPHANS_PER_BLOCK);
+	for (uint32_t i = 0; i < n; i++) {
+		if (crp_get_le64(p + 8 * i) != ino)
+			continue;
+		memmove(p + 8 * i, p + 8 * (i + 1), 8 * (n - i - 1));
+		crp_put_le64(p + 8 * (n - 1), 0);
+		crp_mblk_set_count(b, n - 1);
+		crp_meta_dirty(m, b);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int crp_meta_orphan_list(struct crp_meta *m, int slot, uint64_t **inos, uint32_t *n)
+{
+	struct crp_mblk *b;
+	int r;
+
+	*inos = NULL;
+	*n = 0;
+	r = crp_meta_bread(m, orphan_blk(m, slot), CRP_MAGIC_ORPHAN, &b);
+	if (r < 0)
+		return r;
+	*n = CRP_MIN(crp_mblk_count(b), CRP_ORPHANS_PER_BLOCK);
+	*inos = g_new0(uint64_t, *n + 1);
+	crp_u64s_in(crp_mblk_payload(b), *n, *inos);
+	return 0;
+}
+
+int crp_meta_orphan_clear(struct crp_meta *m, int slot)
+{
+	struct crp_mblk *b;
+	int r = crp_meta_bread(m, orphan_blk(m, slot), CRP_MAGIC_ORPHAN, &b);
+
+	if (r < 0)
+		return r;
+	if (crp_mblk_count(b)) {
+		memset(crp_mblk_payload(b), 0, CRP_PAYLOAD);
+		crp_mblk_set_count(b, 0);
+		crp_meta_dirty(m, b);
+	}
+	return 0;
+}

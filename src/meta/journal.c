@@ -1,0 +1,570 @@
+/*
+ * The metadata block cache, the running transaction and the journal.
+ *
+ * Journal of host slot h, at block J = journal_start + h * journal_blocks:
+ *   J+0  journal header: ring index where replay starts, and the sequence
+ *        number expected there
+ *   J+1  orphan list of the host
+ *   J+2  ring of R = journal_blocks - 2 blocks
+ *
+ * A transaction of k blocks occupies k + 2 consecutive ring blocks:
+ *   descriptor (seq, k, the k target block numbers), the k block images,
+ *   commit (seq, k, XXH3-64 of the descriptor and the images).
+ * Transactions never wrap: when the next one does not fit before the end
+ * of the ring, every earlier one is already written in place, so the
+ * members are synced, the header is reset to ring index 0 with the next
+ * sequence, synced again, and writing starts over at 0.
+ *
+ * Commit: write descriptor+images+commit in one array write, sync, write
+ * the blocks in place, advance.  Replay: from the header's start, apply
+ * each transaction whose descriptor and commit carry the expected sequence
+ * and whose checksum matches; stop at the first that does not (a torn tail
+ * or the end).  Redo of whole images is idempotent, so replaying a
+ * transaction already written in place is harmless -- except over a block
+ * freed since and reused for file data.  A transaction that frees a
+ * metadata block therefore moves the header's start past itself (synced)
+ * before the block can be reused; this is the revoke record, done by
+ * trimming the journal instead.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crpfs/err.h"
+#include "crpfs/log.h"
+#include "crpfs/meta.h"
+#include "crpfs/util.h"
+#include "meta_i.h"
+
+#define CACHE_MAX_BLOCKS 16384 /* 64 MiB of clean blocks before a trim */
+#define TX_COMMIT_AT 384       /* commit the running transaction at this size */
+
+static struct crp_mblk *mblk_alloc(uint64_t blkno, uint32_t magic)
+{
+	struct crp_mblk *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return NULL;
+	b->buf = crp_alloc_buf(CRP_BLOCK);
+	if (!b->buf) {
+		free(b);
+		return NULL;
+	}
+	b->blkno = blkno;
+	b->magic = magic;
+	return b;
+}
+
+void crp_meta_mblk_free(void *p)
+{
+	struct crp_mblk *b = p;
+
+	if (b) {
+		free(b->buf);
+		free(b);
+	}
+}
+
+static uint64_t jbase(const struct crp_meta *m, int slot)
+{
+	return m->sb.journal_start + (uint64_t)slot * m->sb.journal_blocks;
+}
+
+static uint64_t jring(const struct crp_meta *m)
+{
+	return m->sb.journal_blocks - 2;
+}
+
+static int blk_read(struct crp_meta *m, uint64_t blkno, void *buf, uint32_t n)
+{
+	if (blkno + n > m->sb.total_blocks)
+		return -CRP_ECORRUPT;
+	return crp_array_read(m->a, blkno * CRP_BLOCK, buf, (size_t)n * CRP_BLOCK);
+}
+
+static int blk_write(struct crp_meta *m, uint64_t blkno, const void *buf, uint32_t n)
+{
+	if (blkno + n > m->sb.total_blocks)
+		return -CRP_ECORRUPT;
+	return crp_array_write(m->a, blkno * CRP_BLOCK, buf, (size_t)n * CRP_BLOCK);
+}
+
+struct hdr_ctx {
+	uint32_t magic;
+	uint64_t blkno, fsid;
+};
+
+static bool hdr_ok(const void *blk, void *ctx)
+{
+	struct hdr_ctx *c = ctx;
+	struct crp_bhdr h;
+
+	return crp_bhdr_in(blk, c->magic, c->blkno, c->fsid, &h, NULL, 0) == 0;
+}
+
+int crp_meta_rebuild_block(struct crp_meta *m, uint64_t blkno, void *buf,
+			   bool (*ok)(const void *blk, void *ctx), void *ctx)
+{
+	int n = m->geom.nmembers, r = -EIO;
+	struct crp_loc loc;
+	uint8_t *tmp;
+
+	if (crp_geom_map(&m->geom, blkno * CRP_BLOCK, &loc) < 0)
+		return -EIO;
+	tmp = crp_alloc_buf(CRP_BLOCK);
+	if (!tmp)
+		return -ENOMEM;
+	/* The member holding the block is the likely culprit; try it first,
+	 * then every other member of the stripe as the suspect. */
+	for (int i = -1; i < n; i++) {
+		int bad = i < 0 ? loc.member : i;
+
+		if (i == loc.member)
+			continue;
+		if (crp_array_rebuild_range(m->a, blkno * CRP_BLOCK, tmp, CRP_BLOCK, bad, false))
+			continue;
+		if (!ok(tmp, ctx))
+			continue;
+		if (!m->ro)
+			(void)crp_array_rebuild_range(m->a, blkno * CRP_BLOCK, tmp, CRP_BLOCK, bad,
+						      true);
+		crp_warn("block %llu (array offset %llu) failed its checksum; rebuilt from "
+			 "parity without member %s%s",
+			 (unsigned long long)blkno, (unsigned long long)(blkno * CRP_BLOCK),
+			 crp_member_spec(crp_array_member(m->a, bad)),
+			 m->ro ? " (read-only: not repaired)" : " and repaired");
+		memcpy(buf, tmp, CRP_BLOCK);
+		m->stats.repairs++;
+		r = 0;
+		break;
+	}
+	free(tmp);
+	return r;
+}
+
+static int cache_insert(struct crp_meta *m, struct crp_mblk *b)
+{
+	g_hash_table_insert(m->cache, &b->blkno, b);
+	return 0;
+}
+
+int crp_meta_bread(struct crp_meta *m, uint64_t blkno, uint32_t magic, struct crp_mblk **out)
+{
+	struct crp_mblk *b = g_hash_table_lookup(m->cache, &blkno);
+	struct crp_bhdr h;
+	char why[200];
+	int r;
+
+	*out = NULL;
+	if (b) {
+		if (b->magic != magic)
+			return -CRP_ECORRUPT;
+		*out = b;
+		return 0;
+	}
+	if (blkno >= m->sb.total_blocks || blkno < 2)
+		return -CRP_ECORRUPT;
+	b = mblk_alloc(blkno, magic);
+	if (!b)
+		return -ENOMEM;
+	r = blk_read(m, blkno, b->buf, 1);
+	if (r < 0)
+		goto out;
+	r = crp_bhdr_in(b->buf, magic, blkno, m->fsid, &h, why, sizeof(why));
+	if (r == -CRP_ECHECKSUM ||
+	    (r == -CRP_ECORRUPT && crp_get_le32(b->buf) != magic && !strstr(why, "never"))) {
+		struct hdr_ctx c = { magic, blkno, m->fsid };
+
+		if (crp_meta_rebuild_block(m, blkno, b->buf, hdr_ok, &c) == 0)
+			r = 0;
+	}
+	if (r < 0)
+		goto out;
+	cache_insert(m, b);
+	*out = b;
+	b = NULL;
+out:
+	crp_meta_mblk_free(b);
+	return r;
+}
+
+int crp_meta_bread_raw(struct crp_meta *m, uint64_t blkno, struct crp_mblk **out)
+{
+	struct crp_mblk *b = g_hash_table_lookup(m->cache, &blkno);
+	int r;
+
+	*out = NULL;
+	if (b) {
+		*out = b;
+		return b->magic ? -CRP_ECORRUPT : 0;
+	}
+	if (blkno >= m->sb.total_blocks)
+		return -CRP_ECORRUPT;
+	b = mblk_alloc(blkno, 0);
+	if (!b)
+		return -ENOMEM;
+	r = blk_read(m, blkno, b->buf, 1);
+	if (r < 0) {
+		crp_meta_mblk_free(b);
+		return r;
+	}
+	cache_insert(m, b);
+	*out = b;
+	return 0;
+}
+
+struct crp_mblk *crp_meta_bnew(struct crp_meta *m, uint64_t blkno, uint32_t magic,
+			       uint64_t owner)
+{
+	struct crp_mblk *b = g_hash_table_lookup(m->cache, &blkno);
+	struct crp_bhdr h = { .magic = magic, .blkno = blkno, .fsid = m->fsid, .owner = owner };
+
+	if (!b) {
+		b = mblk_alloc(blkno, magic);
+		if (!b)
+			return NULL;
+		cache_insert(m, b);
+	}
+	b->magic = magic;
+	memset(b->buf, 0, CRP_BLOCK);
+	crp_bhdr_out(&h, b->buf);
+	crp_meta_dirty(m, b);
+	return b;
+}
+
+void crp_meta_dirty(struct crp_meta *m, struct crp_mblk *b)
+{
+	if (!b->dirty) {
+		b->dirty = true;
+		g_ptr_array_add(m->dirty, b);
+	}
+}
+
+/* Forget a cached block (freed metadata). */
+void crp_meta_forget_block(struct crp_meta *m, uint64_t blkno)
+{
+	struct crp_mblk *b = g_hash_table_lookup(m->cache, &blkno);
+
+	if (!b)
+		return;
+	if (b->dirty)
+		g_ptr_array_remove(m->dirty, b);
+	g_hash_table_remove(m->cache, &blkno);
+}
+
+static int cmp_blkno(const void *a, const void *b)
+{
+	const struct crp_mblk *x = *(struct crp_mblk *const *)a;
+	const struct crp_mblk *y = *(struct crp_mblk *const *)b;
+
+	return x->blkno < y->blkno ? -1 : x->blkno > y->blkno;
+}
+
+static int write_jhdr(struct crp_meta *m, int slot, uint64_t start, uint64_t seq)
+{
+	struct crp_jhdr j = { .start = start, .seq = seq, .slot = (uint32_t)slot };
+	uint8_t *buf = crp_alloc_buf(CRP_BLOCK);
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	crp_jhdr_out(&j, jbase(m, slot), m->fsid, buf);
+	r = blk_write(m, jbase(m, slot), buf, 1);
+	free(buf);
+	return r;
+}
+
+/* Write the dirty blocks in place, as few array writes as possible. */
+static int checkpoint(struct crp_meta *m, struct crp_mblk **blks, unsigned k)
+{
+	struct crp_array_iov *iov = calloc(k, sizeof(*iov));
+	int r;
+
+	if (!iov)
+		return -ENOMEM;
+	for (unsigned i = 0; i < k; i++) {
+		iov[i].off = blks[i]->blkno * CRP_BLOCK;
+		iov[i].buf = blks[i]->buf;
+		iov[i].len = CRP_BLOCK;
+	}
+	r = crp_array_writev(m->a, iov, (int)k);
+	free(iov);
+	return r;
+}
+
+static void tx_reset(struct crp_meta *m)
+{
+	g_hash_table_remove_all(m->tx_freed);
+	g_hash_table_remove_all(m->tx_new);
+	m->tx_freed_meta = false;
+}
+
+int crp_meta_commit(struct crp_meta *m)
+{
+	unsigned k = m->dirty->len;
+	struct crp_mblk **blks = (struct crp_mblk **)m->dirty->pdata;
+	uint64_t base, at, *targets = NULL;
+	struct crp_bhdr h;
+	uint8_t *buf = NULL;
+	int r = 0;
+
+	if (!k) {
+		if (m->tx_freed_meta && !m->ro && m->slot >= 0) {
+			r = crp_array_sync(m->a);
+			if (!r)
+				r = write_jhdr(m, m->slot, m->j_pos, m->j_seq);
+			if (!r)
+				r = crp_array_sync(m->a);
+		}
+		tx_reset(m);
+		return r;
+	}
+	if (m->ro || m->slot < 0)
+		return -EROFS;
+	if (k > CRP_JOURNAL_MAX_TX || k + 2 > jring(m))
+		return -E2BIG;
+	qsort(blks, k, sizeof(*blks), cmp_blkno);
+	for (unsigned i = 0; i < k; i++)
+		if (blks[i]->magic)
+			crp_block_seal(blks[i]->buf);
+	base = jbase(m, m->slot);
+	if (m->j_pos + k + 2 > jring(m)) {
+		/* Everything before is written in place: make it durable and
+		 * start the ring over. */
+		r = crp_array_sync(m->a);
+		if (!r)
+			r = write_jhdr(m, m->slot, 0, m->j_seq);
+		if (!r)
+			r = crp_array_sync(m->a);
+		if (r)
+			goto out;
+		m->j_pos = 0;
+	}
+	at = base + 2 + m->j_pos;
+	buf = crp_alloc_buf((size_t)(k + 2) * CRP_BLOCK);
+	targets = malloc(k * sizeof(*targets));
+	if (!buf || !targets) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (unsigned i = 0; i < k; i++) {
+		targets[i] = blks[i]->blkno;
+		memcpy(buf + (size_t)(i + 1) * CRP_BLOCK, blks[i]->buf, CRP_BLOCK);
+	}
+	crp_u64s_out(targets, k, buf + CRP_HDR_SIZE);
+	h = (struct crp_bhdr){ .magic = CRP_MAGIC_JDESC, .blkno = at, .fsid = m->fsid,
+			       .owner = (uint64_t)m->slot, .count = k, .aux64 = m->j_seq };
+	crp_bhdr_out(&h, buf);
+	{
+		uint8_t *c = buf + (size_t)(k + 1) * CRP_BLOCK;
+
+		crp_put_le64(c + CRP_HDR_SIZE, crp_xxh64(buf, (size_t)(k + 1) * CRP_BLOCK, 0));
+		crp_put_le64(c + CRP_HDR_SIZE + 8, crp_wall_ns());
+		h.magic = CRP_MAGIC_JCOMMIT;
+		h.blkno = at + k + 1;
+		crp_bhdr_out(&h, c);
+	}
+	r = blk_write(m, at, buf, k + 2);
+	if (!r)
+		r = crp_array_sync(m->a);
+	if (r)
+		goto out;
+	m->j_pos += k + 2;
+	m->j_seq++;
+	if (!m->debug_no_checkpoint) {
+		r = checkpoint(m, blks, k);
+		if (r)
+			goto out;
+		if (m->tx_freed_meta) {
+			r = crp_array_sync(m->a);
+			if (!r)
+				r = write_jhdr(m, m->slot, m->j_pos, m->j_seq);
+			if (!r)
+				r = crp_array_sync(m->a);
+			if (r)
+				goto out;
+		}
+	}
+	for (unsigned i = 0; i < k; i++)
+		blks[i]->dirty = false;
+	g_ptr_array_set_size(m->dirty, 0);
+	tx_reset(m);
+	m->stats.commits++;
+out:
+	free(buf);
+	free(targets);
+	return r;
+}
+
+int crp_meta_maybe_commit(struct crp_meta *m)
+{
+	if (m->dirty->len >= TX_COMMIT_AT)
+		return crp_meta_commit(m);
+	return 0;
+}
+
+static gboolean drop_clean(gpointer key, gpointer value, gpointer data)
+{
+	struct crp_mblk *b = value;
+
+	(void)key;
+	(void)data;
+	return !b->dirty;
+}
+
+void crp_meta_trim(struct crp_meta *m)
+{
+	if (g_hash_table_size(m->cache) > CACHE_MAX_BLOCKS)
+		g_hash_table_foreach_remove(m->cache, drop_clean, NULL);
+}
+
+/*
+ * Walk slot @slot's journal from its header.  With @apply, write every
+ * committed transaction in place and reset the header past them.  Returns
+ * the number of committed transactions found.
+ */
+static int journal_scan(struct crp_meta *m, int slot, bool apply, uint64_t *pos_out,
+			uint64_t *seq_out)
+{
+	uint64_t base = jbase(m, slot), R = jring(m), p, seq;
+	uint8_t *hb = crp_alloc_buf(CRP_BLOCK), *buf = NULL;
+	struct crp_jhdr jh;
+	struct crp_bhdr h;
+	uint64_t *targets = NULL;
+	int r, n = 0;
+
+	if (!hb)
+		return -ENOMEM;
+	buf = crp_alloc_buf((size_t)(CRP_JOURNAL_MAX_TX + 2) * CRP_BLOCK);
+	targets = malloc(CRP_JOURNAL_MAX_TX * sizeof(*targets));
+	if (!buf || !targets) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = blk_read(m, base, hb, 1);
+	if (r < 0)
+		goto out;
+	r = crp_jhdr_in(hb, base, m->fsid, &jh, NULL, 0);
+	if (r < 0) {
+		struct hdr_ctx c = { CRP_MAGIC_JHDR, base, m->fsid };
+
+		r = crp_meta_rebuild_block(m, base, hb, hdr_ok, &c);
+		if (r < 0) {
+			r = -CRP_ECORRUPT;
+			goto out;
+		}
+		crp_jhdr_in(hb, base, m->fsid, &jh, NULL, 0);
+	}
+	if (jh.start >= R || jh.slot != (uint32_t)slot) {
+		r = -CRP_ECORRUPT;
+		goto out;
+	}
+	p = jh.start;
+	seq = jh.seq;
+	while (p + 2 <= R) {
+		uint32_t k;
+		uint64_t at = base + 2 + p;
+
+		if (blk_read(m, at, buf, 1) < 0)
+			break;
+		if (crp_bhdr_in(buf, CRP_MAGIC_JDESC, at, m->fsid, &h, NULL, 0) < 0 ||
+		    h.aux64 != seq || h.count == 0 || h.count > CRP_JOURNAL_MAX_TX ||
+		    p + h.count + 2 > R)
+			break;
+		k = h.count;
+		if (blk_read(m, at + 1, buf + CRP_BLOCK, k + 1) < 0)
+			break;
+		{
+			uint8_t *c = buf + (size_t)(k + 1) * CRP_BLOCK;
+
+			if (crp_bhdr_in(c, CRP_MAGIC_JCOMMIT, at + k + 1, m->fsid, &h, NULL, 0) <
+				    0 ||
+			    h.aux64 != seq || h.count != k ||
+			    crp_get_le64(c + CRP_HDR_SIZE) !=
+				    crp_xxh64(buf, (size_t)(k + 1) * CRP_BLOCK, 0))
+				break;
+		}
+		crp_u64s_in(buf + CRP_HDR_SIZE, k, targets);
+		for (uint32_t i = 0; i < k; i++)
+			if (targets[i] < m->sb.ibitmap_start || targets[i] >= m->sb.total_blocks) {
+				/* Only an orphan list lies outside the fs area. */
+				if (targets[i] < m->sb.journal_start ||
+				    (targets[i] - m->sb.journal_start) % m->sb.journal_blocks != 1) {
+					r = -CRP_ECORRUPT;
+					goto out;
+				}
+			}
+		if (apply) {
+			for (uint32_t i = 0; i < k; i++) {
+				r = blk_write(m, targets[i], buf + (size_t)(i + 1) * CRP_BLOCK, 1);
+				if (r < 0)
+					goto out;
+			}
+		}
+		n++;
+		p += k + 2;
+		seq++;
+	}
+	if (apply && !m->ro) {
+		r = crp_array_sync(m->a);
+		if (!r)
+			r = write_jhdr(m, slot, 0, seq);
+		if (!r)
+			r = crp_array_sync(m->a);
+		if (r < 0)
+			goto out;
+		p = 0;
+	}
+	if (pos_out)
+		*pos_out = p;
+	if (seq_out)
+		*seq_out = seq;
+	r = n;
+out:
+	free(hb);
+	free(buf);
+	free(targets);
+	return r;
+}
+
+int crp_meta_replay(struct crp_meta *m, int slot)
+{
+	uint64_t pos, seq;
+	int r = journal_scan(m, slot, true, &pos, &seq);
+
+	if (r < 0)
+		return r;
+	m->stats.replayed += (uint64_t)r;
+	if (slot == m->slot) {
+		m->j_pos = pos;
+		m->j_seq = seq;
+	}
+	return r;
+}
+
+int crp_meta_journal_pending(struct crp_meta *m, int slot, bool *out)
+{
+	int r = journal_scan(m, slot, false, NULL, NULL);
+
+	if (r < 0)
+		return r;
+	*out = r > 0;
+	return 0;
+}
+
+/* Position of @slot's journal after a clean close (ours, at open). */
+int crp_meta_journal_position(struct crp_meta *m, int slot, uint64_t *pos, uint64_t *seq)
+{
+	int r = journal_scan(m, slot, false, pos, seq);
+
+	return r < 0 ? r : 0;
+}
+
+/* Write the journal header of our slot at the current position. */
+int crp_meta_journal_settle(struct crp_meta *m)
+{
+	if (m->slot < 0 || m->ro)
+		return 0;
+	return write_jhdr(m, m->slot, m->j_pos, m->j_seq);
+}

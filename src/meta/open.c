@@ -1,0 +1,412 @@
+/*
+ * Opening a crpfs array: labels (which member is which), the superblock
+ * (from the RAID area, rebuilt from parity, or from a label's copy), the
+ * journals of slots left active, and this host's slot.
+ *
+ * Issue 3 runs one host: a slot found active at open belonged to a host
+ * that died, and is recovered here.  Issue 4 puts the liveness check
+ * (heartbeat) and the recovery lock in front of that.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "crpfs/err.h"
+#include "crpfs/log.h"
+#include "crpfs/util.h"
+#include "meta_i.h"
+
+int crp_meta_read_labels(const char *const *specs, int n, const char *host, uint32_t timeout_ms,
+			 const char **sorted, struct crp_label *label, char *err, size_t errlen)
+{
+	struct crp_member_opts mo = { .host = host, .timeout_ms = timeout_ms };
+	struct crp_label l, first;
+	uint8_t *buf = crp_alloc_buf(CRP_BLOCK);
+	char why[200];
+	int r = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	if (n < 1 || n > CRP_MAX_MEMBERS) {
+		snprintf(err, errlen, "an array has 1 to %d members, not %d", CRP_MAX_MEMBERS, n);
+		r = -EINVAL;
+		goto out;
+	}
+	for (int i = 0; i < n; i++)
+		sorted[i] = NULL;
+	for (int i = 0; i < n; i++) {
+		struct crp_member *mem;
+
+		r = crp_member_open(specs[i], &mo, &mem, err, errlen);
+		if (r < 0)
+			goto out;
+		r = crp_member_read(mem, CRP_LABEL_OFFSET, buf, CRP_BLOCK);
+		crp_member_close(mem);
+		if (r < 0) {
+			snprintf(err, errlen, "member %s: cannot read its label: %s", specs[i],
+				 crp_strerror(r));
+			goto out;
+		}
+		r = crp_label_in(buf, &l, why, sizeof(why));
+		if (r < 0) {
+			snprintf(err, errlen, "member %s: %s; is it a crpfs member (mkfs.crpfs)?",
+				 specs[i], why);
+			goto out;
+		}
+		if (i == 0) {
+			first = l;
+			if (l.nmembers != (uint32_t)n) {
+				snprintf(err, errlen,
+					 "member %s belongs to an array of %u members, but %d were given",
+					 specs[i], l.nmembers, n);
+				r = -CRP_EGEOMETRY;
+				goto out;
+			}
+		} else if (memcmp(l.uuid, first.uuid, 16) || l.generation != first.generation) {
+			char a[37], b[37];
+
+			crp_uuid_str(l.uuid, a);
+			crp_uuid_str(first.uuid, b);
+			snprintf(err, errlen, "member %s belongs to array %s, but %s belongs to %s",
+				 specs[i], a, specs[0], b);
+			r = -CRP_ECORRUPT;
+			goto out;
+		}
+		if (sorted[l.index]) {
+			snprintf(err, errlen, "members %s and %s both claim position %u", sorted[l.index],
+				 specs[i], l.index);
+			r = -CRP_ECORRUPT;
+			goto out;
+		}
+		sorted[l.index] = specs[i];
+		if (l.index == 0 && label)
+			*label = l;
+	}
+	r = 0;
+out:
+	free(buf);
+	return r;
+}
+
+static uint64_t slot_blkno(int slot)
+{
+	return (CRP_SLOT_OFFSET + (uint64_t)slot * CRP_BLOCK) / CRP_BLOCK;
+}
+
+int crp_meta_slot_read(struct crp_meta *m, int slot, struct crp_slot *out)
+{
+	uint8_t *buf = crp_alloc_buf(CRP_BLOCK);
+	int r = -CRP_ECORRUPT;
+
+	if (!buf)
+		return -ENOMEM;
+	/* Mirrored on every member: the first good copy wins. */
+	for (int i = 0; i < m->geom.nmembers; i++) {
+		struct crp_member *mem = crp_array_member(m->a, i);
+
+		if (crp_member_failed(mem) ||
+		    crp_member_read(mem, slot_blkno(slot) * CRP_BLOCK, buf, CRP_BLOCK) < 0)
+			continue;
+		if (crp_slot_in(buf, slot_blkno(slot), m->fsid, out, NULL, 0) == 0 &&
+		    out->slot == (uint32_t)slot) {
+			r = 0;
+			break;
+		}
+	}
+	free(buf);
+	return r;
+}
+
+int crp_meta_slot_write(struct crp_meta *m, const struct crp_slot *s)
+{
+	uint8_t *buf = crp_alloc_buf(CRP_BLOCK);
+	int r = 0, ok = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	crp_slot_out(s, slot_blkno((int)s->slot), m->fsid, buf);
+	for (int i = 0; i < m->geom.nmembers; i++) {
+		struct crp_member *mem = crp_array_member(m->a, i);
+		int e;
+
+		if (crp_member_failed(mem))
+			continue;
+		e = crp_member_write(mem, slot_blkno((int)s->slot) * CRP_BLOCK, buf, CRP_BLOCK);
+		if (e < 0)
+			r = r ? r : e;
+		else
+			ok++;
+	}
+	free(buf);
+	return ok ? 0 : (r ? r : -CRP_EDEGRADED);
+}
+
+static int read_sb(struct crp_meta *m, const struct crp_label *l, char *err, size_t errlen)
+{
+	uint8_t *buf = crp_alloc_buf(CRP_BLOCK);
+	char why[200];
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	r = crp_array_read(m->a, 0, buf, CRP_BLOCK);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot read the superblock: %s", crp_strerror(r));
+		goto out;
+	}
+	r = crp_sb_in(buf, &m->sb, why, sizeof(why));
+	if (r < 0) {
+		/* Rebuild from parity, else take the label's copy. */
+		for (int bad = 0; r < 0 && bad < m->geom.nmembers; bad++) {
+			if (crp_array_rebuild_range(m->a, 0, buf, CRP_BLOCK, bad, false) < 0 ||
+			    crp_sb_in(buf, &m->sb, NULL, 0) < 0)
+				continue;
+			if (!m->ro)
+				crp_array_rebuild_range(m->a, 0, buf, CRP_BLOCK, bad, true);
+			crp_warn("superblock: %s; rebuilt from parity without member %s", why,
+				 crp_member_spec(crp_array_member(m->a, bad)));
+			r = 0;
+		}
+		if (r < 0) {
+			crp_warn("superblock: %s; using the copy in member %s's label", why,
+				 crp_member_spec(crp_array_member(m->a, 0)));
+			m->sb = l->sb;
+			r = 0;
+			if (!m->ro) {
+				memset(buf, 0, CRP_BLOCK);
+				crp_sb_out(&m->sb, buf);
+				r = crp_array_write(m->a, 0, buf, CRP_BLOCK);
+			}
+		}
+	}
+	if (r == 0 && (memcmp(m->sb.uuid, l->uuid, 16) || m->sb.generation != l->generation ||
+		       m->sb.nstripes != l->nstripes)) {
+		snprintf(err, errlen, "the superblock does not match the labels (another mkfs?)");
+		r = -CRP_ECORRUPT;
+	}
+out:
+	free(buf);
+	return r;
+}
+
+static int recover_slots(struct crp_meta *m, char *err, size_t errlen)
+{
+	struct crp_slot s;
+	int r;
+
+	for (int i = 0; i < (int)m->sb.max_hosts; i++) {
+		bool pending = false;
+
+		r = crp_meta_slot_read(m, i, &s);
+		if (r < 0) {
+			snprintf(err, errlen, "host slot %d is unreadable on every member", i);
+			return r;
+		}
+		if (s.state == CRP_SLOT_FREE)
+			continue;
+		if (m->ro) {
+			r = crp_meta_journal_pending(m, i, &pending);
+			if (r < 0 || pending)
+				m->journal_dirty = true;
+			continue;
+		}
+		r = crp_meta_replay(m, i);
+		if (r < 0) {
+			snprintf(err, errlen, "cannot replay the journal of host slot %d (%s): %s", i,
+				 s.host, crp_strerror(r));
+			return r;
+		}
+		if (r > 0)
+			crp_info("replayed %d transactions of host slot %d (%s)", r, i, s.host);
+		m->recovered |= 1ull << i;
+	}
+	return 0;
+}
+
+static int claim_slot(struct crp_meta *m, char *err, size_t errlen)
+{
+	struct crp_slot s, mine = { 0 };
+	int free_slot = -1, own = -1, r;
+
+	for (int i = 0; i < (int)m->sb.max_hosts; i++) {
+		r = crp_meta_slot_read(m, i, &s);
+		if (r < 0)
+			return r;
+		if (s.state != CRP_SLOT_FREE && !strcmp(s.host, m->host) && own < 0)
+			own = i;
+		if (s.state == CRP_SLOT_FREE && free_slot < 0)
+			free_slot = i;
+	}
+	if (own < 0)
+		own = free_slot;
+	if (own < 0) {
+		snprintf(err, errlen, "all %u host slots are taken; mkfs.crpfs -n sets how many hosts",
+			 m->sb.max_hosts);
+		return -EBUSY;
+	}
+	mine.slot = (uint32_t)own;
+	mine.state = CRP_SLOT_ACTIVE;
+	mine.heartbeat = 1;
+	mine.heartbeat_ns = crp_wall_ns();
+	mine.mount_ns = mine.heartbeat_ns;
+	mine.pr_key = crp_array_pr_key(m->a);
+	snprintf(mine.host, sizeof(mine.host), "%s", m->host);
+	r = crp_meta_slot_write(m, &mine);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot write host slot %d: %s", own, crp_strerror(r));
+		return r;
+	}
+	m->slot = own;
+	m->heartbeat = 1;
+	return crp_meta_journal_position(m, own, &m->j_pos, &m->j_seq);
+}
+
+/* Free the slots recovered at open (except ours). */
+static int release_recovered(struct crp_meta *m)
+{
+	for (int i = 0; i < (int)m->sb.max_hosts; i++) {
+		struct crp_slot s = { .slot = (uint32_t)i, .state = CRP_SLOT_FREE };
+
+		if (!(m->recovered & (1ull << i)) || i == m->slot)
+			continue;
+		int r = crp_meta_slot_write(m, &s);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int crp_meta_open(const char *const *specs, int n, const struct crp_meta_opts *opts,
+		  struct crp_meta **out, char *err, size_t errlen)
+{
+	const char *sorted[CRP_MAX_MEMBERS];
+	struct crp_array_opts ao = { 0 };
+	struct crp_label l;
+	struct crp_meta *m;
+	int r;
+
+	*out = NULL;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->slot = -1;
+	m->ro = opts->ro;
+	if (opts->host && opts->host[0])
+		snprintf(m->host, sizeof(m->host), "%s", opts->host);
+	else if (gethostname(m->host, sizeof(m->host) - 1) < 0 || !m->host[0])
+		snprintf(m->host, sizeof(m->host), "localhost");
+	m->cache = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, crp_meta_mblk_free);
+	m->dirty = g_ptr_array_new();
+	m->tx_freed = g_hash_table_new(g_direct_hash, g_direct_equal);
+	m->tx_new = g_hash_table_new(g_direct_hash, g_direct_equal);
+
+	r = crp_meta_read_labels(specs, n, m->host, opts->timeout_ms, sorted, &l, err, errlen);
+	if (r < 0)
+		goto out;
+	ao.host = m->host;
+	ao.timeout_ms = opts->timeout_ms;
+	ao.lock_mode = l.lock_mode ? CRP_LOCK_PR : CRP_LOCK_RESERVE;
+	r = crp_array_open(sorted, n, &ao, &m->a, err, errlen);
+	if (r < 0)
+		goto out;
+	r = crp_geom_init(&m->geom, (int)l.level, n, l.chunk, l.data_offset, l.member_size, err,
+			  errlen);
+	if (r < 0)
+		goto out;
+	if (l.nstripes > m->geom.nstripes) {
+		snprintf(err, errlen, "labels say %llu stripes but only %llu fit",
+			 (unsigned long long)l.nstripes, (unsigned long long)m->geom.nstripes);
+		r = -CRP_ECORRUPT;
+		goto out;
+	}
+	m->geom.nstripes = l.nstripes;
+	if (crp_array_min_member_size(m->a) < l.data_offset + l.nstripes * l.chunk) {
+		snprintf(err, errlen, "a member is smaller (%llu bytes) than the array needs (%llu)",
+			 (unsigned long long)crp_array_min_member_size(m->a),
+			 (unsigned long long)(l.data_offset + l.nstripes * l.chunk));
+		r = -CRP_EGEOMETRY;
+		goto out;
+	}
+	r = crp_array_set_geometry(m->a, &m->geom);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot set the array geometry: %s", crp_strerror(r));
+		goto out;
+	}
+	r = read_sb(m, &l, err, errlen);
+	if (r < 0)
+		goto out;
+	m->fsid = crp_fsid(&m->sb);
+	if (opts->replay || m->ro) {
+		r = recover_slots(m, err, errlen);
+		if (r < 0)
+			goto out;
+	}
+	r = crp_meta_load_counts(m);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot read the allocation bitmaps: %s", crp_strerror(r));
+		goto out;
+	}
+	m->ag_cursor = 0;
+	m->ino_cursor = m->sb.root_ino + 1;
+	if (opts->claim_slot && !m->ro) {
+		r = claim_slot(m, err, errlen);
+		if (r < 0)
+			goto out;
+		r = release_recovered(m);
+		if (r < 0)
+			goto out;
+	}
+	*out = m;
+	m = NULL;
+out:
+	if (m) {
+		if (m->a)
+			crp_array_close(m->a);
+		m->a = NULL;
+		m->slot = -1;
+		crp_meta_close(m);
+	}
+	return r;
+}
+
+int crp_meta_close(struct crp_meta *m)
+{
+	int r = 0, e;
+
+	if (!m)
+		return 0;
+	if (m->a && !m->ro && m->slot >= 0) {
+		struct crp_slot s = { .slot = (uint32_t)m->slot, .state = CRP_SLOT_FREE };
+
+		r = crp_meta_commit(m);
+		e = crp_array_sync(m->a);
+		r = r ? r : e;
+		if (!r) {
+			/* Everything is in place: the journal holds nothing to redo. */
+			e = crp_meta_journal_settle(m);
+			r = r ? r : e;
+			e = crp_array_sync(m->a);
+			r = r ? r : e;
+			e = crp_meta_slot_write(m, &s);
+			r = r ? r : e;
+			e = crp_array_sync(m->a);
+			r = r ? r : e;
+		}
+	}
+	if (m->a)
+		crp_array_close(m->a);
+	if (m->dirty)
+		g_ptr_array_free(m->dirty, TRUE);
+	if (m->cache)
+		g_hash_table_destroy(m->cache);
+	if (m->tx_freed)
+		g_hash_table_destroy(m->tx_freed);
+	if (m->tx_new)
+		g_hash_table_destroy(m->tx_new);
+	free(m->ag_free);
+	free(m->ig_free);
+	free(m);
+	return r;
+}
