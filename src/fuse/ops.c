@@ -35,6 +35,12 @@ static void reply_err(fuse_req_t req, int r)
 	fuse_reply_err(req, crp_errno(r));
 }
 
+/* For requests answered by fuse_reply_err alone: 0 (or a count) is success. */
+static void reply_status(fuse_req_t req, int r)
+{
+	fuse_reply_err(req, r < 0 ? crp_errno(r) : 0);
+}
+
 static void attr_to_stat(const struct crp_attr *a, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -250,7 +256,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct crp_cred cred;
 
 	cred_of(req, &cred);
-	fuse_reply_err(req, crp_errno(crp_fs_unlink(cf_of(req)->fs, parent, name, &cred)));
+	reply_status(req, crp_fs_unlink(cf_of(req)->fs, parent, name, &cred));
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -258,7 +264,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct crp_cred cred;
 
 	cred_of(req, &cred);
-	fuse_reply_err(req, crp_errno(crp_fs_rmdir(cf_of(req)->fs, parent, name, &cred)));
+	reply_status(req, crp_fs_rmdir(cf_of(req)->fs, parent, name, &cred));
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
@@ -280,7 +286,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	cred_of(req, &cred);
 	r = crp_fs_rename(cf_of(req)->fs, parent, name, newparent, newname, flags, &cred);
-	fuse_reply_err(req, crp_errno(r));
+	reply_status(req, r);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
@@ -373,13 +379,13 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, crp_errno(crp_fs_release(cf_of(req)->fs, ino, fi->fh)));
+	reply_status(req, crp_fs_release(cf_of(req)->fs, ino, fi->fh));
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	(void)fi;
-	fuse_reply_err(req, crp_errno(crp_fs_fsync(cf_of(req)->fs, ino, datasync != 0)));
+	reply_status(req, crp_fs_fsync(cf_of(req)->fs, ino, datasync != 0));
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -552,13 +558,13 @@ out:
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, crp_errno(crp_fs_releasedir(cf_of(req)->fs, ino, fi->fh)));
+	reply_status(req, crp_fs_releasedir(cf_of(req)->fs, ino, fi->fh));
 }
 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	(void)fi;
-	fuse_reply_err(req, crp_errno(crp_fs_fsync(cf_of(req)->fs, ino, datasync != 0)));
+	reply_status(req, crp_fs_fsync(cf_of(req)->fs, ino, datasync != 0));
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -580,7 +586,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 {
 	int r = crp_fs_setxattr(cf_of(req)->fs, ino, name, value, size, flags);
 
-	fuse_reply_err(req, crp_errno(r));
+	reply_status(req, r);
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
@@ -639,7 +645,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	fuse_reply_err(req, crp_errno(crp_fs_removexattr(cf_of(req)->fs, ino, name)));
+	reply_status(req, crp_fs_removexattr(cf_of(req)->fs, ino, name));
 }
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
@@ -653,7 +659,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		return;
 	}
 	r = crp_fs_fallocate(cf_of(req)->fs, ino, mode, (uint64_t)off, (uint64_t)len);
-	fuse_reply_err(req, crp_errno(r));
+	reply_status(req, r);
 }
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
