@@ -11,7 +11,8 @@
  * Contract of the I/O thread (every transport):
  *  - commands go out in submission order; a command's @chain goes out from
  *    the completion of the command, before its @done callback runs;
- *  - UNIT ATTENTION is retried (up to CRP_UA_RETRIES times) and recorded in
+ *  - UNIT ATTENTION is retried (up to CRP_UA_RETRIES times, within the
+ *    command's deadline) and recorded in
  *    the member's events (reset, reservations preempted/released);
  *  - every command completes within its timeout: a command that has not
  *    completed by its deadline completes with -ETIMEDOUT and the member is
@@ -31,7 +32,7 @@
 
 #include "crpfs/scsi.h"
 
-#define CRP_UA_RETRIES 8
+#define CRP_UA_RETRIES 250
 #define CRP_DEFAULT_TIMEOUT_MS 5000
 #define CRP_SPEC_MAX 1024
 

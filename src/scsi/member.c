@@ -366,12 +366,18 @@ void crp_member_complete(struct crp_member *m, struct crp_cmd *cmd)
 		if (crp_sense_decode(cmd->sense, cmd->sense_len, &s) == 0 &&
 		    crp_sense_is_unit_attention(&s)) {
 			crp_member_note_event(m, ua_event(&s));
-			if (cmd->ua_retries < CRP_UA_RETRIES && !atomic_load(&m->failed)) {
+			/* Retry within the command's original deadline: other
+			 * hosts' reservation traffic can raise a UA per command. */
+			if (cmd->ua_retries < CRP_UA_RETRIES && !atomic_load(&m->failed) &&
+			    crp_now_ns() < cmd->deadline_ns) {
+				uint64_t deadline = cmd->deadline_ns;
+
 				cmd->ua_retries++;
 				atomic_fetch_add(&c->ua_retries, 1);
 				cmd->status = CRP_SAM_NONE;
 				cmd->sense_len = 0;
 				crp_member_prepare(m, cmd);
+				cmd->deadline_ns = deadline;
 				m->ops->issue(m, cmd);
 				return;
 			}
