@@ -27,8 +27,11 @@
 static void row(const char *area, const char *name, double v, const char *unit,
 		const char *base, double bv)
 {
-	printf("| %s | %s | %.1f | %s | %s | %.1f | %.2f |\n", area, name, v, unit, base, bv,
-	       bv > 0 ? v / bv : 0.0);
+	if (bv > 0)
+		printf("| %s | %s | %.1f | %s | %s | %.1f | %.2f |\n", area, name, v, unit, base, bv,
+		       v / bv);
+	else /* a baseline row itself */
+		printf("| %s | %s | %.1f | %s | - | - | - |\n", area, name, v, unit);
 	fflush(stdout);
 }
 
