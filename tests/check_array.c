@@ -278,6 +278,22 @@ START_TEST(test_repair)
 	ck_assert_int_eq(crp_array_read(a, 8192, out, 4096), 0);
 	ck_assert_int_eq(memcmp(out, data, 4096), 0);
 	ck_assert_int_eq(crp_array_verify_stripe(a, loc.stripe), 0);
+
+	/* Parity left stale (a host died between its data and parity WRITEs):
+	 * resync recomputes it from the data. */
+	{
+		int p, q;
+
+		crp_geom_parity(crp_array_geom(a), loc.stripe, &p, &q);
+		ck_assert_int_eq(crp_member_write(crp_array_member(a, p),
+						  crp_geom_member_off(crp_array_geom(a), loc.stripe, 0),
+						  junk, 4096), 0);
+		ck_assert_int_eq(crp_array_verify_stripe(a, loc.stripe), -CRP_EPARITY);
+		ck_assert_int_eq(crp_array_resync_stripe(a, loc.stripe), 0);
+		ck_assert_int_eq(crp_array_verify_stripe(a, loc.stripe), 0);
+		ck_assert_int_eq(crp_array_read(a, 0, data + 4096, 4096), 0);
+		ck_assert_int_eq(memcmp(data, data + 4096, 4096), 0);
+	}
 	crp_array_close(a);
 	free(data);
 	free(out);

@@ -131,6 +131,26 @@ int crp_array_verify_stripe(struct crp_array *a, uint64_t s);
 int crp_array_rebuild_range(struct crp_array *a, uint64_t off, void *buf, size_t len, int bad,
 			    bool repair);
 
+/*
+ * Recompute stripe @s's parity from its data under the locks of every
+ * member, and write it: the resync of a stripe that a dead host may have
+ * left half-written.
+ */
+int crp_array_resync_stripe(struct crp_array *a, uint64_t s);
+
+/*
+ * Write intent: @begin runs before a stripe transaction first touches
+ * stripe @s (a negative return fails the write), @end after it finished,
+ * successfully or not.  Both may run on any thread, concurrently.  The
+ * metadata layer keeps its intent log with them, so that a survivor can
+ * resync the stripes a dead host was writing.
+ */
+struct crp_array_intent_ops {
+	int (*begin)(void *ctx, uint64_t s);
+	void (*end)(void *ctx, uint64_t s);
+};
+void crp_array_set_intent(struct crp_array *a, const struct crp_array_intent_ops *ops, void *ctx);
+
 /* Break another host's locks: LU reset (reserve) or PREEMPT of @victim_key
  * (pr) on every member. */
 int crp_array_break_locks(struct crp_array *a, uint64_t victim_key);

@@ -542,32 +542,29 @@ static int lock_all(struct crp_array *a, const int *all)
 	}
 }
 
-int crp_array_verify_stripe(struct crp_array *a, uint64_t s)
+void crp_array_set_intent(struct crp_array *a, const struct crp_array_intent_ops *ops, void *ctx)
+{
+	a->intent = ops;
+	a->intent_ctx = ctx;
+}
+
+/* Read stripe @s whole into @data/@p/@q under the locks of every member
+ * (the caller holds the local ownership of all members); with @resync,
+ * write back parity recomputed from the data before releasing. */
+static int stripe_whole(struct crp_array *a, uint64_t s, void *const *data, uint8_t *p,
+			uint8_t *q, bool resync)
 {
 	const struct crp_geom *g = &a->g;
 	int all[CRP_MAX_MEMBERS], r, pm, qm;
 	struct crp_cmd cmds[CRP_MAX_MEMBERS];
-	void *data[CRP_MAX_MEMBERS];
-	uint8_t *mem, *p, *q;
 	struct crp_batch b;
 
-	if (!a->has_geom || s >= g->nstripes)
-		return -ERANGE;
-	mem = crp_alloc_buf((size_t)g->chunk * (size_t)(g->ndata + 4));
-	if (!mem)
-		return -ENOMEM;
-	for (int d = 0; d < g->ndata; d++)
-		data[d] = mem + (size_t)d * g->chunk;
-	p = mem + (size_t)g->ndata * g->chunk;
-	q = p + g->chunk;
 	crp_geom_parity(g, s, &pm, &qm);
 	for (int i = 0; i < a->n; i++)
 		all[i] = i;
-
-	crp_mlock_take_local(a, all, a->n);
 	r = lock_all(a, all);
 	if (r < 0)
-		goto out;
+		return r;
 	crp_batch_init(&b);
 	for (int m = 0; m < a->n; m++) {
 		struct crp_cmd *c = &cmds[m];
@@ -582,18 +579,71 @@ int crp_array_verify_stripe(struct crp_array *a, uint64_t s)
 	}
 	crp_batch_wait(&b);
 	crp_batch_destroy(&b);
-	crp_lock_release_now(a, all, a->n);
-	for (int m = 0; m < a->n; m++) {
-		if (cmds[m].result) {
-			r = cmds[m].result;
-			goto out;
+	for (int m = 0; m < a->n && r == 0; m++)
+		r = cmds[m].result;
+	if (r == 0 && resync) {
+		int pms[2] = { pm, qm };
+
+		if (qm >= 0)
+			crp_parity_pq(g->ndata, g->chunk, data, p, q);
+		else
+			crp_parity_p(g->ndata, g->chunk, data, p);
+		crp_batch_init(&b);
+		for (int k = 0; k < (qm >= 0 ? 2 : 1); k++) {
+			struct crp_cmd *c = &cmds[pms[k]];
+			uint32_t bs = crp_member_block_size(a->m[pms[k]]);
+
+			crp_cmd_init(c);
+			crp_cdb_write16(c, crp_geom_member_off(g, s, 0) / bs, g->chunk / bs,
+					k ? q : p, g->chunk, false);
+			crp_batch_add(&b, c);
+			crp_member_submit(a->m[pms[k]], &c, 1);
 		}
+		crp_batch_wait(&b);
+		crp_batch_destroy(&b);
+		for (int k = 0; k < (qm >= 0 ? 2 : 1) && r == 0; k++)
+			r = cmds[pms[k]].result;
 	}
-	r = crp_parity_verify(g->ndata, g->chunk, data, p, qm >= 0 ? q : NULL, q + g->chunk);
-out:
+	crp_lock_release_now(a, all, a->n);
+	return r;
+}
+
+static int stripe_check(struct crp_array *a, uint64_t s, bool resync)
+{
+	const struct crp_geom *g = &a->g;
+	int all[CRP_MAX_MEMBERS], r, pm, qm;
+	void *data[CRP_MAX_MEMBERS];
+	uint8_t *mem, *p, *q;
+
+	if (!a->has_geom || s >= g->nstripes)
+		return -ERANGE;
+	mem = crp_alloc_buf((size_t)g->chunk * (size_t)(g->ndata + 4));
+	if (!mem)
+		return -ENOMEM;
+	for (int d = 0; d < g->ndata; d++)
+		data[d] = mem + (size_t)d * g->chunk;
+	p = mem + (size_t)g->ndata * g->chunk;
+	q = p + g->chunk;
+	crp_geom_parity(g, s, &pm, &qm);
+	for (int i = 0; i < a->n; i++)
+		all[i] = i;
+	crp_mlock_take_local(a, all, a->n);
+	r = stripe_whole(a, s, data, p, q, resync);
 	crp_mlock_give_local(a, all, a->n);
+	if (r == 0 && !resync)
+		r = crp_parity_verify(g->ndata, g->chunk, data, p, qm >= 0 ? q : NULL, q + g->chunk);
 	free(mem);
 	return r;
+}
+
+int crp_array_resync_stripe(struct crp_array *a, uint64_t s)
+{
+	return stripe_check(a, s, true);
+}
+
+int crp_array_verify_stripe(struct crp_array *a, uint64_t s)
+{
+	return stripe_check(a, s, false);
 }
 
 int crp_array_rebuild_range(struct crp_array *a, uint64_t off, void *buf, size_t len, int bad,

@@ -53,6 +53,8 @@ struct crp_array {
 	uint64_t min_size;
 	uint64_t max_hold_ns; /* 0: never keep a reservation past its transaction */
 	struct crp_host_counters ctr;
+	const struct crp_array_intent_ops *intent; /* set before I/O starts */
+	void *intent_ctx;
 	crp_txn_hook_fn txn_hook;
 	void *txn_hook_ctx;
 };

@@ -446,6 +446,13 @@ int crp_stripe_write(struct crp_array *a, uint64_t s, const uint8_t *const *src,
 	r = alloc_bufs(&t);
 	if (r < 0)
 		return r;
+	if (a->intent) {
+		r = a->intent->begin(a->intent_ctx, s);
+		if (r < 0) {
+			free(t.mem);
+			return r;
+		}
+	}
 
 	crp_mlock_take_local(a, t.w, t.nw);
 	/* A reset or preemption seen before we start invalidates cached locks. */
@@ -495,6 +502,8 @@ int crp_stripe_write(struct crp_array *a, uint64_t s, const uint8_t *const *src,
 	}
 out:
 	crp_mlock_give_local(a, t.w, t.nw);
+	if (a->intent)
+		a->intent->end(a->intent_ctx, s);
 	free(t.mem);
 	return r;
 }
