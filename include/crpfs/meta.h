@@ -94,6 +94,7 @@ struct crp_meta {
 	uint32_t *ag_free;		/* free blocks per group */
 	uint32_t *ig_free;		/* free inodes per inode-bitmap block */
 	uint64_t ino_cursor;
+	uint64_t nmods;			/* crp_meta_dirty() calls: did an operation change anything? */
 	struct crp_meta_stats stats;
 	bool debug_no_checkpoint;	/* tests: commit to the journal only */
 };
@@ -148,6 +149,9 @@ bool crp_meta_is_new(const struct crp_meta *m, uint64_t blk);
 int crp_meta_ialloc(struct crp_meta *m, uint64_t *ino);
 int crp_meta_ifree(struct crp_meta *m, uint64_t ino);
 bool crp_meta_block_in_data_area(const struct crp_meta *m, uint64_t blk);
+/* First block and length of allocation group @g. */
+uint64_t crp_meta_ag_base(const struct crp_meta *m, uint32_t g);
+uint32_t crp_meta_ag_len(const struct crp_meta *m, uint32_t g);
 uint64_t crp_meta_free_blocks(const struct crp_meta *m);
 uint64_t crp_meta_free_inodes(const struct crp_meta *m);
 /* Is @blk / @ino marked allocated (fsck). */

@@ -235,6 +235,7 @@ struct crp_mblk *crp_meta_bnew(struct crp_meta *m, uint64_t blkno, uint32_t magi
 
 void crp_meta_dirty(struct crp_meta *m, struct crp_mblk *b)
 {
+	m->nmods++;
 	if (!b->dirty) {
 		b->dirty = true;
 		g_ptr_array_add(m->dirty, b);

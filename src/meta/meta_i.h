@@ -16,7 +16,5 @@ int crp_meta_journal_settle(struct crp_meta *m);
 /* alloc.c */
 /* Load the free counts of every allocation group and inode group. */
 int crp_meta_load_counts(struct crp_meta *m);
-uint64_t crp_meta_ag_base(const struct crp_meta *m, uint32_t g);
-uint32_t crp_meta_ag_len(const struct crp_meta *m, uint32_t g);
 
 #endif

@@ -1,0 +1,444 @@
+/*
+ * Directories: linear hashing over buckets of one block each.
+ *
+ * A directory with N buckets keeps bucket b at file block b of its extent
+ * map (a metadata block, CRP_MAGIC_DIR, header aux64 = b).  With
+ * L = floor(log2 N), the name with hash h lives in bucket h mod 2^(L+1), or
+ * h mod 2^L if that is >= N.  When an insert finds its bucket's first
+ * block full, bucket N - 2^L is split into itself and the new bucket N
+ * (entries whose h mod 2^(L+1) == N move), so buckets stay about one block
+ * and a lookup reads one or two blocks whatever the size.  A bucket that
+ * still overflows (many equal hashes) chains overflow blocks through the
+ * header's next field; an overflow block that empties is freed.
+ *
+ * Entries are packed from the start of the payload (header aux = bytes
+ * used, count = entries).  "." and ".." are not stored: the inode keeps
+ * its parent.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crpfs/err.h"
+#include "crpfs/util.h"
+#include "fs_i.h"
+
+static uint32_t bucket_of(uint32_t h, uint32_t n)
+{
+	uint32_t l = 31 - (uint32_t)__builtin_clz(n);
+	uint64_t b = h & ((2ull << l) - 1);
+
+	if (b >= n)
+		b = h & ((1ull << l) - 1);
+	return (uint32_t)b;
+}
+
+static int bucket_blk(struct crp_fs_inode *dp, uint32_t b, uint64_t *blk)
+{
+	uint64_t len;
+
+	if (crp_fs_emap(dp, b, blk, &len, NULL) != 1)
+		return -CRP_ECORRUPT;
+	return 0;
+}
+
+static int read_dblk(struct crp_fs *fs, struct crp_fs_inode *dp, uint64_t blk,
+		     struct crp_mblk **out)
+{
+	int r = crp_meta_bread(fs->m, blk, CRP_MAGIC_DIR, out);
+
+	if (r)
+		return r;
+	if (crp_mblk_owner(*out) != dp->d.ino || crp_mblk_aux(*out) > CRP_PAYLOAD)
+		return -CRP_ECORRUPT;
+	return 0;
+}
+
+static uint32_t name_hash(struct crp_fs *fs, const char *name)
+{
+	return crp_name_hash(fs->m->sb.hash_seed, name, strlen(name));
+}
+
+/* Find @name: its block and byte offset in the payload. */
+static int find(struct crp_fs *fs, struct crp_fs_inode *dp, const char *name,
+		struct crp_dirent *d, struct crp_mblk **bout, uint32_t *offout)
+{
+	size_t nl = strlen(name);
+	uint32_t h, b;
+	uint64_t blk;
+	int r, hops = 0;
+
+	if (!dp->d.dir_nbuckets)
+		return -ENOENT;
+	h = name_hash(fs, name);
+	b = bucket_of(h, dp->d.dir_nbuckets);
+	r = bucket_blk(dp, b, &blk);
+	if (r)
+		return r;
+	while (blk) {
+		struct crp_mblk *mb;
+		uint32_t used, off;
+
+		if (++hops > 1 << 20)
+			return -CRP_ECORRUPT;
+		r = read_dblk(fs, dp, blk, &mb);
+		if (r)
+			return r;
+		used = crp_mblk_aux(mb);
+		for (off = 0; off < used;) {
+			int rl = crp_dirent_in(crp_mblk_payload(mb) + off, used - off, d);
+
+			if (rl < 0)
+				return rl;
+			if (d->hash == h && d->namelen == nl && !memcmp(d->name, name, nl)) {
+				*bout = mb;
+				*offout = off;
+				return 0;
+			}
+			off += (uint32_t)rl;
+		}
+		blk = crp_mblk_next(mb);
+	}
+	return -ENOENT;
+}
+
+int crp_fs_dir_find(struct crp_fs *fs, struct crp_fs_inode *dp, const char *name,
+		    uint64_t *ino, uint8_t *type)
+{
+	struct crp_dirent d;
+	struct crp_mblk *mb;
+	uint32_t off;
+	int r = find(fs, dp, name, &d, &mb, &off);
+
+	if (r)
+		return r;
+	*ino = d.ino;
+	if (type)
+		*type = d.type;
+	return 0;
+}
+
+static int alloc_dblk(struct crp_fs *fs, struct crp_fs_inode *dp, uint64_t goal, uint64_t bucket,
+		      struct crp_mblk **out)
+{
+	uint64_t start;
+	uint32_t got;
+	struct crp_mblk *mb;
+	int r = crp_meta_alloc(fs->m, goal, 1, &start, &got);
+
+	if (r)
+		return r;
+	mb = crp_meta_bnew(fs->m, start, CRP_MAGIC_DIR, dp->d.ino);
+	if (!mb)
+		return -ENOMEM;
+	crp_put_le64(mb->buf + 56, bucket);
+	dp->d.blocks++;
+	*out = mb;
+	return 0;
+}
+
+static void put_entry(struct crp_fs *fs, struct crp_mblk *mb, const struct crp_dirent *d)
+{
+	uint32_t used = crp_mblk_aux(mb);
+
+	used += crp_dirent_out(d, crp_mblk_payload(mb) + used);
+	crp_mblk_set_aux(mb, used);
+	crp_mblk_set_count(mb, crp_mblk_count(mb) + 1);
+	crp_meta_dirty(fs->m, mb);
+}
+
+/* Split bucket N - 2^L into itself and new bucket N. */
+static int split(struct crp_fs *fs, struct crp_fs_inode *dp)
+{
+	uint32_t n = dp->d.dir_nbuckets, l = 31 - (uint32_t)__builtin_clz(n);
+	uint32_t old = n - (1u << l);
+	uint64_t mask = (2ull << l) - 1, blk, prim;
+	struct crp_mblk *nb, *mb, *w;
+	uint64_t *chain = NULL;
+	uint32_t nchain = 0, wi = 0;
+	GArray *keep = g_array_new(FALSE, FALSE, sizeof(struct crp_dirent));
+	int r;
+
+	if (n >= 1u << 31) {
+		r = 0;
+		goto out;
+	}
+	r = bucket_blk(dp, old, &prim);
+	if (r)
+		goto out;
+	r = alloc_dblk(fs, dp, prim, n, &nb);
+	if (r)
+		goto out;
+	r = crp_fs_einsert(dp, n, nb->blkno, 1, 0);
+	if (r)
+		goto out;
+	dp->d.dir_nbuckets = n + 1;
+	dp->d.size = (uint64_t)(n + 1) * CRP_BLOCK;
+	/* Read the old chain, move entries. */
+	for (blk = prim; blk; blk = crp_mblk_next(mb)) {
+		uint32_t used, off;
+		uint64_t *c;
+
+		r = read_dblk(fs, dp, blk, &mb);
+		if (r)
+			goto out;
+		c = realloc(chain, (nchain + 1) * sizeof(*c));
+		if (!c) {
+			r = -ENOMEM;
+			goto out;
+		}
+		chain = c;
+		chain[nchain++] = blk;
+		used = crp_mblk_aux(mb);
+		for (off = 0; off < used;) {
+			struct crp_dirent d;
+			int rl = crp_dirent_in(crp_mblk_payload(mb) + off, used - off, &d);
+
+			if (rl < 0) {
+				r = rl;
+				goto out;
+			}
+			off += (uint32_t)rl;
+			if ((d.hash & mask) == n) {
+				if (crp_mblk_aux(nb) + crp_dirent_reclen(d.namelen) > CRP_PAYLOAD) {
+					struct crp_mblk *ob;
+
+					r = alloc_dblk(fs, dp, nb->blkno, n, &ob);
+					if (r)
+						goto out;
+					crp_mblk_set_next(ob, crp_mblk_next(nb));
+					crp_mblk_set_next(nb, ob->blkno);
+					crp_meta_dirty(fs->m, nb);
+					nb = ob;
+				}
+				put_entry(fs, nb, &d);
+			} else {
+				g_array_append_val(keep, d);
+			}
+		}
+	}
+	/* Rewrite the old chain with what stays; free emptied overflow blocks. */
+	r = read_dblk(fs, dp, chain[0], &w);
+	if (r)
+		goto out;
+	crp_mblk_set_aux(w, 0);
+	crp_mblk_set_count(w, 0);
+	memset(crp_mblk_payload(w), 0, CRP_PAYLOAD);
+	crp_meta_dirty(fs->m, w);
+	for (guint i = 0; i < keep->len; i++) {
+		struct crp_dirent *d = &g_array_index(keep, struct crp_dirent, i);
+
+		if (crp_mblk_aux(w) + crp_dirent_reclen(d->namelen) > CRP_PAYLOAD) {
+			wi++;
+			r = read_dblk(fs, dp, chain[wi], &w);
+			if (r)
+				goto out;
+			crp_mblk_set_aux(w, 0);
+			crp_mblk_set_count(w, 0);
+			memset(crp_mblk_payload(w), 0, CRP_PAYLOAD);
+			crp_meta_dirty(fs->m, w);
+		}
+		put_entry(fs, w, d);
+	}
+	crp_mblk_set_next(w, 0);
+	crp_meta_dirty(fs->m, w);
+	for (uint32_t i = wi + 1; i < nchain; i++) {
+		r = crp_meta_free(fs->m, chain[i], 1, true);
+		if (r)
+			goto out;
+		dp->d.blocks--;
+	}
+out:
+	g_array_free(keep, TRUE);
+	free(chain);
+	return r;
+}
+
+int crp_fs_dir_add(struct crp_fs *fs, struct crp_fs_inode *dp, const char *name, uint64_t ino,
+		   uint8_t type)
+{
+	struct crp_dirent d = { .ino = ino, .type = type };
+	uint32_t rl, b;
+	uint64_t blk;
+	struct crp_mblk *mb = NULL;
+	int r;
+
+	d.namelen = (uint8_t)strlen(name);
+	memcpy(d.name, name, d.namelen + 1);
+	d.hash = name_hash(fs, name);
+	rl = crp_dirent_reclen(d.namelen);
+	if (!dp->d.dir_nbuckets) {
+		r = alloc_dblk(fs, dp, 0, 0, &mb);
+		if (r)
+			return r;
+		r = crp_fs_einsert(dp, 0, mb->blkno, 1, 0);
+		if (r)
+			return r;
+		dp->d.dir_nbuckets = 1;
+		dp->d.size = CRP_BLOCK;
+	}
+	for (int attempt = 0;; attempt++) {
+		b = bucket_of(d.hash, dp->d.dir_nbuckets);
+		r = bucket_blk(dp, b, &blk);
+		if (r)
+			return r;
+		r = read_dblk(fs, dp, blk, &mb);
+		if (r)
+			return r;
+		if (crp_mblk_aux(mb) + rl <= CRP_PAYLOAD)
+			break;
+		if (attempt >= 2)
+			break;
+		r = split(fs, dp);
+		if (r)
+			return r;
+	}
+	/* Walk the overflow chain for room; add a block at its end if none. */
+	while (crp_mblk_aux(mb) + rl > CRP_PAYLOAD) {
+		uint64_t next = crp_mblk_next(mb);
+
+		if (!next) {
+			struct crp_mblk *ob;
+
+			r = alloc_dblk(fs, dp, mb->blkno, b, &ob);
+			if (r)
+				return r;
+			crp_mblk_set_next(mb, ob->blkno);
+			crp_meta_dirty(fs->m, mb);
+			mb = ob;
+			break;
+		}
+		r = read_dblk(fs, dp, next, &mb);
+		if (r)
+			return r;
+	}
+	put_entry(fs, mb, &d);
+	dp->d.dir_entries++;
+	return 0;
+}
+
+int crp_fs_dir_remove(struct crp_fs *fs, struct crp_fs_inode *dp, const char *name)
+{
+	struct crp_dirent d;
+	struct crp_mblk *mb;
+	uint32_t off, used, rl;
+	int r = find(fs, dp, name, &d, &mb, &off);
+
+	if (r)
+		return r;
+	used = crp_mblk_aux(mb);
+	rl = crp_dirent_reclen(d.namelen);
+	memmove(crp_mblk_payload(mb) + off, crp_mblk_payload(mb) + off + rl, used - off - rl);
+	memset(crp_mblk_payload(mb) + used - rl, 0, rl);
+	crp_mblk_set_aux(mb, used - rl);
+	crp_mblk_set_count(mb, crp_mblk_count(mb) - 1);
+	crp_meta_dirty(fs->m, mb);
+	dp->d.dir_entries--;
+	if (!crp_mblk_count(mb)) {
+		/* An emptied overflow block leaves its chain. */
+		uint32_t b = (uint32_t)crp_mblk_aux64(mb);
+		uint64_t blk, target = mb->blkno, after = crp_mblk_next(mb);
+		struct crp_mblk *pb;
+
+		r = bucket_blk(dp, b, &blk);
+		if (r || blk == target)
+			return r;
+		while (blk) {
+			r = read_dblk(fs, dp, blk, &pb);
+			if (r)
+				return r;
+			if (crp_mblk_next(pb) == target) {
+				crp_mblk_set_next(pb, after);
+				crp_meta_dirty(fs->m, pb);
+				r = crp_meta_free(fs->m, target, 1, true);
+				if (!r)
+					dp->d.blocks--;
+				return r;
+			}
+			blk = crp_mblk_next(pb);
+		}
+		return -CRP_ECORRUPT;
+	}
+	return 0;
+}
+
+int crp_fs_dir_replace(struct crp_fs *fs, struct crp_fs_inode *dp, const char *name,
+		       uint64_t ino, uint8_t type)
+{
+	struct crp_dirent d;
+	struct crp_mblk *mb;
+	uint32_t off;
+	int r = find(fs, dp, name, &d, &mb, &off);
+
+	if (r)
+		return r;
+	d.ino = ino;
+	d.type = type;
+	crp_dirent_out(&d, crp_mblk_payload(mb) + off);
+	crp_meta_dirty(fs->m, mb);
+	return 0;
+}
+
+int crp_fs_dir_iter(struct crp_fs *fs, struct crp_fs_inode *dp, crp_fs_dir_fn fn, void *ctx)
+{
+	for (uint32_t b = 0; b < dp->d.dir_nbuckets; b++) {
+		uint64_t blk;
+		int r = bucket_blk(dp, b, &blk), hops = 0;
+
+		if (r)
+			return r;
+		while (blk) {
+			struct crp_mblk *mb;
+			uint32_t used, off;
+
+			if (++hops > 1 << 20)
+				return -CRP_ECORRUPT;
+			r = read_dblk(fs, dp, blk, &mb);
+			if (r)
+				return r;
+			if (crp_mblk_aux64(mb) != b)
+				return -CRP_ECORRUPT;
+			used = crp_mblk_aux(mb);
+			for (off = 0; off < used;) {
+				struct crp_dirent d;
+				int rl = crp_dirent_in(crp_mblk_payload(mb) + off, used - off, &d);
+
+				if (rl < 0)
+					return rl;
+				off += (uint32_t)rl;
+				r = fn(ctx, &d);
+				if (r)
+					return r;
+			}
+			blk = crp_mblk_next(mb);
+		}
+	}
+	return 0;
+}
+
+int crp_fs_dir_overflow(struct crp_fs *fs, struct crp_fs_inode *dp,
+			int (*fn)(void *ctx, uint64_t blk), void *ctx)
+{
+	for (uint32_t b = 0; b < dp->d.dir_nbuckets; b++) {
+		uint64_t blk;
+		struct crp_mblk *mb;
+		int r = bucket_blk(dp, b, &blk), hops = 0;
+
+		if (r)
+			return r;
+		r = read_dblk(fs, dp, blk, &mb);
+		if (r)
+			return r;
+		for (blk = crp_mblk_next(mb); blk; blk = crp_mblk_next(mb)) {
+			if (++hops > 1 << 20)
+				return -CRP_ECORRUPT;
+			r = fn(ctx, blk);
+			if (r)
+				return r;
+			r = read_dblk(fs, dp, blk, &mb);
+			if (r)
+				return r;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,110 @@
+/*
+ * Private to the filesystem core.
+ *
+ * Locking: one big lock, fs->mu, taken by every entry point of fs.h for
+ * its whole duration, protects the metadata layer (cache, transaction,
+ * allocators), the inode cache and every struct crp_fs_inode.  Correctness
+ * first: data I/O runs under it too.  Finer locking (per-inode locks for
+ * data, the big lock for metadata transactions only) is the next step;
+ * many hosts (issue 4) put a disk lock around each transaction anyway.
+ */
+#ifndef CRPFS_FS_I_H
+#define CRPFS_FS_I_H
+
+#include <pthread.h>
+
+#include "crpfs/fs.h"
+#include "crpfs/meta.h"
+
+#define CRP_MAX_FILE_BLOCKS (1ull << 40) /* 4 PiB files */
+#define CRP_LINK_MAX 65000
+
+struct crp_fs_inode {
+	struct crp_inode d;	 /* the on-disk record, kept current */
+	uint64_t nlookup;	 /* kernel references (lookup counts) */
+	uint32_t nopen;		 /* open handles */
+	struct crp_extent *ext;	 /* every extent, sorted by lblk */
+	uint32_t next, ext_cap;
+	uint64_t *chain;	 /* extent blocks when d.flags has CRP_IF_EXT_CHAIN */
+	uint32_t nchain;
+	bool ext_dirty;		 /* ext changed since the last store */
+};
+
+struct crp_fs_handle {
+	uint64_t ino;
+	int flags;
+	GArray *snap;		 /* directories: struct crp_fs_snapent, from opendir */
+};
+
+struct crp_fs_snapent {
+	char *name;
+	uint64_t ino;
+	uint32_t mode;
+};
+
+struct crp_fs {
+	pthread_mutex_t mu;	 /* the big lock, see above */
+	struct crp_meta *m;	 /* protected by mu */
+	GHashTable *inodes;	 /* ino -> struct crp_fs_inode *, protected by mu */
+	bool ro;
+	int err;		 /* sticky error of the background commit, protected by mu */
+	pthread_t flusher;
+	pthread_cond_t flush_cv; /* with mu */
+	bool stop;		 /* protected by mu */
+	bool flusher_running;
+};
+
+/* inode.c */
+int crp_fs_iget(struct crp_fs *fs, uint64_t ino, struct crp_fs_inode **out);
+/* Write the inode (and its extent list) into the running transaction. */
+int crp_fs_istore(struct crp_fs *fs, struct crp_fs_inode *ip);
+/* Free the inode if nothing references it any more; put it on the orphan
+ * list if only open handles or lookups keep it. */
+int crp_fs_iput_maybe(struct crp_fs *fs, struct crp_fs_inode *ip);
+/* A new inode of @mode in directory @dp. */
+int crp_fs_inew(struct crp_fs *fs, struct crp_fs_inode *dp, uint32_t mode, uint64_t rdev,
+		const struct crp_cred *cred, struct crp_fs_inode **out);
+void crp_fs_attr(const struct crp_fs_inode *ip, struct crp_attr *a);
+void crp_fs_touch(struct crp_fs_inode *ip, bool atime, bool mtime, bool ctime);
+void crp_fs_inode_drop(struct crp_fs *fs, struct crp_fs_inode *ip);
+void crp_fs_inode_free_mem(void *p);
+
+/* Extent map (inode.c). */
+/* Mapping of @lblk: 1 with pblk, len and flags if mapped, 0 if a hole of
+ * *len blocks (UINT64_MAX-ish past the last extent). */
+int crp_fs_emap(const struct crp_fs_inode *ip, uint64_t lblk, uint64_t *pblk, uint64_t *len,
+		uint32_t *flags);
+/* Unmap [lblk, lblk+n); with @free the blocks go back to the allocator. */
+int crp_fs_eremove(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t lblk, uint64_t n,
+		   bool free_blocks, bool meta);
+/* Map [lblk, lblk+n) -> [pblk, ...) (range must be unmapped). */
+int crp_fs_einsert(struct crp_fs_inode *ip, uint64_t lblk, uint64_t pblk, uint32_t n,
+		   uint32_t flags);
+
+/* dir.c */
+int crp_fs_dir_find(struct crp_fs *fs, struct crp_fs_inode *dp, const char *name,
+		    uint64_t *ino, uint8_t *type);
+int crp_fs_dir_add(struct crp_fs *fs, struct crp_fs_inode *dp, const char *name, uint64_t ino,
+		   uint8_t type);
+int crp_fs_dir_remove(struct crp_fs *fs, struct crp_fs_inode *dp, const char *name);
+int crp_fs_dir_replace(struct crp_fs *fs, struct crp_fs_inode *dp, const char *name,
+		       uint64_t ino, uint8_t type);
+typedef int (*crp_fs_dir_fn)(void *ctx, const struct crp_dirent *d);
+int crp_fs_dir_iter(struct crp_fs *fs, struct crp_fs_inode *dp, crp_fs_dir_fn fn, void *ctx);
+/* Blocks of the directory outside its extent map (overflow chains), for
+ * freeing and fsck: calls @fn for each. */
+int crp_fs_dir_overflow(struct crp_fs *fs, struct crp_fs_inode *dp,
+			int (*fn)(void *ctx, uint64_t blk), void *ctx);
+uint8_t crp_fs_dtype(uint32_t mode);
+
+/* file.c */
+int crp_fs_write_range(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t off,
+		       const void *buf, size_t size);
+ssize_t crp_fs_read_range(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t off, void *buf,
+			  size_t size);
+int crp_fs_truncate(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t size);
+
+/* xattr.c */
+int crp_fs_xattr_free(struct crp_fs *fs, struct crp_fs_inode *ip);
+
+#endif

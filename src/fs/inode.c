@@ -1,0 +1,471 @@
+/*
+ * The inode cache and the extent map.
+ *
+ * An inode is read once and kept in fs->inodes while the kernel references
+ * it (lookups) or it is open; every change is stored at once into the
+ * inode table block of the running transaction (crp_fs_istore), so the
+ * cache never holds anything the journal does not.  The extent list is
+ * kept whole in memory, sorted; up to 13 extents live in the inode, more
+ * in a chain of extent blocks (168 each) rewritten on store.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <dirent.h>
+
+#include "crpfs/err.h"
+#include "crpfs/util.h"
+#include "fs_i.h"
+
+void crp_fs_inode_free_mem(void *p)
+{
+	struct crp_fs_inode *ip = p;
+
+	if (!ip)
+		return;
+	free(ip->ext);
+	free(ip->chain);
+	free(ip);
+}
+
+static int ext_reserve(struct crp_fs_inode *ip, uint32_t n)
+{
+	if (n <= ip->ext_cap)
+		return 0;
+	uint32_t cap = CRP_MAX(n, ip->ext_cap * 2);
+	struct crp_extent *e = realloc(ip->ext, (size_t)cap * sizeof(*e));
+
+	if (!e)
+		return -ENOMEM;
+	ip->ext = e;
+	ip->ext_cap = cap;
+	return 0;
+}
+
+static int load_extents(struct crp_fs *fs, struct crp_fs_inode *ip)
+{
+	struct crp_mblk *b;
+	uint64_t blk;
+	int r;
+
+	if (ip->d.flags & CRP_IF_INLINE_DATA)
+		return 0;
+	if (!(ip->d.flags & CRP_IF_EXT_CHAIN)) {
+		r = ext_reserve(ip, CRP_MAX(ip->d.nextents, 4));
+		if (r)
+			return r;
+		memcpy(ip->ext, ip->d.ext, ip->d.nextents * sizeof(*ip->ext));
+		ip->next = ip->d.nextents;
+		return 0;
+	}
+	for (blk = ip->d.ext_chain; blk;) {
+		uint32_t cnt;
+		uint64_t *c;
+
+		if (ip->nchain > 1u << 20)
+			return -CRP_ECORRUPT; /* a loop */
+		r = crp_meta_bread(fs->m, blk, CRP_MAGIC_EXTENT, &b);
+		if (r)
+			return r;
+		if (crp_mblk_owner(b) != ip->d.ino)
+			return -CRP_ECORRUPT;
+		cnt = crp_mblk_count(b);
+		if (cnt > CRP_EXTENTS_PER_BLOCK)
+			return -CRP_ECORRUPT;
+		r = ext_reserve(ip, ip->next + cnt);
+		if (r)
+			return r;
+		crp_extents_in(crp_mblk_payload(b), cnt, ip->ext + ip->next);
+		ip->next += cnt;
+		c = realloc(ip->chain, (ip->nchain + 1) * sizeof(*c));
+		if (!c)
+			return -ENOMEM;
+		ip->chain = c;
+		ip->chain[ip->nchain++] = blk;
+		blk = crp_mblk_next(b);
+	}
+	if (ip->next != ip->d.nextents)
+		return -CRP_ECORRUPT;
+	return 0;
+}
+
+int crp_fs_iget(struct crp_fs *fs, uint64_t ino, struct crp_fs_inode **out)
+{
+	struct crp_fs_inode *ip = g_hash_table_lookup(fs->inodes, &ino);
+	int r;
+
+	*out = NULL;
+	if (ip) {
+		*out = ip;
+		return 0;
+	}
+	if (ino < 1 || ino >= fs->m->sb.inode_count)
+		return -ESTALE;
+	ip = calloc(1, sizeof(*ip));
+	if (!ip)
+		return -ENOMEM;
+	r = crp_meta_iread(fs->m, ino, &ip->d);
+	if (r == 1 || (r == 0 && !ip->d.mode)) {
+		r = -ESTALE;
+		goto out;
+	}
+	if (r < 0)
+		goto out;
+	r = load_extents(fs, ip);
+	if (r < 0)
+		goto out;
+	g_hash_table_insert(fs->inodes, &ip->d.ino, ip);
+	*out = ip;
+	ip = NULL;
+out:
+	crp_fs_inode_free_mem(ip);
+	return r;
+}
+
+/* Drop from the cache an inode nothing references. */
+void crp_fs_inode_drop(struct crp_fs *fs, struct crp_fs_inode *ip)
+{
+	if (!ip->nlookup && !ip->nopen && ip->d.ino != fs->m->sb.root_ino)
+		g_hash_table_remove(fs->inodes, &ip->d.ino);
+}
+
+static int store_chain(struct crp_fs *fs, struct crp_fs_inode *ip)
+{
+	uint32_t need = ip->next <= CRP_INLINE_EXTENTS
+				? 0
+				: (uint32_t)CRP_DIV_ROUND_UP(ip->next, CRP_EXTENTS_PER_BLOCK);
+	int r;
+
+	/* Grow or shrink the chain to @need blocks. */
+	while (ip->nchain < need) {
+		uint64_t start, *c;
+		uint32_t got;
+
+		r = crp_meta_alloc(fs->m, ip->nchain ? ip->chain[ip->nchain - 1] + 1 : 0, 1, &start,
+				   &got);
+		if (r)
+			return r;
+		c = realloc(ip->chain, (ip->nchain + 1) * sizeof(*c));
+		if (!c)
+			return -ENOMEM;
+		ip->chain = c;
+		ip->chain[ip->nchain++] = start;
+		ip->d.blocks++;
+	}
+	while (ip->nchain > need) {
+		r = crp_meta_free(fs->m, ip->chain[ip->nchain - 1], 1, true);
+		if (r)
+			return r;
+		ip->nchain--;
+		ip->d.blocks--;
+	}
+	for (uint32_t i = 0; i < need; i++) {
+		uint32_t first = i * CRP_EXTENTS_PER_BLOCK;
+		uint32_t cnt = CRP_MIN(CRP_EXTENTS_PER_BLOCK, ip->next - first);
+		struct crp_mblk *b = crp_meta_bnew(fs->m, ip->chain[i], CRP_MAGIC_EXTENT, ip->d.ino);
+
+		if (!b)
+			return -ENOMEM;
+		crp_extents_out(ip->ext + first, cnt, crp_mblk_payload(b));
+		crp_mblk_set_count(b, cnt);
+		crp_mblk_set_next(b, i + 1 < need ? ip->chain[i + 1] : 0);
+	}
+	if (need) {
+		ip->d.flags |= CRP_IF_EXT_CHAIN;
+		ip->d.ext_chain = ip->chain[0];
+	} else {
+		ip->d.flags &= ~(uint32_t)CRP_IF_EXT_CHAIN;
+		ip->d.ext_chain = 0;
+		memcpy(ip->d.ext, ip->ext, ip->next * sizeof(*ip->ext));
+	}
+	ip->d.nextents = ip->next;
+	return 0;
+}
+
+int crp_fs_istore(struct crp_fs *fs, struct crp_fs_inode *ip)
+{
+	int r;
+
+	if (ip->ext_dirty && !(ip->d.flags & CRP_IF_INLINE_DATA)) {
+		r = store_chain(fs, ip);
+		if (r)
+			return r;
+		ip->ext_dirty = false;
+	}
+	return crp_meta_iwrite(fs->m, &ip->d);
+}
+
+void crp_fs_touch(struct crp_fs_inode *ip, bool atime, bool mtime, bool ctime)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (atime) {
+		ip->d.atime_sec = ts.tv_sec;
+		ip->d.atime_nsec = (uint32_t)ts.tv_nsec;
+	}
+	if (mtime) {
+		ip->d.mtime_sec = ts.tv_sec;
+		ip->d.mtime_nsec = (uint32_t)ts.tv_nsec;
+	}
+	if (ctime) {
+		ip->d.ctime_sec = ts.tv_sec;
+		ip->d.ctime_nsec = (uint32_t)ts.tv_nsec;
+	}
+}
+
+void crp_fs_attr(const struct crp_fs_inode *ip, struct crp_attr *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->ino = ip->d.ino;
+	a->size = ip->d.size;
+	a->blocks = ip->d.blocks * (CRP_BLOCK / 512);
+	a->mode = ip->d.mode;
+	a->nlink = ip->d.nlink;
+	a->uid = ip->d.uid;
+	a->gid = ip->d.gid;
+	a->rdev = ip->d.rdev;
+	a->atime = (struct timespec){ ip->d.atime_sec, ip->d.atime_nsec };
+	a->mtime = (struct timespec){ ip->d.mtime_sec, ip->d.mtime_nsec };
+	a->ctime = (struct timespec){ ip->d.ctime_sec, ip->d.ctime_nsec };
+	a->btime = (struct timespec){ ip->d.btime_sec, ip->d.btime_nsec };
+	a->generation = ip->d.generation;
+}
+
+uint8_t crp_fs_dtype(uint32_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG: return DT_REG;
+	case S_IFDIR: return DT_DIR;
+	case S_IFLNK: return DT_LNK;
+	case S_IFCHR: return DT_CHR;
+	case S_IFBLK: return DT_BLK;
+	case S_IFIFO: return DT_FIFO;
+	case S_IFSOCK: return DT_SOCK;
+	default: return DT_UNKNOWN;
+	}
+}
+
+int crp_fs_inew(struct crp_fs *fs, struct crp_fs_inode *dp, uint32_t mode, uint64_t rdev,
+		const struct crp_cred *cred, struct crp_fs_inode **out)
+{
+	struct crp_fs_inode *ip;
+	struct crp_inode old;
+	uint64_t ino;
+	int r;
+
+	*out = NULL;
+	r = crp_meta_ialloc(fs->m, &ino);
+	if (r)
+		return r;
+	ip = calloc(1, sizeof(*ip));
+	if (!ip)
+		return -ENOMEM;
+	r = crp_meta_iread(fs->m, ino, &old);
+	ip->d.generation = r == 0 ? old.generation + 1 : 1;
+	ip->d.ino = ino;
+	ip->d.mode = mode & ~(cred ? cred->umask & 0777 : 0);
+	ip->d.rdev = rdev;
+	ip->d.uid = cred ? cred->uid : 0;
+	ip->d.gid = cred ? cred->gid : 0;
+	if (dp->d.mode & S_ISGID) {
+		ip->d.gid = dp->d.gid;
+		if (S_ISDIR(mode))
+			ip->d.mode |= S_ISGID;
+	}
+	ip->d.nlink = S_ISDIR(mode) ? 2 : 1;
+	ip->d.parent = S_ISDIR(mode) ? dp->d.ino : 0;
+	crp_fs_touch(ip, true, true, true);
+	ip->d.btime_sec = ip->d.mtime_sec;
+	ip->d.btime_nsec = ip->d.mtime_nsec;
+	r = crp_meta_iwrite(fs->m, &ip->d);
+	if (r) {
+		free(ip);
+		return r;
+	}
+	g_hash_table_insert(fs->inodes, &ip->d.ino, ip);
+	*out = ip;
+	return 0;
+}
+
+/* Free everything the inode owns and the inode itself. */
+static int destroy(struct crp_fs *fs, struct crp_fs_inode *ip)
+{
+	bool isdir = S_ISDIR(ip->d.mode);
+	int r;
+
+	if (isdir) {
+		/* Overflow blocks are freed as entries go; an empty directory
+		 * has none.  Its buckets are in the extent map. */
+		ip->d.dir_nbuckets = 0;
+	}
+	if (!(ip->d.flags & CRP_IF_INLINE_DATA)) {
+		r = crp_fs_eremove(fs, ip, 0, CRP_MAX_FILE_BLOCKS, true, isdir);
+		if (r)
+			return r;
+	}
+	r = crp_fs_xattr_free(fs, ip);
+	if (r)
+		return r;
+	ip->d.flags &= ~(uint32_t)CRP_IF_INLINE_DATA;
+	r = crp_fs_istore(fs, ip); /* frees the chain */
+	if (r)
+		return r;
+	if (ip->d.flags & CRP_IF_ORPHAN)
+		(void)crp_meta_orphan_del(fs->m, ip->d.ino);
+	r = crp_meta_ifree(fs->m, ip->d.ino);
+	if (r)
+		return r;
+	/* Keep the generation for the next user of this number. */
+	memset(&ip->d.mode, 0, sizeof(ip->d) - offsetof(struct crp_inode, mode));
+	ip->d.flags = 0;
+	r = crp_meta_iwrite(fs->m, &ip->d);
+	g_hash_table_remove(fs->inodes, &ip->d.ino);
+	return r;
+}
+
+int crp_fs_iput_maybe(struct crp_fs *fs, struct crp_fs_inode *ip)
+{
+	int r = 0;
+
+	if (ip->d.nlink) {
+		crp_fs_inode_drop(fs, ip);
+		return 0;
+	}
+	if (!ip->nlookup && !ip->nopen)
+		return destroy(fs, ip);
+	if (!(ip->d.flags & CRP_IF_ORPHAN)) {
+		/* A full orphan list only costs a leak that fsck reports. */
+		if (crp_meta_orphan_add(fs->m, ip->d.ino) == 0)
+			ip->d.flags |= CRP_IF_ORPHAN;
+		r = crp_fs_istore(fs, ip);
+	}
+	return r;
+}
+
+/* ---- extent map ---- */
+
+/* Index of the first extent ending after @lblk. */
+static uint32_t efind(const struct crp_fs_inode *ip, uint64_t lblk)
+{
+	uint32_t lo = 0, hi = ip->next;
+
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		const struct crp_extent *e = &ip->ext[mid];
+
+		if (e->lblk + e->len <= lblk)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int crp_fs_emap(const struct crp_fs_inode *ip, uint64_t lblk, uint64_t *pblk, uint64_t *len,
+		uint32_t *flags)
+{
+	uint32_t i = efind(ip, lblk);
+
+	if (i < ip->next && ip->ext[i].lblk <= lblk) {
+		const struct crp_extent *e = &ip->ext[i];
+
+		*pblk = e->pblk + (lblk - e->lblk);
+		*len = e->len - (lblk - e->lblk);
+		if (flags)
+			*flags = e->flags;
+		return 1;
+	}
+	*pblk = 0;
+	*len = i < ip->next ? ip->ext[i].lblk - lblk : CRP_MAX_FILE_BLOCKS - CRP_MIN(lblk, CRP_MAX_FILE_BLOCKS);
+	if (flags)
+		*flags = 0;
+	return 0;
+}
+
+int crp_fs_eremove(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t lblk, uint64_t n,
+		   bool free_blocks, bool meta)
+{
+	uint64_t end = lblk + n;
+	uint32_t i = efind(ip, lblk);
+	int r;
+
+	while (i < ip->next && ip->ext[i].lblk < end) {
+		struct crp_extent *e = &ip->ext[i];
+		uint64_t s = CRP_MAX(e->lblk, lblk), t = CRP_MIN(e->lblk + e->len, end);
+		uint64_t ps = e->pblk + (s - e->lblk);
+
+		if (free_blocks) {
+			r = crp_meta_free(fs->m, ps, (uint32_t)(t - s), meta);
+			if (r)
+				return r;
+			ip->d.blocks -= t - s;
+		}
+		ip->ext_dirty = true;
+		if (s == e->lblk && t == e->lblk + e->len) {
+			memmove(e, e + 1, (ip->next - i - 1) * sizeof(*e));
+			ip->next--;
+		} else if (s == e->lblk) {
+			e->pblk += t - s;
+			e->len -= (uint32_t)(t - s);
+			e->lblk = t;
+			i++;
+		} else if (t == e->lblk + e->len) {
+			e->len = (uint32_t)(s - e->lblk);
+			i++;
+		} else {
+			/* A hole in the middle: split. */
+			struct crp_extent tail = { .lblk = t, .pblk = e->pblk + (t - e->lblk),
+						   .len = (uint32_t)(e->lblk + e->len - t),
+						   .flags = e->flags };
+
+			r = ext_reserve(ip, ip->next + 1);
+			if (r)
+				return r;
+			e = &ip->ext[i];
+			e->len = (uint32_t)(s - e->lblk);
+			memmove(&ip->ext[i + 2], &ip->ext[i + 1], (ip->next - i - 1) * sizeof(*e));
+			ip->ext[i + 1] = tail;
+			ip->next++;
+			i += 2;
+		}
+	}
+	return 0;
+}
+
+int crp_fs_einsert(struct crp_fs_inode *ip, uint64_t lblk, uint64_t pblk, uint32_t n,
+		   uint32_t flags)
+{
+	uint32_t i = efind(ip, lblk);
+	struct crp_extent *p = i > 0 ? &ip->ext[i - 1] : NULL;
+	struct crp_extent *q = i < ip->next ? &ip->ext[i] : NULL;
+	int r;
+
+	ip->ext_dirty = true;
+	if (p && p->lblk + p->len == lblk && p->pblk + p->len == pblk && p->flags == flags &&
+	    (uint64_t)p->len + n < UINT32_MAX / 2) {
+		p->len += n;
+		if (q && lblk + n == q->lblk && pblk + n == q->pblk && q->flags == flags &&
+		    (uint64_t)p->len + q->len < UINT32_MAX / 2) {
+			p->len += q->len;
+			memmove(q, q + 1, (ip->next - i - 1) * sizeof(*q));
+			ip->next--;
+		}
+		return 0;
+	}
+	if (q && lblk + n == q->lblk && pblk + n == q->pblk && q->flags == flags &&
+	    (uint64_t)q->len + n < UINT32_MAX / 2) {
+		q->lblk = lblk;
+		q->pblk = pblk;
+		q->len += n;
+		return 0;
+	}
+	r = ext_reserve(ip, ip->next + 1);
+	if (r)
+		return r;
+	memmove(&ip->ext[i + 1], &ip->ext[i], (ip->next - i) * sizeof(*ip->ext));
+	ip->ext[i] = (struct crp_extent){ .lblk = lblk, .pblk = pblk, .len = n, .flags = flags };
+	ip->next++;
+	return 0;
+}

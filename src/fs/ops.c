@@ -1,0 +1,1142 @@
+/*
+ * The operations of fs.h: mount, namespace, open files, directories.
+ *
+ * Every entry point takes fs->mu (fs_i.h) and brackets its work with
+ * op_begin()/op_end().  An operation that fails before it changed anything
+ * returns its error; one that fails after (an I/O error, corruption found
+ * half-way) would leave a half-done change in the running transaction, so
+ * the filesystem shuts down to read-only instead of ever committing it:
+ * the disks keep the last consistent state.  Space is checked up front so
+ * that ENOSPC is the first kind.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "crpfs/err.h"
+#include "crpfs/log.h"
+#include "crpfs/util.h"
+#include "fs_i.h"
+
+#define RESERVE_BLOCKS 64 /* kept free for metadata of namespace operations */
+
+static uint64_t op_begin(struct crp_fs *fs)
+{
+	pthread_mutex_lock(&fs->mu);
+	return fs->m->nmods;
+}
+
+static void shutdown_fs(struct crp_fs *fs, int r)
+{
+	if (fs->ro)
+		return;
+	crp_err("crpfs: an operation failed half-way (%s): the filesystem is now read-only; "
+		"unmount and run crpfs fsck",
+		crp_strerror(r));
+	fs->ro = true;
+	fs->m->ro = true;
+	fs->err = r;
+}
+
+static int op_end(struct crp_fs *fs, uint64_t snap, int r)
+{
+	if (r < 0 && fs->m->nmods != snap)
+		shutdown_fs(fs, r);
+	else if (r >= 0 && !fs->ro) {
+		int e = crp_meta_maybe_commit(fs->m);
+
+		if (e < 0) {
+			shutdown_fs(fs, e);
+			r = e;
+		}
+	}
+	crp_meta_trim(fs->m);
+	pthread_mutex_unlock(&fs->mu);
+	return r < 0 ? -crp_errno(r) : r;
+}
+
+static int check_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (!n || strchr(name, '/'))
+		return -EINVAL;
+	if (n > CRP_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
+		return -EEXIST;
+	return 0;
+}
+
+static int get_dir(struct crp_fs *fs, uint64_t ino, struct crp_fs_inode **dp)
+{
+	int r = crp_fs_iget(fs, ino, dp);
+
+	if (r)
+		return r;
+	if (!S_ISDIR((*dp)->d.mode))
+		return -ENOTDIR;
+	return 0;
+}
+
+static int need_space(struct crp_fs *fs, uint64_t blocks, bool inode)
+{
+	if (fs->ro)
+		return -EROFS;
+	if (crp_meta_free_blocks(fs->m) < blocks + RESERVE_BLOCKS / 2)
+		return -ENOSPC;
+	if (inode && !crp_meta_free_inodes(fs->m))
+		return -ENOSPC;
+	return 0;
+}
+
+static int sticky_ok(const struct crp_fs_inode *dp, const struct crp_fs_inode *ip,
+		     const struct crp_cred *cred)
+{
+	if (!(dp->d.mode & S_ISVTX) || !cred || cred->uid == 0)
+		return 0;
+	if (cred->uid == dp->d.uid || cred->uid == ip->d.uid)
+		return 0;
+	return -EPERM;
+}
+
+/* ---- mount ---- */
+
+static void *flusher(void *arg)
+{
+	struct crp_fs *fs = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&fs->mu);
+	while (!fs->stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&fs->flush_cv, &fs->mu, &ts);
+		if (fs->stop || fs->ro)
+			continue;
+		if (crp_meta_tx_size(fs->m)) {
+			int r = crp_meta_commit(fs->m);
+
+			if (r < 0)
+				shutdown_fs(fs, r);
+		}
+	}
+	pthread_mutex_unlock(&fs->mu);
+	return NULL;
+}
+
+static int free_orphans(struct crp_fs *fs)
+{
+	for (int s = 0; s < (int)fs->m->sb.max_hosts; s++) {
+		uint64_t *inos;
+		uint32_t n;
+		int r;
+
+		if (!(fs->m->recovered & (1ull << s)))
+			continue;
+		r = crp_meta_orphan_list(fs->m, s, &inos, &n);
+		if (r)
+			return r;
+		for (uint32_t i = 0; i < n && !r; i++) {
+			struct crp_fs_inode *ip;
+
+			if (crp_fs_iget(fs, inos[i], &ip))
+				continue; /* already gone */
+			ip->d.flags &= ~(uint32_t)CRP_IF_ORPHAN;
+			if (ip->d.nlink == 0)
+				r = crp_fs_iput_maybe(fs, ip);
+			else
+				crp_fs_inode_drop(fs, ip);
+			if (!r)
+				r = crp_meta_maybe_commit(fs->m);
+		}
+		g_free(inos);
+		if (!r)
+			r = crp_meta_orphan_clear(fs->m, s);
+		if (r)
+			return r;
+	}
+	return crp_meta_commit(fs->m);
+}
+
+int crp_fs_mount(const char *const *specs, int n, const struct crp_fs_opts *opts,
+		 struct crp_fs **out, char *err, size_t errlen)
+{
+	struct crp_meta_opts mo = { 0 };
+	struct crp_fs *fs;
+	struct crp_fs_inode *root;
+	int r;
+
+	*out = NULL;
+	fs = calloc(1, sizeof(*fs));
+	if (!fs)
+		return -ENOMEM;
+	pthread_mutex_init(&fs->mu, NULL);
+	pthread_cond_init(&fs->flush_cv, NULL);
+	fs->inodes = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL,
+					   crp_fs_inode_free_mem);
+	mo.host = opts ? opts->host : NULL;
+	mo.ro = opts && opts->ro;
+	mo.timeout_ms = opts ? opts->timeout_ms : 0;
+	mo.claim_slot = !mo.ro;
+	mo.replay = !mo.ro;
+	r = crp_meta_open(specs, n, &mo, &fs->m, err, errlen);
+	if (r)
+		goto out;
+	fs->ro = mo.ro;
+	if (fs->ro && fs->m->journal_dirty) {
+		snprintf(err, errlen, "the journal of a host that did not unmount needs replay; "
+				      "mount read-write once (or run crpfs fsck --repair)");
+		r = -EROFS;
+		goto out;
+	}
+	pthread_mutex_lock(&fs->mu);
+	r = crp_fs_iget(fs, fs->m->sb.root_ino, &root);
+	if (r == 0 && !S_ISDIR(root->d.mode))
+		r = -CRP_ECORRUPT;
+	if (r)
+		snprintf(err, errlen, "the root directory is unreadable: %s", crp_strerror(r));
+	if (!r && !fs->ro) {
+		r = free_orphans(fs);
+		if (r)
+			snprintf(err, errlen, "cannot free the orphan inodes of a crashed mount: %s",
+				 crp_strerror(r));
+	}
+	pthread_mutex_unlock(&fs->mu);
+	if (r)
+		goto out;
+	if (!fs->ro) {
+		r = -pthread_create(&fs->flusher, NULL, flusher, fs);
+		if (r)
+			goto out;
+		fs->flusher_running = true;
+	}
+	*out = fs;
+	fs = NULL;
+out:
+	if (fs) {
+		if (fs->m) {
+			fs->m->ro = true; /* leave the disks as they are */
+			crp_meta_close(fs->m);
+		}
+		g_hash_table_destroy(fs->inodes);
+		pthread_cond_destroy(&fs->flush_cv);
+		pthread_mutex_destroy(&fs->mu);
+		free(fs);
+	}
+	return r;
+}
+
+int crp_fs_unmount(struct crp_fs *fs)
+{
+	int r;
+
+	if (!fs)
+		return 0;
+	pthread_mutex_lock(&fs->mu);
+	fs->stop = true;
+	pthread_cond_broadcast(&fs->flush_cv);
+	pthread_mutex_unlock(&fs->mu);
+	if (fs->flusher_running)
+		pthread_join(fs->flusher, NULL);
+	/* Inodes still referenced by the kernel are forgotten now: those
+	 * unlinked are freed before the journal closes. */
+	if (!fs->ro) {
+		GHashTableIter it;
+		gpointer k, v;
+		GPtrArray *dead = g_ptr_array_new();
+
+		g_hash_table_iter_init(&it, fs->inodes);
+		while (g_hash_table_iter_next(&it, &k, &v)) {
+			struct crp_fs_inode *ip = v;
+
+			if (!ip->d.nlink)
+				g_ptr_array_add(dead, ip);
+		}
+		for (guint i = 0; i < dead->len; i++) {
+			struct crp_fs_inode *ip = dead->pdata[i];
+
+			ip->nlookup = ip->nopen = 0;
+			if (crp_fs_iput_maybe(fs, ip) < 0)
+				break;
+		}
+		g_ptr_array_free(dead, TRUE);
+	}
+	r = crp_meta_close(fs->m);
+	if (fs->err && !r)
+		r = fs->err;
+	g_hash_table_destroy(fs->inodes);
+	pthread_cond_destroy(&fs->flush_cv);
+	pthread_mutex_destroy(&fs->mu);
+	free(fs);
+	return r < 0 ? -crp_errno(r) : r;
+}
+
+int crp_fs_sync(struct crp_fs *fs)
+{
+	uint64_t s = op_begin(fs);
+	int r = 0;
+
+	if (!fs->ro) {
+		r = crp_meta_commit(fs->m);
+		if (!r)
+			r = crp_array_sync(fs->m->a);
+	} else if (fs->err) {
+		r = fs->err;
+	}
+	return op_end(fs, s, r);
+}
+
+int crp_fs_fsync(struct crp_fs *fs, uint64_t ino, bool datasync)
+{
+	(void)ino;
+	(void)datasync; /* data and metadata go together: one journal commit */
+	return crp_fs_sync(fs);
+}
+
+/* ---- attributes ---- */
+
+int crp_fs_lookup(struct crp_fs *fs, uint64_t parent, const char *name, struct crp_attr *out)
+{
+	uint64_t s = op_begin(fs), ino;
+	struct crp_fs_inode *dp, *ip;
+	int r = get_dir(fs, parent, &dp);
+
+	if (r)
+		goto out;
+	if (strlen(name) > CRP_NAME_MAX) {
+		r = -ENAMETOOLONG;
+		goto out;
+	}
+	if (!strcmp(name, "."))
+		ino = dp->d.ino;
+	else if (!strcmp(name, ".."))
+		ino = dp->d.parent ? dp->d.parent : dp->d.ino;
+	else
+		r = crp_fs_dir_find(fs, dp, name, &ino, NULL);
+	if (r)
+		goto out;
+	r = crp_fs_iget(fs, ino, &ip);
+	if (r == -ESTALE)
+		r = -CRP_ECORRUPT; /* a name that points at a free inode */
+	if (r)
+		goto out;
+	ip->nlookup++;
+	crp_fs_attr(ip, out);
+out:
+	return op_end(fs, s, r);
+}
+
+void crp_fs_forget(struct crp_fs *fs, uint64_t ino, uint64_t nlookup)
+{
+	uint64_t s = op_begin(fs);
+	struct crp_fs_inode *ip = g_hash_table_lookup(fs->inodes, &ino);
+	int r = 0;
+
+	if (ip) {
+		ip->nlookup -= CRP_MIN(ip->nlookup, nlookup);
+		if (!fs->ro)
+			r = crp_fs_iput_maybe(fs, ip);
+		else
+			crp_fs_inode_drop(fs, ip);
+	}
+	(void)op_end(fs, s, r);
+}
+
+int crp_fs_getattr(struct crp_fs *fs, uint64_t ino, struct crp_attr *out)
+{
+	uint64_t s = op_begin(fs);
+	struct crp_fs_inode *ip;
+	int r = crp_fs_iget(fs, ino, &ip);
+
+	if (!r)
+		crp_fs_attr(ip, out);
+	if (!r)
+		crp_fs_inode_drop(fs, ip);
+	return op_end(fs, s, r);
+}
+
+int crp_fs_setattr(struct crp_fs *fs, uint64_t ino, const struct crp_attr *in, unsigned set,
+		   const struct crp_cred *cred, struct crp_attr *out)
+{
+	uint64_t s = op_begin(fs);
+	struct crp_fs_inode *ip;
+	int r = crp_fs_iget(fs, ino, &ip);
+
+	(void)cred;
+	if (r)
+		goto out;
+	if (fs->ro) {
+		r = -EROFS;
+		goto out;
+	}
+	if (set & CRP_SET_SIZE) {
+		if (S_ISDIR(ip->d.mode)) {
+			r = -EISDIR;
+			goto out;
+		}
+		if (!S_ISREG(ip->d.mode)) {
+			r = -EINVAL;
+			goto out;
+		}
+		if (in->size > ip->d.size) {
+			r = need_space(fs, 0, false);
+			if (r)
+				goto out;
+		}
+		r = crp_fs_truncate(fs, ip, in->size);
+		if (r)
+			goto out;
+		crp_fs_touch(ip, false, true, true);
+	}
+	if (set & CRP_SET_MODE)
+		ip->d.mode = (ip->d.mode & S_IFMT) | (in->mode & 07777);
+	if (set & CRP_SET_UID)
+		ip->d.uid = in->uid;
+	if (set & CRP_SET_GID)
+		ip->d.gid = in->gid;
+	if (set & CRP_SET_ATIME_NOW)
+		crp_fs_touch(ip, true, false, false);
+	else if (set & CRP_SET_ATIME) {
+		ip->d.atime_sec = in->atime.tv_sec;
+		ip->d.atime_nsec = (uint32_t)in->atime.tv_nsec;
+	}
+	if (set & CRP_SET_MTIME_NOW)
+		crp_fs_touch(ip, false, true, false);
+	else if (set & CRP_SET_MTIME) {
+		ip->d.mtime_sec = in->mtime.tv_sec;
+		ip->d.mtime_nsec = (uint32_t)in->mtime.tv_nsec;
+	}
+	if (set & CRP_SET_CTIME) {
+		ip->d.ctime_sec = in->ctime.tv_sec;
+		ip->d.ctime_nsec = (uint32_t)in->ctime.tv_nsec;
+	} else {
+		crp_fs_touch(ip, false, false, true);
+	}
+	r = crp_fs_istore(fs, ip);
+	if (!r)
+		crp_fs_attr(ip, out);
+out:
+	return op_end(fs, s, r);
+}
+
+/* ---- creating names ---- */
+
+static int make_node(struct crp_fs *fs, uint64_t parent, const char *name, uint32_t mode,
+		     uint64_t rdev, const struct crp_cred *cred, const char *target,
+		     struct crp_fs_inode **out)
+{
+	struct crp_fs_inode *dp, *ip;
+	uint64_t ino;
+	int r = check_name(name);
+
+	if (r)
+		return r;
+	r = get_dir(fs, parent, &dp);
+	if (r)
+		return r;
+	if (!dp->d.nlink)
+		return -ENOENT;
+	r = crp_fs_dir_find(fs, dp, name, &ino, NULL);
+	if (r == 0)
+		return -EEXIST;
+	if (r != -ENOENT)
+		return r;
+	if (S_ISDIR(mode) && dp->d.nlink >= CRP_LINK_MAX)
+		return -EMLINK;
+	r = need_space(fs, 4 + (target ? 1 : 0), true);
+	if (r)
+		return r;
+	r = crp_fs_inew(fs, dp, mode, rdev, cred, &ip);
+	if (r)
+		return r;
+	if (target) {
+		size_t len = strlen(target);
+
+		if (len <= CRP_INLINE_SIZE) {
+			ip->d.flags |= CRP_IF_INLINE_DATA;
+			ip->d.inline_len = (uint32_t)len;
+			memcpy(ip->d.inline_data, target, len);
+		} else {
+			r = crp_fs_write_range(fs, ip, 0, target, len);
+			if (r)
+				return r;
+		}
+		ip->d.size = len;
+	}
+	r = crp_fs_dir_add(fs, dp, name, ip->d.ino, crp_fs_dtype(mode));
+	if (r)
+		return r;
+	if (S_ISDIR(mode))
+		dp->d.nlink++;
+	crp_fs_touch(dp, false, true, true);
+	r = crp_fs_istore(fs, dp);
+	if (!r)
+		r = crp_fs_istore(fs, ip);
+	if (r)
+		return r;
+	ip->nlookup++;
+	*out = ip;
+	return 0;
+}
+
+int crp_fs_mknod(struct crp_fs *fs, uint64_t parent, const char *name, uint32_t mode,
+		 uint64_t rdev, const struct crp_cred *cred, struct crp_attr *out)
+{
+	uint64_t s = op_begin(fs);
+	struct crp_fs_inode *ip;
+	int r;
+
+	switch (mode & S_IFMT) {
+	case S_IFREG: case S_IFCHR: case S_IFBLK: case S_IFIFO: case S_IFSOCK:
+		r = make_node(fs, parent, name, mode, rdev, cred, NULL, &ip);
+		break;
+	case 0:
+		r = make_node(fs, parent, name, mode | S_IFREG, 0, cred, NULL, &ip);
+		break;
+	default:
+		r = -EINVAL;
+	}
+	if (!r)
+		crp_fs_attr(ip, out);
+	return op_end(fs, s, r);
+}
+
+int crp_fs_mkdir(struct crp_fs *fs, uint64_t parent, const char *name, uint32_t mode,
+		 const struct crp_cred *cred, struct crp_attr *out)
+{
+	uint64_t s = op_begin(fs);
+	struct crp_fs_inode *ip;
+	int r = make_node(fs, parent, name, S_IFDIR | (mode & 07777), 0, cred, NULL, &ip);
+
+	if (!r)
+		crp_fs_attr(ip, out);
+	return op_end(fs, s, r);
+}
+
+int crp_fs_symlink(struct crp_fs *fs, uint64_t parent, const char *name, const char *target,
+		   const struct crp_cred *cred, struct crp_attr *out)
+{
+	uint64_t s = op_begin(fs);
+	struct crp_fs_inode *ip;
+	struct crp_cred c = cred ? *cred : (struct crp_cred){ 0 };
+	int r;
+
+	c.umask = 0;
+	if (strlen(target) > CRP_SYMLINK_MAX || !target[0])
+		r = target[0] ? -ENAMETOOLONG : -ENOENT;
+	else
+		r = make_node(fs, parent, name, S_IFLNK | 0777, 0, &c, target, &ip);
+	if (!r)
+		crp_fs_attr(ip, out);
+	return op_end(fs, s, r);
+}
+
+ssize_t crp_fs_readlink(struct crp_fs *fs, uint64_t ino, char *buf, size_t size)
+{
+	uint64_t s = op_begin(fs);
+	struct crp_fs_inode *ip;
+	ssize_t n = 0;
+	int r = crp_fs_iget(fs, ino, &ip);
+
+	if (r)
+		goto out;
+	if (!S_ISLNK(ip->d.mode)) {
+		r = -EINVAL;
+		goto out;
+	}
+	if (ip->d.flags & CRP_IF_INLINE_DATA) {
+		n = ip->d.inline_len;
+		memcpy(buf, ip->d.inline_data, CRP_MIN((size_t)n, size));
+	} else {
+		char *tmp = malloc(ip->d.size + 1);
+
+		if (!tmp) {
+			r = -ENOMEM;
+			goto out;
+		}
+		n = crp_fs_read_range(fs, ip, 0, tmp, ip->d.size);
+		if (n >= 0)
+			memcpy(buf, tmp, CRP_MIN((size_t)n, size));
+		free(tmp);
+		if (n < 0)
+			r = (int)n;
+	}
+	if (!r && (size_t)n < size)
+		buf[n] = 0;
+out:
+	r = op_end(fs, s, r);
+	return r < 0 ? r : n;
+}
+
+int crp_fs_link(struct crp_fs *fs, uint64_t ino, uint64_t newparent, const char *newname,
+		struct crp_attr *out)
+{
+	uint64_t s = op_begin(fs), x;
+	struct crp_fs_inode *ip, *dp;
+	int r = check_name(newname);
+
+	if (r)
+		goto out;
+	r = crp_fs_iget(fs, ino, &ip);
+	if (r)
+		goto out;
+	if (S_ISDIR(ip->d.mode)) {
+		r = -EPERM;
+		goto out;
+	}
+	if (ip->d.nlink >= CRP_LINK_MAX) {
+		r = -EMLINK;
+		goto out;
+	}
+	if (!ip->d.nlink) {
+		r = -ENOENT;
+		goto out;
+	}
+	r = get_dir(fs, newparent, &dp);
+	if (r)
+		goto out;
+	r = crp_fs_dir_find(fs, dp, newname, &x, NULL);
+	if (r == 0)
+		r = -EEXIST;
+	if (r != -ENOENT)
+		goto out;
+	r = need_space(fs, 2, false);
+	if (r)
+		goto out;
+	r = crp_fs_dir_add(fs, dp, newname, ip->d.ino, crp_fs_dtype(ip->d.mode));
+	if (r)
+		goto out;
+	ip->d.nlink++;
+	crp_fs_touch(ip, false, false, true);
+	crp_fs_touch(dp, false, true, true);
+	r = crp_fs_istore(fs, ip);
+	if (!r)
+		r = crp_fs_istore(fs, dp);
+	if (r)
+		goto out;
+	ip->nlookup++;
+	crp_fs_attr(ip, out);
+out:
+	return op_end(fs, s, r);
+}
+
+/* ---- removing names ---- */
+
+static int drop_link(struct crp_fs *fs, struct crp_fs_inode *ip)
+{
+	int r;
+
+	if (S_ISDIR(ip->d.mode))
+		ip->d.nlink = 0;
+	else if (ip->d.nlink)
+		ip->d.nlink--;
+	crp_fs_touch(ip, false, false, true);
+	r = crp_fs_istore(fs, ip);
+	if (!r)
+		r = crp_fs_iput_maybe(fs, ip);
+	return r;
+}
+
+static int remove_name(struct crp_fs *fs, uint64_t parent, const char *name,
+		       const struct crp_cred *cred, bool dir)
+{
+	struct crp_fs_inode *dp, *ip;
+	uint64_t ino;
+	int r;
+
+	if (fs->ro)
+		return -EROFS;
+	if (!strcmp(name, "."))
+		return dir ? -EINVAL : -EISDIR;
+	if (!strcmp(name, ".."))
+		return dir ? -ENOTEMPTY : -EISDIR;
+	if (strlen(name) > CRP_NAME_MAX)
+		return -ENAMETOOLONG;
+	r = get_dir(fs, parent, &dp);
+	if (r)
+		return r;
+	r = crp_fs_dir_find(fs, dp, name, &ino, NULL);
+	if (r)
+		return r;
+	r = crp_fs_iget(fs, ino, &ip);
+	if (r)
+		return r == -ESTALE ? -CRP_ECORRUPT : r;
+	if (dir && !S_ISDIR(ip->d.mode))
+		return -ENOTDIR;
+	if (!dir && S_ISDIR(ip->d.mode))
+		return -EISDIR;
+	if (dir && ip->d.dir_entries)
+		return -ENOTEMPTY;
+	r = sticky_ok(dp, ip, cred);
+	if (r)
+		return r;
+	r = crp_fs_dir_remove(fs, dp, name);
+	if (r)
+		return r;
+	if (dir)
+		dp->d.nlink--;
+	crp_fs_touch(dp, false, true, true);
+	r = crp_fs_istore(fs, dp);
+	if (!r)
+		r = drop_link(fs, ip);
+	return r;
+}
+
+int crp_fs_unlink(struct crp_fs *fs, uint64_t parent, const char *name,
+		  const struct crp_cred *cred)
+{
+	uint64_t s = op_begin(fs);
+
+	return op_end(fs, s, remove_name(fs, parent, name, cred, false));
+}
+
+int crp_fs_rmdir(struct crp_fs *fs, uint64_t parent, const char *name,
+		 const struct crp_cred *cred)
+{
+	uint64_t s = op_begin(fs);
+
+	return op_end(fs, s, remove_name(fs, parent, name, cred, true));
+}
+
+/* Is @anc @ino or one of its ancestors? */
+static int is_ancestor(struct crp_fs *fs, uint64_t anc, uint64_t ino, bool *out)
+{
+	for (int depth = 0; depth < 1 << 16; depth++) {
+		struct crp_fs_inode *ip;
+		int r;
+
+		if (ino == anc) {
+			*out = true;
+			return 0;
+		}
+		if (ino == fs->m->sb.root_ino) {
+			*out = false;
+			return 0;
+		}
+		r = crp_fs_iget(fs, ino, &ip);
+		if (r)
+			return r;
+		ino = ip->d.parent;
+	}
+	return -CRP_ECORRUPT;
+}
+
+static int do_rename(struct crp_fs *fs, uint64_t parent, const char *name, uint64_t newparent,
+		     const char *newname, unsigned flags, const struct crp_cred *cred)
+{
+	struct crp_fs_inode *sp, *dp, *src, *dst = NULL;
+	uint64_t sino, dino;
+	bool loop;
+	int r;
+
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		return -EINVAL;
+	if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
+		return -EINVAL;
+	if (fs->ro)
+		return -EROFS;
+	r = check_name(name);
+	if (!r)
+		r = check_name(newname);
+	if (r)
+		return r == -EEXIST ? -EBUSY : r;
+	r = get_dir(fs, parent, &sp);
+	if (!r)
+		r = get_dir(fs, newparent, &dp);
+	if (r)
+		return r;
+	r = crp_fs_dir_find(fs, sp, name, &sino, NULL);
+	if (r)
+		return r;
+	r = crp_fs_iget(fs, sino, &src);
+	if (r)
+		return r == -ESTALE ? -CRP_ECORRUPT : r;
+	r = crp_fs_dir_find(fs, dp, newname, &dino, NULL);
+	if (r && r != -ENOENT)
+		return r;
+	if (r == 0) {
+		if (flags & RENAME_NOREPLACE)
+			return -EEXIST;
+		r = crp_fs_iget(fs, dino, &dst);
+		if (r)
+			return r == -ESTALE ? -CRP_ECORRUPT : r;
+	} else if (flags & RENAME_EXCHANGE) {
+		return -ENOENT;
+	}
+	if (dst == src)
+		return 0; /* the same inode: nothing to do */
+	r = sticky_ok(sp, src, cred);
+	if (!r && dst)
+		r = sticky_ok(dp, dst, cred);
+	if (r)
+		return r;
+	/* A directory may not move below itself. */
+	if (S_ISDIR(src->d.mode) && parent != newparent) {
+		r = is_ancestor(fs, src->d.ino, dp->d.ino, &loop);
+		if (r)
+			return r;
+		if (loop)
+			return -EINVAL;
+	}
+	if (dst && (flags & RENAME_EXCHANGE) && S_ISDIR(dst->d.mode) && parent != newparent) {
+		r = is_ancestor(fs, dst->d.ino, sp->d.ino, &loop);
+		if (r)
+			return r;
+		if (loop)
+			return -EINVAL;
+	}
+	if (dst && !(flags & RENAME_EXCHANGE)) {
+		if (S_ISDIR(src->d.mode) && !S_ISDIR(dst->d.mode))
+			return -ENOTDIR;
+		if (!S_ISDIR(src->d.mode) && S_ISDIR(dst->d.mode))
+			return -EISDIR;
+		if (S_ISDIR(dst->d.mode) && dst->d.dir_entries)
+			return -ENOTEMPTY;
+	}
+	if (!dst && S_ISDIR(src->d.mode) && parent != newparent && dp->d.nlink >= CRP_LINK_MAX)
+		return -EMLINK;
+	r = need_space(fs, 4, false);
+	if (r)
+		return r;
+
+	if (flags & RENAME_EXCHANGE) {
+		r = crp_fs_dir_replace(fs, dp, newname, src->d.ino, crp_fs_dtype(src->d.mode));
+		if (!r)
+			r = crp_fs_dir_replace(fs, sp, name, dst->d.ino, crp_fs_dtype(dst->d.mode));
+		if (r)
+			return r;
+		if (parent != newparent) {
+			if (S_ISDIR(src->d.mode)) {
+				src->d.parent = dp->d.ino;
+				sp->d.nlink--;
+				dp->d.nlink++;
+			}
+			if (S_ISDIR(dst->d.mode)) {
+				dst->d.parent = sp->d.ino;
+				dp->d.nlink--;
+				sp->d.nlink++;
+			}
+		}
+		crp_fs_touch(dst, false, false, true);
+		r = crp_fs_istore(fs, dst);
+	} else {
+		if (dst) {
+			r = crp_fs_dir_replace(fs, dp, newname, src->d.ino, crp_fs_dtype(src->d.mode));
+			if (!r && S_ISDIR(dst->d.mode))
+				dp->d.nlink--;
+			if (!r)
+				r = drop_link(fs, dst);
+		} else {
+			r = crp_fs_dir_add(fs, dp, newname, src->d.ino, crp_fs_dtype(src->d.mode));
+		}
+		if (!r)
+			r = crp_fs_dir_remove(fs, sp, name);
+		if (r)
+			return r;
+		if (S_ISDIR(src->d.mode) && parent != newparent) {
+			src->d.parent = dp->d.ino;
+			sp->d.nlink--;
+			dp->d.nlink++;
+		}
+	}
+	if (r)
+		return r;
+	crp_fs_touch(src, false, false, true);
+	crp_fs_touch(sp, false, true, true);
+	crp_fs_touch(dp, false, true, true);
+	r = crp_fs_istore(fs, src);
+	if (!r)
+		r = crp_fs_istore(fs, sp);
+	if (!r && dp != sp)
+		r = crp_fs_istore(fs, dp);
+	return r;
+}
+
+int crp_fs_rename(struct crp_fs *fs, uint64_t parent, const char *name, uint64_t newparent,
+		  const char *newname, unsigned flags, const struct crp_cred *cred)
+{
+	uint64_t s = op_begin(fs);
+
+	return op_end(fs, s, do_rename(fs, parent, name, newparent, newname, flags, cred));
+}
+
+/* ---- open files ---- */
+
+static int open_handle(struct crp_fs *fs, struct crp_fs_inode *ip, int flags, uint64_t *fh)
+{
+	struct crp_fs_handle *h = calloc(1, sizeof(*h));
+	int r;
+
+	if (!h)
+		return -ENOMEM;
+	if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY && S_ISREG(ip->d.mode) &&
+	    ip->d.size) {
+		if (fs->ro) {
+			free(h);
+			return -EROFS;
+		}
+		r = crp_fs_truncate(fs, ip, 0);
+		if (!r) {
+			crp_fs_touch(ip, false, true, true);
+			r = crp_fs_istore(fs, ip);
+		}
+		if (r) {
+			free(h);
+			return r;
+		}
+	}
+	h->ino = ip->d.ino;
+	h->flags = flags;
+	ip->nopen++;
+	*fh = (uint64_t)(uintptr_t)h;
+	return 0;
+}
+
+int crp_fs_open(struct crp_fs *fs, uint64_t ino, int flags, uint64_t *fh)
+{
+	uint64_t s = op_begin(fs);
+	struct crp_fs_inode *ip;
+	int r = crp_fs_iget(fs, ino, &ip);
+
+	if (!r && S_ISDIR(ip->d.mode) && (flags & O_ACCMODE) != O_RDONLY)
+		r = -EISDIR;
+	if (!r && fs->ro && (flags & O_ACCMODE) != O_RDONLY)
+		r = -EROFS;
+	if (!r)
+		r = open_handle(fs, ip, flags, fh);
+	return op_end(fs, s, r);
+}
+
+int crp_fs_create(struct crp_fs *fs, uint64_t parent, const char *name, uint32_t mode,
+		  int flags, const struct crp_cred *cred, struct crp_attr *out, uint64_t *fh)
+{
+	uint64_t s = op_begin(fs), ino;
+	struct crp_fs_inode *dp, *ip;
+	int r = get_dir(fs, parent, &dp);
+
+	if (r)
+		goto out;
+	if (strlen(name) <= CRP_NAME_MAX && crp_fs_dir_find(fs, dp, name, &ino, NULL) == 0) {
+		/* Created by someone else since the kernel looked. */
+		if (flags & O_EXCL) {
+			r = -EEXIST;
+			goto out;
+		}
+		r = crp_fs_iget(fs, ino, &ip);
+		if (!r && S_ISDIR(ip->d.mode))
+			r = -EISDIR;
+		if (!r)
+			r = open_handle(fs, ip, flags, fh);
+		if (!r) {
+			ip->nlookup++;
+			crp_fs_attr(ip, out);
+		}
+		goto out;
+	}
+	r = make_node(fs, parent, name, S_IFREG | (mode & 07777), 0, cred, NULL, &ip);
+	if (!r)
+		r = open_handle(fs, ip, flags & ~O_TRUNC, fh);
+	if (!r)
+		crp_fs_attr(ip, out);
+out:
+	return op_end(fs, s, r);
+}
+
+int crp_fs_release(struct crp_fs *fs, uint64_t ino, uint64_t fh)
+{
+	uint64_t s = op_begin(fs);
+	struct crp_fs_handle *h = (struct crp_fs_handle *)(uintptr_t)fh;
+	struct crp_fs_inode *ip = g_hash_table_lookup(fs->inodes, &ino);
+	int r = 0;
+
+	if (ip && ip->nopen) {
+		ip->nopen--;
+		if (!fs->ro)
+			r = crp_fs_iput_maybe(fs, ip);
+	}
+	free(h);
+	return op_end(fs, s, r);
+}
+
+ssize_t crp_fs_read(struct crp_fs *fs, uint64_t ino, uint64_t fh, uint64_t off, void *buf,
+		    size_t size)
+{
+	uint64_t s = op_begin(fs);
+	struct crp_fs_inode *ip;
+	ssize_t n = 0;
+	int r = crp_fs_iget(fs, ino, &ip);
+
+	(void)fh;
+	if (!r && S_ISDIR(ip->d.mode))
+		r = -EISDIR;
+	if (!r) {
+		n = crp_fs_read_range(fs, ip, off, buf, size);
+		if (n < 0)
+			r = (int)n;
+	}
+	r = op_end(fs, s, r);
+	return r < 0 ? r : n;
+}
+
+ssize_t crp_fs_write(struct crp_fs *fs, uint64_t ino, uint64_t fh, uint64_t off,
+		     const void *buf, size_t size)
+{
+	uint64_t s = op_begin(fs);
+	struct crp_fs_handle *h = (struct crp_fs_handle *)(uintptr_t)fh;
+	struct crp_fs_inode *ip;
+	int r = crp_fs_iget(fs, ino, &ip);
+
+	if (r)
+		goto out;
+	if (!S_ISREG(ip->d.mode)) {
+		r = S_ISDIR(ip->d.mode) ? -EISDIR : -EINVAL;
+		goto out;
+	}
+	if (h && (h->flags & O_APPEND))
+		off = ip->d.size;
+	if (off + size < off) {
+		r = -EFBIG;
+		goto out;
+	}
+	r = need_space(fs, size / CRP_BLOCK + 2, false);
+	if (r)
+		goto out;
+	r = crp_fs_write_range(fs, ip, off, buf, size);
+	if (r)
+		goto out;
+	if (off + size > ip->d.size)
+		ip->d.size = off + size;
+	/* Writing clears set-user-ID, as on a local filesystem. */
+	if (ip->d.mode & (S_ISUID | S_ISGID))
+		ip->d.mode &= ~(uint32_t)(S_ISUID | ((ip->d.mode & S_IXGRP) ? S_ISGID : 0));
+	crp_fs_touch(ip, false, true, true);
+	r = crp_fs_istore(fs, ip);
+out:
+	r = op_end(fs, s, r);
+	return r < 0 ? r : (ssize_t)size;
+}
+
+/* ---- directories ---- */
+
+static int snap_add(void *ctx, const struct crp_dirent *d)
+{
+	struct crp_fs_snapent e = { .name = g_strdup(d->name), .ino = d->ino,
+				    .mode = (uint32_t)DTTOIF(d->type) };
+
+	g_array_append_val((GArray *)ctx, e);
+	return 0;
+}
+
+static void snap_clear(GArray *a)
+{
+	for (guint i = 0; i < a->len; i++)
+		g_free(g_array_index(a, struct crp_fs_snapent, i).name);
+	g_array_set_size(a, 0);
+}
+
+int crp_fs_opendir(struct crp_fs *fs, uint64_t ino, uint64_t *fh)
+{
+	uint64_t s = op_begin(fs);
+	struct crp_fs_inode *dp;
+	struct crp_fs_handle *h;
+	int r = get_dir(fs, ino, &dp);
+
+	if (r)
+		goto out;
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		r = -ENOMEM;
+		goto out;
+	}
+	h->ino = ino;
+	h->snap = g_array_new(FALSE, FALSE, sizeof(struct crp_fs_snapent));
+	dp->nopen++;
+	*fh = (uint64_t)(uintptr_t)h;
+out:
+	return op_end(fs, s, r);
+}
+
+int crp_fs_readdir(struct crp_fs *fs, uint64_t ino, uint64_t fh, uint64_t cookie,
+		   crp_fs_dirent_fn fn, void *ctx)
+{
+	uint64_t s = op_begin(fs);
+	struct crp_fs_handle *h = (struct crp_fs_handle *)(uintptr_t)fh;
+	struct crp_fs_inode *dp;
+	int r = get_dir(fs, ino, &dp);
+
+	if (r)
+		goto out;
+	/* Cookie 0 (opendir, rewinddir) takes a snapshot of the names; the
+	 * cookies are positions in it.  Names added or removed after it may
+	 * or may not show, as POSIX allows. */
+	if (cookie == 0 || !h->snap->len) {
+		struct crp_fs_snapent dot = { g_strdup("."), dp->d.ino, S_IFDIR };
+		struct crp_fs_snapent dotdot = { g_strdup(".."),
+						 dp->d.parent ? dp->d.parent : dp->d.ino, S_IFDIR };
+
+		snap_clear(h->snap);
+		g_array_append_val(h->snap, dot);
+		g_array_append_val(h->snap, dotdot);
+		r = crp_fs_dir_iter(fs, dp, snap_add, h->snap);
+		if (r)
+			goto out;
+	}
+	/* The walk calls back into the adapter: it must not re-enter the fs. */
+	for (uint64_t i = cookie; i < h->snap->len; i++) {
+		struct crp_fs_snapent *e = &g_array_index(h->snap, struct crp_fs_snapent, i);
+
+		if (fn(ctx, e->name, e->ino, e->mode, i + 1))
+			break;
+	}
+out:
+	return op_end(fs, s, r);
+}
+
+int crp_fs_releasedir(struct crp_fs *fs, uint64_t ino, uint64_t fh)
+{
+	uint64_t s = op_begin(fs);
+	struct crp_fs_handle *h = (struct crp_fs_handle *)(uintptr_t)fh;
+	struct crp_fs_inode *dp = g_hash_table_lookup(fs->inodes, &ino);
+	int r = 0;
+
+	if (dp && dp->nopen) {
+		dp->nopen--;
+		if (!fs->ro)
+			r = crp_fs_iput_maybe(fs, dp);
+	}
+	if (h) {
+		snap_clear(h->snap);
+		g_array_free(h->snap, TRUE);
+		free(h);
+	}
+	return op_end(fs, s, r);
+}
+
+int crp_fs_statfs(struct crp_fs *fs, struct statvfs *out)
+{
+	uint64_t s = op_begin(fs);
+	const struct crp_sb *sb = &fs->m->sb;
+	uint64_t data = sb->total_blocks - sb->ag_start - (uint64_t)sb->ag_count * CRP_AG_META_BLOCKS;
+	uint64_t bfree = crp_meta_free_blocks(fs->m);
+
+	memset(out, 0, sizeof(*out));
+	out->f_bsize = CRP_BLOCK;
+	out->f_frsize = CRP_BLOCK;
+	out->f_blocks = data;
+	out->f_bfree = bfree;
+	out->f_bavail = bfree > RESERVE_BLOCKS ? bfree - RESERVE_BLOCKS : 0;
+	out->f_files = sb->inode_count - 1;
+	out->f_ffree = crp_meta_free_inodes(fs->m);
+	out->f_favail = out->f_ffree;
+	out->f_fsid = fs->m->fsid;
+	out->f_namemax = CRP_NAME_MAX;
+	if (fs->ro)
+		out->f_flag |= ST_RDONLY;
+	return op_end(fs, s, 0);
+}

@@ -1,0 +1,283 @@
+/*
+ * Extended attributes: one block per inode (CRP_MAGIC_XATTR, owner = the
+ * inode), entries packed from the start of the payload (header aux = bytes
+ * used, count = entries), full names with their namespace prefix.
+ * Namespaces: user., trusted., security., and system.posix_acl_access /
+ * system.posix_acl_default (stored as the opaque values the kernel gives).
+ * All attributes of an inode fit in one block (4032 bytes), as on ext4.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+
+#include "crpfs/err.h"
+#include "crpfs/util.h"
+#include "fs_i.h"
+
+static int check_xname(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (!n)
+		return -EINVAL;
+	if (n > 255)
+		return -ERANGE;
+	if (!strncmp(name, "user.", 5) || !strncmp(name, "trusted.", 8) ||
+	    !strncmp(name, "security.", 9) || !strcmp(name, "system.posix_acl_access") ||
+	    !strcmp(name, "system.posix_acl_default"))
+		return n > 5 ? 0 : -EINVAL;
+	return -EOPNOTSUPP;
+}
+
+static int xblk(struct crp_fs *fs, struct crp_fs_inode *ip, struct crp_mblk **out)
+{
+	int r;
+
+	*out = NULL;
+	if (!ip->d.xattr_blk)
+		return 0;
+	r = crp_meta_bread(fs->m, ip->d.xattr_blk, CRP_MAGIC_XATTR, out);
+	if (r)
+		return r;
+	if (crp_mblk_owner(*out) != ip->d.ino || crp_mblk_aux(*out) > CRP_PAYLOAD)
+		return -CRP_ECORRUPT;
+	return 0;
+}
+
+/* Find @name in @b: its offset and decoded entry; -ENODATA if absent. */
+static int xfind(struct crp_mblk *b, const char *name, uint32_t *off, struct crp_xattr *x)
+{
+	uint32_t used = crp_mblk_aux(b), nl = (uint32_t)strlen(name);
+
+	for (uint32_t o = 0; o < used;) {
+		int rl = crp_xattr_in(crp_mblk_payload(b) + o, used - o, x);
+
+		if (rl < 0)
+			return rl;
+		if (x->namelen == nl && !memcmp(x->name, name, nl)) {
+			*off = o;
+			return 0;
+		}
+		o += (uint32_t)rl;
+	}
+	return -ENODATA;
+}
+
+static void xdelete(struct crp_mblk *b, uint32_t off, const struct crp_xattr *x)
+{
+	uint32_t used = crp_mblk_aux(b), rl = crp_xattr_reclen(x->namelen, x->valuelen);
+	uint8_t *p = crp_mblk_payload(b);
+
+	memmove(p + off, p + off + rl, used - off - rl);
+	memset(p + used - rl, 0, rl);
+	crp_mblk_set_aux(b, used - rl);
+	crp_mblk_set_count(b, crp_mblk_count(b) - 1);
+}
+
+static int do_set(struct crp_fs *fs, uint64_t ino, const char *name, const void *value,
+		  size_t size, int flags)
+{
+	struct crp_fs_inode *ip;
+	struct crp_mblk *b;
+	struct crp_xattr x;
+	uint32_t off, nl = (uint32_t)strlen(name), need;
+	int r = check_xname(name), found;
+
+	if (r)
+		return r;
+	if (fs->ro)
+		return -EROFS;
+	need = crp_xattr_reclen(nl, (uint32_t)CRP_MIN(size, (size_t)UINT16_MAX));
+	if (size > CRP_PAYLOAD || need > CRP_PAYLOAD)
+		return -E2BIG;
+	r = crp_fs_iget(fs, ino, &ip);
+	if (r)
+		return r;
+	r = xblk(fs, ip, &b);
+	if (r)
+		return r;
+	found = b ? xfind(b, name, &off, &x) : -ENODATA;
+	if (found < 0 && found != -ENODATA)
+		return found;
+	if ((flags & XATTR_CREATE) && found == 0)
+		return -EEXIST;
+	if ((flags & XATTR_REPLACE) && found != 0)
+		return -ENODATA;
+	if (b && crp_mblk_aux(b) - (found == 0 ? crp_xattr_reclen(x.namelen, x.valuelen) : 0) +
+			 need >
+		 CRP_PAYLOAD)
+		return -ENOSPC;
+	if (!b) {
+		uint64_t start;
+		uint32_t got;
+
+		if (crp_meta_free_blocks(fs->m) < 8)
+			return -ENOSPC;
+		r = crp_meta_alloc(fs->m, 0, 1, &start, &got);
+		if (r)
+			return r;
+		b = crp_meta_bnew(fs->m, start, CRP_MAGIC_XATTR, ip->d.ino);
+		if (!b)
+			return -ENOMEM;
+		ip->d.xattr_blk = start;
+		ip->d.blocks++;
+	}
+	if (found == 0)
+		xdelete(b, off, &x);
+	off = crp_mblk_aux(b);
+	off += crp_xattr_out(name, nl, value, (uint32_t)size, crp_mblk_payload(b) + off);
+	crp_mblk_set_aux(b, off);
+	crp_mblk_set_count(b, crp_mblk_count(b) + 1);
+	crp_meta_dirty(fs->m, b);
+	crp_fs_touch(ip, false, false, true);
+	return crp_fs_istore(fs, ip);
+}
+
+int crp_fs_setxattr(struct crp_fs *fs, uint64_t ino, const char *name, const void *value,
+		    size_t size, int flags)
+{
+	uint64_t s;
+	int r;
+
+	pthread_mutex_lock(&fs->mu);
+	s = fs->m->nmods;
+	r = do_set(fs, ino, name, value, size, flags);
+	if (r < 0 && fs->m->nmods != s) {
+		fs->ro = fs->m->ro = true;
+		fs->err = r;
+	}
+	if (r == 0)
+		r = crp_meta_maybe_commit(fs->m);
+	pthread_mutex_unlock(&fs->mu);
+	return r < 0 ? -crp_errno(r) : r;
+}
+
+ssize_t crp_fs_getxattr(struct crp_fs *fs, uint64_t ino, const char *name, void *value,
+			size_t size)
+{
+	struct crp_fs_inode *ip;
+	struct crp_mblk *b;
+	struct crp_xattr x;
+	uint32_t off;
+	ssize_t n;
+	int r = check_xname(name);
+
+	if (r)
+		return r == -EOPNOTSUPP ? -ENODATA : r;
+	pthread_mutex_lock(&fs->mu);
+	r = crp_fs_iget(fs, ino, &ip);
+	if (!r)
+		r = xblk(fs, ip, &b);
+	if (!r)
+		r = b ? xfind(b, name, &off, &x) : -ENODATA;
+	if (r) {
+		n = r;
+		goto out;
+	}
+	n = x.valuelen;
+	if (size && size < x.valuelen)
+		n = -ERANGE;
+	else if (size)
+		memcpy(value, x.value, x.valuelen);
+out:
+	pthread_mutex_unlock(&fs->mu);
+	return n < 0 ? -crp_errno((int)n) : n;
+}
+
+ssize_t crp_fs_listxattr(struct crp_fs *fs, uint64_t ino, char *list, size_t size)
+{
+	struct crp_fs_inode *ip;
+	struct crp_mblk *b = NULL;
+	ssize_t n = 0;
+	int r;
+
+	pthread_mutex_lock(&fs->mu);
+	r = crp_fs_iget(fs, ino, &ip);
+	if (!r)
+		r = xblk(fs, ip, &b);
+	if (r) {
+		n = r;
+		goto out;
+	}
+	if (b) {
+		uint32_t used = crp_mblk_aux(b);
+
+		for (uint32_t o = 0; o < used;) {
+			struct crp_xattr x;
+			int rl = crp_xattr_in(crp_mblk_payload(b) + o, used - o, &x);
+
+			if (rl < 0) {
+				n = rl;
+				goto out;
+			}
+			if (size) {
+				if ((size_t)n + x.namelen + 1 > size) {
+					n = -ERANGE;
+					goto out;
+				}
+				memcpy(list + n, x.name, x.namelen);
+				list[n + x.namelen] = 0;
+			}
+			n += x.namelen + 1;
+			o += (uint32_t)rl;
+		}
+	}
+out:
+	pthread_mutex_unlock(&fs->mu);
+	return n < 0 ? -crp_errno((int)n) : n;
+}
+
+int crp_fs_removexattr(struct crp_fs *fs, uint64_t ino, const char *name)
+{
+	struct crp_fs_inode *ip;
+	struct crp_mblk *b;
+	struct crp_xattr x;
+	uint32_t off;
+	uint64_t s;
+	int r = check_xname(name);
+
+	if (r)
+		return r == -EOPNOTSUPP ? -ENODATA : r;
+	pthread_mutex_lock(&fs->mu);
+	s = fs->m->nmods;
+	r = fs->ro ? -EROFS : crp_fs_iget(fs, ino, &ip);
+	if (!r)
+		r = xblk(fs, ip, &b);
+	if (!r)
+		r = b ? xfind(b, name, &off, &x) : -ENODATA;
+	if (r)
+		goto out;
+	xdelete(b, off, &x);
+	crp_meta_dirty(fs->m, b);
+	if (!crp_mblk_count(b)) {
+		r = crp_fs_xattr_free(fs, ip);
+		if (r)
+			goto out;
+	}
+	crp_fs_touch(ip, false, false, true);
+	r = crp_fs_istore(fs, ip);
+	if (!r)
+		r = crp_meta_maybe_commit(fs->m);
+out:
+	if (r < 0 && fs->m->nmods != s) {
+		fs->ro = fs->m->ro = true;
+		fs->err = r;
+	}
+	pthread_mutex_unlock(&fs->mu);
+	return r < 0 ? -crp_errno(r) : r;
+}
+
+int crp_fs_xattr_free(struct crp_fs *fs, struct crp_fs_inode *ip)
+{
+	int r;
+
+	if (!ip->d.xattr_blk)
+		return 0;
+	r = crp_meta_free(fs->m, ip->d.xattr_blk, 1, true);
+	if (r)
+		return r;
+	ip->d.xattr_blk = 0;
+	ip->d.blocks--;
+	return 0;
+}

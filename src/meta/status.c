@@ -1,0 +1,120 @@
+/*
+ * crp_status_read: labels, superblock, host slots and space, read without
+ * taking a reservation or writing anything.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "crpfs/err.h"
+#include "crpfs/status.h"
+#include "crpfs/util.h"
+#include "meta_i.h"
+
+static void member_states(const char *const *specs, int n, const char *host,
+			  struct crp_status *st)
+{
+	struct crp_member_opts mo = { .host = host };
+	uint8_t *buf = crp_alloc_buf(CRP_BLOCK);
+
+	st->nmembers = n;
+	for (int i = 0; i < n && i < CRP_MAX_MEMBERS; i++) {
+		struct crp_status_member *sm = &st->members[i];
+		struct crp_member *mem;
+		struct crp_label l;
+		char err[256];
+
+		snprintf(sm->spec, sizeof(sm->spec), "%s", specs[i]);
+		sm->index = -1;
+		if (crp_member_open(specs[i], &mo, &mem, err, sizeof(err)) < 0) {
+			snprintf(sm->state, sizeof(sm->state), "missing");
+			snprintf(sm->detail, sizeof(sm->detail), "%.159s", err);
+			continue;
+		}
+		sm->size = crp_member_size(mem);
+		if (!buf || crp_member_read(mem, 0, buf, CRP_BLOCK) < 0) {
+			snprintf(sm->state, sizeof(sm->state), "failed");
+			snprintf(sm->detail, sizeof(sm->detail), "cannot read its label");
+		} else if (crp_label_in(buf, &l, err, sizeof(err)) < 0) {
+			snprintf(sm->state, sizeof(sm->state), "foreign");
+			snprintf(sm->detail, sizeof(sm->detail), "%.159s", err);
+		} else {
+			sm->index = (int)l.index;
+			snprintf(sm->state, sizeof(sm->state), "ok");
+		}
+		crp_member_close(mem);
+	}
+	free(buf);
+}
+
+int crp_status_read(const char *const *specs, int n, const char *host, struct crp_status *out,
+		    char *err, size_t errlen)
+{
+	struct crp_meta_opts mo = { .host = host, .ro = true };
+	struct crp_meta *m = NULL;
+	const char *sorted[CRP_MAX_MEMBERS];
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (n < 1 || n > CRP_MAX_MEMBERS) {
+		snprintf(err, errlen, "give 1 to %d members, not %d", CRP_MAX_MEMBERS, n);
+		return -EINVAL;
+	}
+	member_states(specs, n, host, out);
+	r = crp_meta_open(specs, n, &mo, &m, err, errlen);
+	if (r < 0)
+		return r;
+	/* Members in array order. */
+	for (int i = 0; i < n; i++)
+		sorted[i] = crp_member_spec(crp_array_member(m->a, i));
+	{
+		struct crp_status_member tmp[CRP_MAX_MEMBERS];
+
+		memcpy(tmp, out->members, sizeof(tmp[0]) * (size_t)n);
+		for (int i = 0; i < n; i++) {
+			for (int j = 0; j < n; j++) {
+				if (!strcmp(tmp[j].spec, sorted[i])) {
+					out->members[i] = tmp[j];
+					break;
+				}
+			}
+			out->members[i].index = i;
+			if (crp_member_failed(crp_array_member(m->a, i))) {
+				snprintf(out->members[i].state, sizeof(out->members[i].state), "failed");
+				snprintf(out->members[i].detail, sizeof(out->members[i].detail),
+					 "%s", crp_strerror(crp_member_fail_reason(crp_array_member(m->a, i))));
+			}
+		}
+	}
+	crp_uuid_str(m->sb.uuid, out->uuid);
+	snprintf(out->label, sizeof(out->label), "%s", m->sb.label);
+	out->level = (int)m->sb.level;
+	out->chunk_size = m->sb.chunk;
+	out->data_offset = m->sb.data_offset;
+	snprintf(out->lock_mode, sizeof(out->lock_mode), "%s", m->sb.lock_mode ? "pr" : "reserve");
+	out->max_hosts = (int)m->sb.max_hosts;
+	for (int i = 0; i < out->max_hosts && i < CRP_MAX_HOSTS; i++) {
+		struct crp_status_slot *ss = &out->slots[i];
+		struct crp_slot s;
+
+		ss->slot = i;
+		if (crp_meta_slot_read(m, i, &s) < 0) {
+			snprintf(ss->state, sizeof(ss->state), "unreadable");
+			continue;
+		}
+		snprintf(ss->host, sizeof(ss->host), "%s", s.host);
+		ss->heartbeat = s.heartbeat;
+		ss->heartbeat_wall_ns = s.heartbeat_ns;
+		/* Liveness from the heartbeat is issue 4; a taken slot is "alive". */
+		snprintf(ss->state, sizeof(ss->state), "%s",
+			 s.state == CRP_SLOT_FREE ? "free"
+			 : s.state == CRP_SLOT_RECOVERING ? "recovering" : "alive");
+	}
+	out->bytes_total = (m->sb.total_blocks - m->sb.ag_start -
+			    (uint64_t)m->sb.ag_count * CRP_AG_META_BLOCKS) * CRP_BLOCK;
+	out->bytes_used = out->bytes_total - crp_meta_free_blocks(m) * CRP_BLOCK;
+	out->inodes_total = m->sb.inode_count - 1;
+	out->inodes_used = out->inodes_total - crp_meta_free_inodes(m);
+	crp_meta_close(m);
+	return 0;
+}

@@ -1,0 +1,523 @@
+/*
+ * The filesystem core driven without FUSE on file: members in a temporary
+ * directory: files, directories, links, symlinks, xattrs, truncate, holes,
+ * a large directory, persistence across mounts, journal replay after a
+ * crash, and fsck.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "crpfs/err.h"
+#include "crpfs/fs.h"
+#include "crpfs/meta.h"
+#include "crpfs/status.h"
+#include "../src/fs/fs_i.h"
+
+#define NM 3
+#define MEMBER_SIZE (192ull << 20)
+
+static char dir[64];
+static char paths[NM][128];
+static const char *specs[NM];
+static const struct crp_cred root_cred = { 0, 0, 022 };
+
+static void rm_tree(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+static void format(void)
+{
+	struct crp_array_opts ao = { .create = true, .create_size = MEMBER_SIZE };
+	struct crp_mkfs_params p = { .level = 5, .chunk = 65536, .max_hosts = 2,
+				     .label = "test", .member_size = MEMBER_SIZE };
+	struct crp_array *a;
+	struct crp_sb sb;
+	char err[256];
+
+	snprintf(dir, sizeof(dir), "/tmp/crpfs-check-fs-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	for (int i = 0; i < NM; i++) {
+		snprintf(paths[i], sizeof(paths[i]), "file:%s/m%d", dir, i);
+		specs[i] = paths[i];
+	}
+	ck_assert_msg(crp_array_open(specs, NM, &ao, &a, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(crp_meta_format(a, &p, &sb, err, sizeof(err)) == 0, "%s", err);
+	crp_array_close(a);
+}
+
+static struct crp_fs *mount_fs(void)
+{
+	struct crp_fs_opts o = { .host = "testhost" };
+	struct crp_fs *fs;
+	char err[256];
+	int r = crp_fs_mount(specs, NM, &o, &fs, err, sizeof(err));
+
+	ck_assert_msg(r == 0, "mount: %s (%d)", err, r);
+	return fs;
+}
+
+static void say_msg(void *ctx, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "fsck: %s\n", msg);
+}
+
+static int fsck(bool repair, struct crp_fsck_result *res)
+{
+	struct crp_fsck_opts o = { .repair = repair, .host = "fsckhost", .say = say_msg };
+	char err[256];
+	int r = crp_fsck_run(specs, NM, &o, res, err, sizeof(err));
+
+	ck_assert_msg(r >= 0, "fsck: %s", err);
+	return r;
+}
+
+static uint64_t create_file(struct crp_fs *fs, uint64_t parent, const char *name,
+			    const void *data, size_t len)
+{
+	struct crp_attr a;
+	uint64_t fh;
+
+	ck_assert_int_eq(crp_fs_create(fs, parent, name, 0644, O_RDWR, &root_cred, &a, &fh), 0);
+	if (len)
+		ck_assert_int_eq(crp_fs_write(fs, a.ino, fh, 0, data, len), (ssize_t)len);
+	ck_assert_int_eq(crp_fs_release(fs, a.ino, fh), 0);
+	crp_fs_forget(fs, a.ino, 1);
+	return a.ino;
+}
+
+static void read_back(struct crp_fs *fs, uint64_t ino, uint64_t off, const void *want, size_t len)
+{
+	uint8_t *buf = malloc(len + 1);
+	uint64_t fh;
+
+	ck_assert_int_eq(crp_fs_open(fs, ino, O_RDONLY, &fh), 0);
+	ck_assert_int_eq(crp_fs_read(fs, ino, fh, off, buf, len), (ssize_t)len);
+	ck_assert_int_eq(memcmp(buf, want, len), 0);
+	ck_assert_int_eq(crp_fs_release(fs, ino, fh), 0);
+	free(buf);
+}
+
+static uint64_t lookup(struct crp_fs *fs, uint64_t parent, const char *name)
+{
+	struct crp_attr a;
+	int r = crp_fs_lookup(fs, parent, name, &a);
+
+	if (r)
+		return 0;
+	crp_fs_forget(fs, a.ino, 1);
+	return a.ino;
+}
+
+static void fill_pattern(uint8_t *b, size_t len, unsigned seed)
+{
+	for (size_t i = 0; i < len; i++)
+		b[i] = (uint8_t)(i * 31 + seed + (i >> 12));
+}
+
+START_TEST(files_persist)
+{
+	struct crp_fsck_result res;
+	struct crp_fs *fs;
+	size_t len = 300 * 1024 + 123;
+	uint8_t *data = malloc(len);
+	uint64_t ino;
+	struct crp_attr a;
+
+	format();
+	fill_pattern(data, len, 7);
+	fs = mount_fs();
+	ino = create_file(fs, CRP_ROOT_INO, "hello", data, len);
+	read_back(fs, ino, 0, data, len);
+	read_back(fs, ino, 5000, data + 5000, 1000);
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+
+	fs = mount_fs();
+	ino = lookup(fs, CRP_ROOT_INO, "hello");
+	ck_assert_uint_ne(ino, 0);
+	ck_assert_int_eq(crp_fs_getattr(fs, ino, &a), 0);
+	ck_assert_uint_eq(a.size, len);
+	ck_assert(S_ISREG(a.mode));
+	ck_assert_uint_eq(a.mode & 0777, 0644);
+	read_back(fs, ino, 0, data, len);
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_OK);
+	ck_assert_uint_gt(res.blocks_checked, 70);
+	ck_assert_uint_gt(res.stripes_checked, 0);
+	free(data);
+	rm_tree();
+}
+END_TEST
+
+START_TEST(namespace_ops)
+{
+	struct crp_fsck_result res;
+	struct crp_fs *fs;
+	struct crp_attr a, b;
+	uint64_t d1, d2, f1, f2, fh;
+	char name[300], buf[5000];
+
+	format();
+	fs = mount_fs();
+	ck_assert_int_eq(crp_fs_mkdir(fs, CRP_ROOT_INO, "d1", 0755, &root_cred, &a), 0);
+	d1 = a.ino;
+	ck_assert_uint_eq(a.nlink, 2);
+	ck_assert_int_eq(crp_fs_mkdir(fs, CRP_ROOT_INO, "d2", 0755, &root_cred, &a), 0);
+	d2 = a.ino;
+	ck_assert_int_eq(crp_fs_mkdir(fs, CRP_ROOT_INO, "d1", 0755, &root_cred, &a), -EEXIST);
+	f1 = create_file(fs, d1, "f1", "one", 3);
+	f2 = create_file(fs, d2, "f2", "two", 3);
+	ck_assert_int_eq(crp_fs_rmdir(fs, CRP_ROOT_INO, "d1", &root_cred), -ENOTEMPTY);
+	ck_assert_int_eq(crp_fs_unlink(fs, CRP_ROOT_INO, "d1", &root_cred), -EISDIR);
+	ck_assert_int_eq(crp_fs_rmdir(fs, d1, "f1", &root_cred), -ENOTDIR);
+
+	/* 255-byte names work, 256 do not. */
+	memset(name, 'x', 255);
+	name[255] = 0;
+	create_file(fs, d1, name, "", 0);
+	ck_assert_uint_ne(lookup(fs, d1, name), 0);
+	name[255] = 'x';
+	name[256] = 0;
+	ck_assert_int_eq(crp_fs_mknod(fs, d1, name, S_IFREG | 0644, 0, &root_cred, &a),
+			 -ENAMETOOLONG);
+
+	/* Hard links. */
+	ck_assert_int_eq(crp_fs_link(fs, f1, d2, "f1link", &a), 0);
+	ck_assert_uint_eq(a.nlink, 2);
+	crp_fs_forget(fs, f1, 1);
+	ck_assert_int_eq(crp_fs_link(fs, d1, d2, "dirlink", &a), -EPERM);
+
+	/* Rename: NOREPLACE, over a file, EXCHANGE, directory over empty directory. */
+	ck_assert_int_eq(crp_fs_rename(fs, d1, "f1", d2, "f2", RENAME_NOREPLACE, &root_cred),
+			 -EEXIST);
+	ck_assert_int_eq(crp_fs_rename(fs, d1, "f1", d2, "f2", RENAME_EXCHANGE, &root_cred), 0);
+	ck_assert_uint_eq(lookup(fs, d1, "f1"), f2);
+	ck_assert_uint_eq(lookup(fs, d2, "f2"), f1);
+	ck_assert_int_eq(crp_fs_rename(fs, d1, "f1", d2, "f2", 0, &root_cred), 0);
+	ck_assert_uint_eq(lookup(fs, d1, "f1"), 0);
+	ck_assert_uint_eq(lookup(fs, d2, "f2"), f2);
+	ck_assert_int_eq(crp_fs_getattr(fs, f1, &a), 0);
+	ck_assert_uint_eq(a.nlink, 1); /* f1link remains */
+	ck_assert_int_eq(crp_fs_mkdir(fs, d2, "empty", 0755, &root_cred, &a), 0);
+	crp_fs_forget(fs, a.ino, 1);
+	ck_assert_int_eq(crp_fs_mkdir(fs, CRP_ROOT_INO, "d3", 0755, &root_cred, &b), 0);
+	crp_fs_forget(fs, b.ino, 1);
+	ck_assert_int_eq(crp_fs_rename(fs, CRP_ROOT_INO, "d3", d2, "empty", 0, &root_cred), 0);
+	ck_assert_uint_eq(lookup(fs, d2, "empty"), b.ino);
+	ck_assert_int_eq(crp_fs_rename(fs, CRP_ROOT_INO, "d1", d1, "sub", 0, &root_cred), -EINVAL);
+	ck_assert_int_eq(crp_fs_getattr(fs, d2, &a), 0);
+	ck_assert_uint_eq(a.nlink, 3);
+
+	/* Symlinks, short and long. */
+	ck_assert_int_eq(crp_fs_symlink(fs, CRP_ROOT_INO, "s", "/etc/passwd", &root_cred, &a), 0);
+	ck_assert_int_eq(crp_fs_readlink(fs, a.ino, buf, sizeof(buf)), 11);
+	ck_assert_int_eq(memcmp(buf, "/etc/passwd", 11), 0);
+	crp_fs_forget(fs, a.ino, 1);
+	memset(buf, 'a', 4000);
+	buf[4000] = 0;
+	ck_assert_int_eq(crp_fs_symlink(fs, CRP_ROOT_INO, "long", buf, &root_cred, &a), 0);
+	crp_fs_forget(fs, a.ino, 1);
+
+	/* Unlinked but open: readable until the last release. */
+	f1 = create_file(fs, CRP_ROOT_INO, "open", "still here", 10);
+	ck_assert_int_eq(crp_fs_lookup(fs, CRP_ROOT_INO, "open", &a), 0);
+	ck_assert_int_eq(crp_fs_open(fs, f1, O_RDONLY, &fh), 0);
+	ck_assert_int_eq(crp_fs_unlink(fs, CRP_ROOT_INO, "open", &root_cred), 0);
+	ck_assert_uint_eq(lookup(fs, CRP_ROOT_INO, "open"), 0);
+	ck_assert_int_eq(crp_fs_read(fs, f1, fh, 0, buf, 100), 10);
+	ck_assert_int_eq(memcmp(buf, "still here", 10), 0);
+	ck_assert_int_eq(crp_fs_release(fs, f1, fh), 0);
+	crp_fs_forget(fs, f1, 1);
+	ck_assert_int_eq(crp_fs_getattr(fs, f1, &a), -ESTALE);
+
+	/* Sticky directory: another user may not remove root's file. */
+	{
+		struct crp_cred user = { 1000, 1000, 022 };
+		struct crp_attr t = { .mode = 01777 };
+
+		ck_assert_int_eq(crp_fs_setattr(fs, d2, &t, CRP_SET_MODE, &root_cred, &a), 0);
+		ck_assert_int_eq(crp_fs_unlink(fs, d2, "f2", &user), -EPERM);
+	}
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+
+	fs = mount_fs();
+	ck_assert_int_eq(crp_fs_lookup(fs, CRP_ROOT_INO, "long", &a), 0);
+	ck_assert_int_eq(crp_fs_readlink(fs, a.ino, name, sizeof(name)), 4000);
+	crp_fs_forget(fs, a.ino, 1);
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_OK);
+	rm_tree();
+}
+END_TEST
+
+START_TEST(xattrs)
+{
+	struct crp_fsck_result res;
+	struct crp_fs *fs;
+	uint64_t ino;
+	char buf[256];
+	static const uint8_t acl[] = { 2, 0, 0, 0, 1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff };
+
+	format();
+	fs = mount_fs();
+	ino = create_file(fs, CRP_ROOT_INO, "x", "x", 1);
+	ck_assert_int_eq(crp_fs_setxattr(fs, ino, "user.a", "1", 1, 0), 0);
+	ck_assert_int_eq(crp_fs_setxattr(fs, ino, "user.a", "22", 2, XATTR_CREATE), -EEXIST);
+	ck_assert_int_eq(crp_fs_setxattr(fs, ino, "user.b", "22", 2, XATTR_REPLACE), -ENODATA);
+	ck_assert_int_eq(crp_fs_setxattr(fs, ino, "user.a", "22", 2, XATTR_REPLACE), 0);
+	ck_assert_int_eq(crp_fs_setxattr(fs, ino, "system.posix_acl_access", acl, sizeof(acl), 0),
+			 0);
+	ck_assert_int_eq(crp_fs_setxattr(fs, ino, "bogus.a", "1", 1, 0), -EOPNOTSUPP);
+	ck_assert_int_eq(crp_fs_getxattr(fs, ino, "user.a", NULL, 0), 2);
+	ck_assert_int_eq(crp_fs_getxattr(fs, ino, "user.a", buf, 1), -ERANGE);
+	ck_assert_int_eq(crp_fs_getxattr(fs, ino, "user.a", buf, sizeof(buf)), 2);
+	ck_assert_int_eq(memcmp(buf, "22", 2), 0);
+	ck_assert_int_eq(crp_fs_listxattr(fs, ino, NULL, 0),
+			 (ssize_t)(sizeof("user.a") + sizeof("system.posix_acl_access")));
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	fs = mount_fs();
+	ck_assert_int_eq(crp_fs_getxattr(fs, ino, "system.posix_acl_access", buf, sizeof(buf)),
+			 (ssize_t)sizeof(acl));
+	ck_assert_int_eq(memcmp(buf, acl, sizeof(acl)), 0);
+	ck_assert_int_eq(crp_fs_removexattr(fs, ino, "user.a"), 0);
+	ck_assert_int_eq(crp_fs_getxattr(fs, ino, "user.a", buf, sizeof(buf)), -ENODATA);
+	ck_assert_int_eq(crp_fs_removexattr(fs, ino, "system.posix_acl_access"), 0);
+	ck_assert_int_eq(crp_fs_listxattr(fs, ino, NULL, 0), 0);
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_OK);
+	rm_tree();
+}
+END_TEST
+
+START_TEST(sparse_truncate_seek)
+{
+	struct crp_fsck_result res;
+	struct crp_fs *fs;
+	struct crp_attr a, t;
+	uint64_t ino, fh, big = 5ull << 30;
+	uint8_t blk[8192], zero[8192] = { 0 };
+
+	format();
+	fs = mount_fs();
+	fill_pattern(blk, sizeof(blk), 3);
+	ino = create_file(fs, CRP_ROOT_INO, "sparse", NULL, 0);
+	ck_assert_int_eq(crp_fs_open(fs, ino, O_RDWR, &fh), 0);
+	/* A block past 4 GiB, one at 1 MiB; everything between is a hole. */
+	ck_assert_int_eq(crp_fs_write(fs, ino, fh, big, blk, 100), 100);
+	ck_assert_int_eq(crp_fs_write(fs, ino, fh, 1 << 20, blk, 8192), 8192);
+	ck_assert_int_eq(crp_fs_getattr(fs, ino, &a), 0);
+	ck_assert_uint_eq(a.size, big + 100);
+	ck_assert_uint_eq(a.blocks, 3 * 8);
+	read_back(fs, ino, big, blk, 100);
+	read_back(fs, ino, 4096, zero, 8192);
+	ck_assert_int_eq(crp_fs_lseek(fs, ino, 0, SEEK_DATA), 1 << 20);
+	ck_assert_int_eq(crp_fs_lseek(fs, ino, 1 << 20, SEEK_HOLE), (1 << 20) + 8192);
+	ck_assert_int_eq(crp_fs_lseek(fs, ino, (1 << 20) + 8192, SEEK_DATA), (int64_t)big);
+	ck_assert_int_eq(crp_fs_lseek(fs, ino, big + 100, SEEK_DATA), -ENXIO);
+	/* Overwrite in the middle of a committed block (copy-on-write). */
+	ck_assert_int_eq(crp_fs_fsync(fs, ino, false), 0);
+	ck_assert_int_eq(crp_fs_write(fs, ino, fh, (1 << 20) + 10, "HELLO", 5), 5);
+	memcpy(blk + 10, "HELLO", 5);
+	read_back(fs, ino, 1 << 20, blk, 8192);
+	/* Truncate down into the middle of a block, then up: the tail is zero. */
+	t.size = (1 << 20) + 100;
+	ck_assert_int_eq(crp_fs_setattr(fs, ino, &t, CRP_SET_SIZE, &root_cred, &a), 0);
+	ck_assert_uint_eq(a.blocks, 8);
+	t.size = (1 << 20) + 8192;
+	ck_assert_int_eq(crp_fs_setattr(fs, ino, &t, CRP_SET_SIZE, &root_cred, &a), 0);
+	read_back(fs, ino, 1 << 20, blk, 100);
+	read_back(fs, ino, (1 << 20) + 100, zero, 8092);
+	/* fallocate: allocate, keep size, punch a hole. */
+	ck_assert_int_eq(crp_fs_fallocate(fs, ino, 0, 0, 65536), 0);
+	ck_assert_int_eq(crp_fs_getattr(fs, ino, &a), 0);
+	ck_assert_uint_eq(a.size, (1 << 20) + 8192);
+	ck_assert_uint_eq(a.blocks, (16 + 1) * 8);
+	read_back(fs, ino, 0, zero, 8192);
+	ck_assert_int_eq(crp_fs_fallocate(fs, ino, FALLOC_FL_KEEP_SIZE, 4ull << 20, 4096), 0);
+	ck_assert_int_eq(crp_fs_getattr(fs, ino, &a), 0);
+	ck_assert_uint_eq(a.size, (1 << 20) + 8192);
+	ck_assert_int_eq(crp_fs_write(fs, ino, fh, 4096, blk, 4096), 4096);
+	ck_assert_int_eq(crp_fs_fallocate(fs, ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					  4096 + 100, 4096), 0);
+	read_back(fs, ino, 4096, blk, 100);
+	read_back(fs, ino, 4196, zero, 4096);
+	ck_assert_int_eq(crp_fs_release(fs, ino, fh), 0);
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_OK);
+	rm_tree();
+}
+END_TEST
+
+static int count_cb(void *ctx, const char *name, uint64_t ino, uint32_t mode, uint64_t next)
+{
+	(void)name;
+	(void)ino;
+	(void)mode;
+	(void)next;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+START_TEST(large_directory)
+{
+	struct crp_fsck_result res;
+	struct crp_fs *fs;
+	struct crp_attr a;
+	uint64_t d, fh;
+	char name[64];
+	int n = 0;
+
+	format();
+	fs = mount_fs();
+	ck_assert_int_eq(crp_fs_mkdir(fs, CRP_ROOT_INO, "big", 0755, &root_cred, &a), 0);
+	d = a.ino;
+	for (int i = 0; i < 3000; i++) {
+		snprintf(name, sizeof(name), "file-with-a-longish-name-%05d", i);
+		ck_assert_int_eq(crp_fs_mknod(fs, d, name, S_IFREG | 0644, 0, &root_cred, &a), 0);
+		crp_fs_forget(fs, a.ino, 1);
+	}
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	fs = mount_fs();
+	for (int i = 0; i < 3000; i += 7) {
+		snprintf(name, sizeof(name), "file-with-a-longish-name-%05d", i);
+		ck_assert_uint_ne(lookup(fs, d, name), 0);
+	}
+	ck_assert_int_eq(crp_fs_opendir(fs, d, &fh), 0);
+	ck_assert_int_eq(crp_fs_readdir(fs, d, fh, 0, count_cb, &n), 0);
+	ck_assert_int_eq(n, 3002);
+	ck_assert_int_eq(crp_fs_releasedir(fs, d, fh), 0);
+	for (int i = 0; i < 3000; i += 2) {
+		snprintf(name, sizeof(name), "file-with-a-longish-name-%05d", i);
+		ck_assert_int_eq(crp_fs_unlink(fs, d, name, &root_cred), 0);
+	}
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_OK);
+	ck_assert_uint_ge(res.inodes_checked, 1502);
+	rm_tree();
+}
+END_TEST
+
+START_TEST(crash_replay)
+{
+	struct crp_fsck_result res;
+	struct crp_fs *fs;
+	uint8_t data[20000];
+	pid_t pid;
+	int st;
+
+	format();
+	fill_pattern(data, sizeof(data), 9);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* The child makes changes, commits them to the journal only
+		 * (not in place), makes more it never commits, and dies. */
+		struct crp_fs *cfs = mount_fs();
+		struct crp_attr a;
+
+		create_file(cfs, CRP_ROOT_INO, "durable", data, sizeof(data));
+		crp_fs_mkdir(cfs, CRP_ROOT_INO, "dir", 0755, &root_cred, &a);
+		pthread_mutex_lock(&cfs->mu);
+		cfs->m->debug_no_checkpoint = true;
+		pthread_mutex_unlock(&cfs->mu);
+		create_file(cfs, a.ino, "journalled", data, 5000);
+		crp_fs_fsync(cfs, CRP_ROOT_INO, false);
+		pthread_mutex_lock(&cfs->mu);
+		cfs->stop = true; /* no more background commits */
+		pthread_mutex_unlock(&cfs->mu);
+		create_file(cfs, CRP_ROOT_INO, "lost", data, 100);
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	/* Without repair, fsck sees the journal waiting. */
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_UNCORRECTED);
+	fs = mount_fs();
+	{
+		uint64_t d = lookup(fs, CRP_ROOT_INO, "dir"), f;
+
+		ck_assert_uint_ne(d, 0);
+		f = lookup(fs, d, "journalled");
+		ck_assert_uint_ne(f, 0);
+		read_back(fs, f, 0, data, 5000);
+		f = lookup(fs, CRP_ROOT_INO, "durable");
+		ck_assert_uint_ne(f, 0);
+		read_back(fs, f, 0, data, sizeof(data));
+	}
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_OK);
+	rm_tree();
+}
+END_TEST
+
+START_TEST(fsck_finds_and_repairs)
+{
+	struct crp_fsck_result res;
+	struct crp_fs *fs;
+	uint64_t ino;
+	uint8_t data[8192];
+
+	format();
+	fill_pattern(data, sizeof(data), 1);
+	fs = mount_fs();
+	ino = create_file(fs, CRP_ROOT_INO, "f", data, sizeof(data));
+	/* Break the link count behind the core's back. */
+	pthread_mutex_lock(&fs->mu);
+	{
+		struct crp_fs_inode *ip;
+
+		ck_assert_int_eq(crp_fs_iget(fs, ino, &ip), 0);
+		ip->d.nlink = 5;
+		ck_assert_int_eq(crp_fs_istore(fs, ip), 0);
+	}
+	pthread_mutex_unlock(&fs->mu);
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_UNCORRECTED);
+	ck_assert_uint_eq(res.problems, 1);
+	ck_assert_int_eq(fsck(true, &res), CRP_FSCK_CORRECTED);
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_OK);
+	rm_tree();
+}
+END_TEST
+
+static Suite *fs_suite(void)
+{
+	Suite *s = suite_create("fs");
+	TCase *t = tcase_create("core");
+
+	tcase_set_timeout(t, 600);
+	tcase_add_test(t, files_persist);
+	tcase_add_test(t, namespace_ops);
+	tcase_add_test(t, xattrs);
+	tcase_add_test(t, sparse_truncate_seek);
+	tcase_add_test(t, large_directory);
+	tcase_add_test(t, crash_replay);
+	tcase_add_test(t, fsck_finds_and_repairs);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(fs_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
