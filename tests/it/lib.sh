@@ -67,19 +67,20 @@ crp_is_mounted() {
 	awk -v d="$dir" '$5 == d { found = 1 } END { exit !found }' /proc/self/mountinfo
 }
 
-crp_cleanup() {
-	local rc=$? m p i
-	set +e
-	trap - ERR
-	[ -n "$T" ] && [ -d "$T" ] || exit "$rc"
+# Unmount every mount point used and stop every daemon started (by PID);
+# with SKIP_MOUNTS SKIP_PIDS, only those registered after the first
+# SKIP_MOUNTS and SKIP_PIDS lines (what one test function added).
+crp_unmount_all() {
+	local skip_m=${1:-0} skip_p=${2:-0} m p i
 	touch "$T/mounts" "$T/pids"
-	for m in $(sort -u "$T/mounts"); do
-		if crp_is_mounted "$m"; then
+	for m in $(tail -n +$((skip_m + 1)) "$T/mounts" | sort -u); do
+		for i in 1 2 3; do	# stacked mounts come off one at a time
+			crp_is_mounted "$m" || break
 			fusermount3 -u "$m" 2>/dev/null || umount "$m" 2>/dev/null ||
 				umount -l "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null
-		fi
+		done
 	done
-	for p in $(cat "$T/pids"); do
+	for p in $(tail -n +$((skip_p + 1)) "$T/pids"); do
 		[ -n "$p" ] || continue
 		for i in $(seq 1 100); do
 			kill -0 "$p" 2>/dev/null || break
@@ -91,6 +92,16 @@ crp_cleanup() {
 			kill -9 "$p" 2>/dev/null
 		fi
 	done
+	head -n "$skip_m" "$T/mounts" >"$T/mounts.new" && mv "$T/mounts.new" "$T/mounts"
+	head -n "$skip_p" "$T/pids" >"$T/pids.new" && mv "$T/pids.new" "$T/pids"
+}
+
+crp_cleanup() {
+	local rc=$?
+	set +e
+	trap - ERR
+	[ -n "$T" ] && [ -d "$T" ] || exit "$rc"
+	crp_unmount_all
 	if [ "$rc" != 0 ] && [ -s "$T/daemon.log" ]; then
 		echo "--- last lines of the daemon log ($T/daemon.log):" >&2
 		tail -n 30 "$T/daemon.log" >&2
@@ -212,15 +223,18 @@ crp_fsck() {
 	[ "$rc" = 0 ] || crp_fail "crpfs fsck exited $rc: $(tail -n 20 "$T/fsck.log")"
 }
 
-# sha256 of every member image, for "nothing was touched".
+# sha256 of every member image, for "nothing was touched" (the images
+# only: the file transport's .crpfs-scsi side files hold reservation state).
 crp_member_sums() {
-	sha256sum "$D"/m[0-9]* | awk '{ print $1 }' | tr '\n' ' '
+	sha256sum "$D/m0" "$D/m1" "$D/m2" | awk '{ print $1 }' | tr '\n' ' '
 }
 
 # crp_run TEST...: run each test function in a subshell; count failures.
 crp_run() {
-	local t rc failed=0 passed=0 names=()
+	local t rc failed=0 passed=0 names=() nm np
 	for t in "$@"; do
+		nm=$(wc -l <"$T/mounts")
+		np=$(wc -l <"$T/pids")
 		set +e
 		(
 			set -e
@@ -229,6 +243,10 @@ crp_run() {
 		)
 		rc=$?
 		set -e
+		if [ "$rc" != 0 ]; then
+			# A failed test may leave its mount: clear it for the next.
+			crp_unmount_all "$nm" "$np"
+		fi
 		if [ "$rc" = 0 ]; then
 			echo "  ok   $t"
 			passed=$((passed + 1))
