@@ -302,17 +302,17 @@ static int do_zero(const struct cfg *c)
 	uint8_t *z = crp_alloc_buf(g->chunk);
 
 	for (int m = 0; m < crp_array_nmembers(a); m++) {
-		struct crp_cmd c;
+		struct crp_cmd cmd;
 		uint8_t param[24];
 
 		/* Start from no persistent reservation: register, then CLEAR
 		 * (left over only by a host that died holding one). */
-		crp_cmd_init(&c);
-		crp_cdb_pr_out(&c, CRP_PROUT_REGISTER_IGNORE, 0, 0, 0x7e57, param);
-		if (crp_member_exec(crp_array_member(a, m), &c) == 0) {
-			crp_cmd_init(&c);
-			crp_cdb_pr_out(&c, CRP_PROUT_CLEAR, 0, 0x7e57, 0, param);
-			crp_member_exec(crp_array_member(a, m), &c);
+		crp_cmd_init(&cmd);
+		crp_cdb_pr_out(&cmd, CRP_PROUT_REGISTER_IGNORE, 0, 0, 0x7e57, param);
+		if (crp_member_exec(crp_array_member(a, m), &cmd) == 0) {
+			crp_cmd_init(&cmd);
+			crp_cdb_pr_out(&cmd, CRP_PROUT_CLEAR, 0, 0x7e57, 0, param);
+			crp_member_exec(crp_array_member(a, m), &cmd);
 		}
 		for (uint64_t st = 0; st < g->nstripes; st++) {
 			int r = crp_member_write(crp_array_member(a, m), crp_geom_member_off(g, st, 0), z,
