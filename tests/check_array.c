@@ -1,5 +1,6 @@
 /* The array on file members: data, parity, round trips, rebuild, bad input. */
 #include <check.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -332,6 +333,55 @@ START_TEST(test_bad_input)
 }
 END_TEST
 
+/* The metadata lock excludes another host, survives this host's own
+ * stripe transactions, and is released by unlock. */
+struct locker {
+	struct crp_array *a;
+	volatile int got;
+};
+
+static void *lock_thread(void *p)
+{
+	struct locker *l = p;
+
+	ck_assert_int_eq(crp_array_meta_lock(l->a), 0);
+	l->got = 1;
+	ck_assert_int_eq(crp_array_meta_unlock(l->a), 0);
+	return NULL;
+}
+
+START_TEST(test_meta_lock)
+{
+	struct crp_array_opts o = { .host = "other" };
+	struct crp_array *a, *b;
+	struct locker lb;
+	pthread_t th;
+	uint8_t *buf = crp_alloc_buf(4096);
+	char err[512];
+
+	make_specs(3);
+	a = open_array(3, 5, 4096, CRP_LOCK_RESERVE);
+	ck_assert_msg(crp_array_open(specs, 3, &o, &b, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(crp_array_set_geometry(b, crp_array_geom(a)), 0);
+
+	ck_assert_int_eq(crp_array_meta_lock(a), 0);
+	/* Our own writes, member 0 included, go through and keep the lock. */
+	for (uint64_t s = 0; s < 6; s++)
+		ck_assert_int_eq(crp_array_write(a, s * 8192, buf, 4096), 0);
+	lb = (struct locker){ .a = b };
+	ck_assert_int_eq(pthread_create(&th, NULL, lock_thread, &lb), 0);
+	crp_sleep_ns(300000000ull);
+	ck_assert_msg(!lb.got, "another host took the metadata lock while we held it");
+	ck_assert_int_eq(crp_array_meta_unlock(a), 0);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(lb.got, 1);
+	crp_array_close(b);
+	crp_array_close(a);
+	free(buf);
+	remove_specs(3);
+}
+END_TEST
+
 static Suite *array_suite(void)
 {
 	Suite *s = suite_create("array");
@@ -347,6 +397,9 @@ static Suite *array_suite(void)
 	tc = tcase_create("round_trips");
 	tcase_add_test(tc, test_round_trips_reserve);
 	tcase_add_test(tc, test_round_trips_pr);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("meta_lock");
+	tcase_add_test(tc, test_meta_lock);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("rebuild");
 	tcase_add_test(tc, test_rebuild);

@@ -151,6 +151,18 @@ struct crp_array_intent_ops {
 };
 void crp_array_set_intent(struct crp_array *a, const struct crp_array_intent_ops *ops, void *ctx);
 
+/*
+ * The metadata lock, taken through the disks: while it is held no other
+ * host holds it, and no other host writes member CRP_META_LOCK_MEMBER.
+ * Blocks (randomized backoff) up to the lock deadline; -ETIMEDOUT then.
+ * Not recursive.  unlock returns -CRP_ELOCKLOST if the lock was broken
+ * (LU reset, PREEMPT) while held: whatever the holder wrote meanwhile may
+ * have raced another host, and the holder must stop writing.
+ */
+#define CRP_META_LOCK_MEMBER 0
+int crp_array_meta_lock(struct crp_array *a);
+int crp_array_meta_unlock(struct crp_array *a);
+
 /* Break another host's locks: LU reset (reserve) or PREEMPT of @victim_key
  * (pr) on every member. */
 int crp_array_break_locks(struct crp_array *a, uint64_t victim_key);

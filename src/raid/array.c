@@ -68,6 +68,7 @@ int crp_array_open(const char *const *specs, int n, const struct crp_array_opts 
 					    CRP_DEFAULT_MAX_HOLD_US) * 1000ull;
 	for (int i = 0; i < CRP_MAX_MEMBERS; i++)
 		crp_mlock_init(&a->lk[i]);
+	pthread_mutex_init(&a->meta_mu, NULL);
 
 	mo.host = a->host;
 	mo.timeout_ms = a->opts.timeout_ms;
@@ -131,6 +132,7 @@ void crp_array_close(struct crp_array *a)
 		crp_member_close(a->m[i]);
 	for (int i = 0; i < CRP_MAX_MEMBERS; i++)
 		crp_mlock_destroy(&a->lk[i]);
+	pthread_mutex_destroy(&a->meta_mu);
 	free(a);
 }
 

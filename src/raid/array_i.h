@@ -24,6 +24,8 @@ struct crp_mlock {
 	int queued;		    /* protected by mu: local work announced for it */
 	/* The following are touched only by the transaction that owns @busy. */
 	bool reserved;		    /* this host holds the reservation */
+	bool pinned;		    /* held for the metadata lock: never released
+				       by a transaction, only by meta_unlock */
 	uint64_t reserved_since_ns; /* when the current reservation was taken */
 };
 
@@ -53,6 +55,7 @@ struct crp_array {
 	uint64_t min_size;
 	uint64_t max_hold_ns; /* 0: never keep a reservation past its transaction */
 	struct crp_host_counters ctr;
+	pthread_mutex_t meta_mu; /* held from crp_array_meta_lock to _unlock */
 	const struct crp_array_intent_ops *intent; /* set before I/O starts */
 	void *intent_ctx;
 	crp_txn_hook_fn txn_hook;

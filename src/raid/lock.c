@@ -157,7 +157,7 @@ void crp_lock_release_now(struct crp_array *a, const int *mem, int n)
 		int i = mem[k];
 		struct crp_cmd *c = &cmds[sent];
 
-		if (!a->lk[i].reserved)
+		if (!a->lk[i].reserved || a->lk[i].pinned)
 			continue;
 		note_hold(a, a->lk[i].reserved_since_ns);
 		a->lk[i].reserved = false;
@@ -175,6 +175,8 @@ bool crp_lock_keep(struct crp_array *a, int i)
 	struct crp_mlock *l = &a->lk[i];
 	bool waiting;
 
+	if (l->pinned)
+		return true;
 	if (!a->max_hold_ns || (a->opts.debug & (CRP_DEBUG_NO_LOCKS | CRP_DEBUG_EARLY_RELEASE)))
 		return false;
 	pthread_mutex_lock(&l->mu);
@@ -208,4 +210,72 @@ uint64_t crp_lock_deadline_ns(const struct crp_array *a)
 {
 	/* Generous: other hosts may hold members for many transactions. */
 	return crp_now_ns() + (uint64_t)a->opts.timeout_ms * 12ull * 1000000ull;
+}
+
+/*
+ * The metadata lock.  A metadata transaction must see and change the
+ * metadata alone, across many stripe transactions, so it holds the
+ * reservation of member 0 from start to end: pinned, so that no stripe
+ * transaction releases it, and shared by this host's own stripe
+ * transactions (a cache hit).  Other hosts' writes to member 0 wait
+ * meanwhile (in reserve mode their reads too), so a holder keeps it for a
+ * few round trips only.
+ */
+int crp_array_meta_lock(struct crp_array *a)
+{
+	struct crp_mlock *l = &a->lk[CRP_META_LOCK_MEMBER];
+	int m = CRP_META_LOCK_MEMBER, r = 0;
+	uint64_t deadline = crp_lock_deadline_ns(a);
+	unsigned attempt = 0;
+
+	pthread_mutex_lock(&a->meta_mu);
+	crp_mlock_take_local(a, &m, 1);
+	if (crp_lock_check_events(a, m))
+		l->reserved = false;
+	while (!l->reserved && !(a->opts.debug & CRP_DEBUG_NO_LOCKS)) {
+		struct crp_cmd c;
+		uint8_t param[24];
+
+		crp_lock_cmd_reserve(a, &c, param);
+		r = crp_member_exec(a->m[m], &c);
+		if (r == 0) {
+			crp_lock_taken(a, m);
+			break;
+		}
+		if (r != -CRP_ECONFLICT)
+			break;
+		atomic_fetch_add(&a->ctr.lock_conflicts, 1);
+		if (crp_now_ns() > deadline) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		crp_lock_backoff(a, attempt++);
+		r = 0;
+	}
+	if (r == 0)
+		l->pinned = true;
+	crp_mlock_give_local(a, &m, 1);
+	if (r < 0)
+		pthread_mutex_unlock(&a->meta_mu);
+	return r;
+}
+
+int crp_array_meta_unlock(struct crp_array *a)
+{
+	struct crp_mlock *l = &a->lk[CRP_META_LOCK_MEMBER];
+	int m = CRP_META_LOCK_MEMBER, r = 0;
+
+	crp_mlock_take_local(a, &m, 1);
+	l->pinned = false;
+	if (crp_lock_check_events(a, m))
+		l->reserved = false;
+	if (!l->reserved && !(a->opts.debug & CRP_DEBUG_NO_LOCKS)) {
+		/* A reset or preemption took it while we held it. */
+		atomic_fetch_add(&a->ctr.lock_lost, 1);
+		r = -CRP_ELOCKLOST;
+	}
+	crp_lock_release_now(a, &m, 1);
+	crp_mlock_give_local(a, &m, 1);
+	pthread_mutex_unlock(&a->meta_mu);
+	return r;
 }
