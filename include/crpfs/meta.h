@@ -96,6 +96,7 @@ struct crp_meta {
 	uint64_t ino_cursor;
 	uint64_t nmods;			/* crp_meta_dirty() calls: did an operation change anything? */
 	struct crp_meta_stats stats;
+	struct crp_intent *intent;	/* our write-intent log (intent.c) */
 	bool debug_no_checkpoint;	/* tests: commit to the journal only */
 };
 
@@ -193,6 +194,19 @@ int crp_meta_orphan_clear(struct crp_meta *m, int slot);
 int crp_meta_replay(struct crp_meta *m, int slot);
 /* Does slot @slot's journal hold transactions to replay? */
 int crp_meta_journal_pending(struct crp_meta *m, int slot, bool *out);
+
+/* ---- write-intent log (intent.c) ---- */
+
+/* Start this host's intent log (after its slot is claimed): cleared on
+ * disk, then every stripe transaction marks its region first. */
+int crp_meta_intent_attach(struct crp_meta *m);
+/* Clean regions idle for @idle_ns (after syncing the members). */
+int crp_meta_intent_sweep(struct crp_meta *m, uint64_t idle_ns);
+/* Stop the log; @clean (everything synced): clear it on disk too. */
+void crp_meta_intent_detach(struct crp_meta *m, bool clean);
+/* Recovery: resync every stripe marked in slot @slot's log, then clear it.
+ * *@resynced receives the number of stripes resynced. */
+int crp_meta_intent_resync(struct crp_meta *m, int slot, uint64_t *resynced);
 
 /* ---- host slots ---- */
 

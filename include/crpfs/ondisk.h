@@ -85,6 +85,7 @@
 #define CRP_MAGIC_DIR 0x44505243u	/* "CRPD" directory bucket */
 #define CRP_MAGIC_XATTR 0x58505243u	/* "CRPX" extended attributes */
 #define CRP_MAGIC_SHARED 0x53505243u	/* "CRPS" shared state */
+#define CRP_MAGIC_INTENT 0x57505243u	/* "CRPW" write-intent log */
 
 /* ---- member label (byte 0 of every member, 4096 bytes) ---- */
 

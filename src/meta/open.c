@@ -220,6 +220,12 @@ static int recover_slots(struct crp_meta *m, char *err, size_t errlen)
 		}
 		if (r > 0)
 			crp_info("replayed %d transactions of host slot %d (%s)", r, i, s.host);
+		r = crp_meta_intent_resync(m, i, NULL);
+		if (r < 0) {
+			snprintf(err, errlen, "cannot resync the stripes of host slot %d (%s): %s", i,
+				 s.host, crp_strerror(r));
+			return r;
+		}
 		m->recovered |= 1ull << i;
 	}
 	return 0;
@@ -357,6 +363,12 @@ int crp_meta_open(const char *const *specs, int n, const struct crp_meta_opts *o
 		r = release_recovered(m);
 		if (r < 0)
 			goto out;
+		r = crp_meta_intent_attach(m);
+		if (r < 0) {
+			snprintf(err, errlen, "cannot start the write-intent log of host slot %d: %s",
+				 m->slot, crp_strerror(r));
+			goto out;
+		}
 	}
 	*out = m;
 	m = NULL;
@@ -383,6 +395,7 @@ int crp_meta_close(struct crp_meta *m)
 		r = crp_meta_commit(m);
 		e = crp_array_sync(m->a);
 		r = r ? r : e;
+		crp_meta_intent_detach(m, r == 0);
 		if (!r) {
 			/* Everything is in place: the journal holds nothing to redo. */
 			e = crp_meta_journal_settle(m);
@@ -395,6 +408,7 @@ int crp_meta_close(struct crp_meta *m)
 			r = r ? r : e;
 		}
 	}
+	crp_meta_intent_detach(m, false);
 	if (m->a)
 		crp_array_close(m->a);
 	if (m->dirty)

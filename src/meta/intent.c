@@ -1,0 +1,332 @@
+/*
+ * The write-intent log: which stripes this host may have left half-written.
+ *
+ * A host that dies between a stripe transaction's data WRITE and its parity
+ * WRITE leaves that stripe's parity wrong (the RAID write hole).  Before a
+ * stripe transaction starts, the host sets the stripe's bit in its intent
+ * log and makes it durable; a survivor recovering the host resyncs every
+ * stripe whose bit is set (parity recomputed from the data, under the locks)
+ * and clears the log.
+ *
+ * The log of slot h is CRP_INTENT_BYTES at CRP_INTENT_OFFSET + h *
+ * CRP_INTENT_BYTES on every member (the same on all, like the slots): 64
+ * blocks with the common block header (magic CRP_MAGIC_INTENT, owner = the
+ * slot, aux64 = a sequence number) and a bitmap payload.  Bit i covers
+ * stripes [i * spb, (i + 1) * spb), spb = ceil(nstripes / bits in the log).
+ *
+ * Cost: a bit is written once when a region turns dirty (one round trip,
+ * every member in parallel, FUA), not per transaction.  A region is cleaned
+ * by crp_meta_intent_sweep() once no transaction has touched it for a while
+ * and the members have synced: cleaning only loses work for the resync,
+ * never correctness.
+ *
+ * Locking: struct crp_intent has its own mutex (mu) for the bitmaps and the
+ * table of active regions, and a second one (wmu) that serializes writes of
+ * log blocks so that a block on disk never loses a bit another thread set.
+ * The hooks run on any thread, outside the fs big lock.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crpfs/err.h"
+#include "crpfs/log.h"
+#include "crpfs/util.h"
+#include "meta_i.h"
+
+#define INTENT_BLOCKS ((int)(CRP_INTENT_BYTES / CRP_BLOCK))
+#define INTENT_BITS ((uint64_t)INTENT_BLOCKS * CRP_BITS_PER_BLOCK)
+
+struct region {
+	uint32_t inflight;    /* transactions running in it */
+	uint64_t last_ns;     /* when the last one ended */
+};
+
+struct crp_intent {
+	struct crp_meta *m;
+	uint64_t spb;			/* stripes per bit */
+	pthread_mutex_t mu;		/* protects want, ondisk, active, seq */
+	pthread_mutex_t wmu;		/* serializes log block writes */
+	uint8_t *want;			/* bits that must be on disk */
+	uint8_t *ondisk;		/* bits known durable */
+	GHashTable *active;		/* bit -> struct region * */
+	uint64_t seq;
+};
+
+static uint64_t spb_of(const struct crp_meta *m)
+{
+	uint64_t spb = CRP_DIV_ROUND_UP(m->geom.nstripes, INTENT_BITS);
+
+	return spb ? spb : 1;
+}
+
+static uint64_t log_blkno(int slot, int k)
+{
+	return (CRP_INTENT_OFFSET + (uint64_t)slot * CRP_INTENT_BYTES + (uint64_t)k * CRP_BLOCK) /
+	       CRP_BLOCK;
+}
+
+/* Write log block @k of @slot with @bits (its CRP_PAYLOAD bytes) to every
+ * member that works.  Durable on return (FUA).  Called with wmu held. */
+static int write_block(struct crp_meta *m, int slot, int k, const uint8_t *bits, uint64_t seq)
+{
+	struct crp_bhdr h = { .magic = CRP_MAGIC_INTENT, .version = CRP_ONDISK_VERSION,
+			      .blkno = log_blkno(slot, k), .fsid = m->fsid,
+			      .owner = (uint64_t)slot, .aux64 = seq };
+	struct crp_cmd cmds[CRP_MAX_MEMBERS];
+	struct crp_batch b;
+	uint8_t *blk = crp_alloc_buf(CRP_BLOCK);
+	int n = crp_array_nmembers(m->a), ok = 0, r = 0;
+
+	if (!blk)
+		return -ENOMEM;
+	memcpy(blk + CRP_HDR_SIZE, bits, CRP_PAYLOAD);
+	crp_bhdr_out(&h, blk);
+	crp_batch_init(&b);
+	for (int i = 0; i < n; i++) {
+		struct crp_member *mem = crp_array_member(m->a, i);
+		uint32_t bs = crp_member_block_size(mem);
+		struct crp_cmd *c = &cmds[i];
+
+		crp_cmd_init(c);
+		crp_cdb_write16(c, h.blkno * CRP_BLOCK / bs, CRP_BLOCK / bs, blk, CRP_BLOCK, true);
+		crp_batch_add(&b, c);
+		crp_member_submit(mem, &c, 1);
+	}
+	crp_batch_wait(&b);
+	crp_batch_destroy(&b);
+	for (int i = 0; i < n; i++) {
+		if (cmds[i].result == 0)
+			ok++;
+		else if (!r)
+			r = cmds[i].result;
+	}
+	free(blk);
+	/* One durable copy is enough for a survivor to find the bit. */
+	return ok ? 0 : r;
+}
+
+/* Make block @k durable with every bit of want (wmu taken here). */
+static int flush_block(struct crp_intent *in, int k)
+{
+	uint8_t *bits = crp_alloc_buf(CRP_PAYLOAD);
+	uint64_t seq;
+	int r;
+
+	if (!bits)
+		return -ENOMEM;
+	pthread_mutex_lock(&in->wmu);
+	pthread_mutex_lock(&in->mu);
+	memcpy(bits, in->want + (size_t)k * CRP_PAYLOAD, CRP_PAYLOAD);
+	seq = ++in->seq;
+	pthread_mutex_unlock(&in->mu);
+	r = write_block(in->m, in->m->slot, k, bits, seq);
+	if (r == 0) {
+		pthread_mutex_lock(&in->mu);
+		memcpy(in->ondisk + (size_t)k * CRP_PAYLOAD, bits, CRP_PAYLOAD);
+		pthread_mutex_unlock(&in->mu);
+	}
+	pthread_mutex_unlock(&in->wmu);
+	free(bits);
+	return r;
+}
+
+static void intent_end(void *ctx, uint64_t s)
+{
+	struct crp_intent *in = ctx;
+	struct region *rg;
+
+	pthread_mutex_lock(&in->mu);
+	rg = g_hash_table_lookup(in->active, GSIZE_TO_POINTER(s / in->spb));
+	if (rg) {
+		rg->inflight--;
+		rg->last_ns = crp_now_ns();
+	}
+	pthread_mutex_unlock(&in->mu);
+}
+
+static int intent_begin(void *ctx, uint64_t s)
+{
+	struct crp_intent *in = ctx;
+	uint64_t bit = s / in->spb;
+	struct region *rg;
+	bool durable;
+	int r;
+
+	pthread_mutex_lock(&in->mu);
+	rg = g_hash_table_lookup(in->active, GSIZE_TO_POINTER(bit));
+	if (!rg) {
+		rg = g_new0(struct region, 1);
+		g_hash_table_insert(in->active, GSIZE_TO_POINTER(bit), rg);
+	}
+	rg->inflight++;
+	crp_bit_set(in->want, bit);
+	durable = crp_bit_test(in->ondisk, bit);
+	pthread_mutex_unlock(&in->mu);
+	if (durable)
+		return 0;
+	r = flush_block(in, (int)(bit / CRP_BITS_PER_BLOCK));
+	if (r < 0)
+		intent_end(in, s); /* the transaction will not run */
+	return r;
+}
+static const struct crp_array_intent_ops intent_ops = {
+	.begin = intent_begin,
+	.end = intent_end,
+};
+
+int crp_meta_intent_attach(struct crp_meta *m)
+{
+	struct crp_intent *in;
+	uint8_t *zero;
+	int r = 0;
+
+	if (m->slot < 0 || m->ro)
+		return 0;
+	in = calloc(1, sizeof(*in));
+	zero = crp_alloc_buf(CRP_PAYLOAD);
+	if (!in || !zero) {
+		free(in);
+		free(zero);
+		return -ENOMEM;
+	}
+	in->m = m;
+	in->spb = spb_of(m);
+	in->want = crp_alloc_buf(CRP_INTENT_BYTES);
+	in->ondisk = crp_alloc_buf(CRP_INTENT_BYTES);
+	in->active = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+	pthread_mutex_init(&in->mu, NULL);
+	pthread_mutex_init(&in->wmu, NULL);
+	/* Our log starts clean: whatever an earlier life of this slot left was
+	 * resynced by its recovery before the slot was freed. */
+	for (int k = 0; k < INTENT_BLOCKS && r == 0; k++)
+		r = write_block(m, m->slot, k, zero, 0);
+	free(zero);
+	m->intent = in;
+	crp_array_set_intent(m->a, &intent_ops, in);
+	return r;
+}
+
+int crp_meta_intent_sweep(struct crp_meta *m, uint64_t idle_ns)
+{
+	struct crp_intent *in = m->intent;
+	bool dirty[INTENT_BLOCKS] = { false }, any = false;
+	GHashTableIter it;
+	gpointer key, val;
+	uint64_t now = crp_now_ns();
+	int r = 0;
+
+	if (!in)
+		return 0;
+	/* Everything written so far must be on the media before its bit goes. */
+	r = crp_array_sync(m->a);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&in->mu);
+	g_hash_table_iter_init(&it, in->active);
+	while (g_hash_table_iter_next(&it, &key, &val)) {
+		struct region *rg = val;
+		uint64_t bit = GPOINTER_TO_SIZE(key);
+
+		if (rg->inflight || now - rg->last_ns < idle_ns)
+			continue;
+		crp_bit_clear(in->want, bit);
+		dirty[bit / CRP_BITS_PER_BLOCK] = true;
+		any = true;
+		g_hash_table_iter_remove(&it);
+	}
+	pthread_mutex_unlock(&in->mu);
+	for (int k = 0; any && k < INTENT_BLOCKS; k++) {
+		int e = dirty[k] ? flush_block(in, k) : 0;
+
+		if (e < 0 && !r)
+			r = e;
+	}
+	return r;
+}
+
+void crp_meta_intent_detach(struct crp_meta *m, bool clean)
+{
+	struct crp_intent *in = m->intent;
+
+	if (!in)
+		return;
+	crp_array_set_intent(m->a, NULL, NULL);
+	/* Clean close: the caller synced; nothing of ours is half-written.
+	 * Otherwise the log stays as it is, for the recovery. */
+	if (clean && crp_array_sync(m->a) == 0) {
+		uint8_t *zero = crp_alloc_buf(CRP_PAYLOAD);
+
+		for (int k = 0; zero && k < INTENT_BLOCKS; k++)
+			write_block(m, m->slot, k, zero, ++in->seq);
+		free(zero);
+	}
+	g_hash_table_destroy(in->active);
+	pthread_mutex_destroy(&in->mu);
+	pthread_mutex_destroy(&in->wmu);
+	free(in->want);
+	free(in->ondisk);
+	free(in);
+	m->intent = NULL;
+}
+
+int crp_meta_intent_resync(struct crp_meta *m, int slot, uint64_t *resynced)
+{
+	uint64_t spb = spb_of(m), count = 0;
+	uint8_t *blk = crp_alloc_buf(CRP_BLOCK), *bits = crp_alloc_buf(CRP_PAYLOAD);
+	uint8_t *zero = crp_alloc_buf(CRP_PAYLOAD);
+	int n = crp_array_nmembers(m->a), r = 0;
+
+	if (!blk || !bits || !zero) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (int k = 0; k < INTENT_BLOCKS && r == 0; k++) {
+		bool found = false;
+
+		/* The union of every valid copy: resyncing a stripe too many is
+		 * harmless, missing one is not. */
+		memset(bits, 0, CRP_PAYLOAD);
+		for (int i = 0; i < n; i++) {
+			struct crp_member *mem = crp_array_member(m->a, i);
+			struct crp_bhdr h;
+
+			if (crp_member_failed(mem) ||
+			    crp_member_read(mem, log_blkno(slot, k) * CRP_BLOCK, blk, CRP_BLOCK) < 0 ||
+			    crp_bhdr_in(blk, CRP_MAGIC_INTENT, log_blkno(slot, k), m->fsid, &h, NULL, 0) ||
+			    h.owner != (uint64_t)slot)
+				continue;
+			found = true;
+			for (uint32_t j = 0; j < CRP_PAYLOAD; j++)
+				bits[j] |= blk[CRP_HDR_SIZE + j];
+		}
+		if (!found)
+			continue;
+		for (uint64_t j = 0; j < CRP_BITS_PER_BLOCK && r == 0; j++) {
+			uint64_t bit = (uint64_t)k * CRP_BITS_PER_BLOCK + j;
+
+			if (!crp_bit_test(bits, j))
+				continue;
+			for (uint64_t s = bit * spb; s < (bit + 1) * spb && s < m->geom.nstripes; s++) {
+				r = crp_array_resync_stripe(m->a, s);
+				if (r < 0)
+					break;
+				count++;
+			}
+		}
+	}
+	if (r == 0)
+		r = crp_array_sync(m->a);
+	for (int k = 0; k < INTENT_BLOCKS && r == 0; k++)
+		r = write_block(m, slot, k, zero, 0);
+	if (count)
+		crp_warn("resynced %llu stripes from the intent log of host slot %d",
+			 (unsigned long long)count, slot);
+out:
+	if (resynced)
+		*resynced = count;
+	free(blk);
+	free(bits);
+	free(zero);
+	return r;
+}
