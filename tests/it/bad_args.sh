@@ -75,12 +75,12 @@ t_mount() {
 	# (-f under a timeout: a daemon that wrongly mounts must not hang the test)
 	echo "$MNT" >>"$T/mounts"
 	run_bad 32 MESSAGE timeout 60 "$MOUNT_CRPFS" "file:$T/m0,file:$T/m1,file:$T/absent" "$MNT" -f
-	grep -q absent "$T/err" || crp_fail "the missing member is not named: $(cat "$T/err")"
+	sed "s|file:$T/m0,file:$T/m1,file:$T/absent||g" "$T/err" | grep -q absent || crp_fail "the missing member is not named: $(cat "$T/err")"
 	[ ! -e "$T/absent" ] || crp_fail "mount.crpfs created a missing member"
 	# A file that is not crpfs.
 	head -c $((256 * 1024 * 1024)) /dev/zero >"$T/zeros" 2>/dev/null || truncate -s 256M "$T/zeros"
 	run_bad 32 MESSAGE timeout 60 "$MOUNT_CRPFS" "file:$T/zeros,file:$T/m1,file:$T/m2" "$MNT" -f
-	grep -q zeros "$T/err" || crp_fail "the foreign member is not named: $(cat "$T/err")"
+	sed "s|file:$T/zeros,file:$T/m1,file:$T/m2||g" "$T/err" | grep -q zeros || crp_fail "the foreign member is not named: $(cat "$T/err")"
 	rm -f "$T/zeros"
 }
 

@@ -115,6 +115,8 @@ crp_setup() {
 	crp_require fusermount3 sha256sum "$@"
 	T=$(mktemp -d /tmp/crpfs-it.XXXXXX)
 	trap crp_cleanup EXIT
+	trap 'exit 143' TERM
+	trap 'exit 130' INT
 	trap 'echo "FAIL [$CRP_NAME${CRP_TEST:+ $CRP_TEST}]: command failed (line $LINENO): $BASH_COMMAND" >&2' ERR
 	touch "$T/pids" "$T/mounts"
 	crp_use_dir "$T"
@@ -189,8 +191,8 @@ crp_pids_of_mountpoint() {
 	for f in /proc/[0-9]*/cmdline; do
 		pid=${f#/proc/}
 		pid=${pid%/cmdline}
-		tr '\0' '\n' <"$f" 2>/dev/null | grep -qx "$1" || continue
-		tr '\0' '\n' <"$f" 2>/dev/null | head -n 1 | grep -q 'mount\.crpfs$' || continue
+		{ tr '\0' '\n' <"$f"; } 2>/dev/null | grep -qx "$1" || continue
+		{ tr '\0' '\n' <"$f"; } 2>/dev/null | head -n 1 | grep -q 'mount\.crpfs$' || continue
 		echo "$pid"
 	done
 }

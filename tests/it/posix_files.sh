@@ -119,7 +119,7 @@ t_fallocate() {
 		crp_fail "fallocate 8 MiB allocated only $(stat -c %b "$f") blocks of 512"
 	crp_eq "$("$HELPER" pread "$f" 12345 8 | od -An -tx1 | tr -d ' ')" 0000000000000000 \
 		"preallocated space reads as zeros"
-	fallocate -k -o $((8 * mib)) -l $((4 * mib)) "$f" || crp_fail "fallocate --keep-size failed"
+	fallocate -n -o $((8 * mib)) -l $((4 * mib)) "$f" || crp_fail "fallocate --keep-size failed"
 	crp_eq "$(stat -c %s "$f")" $((8 * mib)) "size after fallocate --keep-size"
 	head -c $((8 * mib)) /dev/urandom >"$T/falloc"
 	cp "$T/falloc" "$f"
