@@ -72,6 +72,7 @@ if [ "$what" = integration ] || [ "$what" = all ]; then
 	done
 	for t in tests/it/*.sh; do
 		[ -f "$t" ] || continue
+		case $(basename "$t") in lib*.sh) continue ;; esac # shared helpers, not a test
 		run "$(basename "$t" .sh)" bash "$t"
 	done
 fi
