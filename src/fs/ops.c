@@ -107,10 +107,14 @@ static int sticky_ok(const struct crp_fs_inode *dp, const struct crp_fs_inode *i
 
 /* ---- mount ---- */
 
+/* Seconds between intent-log sweeps, and the idle time that cleans a region. */
+#define CRP_FS_INTENT_SWEEP_S 5
+
 static void *flusher(void *arg)
 {
 	struct crp_fs *fs = arg;
 	struct timespec ts;
+	unsigned ticks = 0;
 
 	pthread_mutex_lock(&fs->mu);
 	while (!fs->stop) {
@@ -124,6 +128,15 @@ static void *flusher(void *arg)
 
 			if (r < 0)
 				shutdown_fs(fs, r);
+		}
+		/* Every few seconds, clean the intent log's idle regions (it has
+		 * its own locks; the members' sync must not hold up requests). */
+		if (++ticks % CRP_FS_INTENT_SWEEP_S == 0) {
+			struct crp_meta *m = fs->m;
+
+			pthread_mutex_unlock(&fs->mu);
+			crp_meta_intent_sweep(m, CRP_FS_INTENT_SWEEP_S * 1000000000ull);
+			pthread_mutex_lock(&fs->mu);
 		}
 	}
 	pthread_mutex_unlock(&fs->mu);
