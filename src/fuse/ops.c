@@ -109,6 +109,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* Let the kernel enforce ACLs stored as system.posix_acl_* xattrs. */
 	if (conn->capable & FUSE_CAP_POSIX_ACL)
 		conn->want |= FUSE_CAP_POSIX_ACL;
+	/* The kernel passes the creator's umask (struct crp_cred) instead of
+	 * applying it: the core applies it, except where a default ACL of the
+	 * parent replaces it, as POSIX.1e says. */
+	if (conn->capable & FUSE_CAP_DONT_MASK)
+		conn->want |= FUSE_CAP_DONT_MASK;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
 	/* Times are kept to the nanosecond. */

@@ -266,3 +266,14 @@ crp_run() {
 crp_eq() {	# crp_eq ACTUAL EXPECTED WHAT
 	[ "$1" = "$2" ] || crp_fail "$3: expected '$2', got '$1'"
 }
+
+# Run directly (tests/run-tests.sh runs every tests/it/*.sh), this file is
+# the preflight check: it fails, naming what is missing, when the machine
+# cannot run the integration tests at all.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	CRP_NAME=preflight
+	crp_require fusermount3 mount umount unshare setpriv fallocate setfattr getfattr setfacl \
+		getfacl jq sha256sum cmp diff find awk mkfifo mknod truncate timeout
+	[ -d /usr/include ] || crp_fail "cannot run: /usr/include is missing (libc6-dev)"
+	echo "preflight: every tool the integration tests need is present"
+fi

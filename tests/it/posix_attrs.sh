@@ -144,27 +144,53 @@ t_xattr_user() {
 	crp_eq "$(as_nobody getfattr --only-values -n user.new "$f")" red "nobody reads a user xattr of a readable file"
 }
 
-t_acl() {
-	local f=$MNT/acl d=$MNT/acl.d
+t_acl_entries() {
+	local f=$MNT/acl
 	echo secret >"$f"
 	chmod 0600 "$f"
 	setfacl -m u:65534:r "$f" || crp_fail "setfacl -m u:65534:r failed"
 	getfacl -cn "$f" 2>/dev/null | grep -qx 'user:65534:r--' ||
 		crp_fail "getfacl does not show the entry: $(getfacl -cn "$f" 2>&1)"
-	crp_eq "$(stat -c %a "$f")" 640 "the mode's group bits show the ACL mask"
 	crp_eq "$(as_nobody cat "$f" 2>&1)" secret "nobody reads through a named-user ACL entry"
 	setfacl -m u:65534:- "$f"
 	if as_nobody cat "$f" 2>/dev/null; then crp_fail "nobody still reads after the ACL entry was emptied"; fi
 	setfacl -b "$f"
 	crp_eq "$(getfacl -cn "$f" 2>/dev/null | grep -c 'user:65534')" 0 "setfacl -b removed the entry"
+}
+
+# Setting an access ACL sets the mode's bits (owner, mask or group, other),
+# and an ACL that says no more than the mode is the mode (cp -a sets one).
+t_acl_mode() {
+	local f=$MNT/acl.mode
+	echo x >"$f"
+	chmod 0600 "$f"
+	setfacl -m u:65534:r "$f"
+	crp_eq "$(stat -c %a "$f")" 640 "the mode's group bits show the ACL mask"
+	setfacl -m m::rw "$f"
+	crp_eq "$(stat -c %a "$f")" 660 "the mode after setting the mask"
+	chmod 0604 "$f"
+	getfacl -cn "$f" 2>/dev/null | grep -qx 'mask::---' ||
+		crp_fail "chmod did not set the ACL mask: $(getfacl -cn "$f" 2>&1)"
+	echo y >"$MNT/acl.min"
+	chmod 0600 "$MNT/acl.min"
+	setfacl -s u::rw,g::r,o::r "$MNT/acl.min"
+	crp_eq "$(stat -c %a "$MNT/acl.min")" 644 "a minimal ACL sets the mode"
+}
+
+t_acl_default() {
+	local d=$MNT/acl.d
 	mkdir "$d"
 	setfacl -d -m u:65534:rwx "$d" || crp_fail "setting a default ACL failed"
+	getfacl -cn "$d" 2>/dev/null | grep -q '^default:user:65534:rwx' ||
+		crp_fail "the default ACL is not stored: $(getfacl -cn "$d" 2>&1)"
 	touch "$d/child"
 	mkdir "$d/subdir"
 	getfacl -cn "$d/child" 2>/dev/null | grep -q '^user:65534:rw' ||
 		crp_fail "a new file does not inherit the default ACL: $(getfacl -cn "$d/child" 2>&1)"
 	getfacl -cn "$d/subdir" 2>/dev/null | grep -q '^default:user:65534:rwx' ||
 		crp_fail "a new directory does not inherit the default ACL as its default"
+	as_nobody sh -c "echo inherited >'$d/child'" 2>/dev/null ||
+		crp_fail "nobody cannot write a file through an inherited ACL entry"
 }
 
 t_permissions() {
@@ -198,6 +224,6 @@ t_permissions() {
 }
 
 rc=0
-crp_run t_chmod t_chown t_utimens t_statfs t_fsync t_xattr_user t_acl t_permissions || rc=1
+crp_run t_chmod t_chown t_utimens t_statfs t_fsync t_xattr_user t_acl_entries t_acl_mode t_acl_default t_permissions || rc=1
 crp_umount
 exit $rc
