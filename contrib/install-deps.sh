@@ -13,5 +13,5 @@ apt-get install -y --no-install-recommends \
 	libxxhash-dev \
 	check \
 	tgt \
-	attr acl util-linux coreutils findutils procps psmisc \
+	attr acl jq util-linux mount coreutils findutils diffutils procps psmisc \
 	clang libclang-rt-14-dev
