@@ -526,6 +526,55 @@ int crp_member_sync(struct crp_member *m)
 	return crp_member_exec(m, &cmd);
 }
 
+static int probe_cmd(struct crp_member *m, struct crp_cmd *cmd, char *err, size_t errlen)
+{
+	int r = crp_member_exec(m, cmd);
+	char sense[160];
+
+	if (r == 0)
+		return 0;
+	if (cmd->status == CRP_SAM_CHECK_CONDITION)
+		snprintf(err, errlen, "member '%s': %s failed: %s", m->spec.text, crp_cdb_name(cmd),
+			 crp_sense_text(cmd->sense, cmd->sense_len, sense, sizeof(sense)));
+	else
+		snprintf(err, errlen, "member '%s': %s failed: %s", m->spec.text, crp_cdb_name(cmd),
+			 crp_strerror(r));
+	return r;
+}
+
+int crp_member_probe(struct crp_member *m, char *err, size_t errlen)
+{
+	struct crp_cmd cmd;
+	uint8_t cap[32];
+	uint64_t nblocks;
+	uint32_t bs;
+	int r;
+
+	crp_cmd_init(&cmd);
+	crp_cdb_test_unit_ready(&cmd);
+	r = probe_cmd(m, &cmd, err, errlen);
+	/* RESERVATION CONFLICT: the unit answers, another host holds a lock. */
+	if (r < 0 && r != -CRP_ECONFLICT)
+		return r;
+	crp_cmd_init(&cmd);
+	memset(cap, 0, sizeof(cap));
+	crp_cdb_read_capacity16(&cmd, cap, sizeof(cap));
+	r = probe_cmd(m, &cmd, err, errlen);
+	if (r < 0)
+		return r;
+	r = crp_parse_read_capacity16(cap, sizeof(cap) - cmd.resid, &nblocks, &bs);
+	if (r < 0 || !bs || !nblocks) {
+		snprintf(err, errlen, "member '%s': READ CAPACITY(16) returned data that does not parse",
+			 m->spec.text);
+		return r < 0 ? r : -EINVAL;
+	}
+	m->block_size = bs;
+	m->size = nblocks * bs;
+	/* A fresh nexus has lost nothing: forget the power-on UNIT ATTENTION. */
+	crp_member_take_events(m);
+	return 0;
+}
+
 int crp_member_lun_reset(struct crp_member *m)
 {
 	if (atomic_load(&m->failed))

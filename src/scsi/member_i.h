@@ -84,6 +84,14 @@ void crp_member_abort(struct crp_member *m, struct crp_cmd *cmd, int err);
 /* Mark the member failed with @err (first reason sticks) and log it. */
 void crp_member_fail(struct crp_member *m, int err);
 
+/*
+ * Once a transport's nexus is up and its I/O thread runs: TEST UNIT READY
+ * (a reservation conflict still proves the unit answers), READ CAPACITY(16)
+ * for m->size and m->block_size, and forget the power-on UNIT ATTENTION.
+ * Any thread but the I/O thread.
+ */
+int crp_member_probe(struct crp_member *m, char *err, size_t errlen);
+
 /* Record an event bit (CRP_EV_*). */
 void crp_member_note_event(struct crp_member *m, unsigned ev);
 

@@ -847,31 +847,11 @@ static void ic_close(struct crp_member *m)
 
 /* Run one command through the I/O thread during open; UNIT ATTENTION is
  * retried by the member layer. */
-static int open_cmd(struct crp_member *m, struct crp_cmd *cmd, char *err, size_t errlen)
-{
-	int r = crp_member_exec(m, cmd);
-	char sense[160];
-
-	if (r == 0)
-		return 0;
-	if (cmd->status == CRP_SAM_CHECK_CONDITION)
-		snprintf(err, errlen, "member '%s': %s failed: %s", m->spec.text, crp_cdb_name(cmd),
-			 crp_sense_text(cmd->sense, cmd->sense_len, sense, sizeof(sense)));
-	else
-		snprintf(err, errlen, "member '%s': %s failed: %s", m->spec.text, crp_cdb_name(cmd),
-			 crp_strerror(r));
-	return r;
-}
-
 static int ic_open(struct crp_member *m, char *err, size_t errlen)
 {
 	struct ic_state *st;
 	char initiator[256];
 	char *user = NULL, *secret = NULL;
-	uint8_t cap[32];
-	struct crp_cmd cmd;
-	uint64_t nblocks;
-	uint32_t bs;
 	int r;
 
 	st = calloc(1, sizeof(*st));
@@ -930,30 +910,9 @@ static int ic_open(struct crp_member *m, char *err, size_t errlen)
 	}
 	st->thread_started = true;
 
-	crp_cmd_init(&cmd);
-	crp_cdb_test_unit_ready(&cmd);
-	r = open_cmd(m, &cmd, err, errlen);
-	/* RESERVATION CONFLICT: the unit answers, another host holds a lock. */
-	if (r < 0 && r != -CRP_ECONFLICT)
-		goto out;
-	crp_cmd_init(&cmd);
-	memset(cap, 0, sizeof(cap));
-	crp_cdb_read_capacity16(&cmd, cap, sizeof(cap));
-	r = open_cmd(m, &cmd, err, errlen);
+	r = crp_member_probe(m, err, errlen);
 	if (r < 0)
 		goto out;
-	r = crp_parse_read_capacity16(cap, sizeof(cap) - cmd.resid, &nblocks, &bs);
-	if (r < 0 || !bs || !nblocks) {
-		r = r < 0 ? r : -EINVAL;
-		snprintf(err, errlen,
-			 "member '%s': READ CAPACITY(16) returned data that does not parse",
-			 m->spec.text);
-		goto out;
-	}
-	m->block_size = bs;
-	m->size = nblocks * bs;
-	/* A fresh nexus has lost nothing: forget the power-on UNIT ATTENTION. */
-	crp_member_take_events(m);
 	r = 0;
 out:
 	if (secret) {
