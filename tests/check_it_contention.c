@@ -52,17 +52,9 @@ static void remove_members(int n)
 
 static void run(int n, int level, const char *lock, const char *debug, unsigned secs, int want)
 {
-	static char msg[65536];
-	int r;
-
 	make_members(n);
-	r = crp_contention_run(specs, n, level, lock, debug, 3, secs, msg, sizeof(msg));
-	remove_members(n);
-	printf("RAID-%d %s%s%s on file members:\n%s\n", level, lock, debug ? " debug=" : "",
-	       debug ? debug : "", msg);
-	ck_assert_msg(r != -1, "the contention test could not run: %s", msg);
-	ck_assert_msg(r == want, "RAID-%d %s %s: verification returned %d, expected %d:\n%s",
-		      level, lock, debug ? debug : "", r, want, msg);
+	crp_contention_expect("file members", specs, n, level, lock, debug, secs, want,
+			      remove_members);
 }
 
 START_TEST(test_raid5_reserve)

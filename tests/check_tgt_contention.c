@@ -23,15 +23,7 @@ static const char *specs[NLUNS];
 
 static void run(int n, int level, const char *lock, const char *debug, unsigned secs, int want)
 {
-	static char msg[65536];
-	int r;
-
-	r = crp_contention_run(specs, n, level, lock, debug, 3, secs, msg, sizeof(msg));
-	printf("RAID-%d %s%s%s on tgt:\n%s\n", level, lock, debug ? " debug=" : "",
-	       debug ? debug : "", msg);
-	ck_assert_msg(r != -1, "the contention test could not run: %s", msg);
-	ck_assert_msg(r == want, "RAID-%d %s %s: verification returned %d, expected %d:\n%s",
-		      level, lock, debug ? debug : "", r, want, msg);
+	crp_contention_expect("tgt", specs, n, level, lock, debug, secs, want, NULL);
 }
 
 START_TEST(test_raid5_reserve)
