@@ -134,6 +134,21 @@ int crp_fs_releasedir(struct crp_fs *fs, uint64_t ino, uint64_t fh);
 
 int crp_fs_statfs(struct crp_fs *fs, struct statvfs *out);
 
+/*
+ * Many hosts.  Every operation checks the shared generation under the
+ * metadata lock, so it always works on what the disks hold; a background
+ * poll every attr_timeout_ms does the same between operations.  When
+ * another host changed something this host (or its kernel) may cache, the
+ * invalidate callback is told: @ino != 0 and @name NULL: the attributes and
+ * data of @ino; @name != NULL: the entry @name of directory @parent;
+ * @ino == 0 and @name NULL: anything (drop every cache).  It is called with
+ * the filesystem's lock held, from an operation's thread or the poll
+ * thread: it must only queue the request (copy @name) and return, never
+ * call back into the filesystem, never block on the kernel.
+ */
+typedef void (*crp_fs_inval_fn)(void *ctx, uint64_t ino, uint64_t parent, const char *name);
+void crp_fs_set_invalidate(struct crp_fs *fs, crp_fs_inval_fn fn, void *ctx);
+
 /* Extended attributes; @flags XATTR_CREATE / XATTR_REPLACE.  get/list return
  * the size needed when @size is 0, -ERANGE when it is too small. */
 int crp_fs_setxattr(struct crp_fs *fs, uint64_t ino, const char *name, const void *value,

@@ -22,7 +22,9 @@
  * are not handed out again until it has committed.
  *
  * Locking: none here.  Every function is called with the fs layer's big
- * lock held (struct crp_fs.mu); struct crp_meta is protected by it.
+ * lock held (struct crp_fs.mu); struct crp_meta is protected by it.  Between
+ * hosts, every change happens between crp_meta_tx_begin() and
+ * crp_meta_tx_end() (below), under the metadata lock taken on the disks.
  */
 #ifndef CRPFS_META_H
 #define CRPFS_META_H
@@ -68,6 +70,12 @@ struct crp_meta_stats {
 	uint64_t repairs;	/* blocks rebuilt from parity */
 };
 
+/* Told that block @blkno was changed by another host (or dropped from the
+ * running transaction); @cached is our copy before it was dropped, or NULL.
+ * @blkno == CRP_META_CHANGED_ALL: anything may have changed. */
+#define CRP_META_CHANGED_ALL UINT64_MAX
+typedef void (*crp_meta_changed_fn)(void *ctx, uint64_t blkno, const struct crp_mblk *cached);
+
 struct crp_meta {
 	struct crp_array *a;
 	struct crp_sb sb;
@@ -98,6 +106,19 @@ struct crp_meta {
 	struct crp_meta_stats stats;
 	struct crp_intent *intent;	/* our write-intent log (intent.c) */
 	bool debug_no_checkpoint;	/* tests: commit to the journal only */
+
+	/* Many hosts (coherence.c). */
+	bool locked;			/* we hold the metadata lock (a transaction is open) */
+	bool fenced;			/* the lock was broken while held: we write no more */
+	bool gen_known;			/* @gen is what our caches reflect */
+	uint64_t gen;			/* cluster generation our caches reflect */
+	struct crp_shared *sh;		/* the shared block as read under the lock */
+	uint8_t *ag_stale;		/* per group: ag_free[g] may be out of date */
+	uint8_t *ig_stale;		/* per inode-bitmap block: ig_free may be out of date */
+	crp_meta_changed_fn changed;	/* told of every block another host changed */
+	void *changed_ctx;
+	uint64_t gen_drops;		/* times the generation moved under us */
+	uint64_t full_drops;		/* ... and we had to drop every cached block */
 };
 
 /*
@@ -212,6 +233,31 @@ int crp_meta_intent_resync(struct crp_meta *m, int slot, uint64_t *resynced);
 
 int crp_meta_slot_read(struct crp_meta *m, int slot, struct crp_slot *out);
 int crp_meta_slot_write(struct crp_meta *m, const struct crp_slot *s);
+
+/* ---- many hosts: the metadata lock and coherence (coherence.c) ----
+ *
+ * A metadata operation is one transaction under the metadata lock:
+ * crp_meta_tx_begin() takes the lock (crp_array_meta_lock), reads the
+ * shared block, redoes a transaction another host left half-written in
+ * place, and drops from the cache every block changed since our last check
+ * (telling the changed callback); then the caller reads and changes blocks;
+ * crp_meta_tx_end() commits (journal, shared block marked pending, blocks in
+ * place, shared block with the new generation) and unlocks.  A lock broken
+ * while held fences us: tx_end returns -CRP_ELOCKLOST and @m turns
+ * read-only for good.  crp_meta_tx_abort() drops the running transaction
+ * (cache only: nothing reached the disks) and unlocks.
+ *
+ * Read-only opens take no lock: tx_begin only checks the generation.
+ */
+void crp_meta_set_changed(struct crp_meta *m, crp_meta_changed_fn fn, void *ctx);
+int crp_meta_tx_begin(struct crp_meta *m);
+int crp_meta_tx_end(struct crp_meta *m);
+void crp_meta_tx_abort(struct crp_meta *m);
+/* Without the lock: one read of the shared block; if the generation moved,
+ * drop what changed (reads nothing else).  0, or an error (try later). */
+int crp_meta_poll(struct crp_meta *m);
+/* Re-read the allocation counts that other hosts may have changed. */
+int crp_meta_refresh_counts(struct crp_meta *m);
 
 /* ---- mkfs ---- */
 

@@ -23,7 +23,7 @@
  *
  *   The RAID area, in blocks of B (block n = array offset n*B):
  *     0                      superblock
- *     1                      shared state block (reserved for many hosts)
+ *     1                      shared state block (struct crp_shared)
  *     journal_start + h*journal_blocks   journal of host slot h:
  *                            +0 journal header, +1 orphan list, +2.. ring
  *     ibitmap_start          inode bitmap blocks (CRP_BITS_PER_BLOCK each)
@@ -213,6 +213,42 @@ struct crp_slot {
 void crp_slot_out(const struct crp_slot *s, uint64_t blkno, uint64_t fsid, void *blk);
 int crp_slot_in(const void *blk, uint64_t blkno, uint64_t fsid, struct crp_slot *s, char *err,
 		size_t errlen);
+
+/* ---- shared state (RAID block 1, CRP_MAGIC_SHARED, owner 0) ----
+ *
+ * The coherence record of the hosts, changed only under the metadata lock
+ * (crp_array_meta_lock).  Every metadata transaction bumps @generation; a
+ * host compares it with the one it last saw to know whether its caches are
+ * stale, and the ring of records says which blocks the transactions since
+ * then touched.  @flags has CRP_SHARED_PENDING while a transaction's blocks
+ * are being written in place: the next holder of the lock that finds it set
+ * (the writer died or lost the lock) redoes that transaction from the
+ * journal of @slot at ring index @pos, sequence @seq.
+ */
+#define CRP_SHARED_BLKNO 1
+#define CRP_SHARED_RECS 249 /* (CRP_PAYLOAD - 48) / 16 */
+#define CRP_SHARED_PENDING 1u
+
+struct crp_shared_rec {
+	uint64_t gen;	/* the generation of the transaction that touched ... */
+	uint64_t blkno;	/* ... this block; gen 0 = unused record */
+};
+
+struct crp_shared {
+	uint64_t generation;
+	uint32_t flags;		/* CRP_SHARED_PENDING */
+	uint32_t slot;		/* journal of the last (or pending) transaction */
+	uint64_t seq;		/* its sequence number */
+	uint64_t pos;		/* ring index of its descriptor */
+	uint64_t lost_gen;	/* newest generation some of whose records were overwritten */
+	uint32_t head;		/* next record to overwrite */
+	struct crp_shared_rec rec[CRP_SHARED_RECS];
+};
+
+void crp_shared_out(const struct crp_shared *s, uint64_t fsid, void *blk);
+/* An all-zero payload (as mkfs writes it) decodes as generation 0. */
+int crp_shared_in(const void *blk, uint64_t fsid, struct crp_shared *s, char *err,
+		  size_t errlen);
 
 /* ---- inodes (512 bytes, 8 per inode-table block) ---- */
 

@@ -227,7 +227,7 @@ int crp_fs_truncate(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t size)
 int crp_fs_fallocate(struct crp_fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t len)
 {
 	struct crp_fs_inode *ip;
-	uint64_t end = off + len, l, le;
+	uint64_t end = off + len, l, le, snap;
 	int r;
 
 	if (!len || end < off)
@@ -238,7 +238,7 @@ int crp_fs_fallocate(struct crp_fs *fs, uint64_t ino, int mode, uint64_t off, ui
 		return -EOPNOTSUPP;
 	if ((end + CRP_BLOCK - 1) / CRP_BLOCK > CRP_MAX_FILE_BLOCKS)
 		return -EFBIG;
-	pthread_mutex_lock(&fs->mu);
+	snap = crp_fs_op_begin(fs);
 	if (fs->ro) {
 		r = -EROFS;
 		goto out;
@@ -317,22 +317,20 @@ int crp_fs_fallocate(struct crp_fs *fs, uint64_t ino, int mode, uint64_t off, ui
 done:
 	crp_fs_touch(ip, false, !(mode & FALLOC_FL_KEEP_SIZE) || (mode & FALLOC_FL_PUNCH_HOLE), true);
 	r = crp_fs_istore(fs, ip);
-	if (!r)
-		r = crp_meta_maybe_commit(fs->m);
 out:
-	pthread_mutex_unlock(&fs->mu);
-	return r;
+	return crp_fs_op_end(fs, snap, r);
 }
 
 int64_t crp_fs_lseek(struct crp_fs *fs, uint64_t ino, int64_t off, int whence)
 {
 	struct crp_fs_inode *ip;
+	uint64_t snap;
 	int64_t res;
 	int r;
 
 	if (off < 0)
 		return -ENXIO;
-	pthread_mutex_lock(&fs->mu);
+	snap = crp_fs_op_begin(fs);
 	r = crp_fs_iget(fs, ino, &ip);
 	if (r) {
 		res = r;
@@ -365,6 +363,6 @@ int64_t crp_fs_lseek(struct crp_fs *fs, uint64_t ino, int64_t off, int whence)
 		}
 	}
 out:
-	pthread_mutex_unlock(&fs->mu);
-	return res;
+	r = crp_fs_op_end(fs, snap, res < 0 ? (int)res : 0);
+	return r < 0 ? r : res;
 }

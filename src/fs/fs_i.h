@@ -5,8 +5,14 @@
  * its whole duration, protects the metadata layer (cache, transaction,
  * allocators), the inode cache and every struct crp_fs_inode.  Correctness
  * first: data I/O runs under it too.  Finer locking (per-inode locks for
- * data, the big lock for metadata transactions only) is the next step;
- * many hosts (issue 4) put a disk lock around each transaction anyway.
+ * data, the big lock for metadata transactions only) is the next step.
+ *
+ * Between hosts: inside fs->mu, every entry point holds the metadata lock
+ * of the disks (crp_fs_op_begin/_end, one transaction per operation).
+ * When another host changed an inode, the cached copy is marked stale and
+ * crp_fs_iget re-reads it (keeping the kernel's references and the open
+ * count); the stale mark is set only between operations or at their
+ * start, so no struct crp_fs_inode pointer is held across it.
  */
 #ifndef CRPFS_FS_I_H
 #define CRPFS_FS_I_H
@@ -28,6 +34,7 @@ struct crp_fs_inode {
 	uint64_t *chain;	 /* extent blocks when d.flags has CRP_IF_EXT_CHAIN */
 	uint32_t nchain;
 	bool ext_dirty;		 /* ext changed since the last store */
+	bool stale;		 /* another host may have changed it: re-read at iget */
 };
 
 struct crp_fs_handle {
@@ -52,9 +59,20 @@ struct crp_fs {
 	pthread_cond_t flush_cv; /* with mu */
 	bool stop;		 /* protected by mu */
 	bool flusher_running;
+	int op_err;		 /* the running operation has no transaction (protected by mu) */
+	uint32_t poll_ms;	 /* the background poll of the shared generation */
+	crp_fs_inval_fn inval;	 /* kernel cache invalidation, protected by mu */
+	void *inval_ctx;
 };
 
+/* ops.c: bracket every operation (fs->mu and one metadata transaction);
+ * op_end returns @r as a negative errno for the kernel. */
+uint64_t crp_fs_op_begin(struct crp_fs *fs);
+int crp_fs_op_end(struct crp_fs *fs, uint64_t snap, int r);
+
 /* inode.c */
+/* The metadata layer's changed callback (crp_meta_set_changed). */
+void crp_fs_meta_changed(void *ctx, uint64_t blkno, const struct crp_mblk *cached);
 int crp_fs_iget(struct crp_fs *fs, uint64_t ino, struct crp_fs_inode **out);
 /* Write the inode (and its extent list) into the running transaction. */
 int crp_fs_istore(struct crp_fs *fs, struct crp_fs_inode *ip);

@@ -90,12 +90,47 @@ static int load_extents(struct crp_fs *fs, struct crp_fs_inode *ip)
 	return 0;
 }
 
+/* Re-read a stale inode: 0, or -ESTALE (freed or reused by another host:
+ * dropped from the cache), or an error. */
+static int refresh(struct crp_fs *fs, struct crp_fs_inode *ip)
+{
+	struct crp_inode d;
+	int r = crp_meta_iread(fs->m, ip->d.ino, &d);
+
+	if (r < 0)
+		return r;
+	if (r == 1 || !d.mode || d.generation != ip->d.generation) {
+		g_hash_table_remove(fs->inodes, &ip->d.ino);
+		return -ESTALE;
+	}
+	ip->d = d;
+	free(ip->chain);
+	ip->chain = NULL;
+	ip->nchain = 0;
+	ip->next = 0;
+	ip->ext_dirty = false;
+	r = load_extents(fs, ip);
+	if (r < 0)
+		return r;
+	ip->stale = false;
+	return 0;
+}
+
 int crp_fs_iget(struct crp_fs *fs, uint64_t ino, struct crp_fs_inode **out)
 {
 	struct crp_fs_inode *ip = g_hash_table_lookup(fs->inodes, &ino);
 	int r;
 
 	*out = NULL;
+	if (fs->op_err)
+		return fs->op_err; /* no transaction: touch nothing */
+	if (ip && ip->stale) {
+		r = refresh(fs, ip);
+		if (r == -ESTALE)
+			ip = NULL; /* gone, or a new inode under the same number */
+		else if (r < 0)
+			return r;
+	}
 	if (ip) {
 		*out = ip;
 		return 0;
@@ -121,6 +156,78 @@ int crp_fs_iget(struct crp_fs *fs, uint64_t ino, struct crp_fs_inode **out)
 out:
 	crp_fs_inode_free_mem(ip);
 	return r;
+}
+
+static void inval(struct crp_fs *fs, uint64_t ino, uint64_t parent, const char *name)
+{
+	if (fs->inval)
+		fs->inval(fs->inval_ctx, ino, parent, name);
+}
+
+static void stale_ino(struct crp_fs *fs, uint64_t ino)
+{
+	struct crp_fs_inode *ip = g_hash_table_lookup(fs->inodes, &ino);
+
+	if (!ip)
+		return;
+	ip->stale = true;
+	inval(fs, ino, 0, NULL);
+}
+
+/*
+ * Another host changed block @blkno (or everything): the inodes it holds
+ * turn stale; the kernel forgets their attributes and data, and, for a
+ * directory block we had cached, every name it held (whatever changed
+ * among them).
+ */
+void crp_fs_meta_changed(void *ctx, uint64_t blkno, const struct crp_mblk *cached)
+{
+	struct crp_fs *fs = ctx;
+	const struct crp_sb *sb = &fs->m->sb;
+
+	if (blkno == CRP_META_CHANGED_ALL) {
+		GHashTableIter it;
+		gpointer k, v;
+
+		g_hash_table_iter_init(&it, fs->inodes);
+		while (g_hash_table_iter_next(&it, &k, &v)) {
+			struct crp_fs_inode *ip = v;
+
+			ip->stale = true;
+			if (ip->nlookup || ip->nopen)
+				inval(fs, ip->d.ino, 0, NULL); /* those the kernel knows */
+		}
+		inval(fs, 0, 0, NULL);
+		return;
+	}
+	if (blkno >= sb->itable_start &&
+	    blkno < sb->itable_start + CRP_DIV_ROUND_UP(sb->inode_count, CRP_INODES_PER_BLOCK)) {
+		uint64_t first = (blkno - sb->itable_start) * CRP_INODES_PER_BLOCK;
+
+		for (uint64_t i = 0; i < CRP_INODES_PER_BLOCK; i++)
+			stale_ino(fs, first + i);
+		return;
+	}
+	if (!cached)
+		return;
+	if (cached->magic == CRP_MAGIC_EXTENT || cached->magic == CRP_MAGIC_XATTR) {
+		stale_ino(fs, crp_mblk_owner(cached));
+	} else if (cached->magic == CRP_MAGIC_DIR) {
+		const uint8_t *p = cached->buf + CRP_HDR_SIZE;
+		uint32_t used = CRP_MIN(crp_mblk_aux(cached), CRP_PAYLOAD);
+		uint64_t dir = crp_mblk_owner(cached);
+		struct crp_dirent d;
+
+		stale_ino(fs, dir);
+		for (uint32_t o = 0; o < used;) {
+			int rl = crp_dirent_in(p + o, used - o, &d);
+
+			if (rl <= 0)
+				break;
+			inval(fs, 0, dir, d.name);
+			o += (uint32_t)rl;
+		}
+	}
 }
 
 /* Drop from the cache an inode nothing references. */

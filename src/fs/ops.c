@@ -2,12 +2,14 @@
  * The operations of fs.h: mount, namespace, open files, directories.
  *
  * Every entry point takes fs->mu (fs_i.h) and brackets its work with
- * op_begin()/op_end().  An operation that fails before it changed anything
- * returns its error; one that fails after (an I/O error, corruption found
- * half-way) would leave a half-done change in the running transaction, so
- * the filesystem shuts down to read-only instead of ever committing it:
- * the disks keep the last consistent state.  Space is checked up front so
- * that ENOSPC is the first kind.
+ * crp_fs_op_begin()/crp_fs_op_end(): one metadata transaction under the
+ * metadata lock of the disks, committed at the end (see below).  An
+ * operation that fails before it changed anything returns its error; one
+ * that fails after (an I/O error, corruption found half-way) leaves a
+ * half-done change in the running transaction, which is dropped, never
+ * committed: the disks keep the last consistent state.  Space is checked
+ * up front so that ENOSPC is the first kind.  A commit that fails, or a
+ * metadata lock broken while held (fenced), turns the filesystem read-only.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,9 +27,21 @@
 
 #define RESERVE_BLOCKS 64 /* kept free for metadata of namespace operations */
 
-static uint64_t op_begin(struct crp_fs *fs)
+/*
+ * Every operation is one metadata transaction: the big lock, then the
+ * metadata lock on the disks with the generation check (crp_meta_tx_begin:
+ * what other hosts changed is dropped from the caches, and cached inodes
+ * turn stale), the work, and the commit with the unlock.  If the
+ * transaction cannot begin, fs->op_err makes every crp_fs_iget of the
+ * operation fail with the reason, so that it touches nothing.
+ */
+uint64_t crp_fs_op_begin(struct crp_fs *fs)
 {
+	int r;
+
 	pthread_mutex_lock(&fs->mu);
+	r = crp_meta_tx_begin(fs->m);
+	fs->op_err = r < 0 ? r : 0;
 	return fs->m->nmods;
 }
 
@@ -35,26 +49,38 @@ static void shutdown_fs(struct crp_fs *fs, int r)
 {
 	if (fs->ro)
 		return;
-	crp_err("crpfs: an operation failed half-way (%s): the filesystem is now read-only; "
-		"unmount and run crpfs fsck",
-		crp_strerror(r));
+	if (fs->m->fenced)
+		crp_err("crpfs: host %s is fenced: another host broke its metadata lock; the "
+			"filesystem is now read-only; unmount, run crpfs fsck, and mount again",
+			fs->m->host);
+	else
+		crp_err("crpfs: an operation failed half-way (%s): the filesystem is now "
+			"read-only; unmount and run crpfs fsck",
+			crp_strerror(r));
 	fs->ro = true;
 	fs->m->ro = true;
 	fs->err = r;
 }
 
-static int op_end(struct crp_fs *fs, uint64_t snap, int r)
+int crp_fs_op_end(struct crp_fs *fs, uint64_t snap, int r)
 {
-	if (r < 0 && fs->m->nmods != snap)
-		shutdown_fs(fs, r);
-	else if (r >= 0 && !fs->ro) {
-		int e = crp_meta_maybe_commit(fs->m);
+	if (fs->op_err && r >= 0)
+		r = fs->op_err;
+	if (r < 0 && fs->m->nmods != snap) {
+		/* Half-done: forget it.  Nothing of it reached the disks. */
+		crp_meta_tx_abort(fs->m);
+	} else {
+		int e = crp_meta_tx_end(fs->m);
 
 		if (e < 0) {
 			shutdown_fs(fs, e);
-			r = e;
+			if (r >= 0)
+				r = e;
 		}
 	}
+	if (fs->m->fenced)
+		shutdown_fs(fs, -CRP_ELOCKLOST);
+	fs->op_err = 0;
 	crp_meta_trim(fs->m);
 	pthread_mutex_unlock(&fs->mu);
 	return r < 0 ? -crp_errno(r) : r;
@@ -86,13 +112,25 @@ static int get_dir(struct crp_fs *fs, uint64_t ino, struct crp_fs_inode **dp)
 
 static int need_space(struct crp_fs *fs, uint64_t blocks, bool inode)
 {
+	bool refreshed = false;
+
 	if (fs->ro)
 		return -EROFS;
-	if (crp_meta_free_blocks(fs->m) < blocks + RESERVE_BLOCKS / 2)
-		return -ENOSPC;
-	if (inode && !crp_meta_free_inodes(fs->m))
-		return -ENOSPC;
-	return 0;
+	for (;;) {
+		bool ok = crp_meta_free_blocks(fs->m) >= blocks + RESERVE_BLOCKS / 2 &&
+			  (!inode || crp_meta_free_inodes(fs->m));
+		int r;
+
+		if (ok)
+			return 0;
+		if (refreshed)
+			return -ENOSPC;
+		/* Other hosts may have freed space since we counted. */
+		r = crp_meta_refresh_counts(fs->m);
+		if (r)
+			return r;
+		refreshed = true;
+	}
 }
 
 static int sticky_ok(const struct crp_fs_inode *dp, const struct crp_fs_inode *ip,
@@ -110,30 +148,39 @@ static int sticky_ok(const struct crp_fs_inode *dp, const struct crp_fs_inode *i
 /* Seconds between intent-log sweeps, and the idle time that cleans a region. */
 #define CRP_FS_INTENT_SWEEP_S 5
 
+/*
+ * The background thread: polls the shared generation every attribute
+ * timeout, so that what other hosts changed is dropped from the caches (and
+ * the kernel told) within that bound even when nothing runs here, and
+ * sweeps the intent log.  Transactions are committed by each operation.
+ */
 static void *flusher(void *arg)
 {
 	struct crp_fs *fs = arg;
 	struct timespec ts;
-	unsigned ticks = 0;
+	uint64_t last_sweep = crp_now_ns();
 
 	pthread_mutex_lock(&fs->mu);
 	while (!fs->stop) {
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 1;
-		pthread_cond_timedwait(&fs->flush_cv, &fs->mu, &ts);
-		if (fs->stop || fs->ro)
-			continue;
-		if (crp_meta_tx_size(fs->m)) {
-			int r = crp_meta_commit(fs->m);
-
-			if (r < 0)
-				shutdown_fs(fs, r);
+		ts.tv_sec += fs->poll_ms / 1000;
+		ts.tv_nsec += (long)(fs->poll_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
 		}
+		pthread_cond_timedwait(&fs->flush_cv, &fs->mu, &ts);
+		if (fs->stop)
+			continue;
+		(void)crp_meta_poll(fs->m); /* unreadable now: next time */
+		if (fs->ro)
+			continue;
 		/* Every few seconds, clean the intent log's idle regions (it has
 		 * its own locks; the members' sync must not hold up requests). */
-		if (++ticks % CRP_FS_INTENT_SWEEP_S == 0) {
+		if (crp_now_ns() - last_sweep >= CRP_FS_INTENT_SWEEP_S * 1000000000ull) {
 			struct crp_meta *m = fs->m;
 
+			last_sweep = crp_now_ns();
 			pthread_mutex_unlock(&fs->mu);
 			crp_meta_intent_sweep(m, CRP_FS_INTENT_SWEEP_S * 1000000000ull);
 			pthread_mutex_lock(&fs->mu);
@@ -208,27 +255,37 @@ int crp_fs_mount(const char *const *specs, int n, const struct crp_fs_opts *opts
 		r = -EROFS;
 		goto out;
 	}
+	fs->poll_ms = opts && opts->attr_timeout_ms ? opts->attr_timeout_ms : 1000;
+	crp_meta_set_changed(fs->m, crp_fs_meta_changed, fs);
 	pthread_mutex_lock(&fs->mu);
-	r = crp_fs_iget(fs, fs->m->sb.root_ino, &root);
-	if (r == 0 && !S_ISDIR(root->d.mode))
-		r = -CRP_ECORRUPT;
+	r = crp_meta_tx_begin(fs->m);
 	if (r)
-		snprintf(err, errlen, "the root directory is unreadable: %s", crp_strerror(r));
+		snprintf(err, errlen, "cannot take the metadata lock: %s", crp_strerror(r));
+	if (!r) {
+		r = crp_fs_iget(fs, fs->m->sb.root_ino, &root);
+		if (r == 0 && !S_ISDIR(root->d.mode))
+			r = -CRP_ECORRUPT;
+		if (r)
+			snprintf(err, errlen, "the root directory is unreadable: %s",
+				 crp_strerror(r));
+	}
 	if (!r && !fs->ro) {
 		r = free_orphans(fs);
 		if (r)
 			snprintf(err, errlen, "cannot free the orphan inodes of a crashed mount: %s",
 				 crp_strerror(r));
 	}
+	if (r)
+		crp_meta_tx_abort(fs->m);
+	else
+		r = crp_meta_tx_end(fs->m);
 	pthread_mutex_unlock(&fs->mu);
 	if (r)
 		goto out;
-	if (!fs->ro) {
-		r = -pthread_create(&fs->flusher, NULL, flusher, fs);
-		if (r)
-			goto out;
-		fs->flusher_running = true;
-	}
+	r = -pthread_create(&fs->flusher, NULL, flusher, fs);
+	if (r)
+		goto out;
+	fs->flusher_running = true;
 	*out = fs;
 	fs = NULL;
 out:
@@ -259,7 +316,7 @@ int crp_fs_unmount(struct crp_fs *fs)
 		pthread_join(fs->flusher, NULL);
 	/* Inodes still referenced by the kernel are forgotten now: those
 	 * unlinked are freed before the journal closes. */
-	if (!fs->ro) {
+	if (!fs->ro && crp_meta_tx_begin(fs->m) == 0) {
 		GHashTableIter it;
 		gpointer k, v;
 		GPtrArray *dead = g_ptr_array_new();
@@ -279,6 +336,8 @@ int crp_fs_unmount(struct crp_fs *fs)
 				break;
 		}
 		g_ptr_array_free(dead, TRUE);
+		if (crp_meta_tx_end(fs->m) < 0)
+			fs->err = fs->err ? fs->err : -EIO;
 	}
 	r = crp_meta_close(fs->m);
 	if (fs->err && !r)
@@ -292,7 +351,7 @@ int crp_fs_unmount(struct crp_fs *fs)
 
 int crp_fs_sync(struct crp_fs *fs)
 {
-	uint64_t s = op_begin(fs);
+	uint64_t s = crp_fs_op_begin(fs);
 	int r = 0;
 
 	if (!fs->ro) {
@@ -302,7 +361,7 @@ int crp_fs_sync(struct crp_fs *fs)
 	} else if (fs->err) {
 		r = fs->err;
 	}
-	return op_end(fs, s, r);
+	return crp_fs_op_end(fs, s, r);
 }
 
 int crp_fs_fsync(struct crp_fs *fs, uint64_t ino, bool datasync)
@@ -316,7 +375,7 @@ int crp_fs_fsync(struct crp_fs *fs, uint64_t ino, bool datasync)
 
 int crp_fs_lookup(struct crp_fs *fs, uint64_t parent, const char *name, struct crp_attr *out)
 {
-	uint64_t s = op_begin(fs), ino;
+	uint64_t s = crp_fs_op_begin(fs), ino;
 	struct crp_fs_inode *dp, *ip;
 	int r = get_dir(fs, parent, &dp);
 
@@ -342,12 +401,12 @@ int crp_fs_lookup(struct crp_fs *fs, uint64_t parent, const char *name, struct c
 	ip->nlookup++;
 	crp_fs_attr(ip, out);
 out:
-	return op_end(fs, s, r);
+	return crp_fs_op_end(fs, s, r);
 }
 
 void crp_fs_forget(struct crp_fs *fs, uint64_t ino, uint64_t nlookup)
 {
-	uint64_t s = op_begin(fs);
+	uint64_t s = crp_fs_op_begin(fs);
 	struct crp_fs_inode *ip = g_hash_table_lookup(fs->inodes, &ino);
 	int r = 0;
 
@@ -358,12 +417,12 @@ void crp_fs_forget(struct crp_fs *fs, uint64_t ino, uint64_t nlookup)
 		else
 			crp_fs_inode_drop(fs, ip);
 	}
-	(void)op_end(fs, s, r);
+	(void)crp_fs_op_end(fs, s, r);
 }
 
 int crp_fs_getattr(struct crp_fs *fs, uint64_t ino, struct crp_attr *out)
 {
-	uint64_t s = op_begin(fs);
+	uint64_t s = crp_fs_op_begin(fs);
 	struct crp_fs_inode *ip;
 	int r = crp_fs_iget(fs, ino, &ip);
 
@@ -371,13 +430,13 @@ int crp_fs_getattr(struct crp_fs *fs, uint64_t ino, struct crp_attr *out)
 		crp_fs_attr(ip, out);
 	if (!r)
 		crp_fs_inode_drop(fs, ip);
-	return op_end(fs, s, r);
+	return crp_fs_op_end(fs, s, r);
 }
 
 int crp_fs_setattr(struct crp_fs *fs, uint64_t ino, const struct crp_attr *in, unsigned set,
 		   const struct crp_cred *cred, struct crp_attr *out)
 {
-	uint64_t s = op_begin(fs);
+	uint64_t s = crp_fs_op_begin(fs);
 	struct crp_fs_inode *ip;
 	int r = crp_fs_iget(fs, ino, &ip);
 
@@ -435,7 +494,7 @@ int crp_fs_setattr(struct crp_fs *fs, uint64_t ino, const struct crp_attr *in, u
 	if (!r)
 		crp_fs_attr(ip, out);
 out:
-	return op_end(fs, s, r);
+	return crp_fs_op_end(fs, s, r);
 }
 
 /* ---- creating names ---- */
@@ -501,7 +560,7 @@ static int make_node(struct crp_fs *fs, uint64_t parent, const char *name, uint3
 int crp_fs_mknod(struct crp_fs *fs, uint64_t parent, const char *name, uint32_t mode,
 		 uint64_t rdev, const struct crp_cred *cred, struct crp_attr *out)
 {
-	uint64_t s = op_begin(fs);
+	uint64_t s = crp_fs_op_begin(fs);
 	struct crp_fs_inode *ip;
 	int r;
 
@@ -517,25 +576,25 @@ int crp_fs_mknod(struct crp_fs *fs, uint64_t parent, const char *name, uint32_t 
 	}
 	if (!r)
 		crp_fs_attr(ip, out);
-	return op_end(fs, s, r);
+	return crp_fs_op_end(fs, s, r);
 }
 
 int crp_fs_mkdir(struct crp_fs *fs, uint64_t parent, const char *name, uint32_t mode,
 		 const struct crp_cred *cred, struct crp_attr *out)
 {
-	uint64_t s = op_begin(fs);
+	uint64_t s = crp_fs_op_begin(fs);
 	struct crp_fs_inode *ip;
 	int r = make_node(fs, parent, name, S_IFDIR | (mode & 07777), 0, cred, NULL, &ip);
 
 	if (!r)
 		crp_fs_attr(ip, out);
-	return op_end(fs, s, r);
+	return crp_fs_op_end(fs, s, r);
 }
 
 int crp_fs_symlink(struct crp_fs *fs, uint64_t parent, const char *name, const char *target,
 		   const struct crp_cred *cred, struct crp_attr *out)
 {
-	uint64_t s = op_begin(fs);
+	uint64_t s = crp_fs_op_begin(fs);
 	struct crp_fs_inode *ip;
 	struct crp_cred c = cred ? *cred : (struct crp_cred){ 0 };
 	int r;
@@ -547,12 +606,12 @@ int crp_fs_symlink(struct crp_fs *fs, uint64_t parent, const char *name, const c
 		r = make_node(fs, parent, name, S_IFLNK | 0777, 0, &c, target, &ip);
 	if (!r)
 		crp_fs_attr(ip, out);
-	return op_end(fs, s, r);
+	return crp_fs_op_end(fs, s, r);
 }
 
 ssize_t crp_fs_readlink(struct crp_fs *fs, uint64_t ino, char *buf, size_t size)
 {
-	uint64_t s = op_begin(fs);
+	uint64_t s = crp_fs_op_begin(fs);
 	struct crp_fs_inode *ip;
 	ssize_t n = 0;
 	int r = crp_fs_iget(fs, ino, &ip);
@@ -583,14 +642,14 @@ ssize_t crp_fs_readlink(struct crp_fs *fs, uint64_t ino, char *buf, size_t size)
 	if (!r && (size_t)n < size)
 		buf[n] = 0;
 out:
-	r = op_end(fs, s, r);
+	r = crp_fs_op_end(fs, s, r);
 	return r < 0 ? r : n;
 }
 
 int crp_fs_link(struct crp_fs *fs, uint64_t ino, uint64_t newparent, const char *newname,
 		struct crp_attr *out)
 {
-	uint64_t s = op_begin(fs), x;
+	uint64_t s = crp_fs_op_begin(fs), x;
 	struct crp_fs_inode *ip, *dp;
 	int r = check_name(newname);
 
@@ -636,7 +695,7 @@ int crp_fs_link(struct crp_fs *fs, uint64_t ino, uint64_t newparent, const char 
 	ip->nlookup++;
 	crp_fs_attr(ip, out);
 out:
-	return op_end(fs, s, r);
+	return crp_fs_op_end(fs, s, r);
 }
 
 /* ---- removing names ---- */
@@ -704,17 +763,17 @@ static int remove_name(struct crp_fs *fs, uint64_t parent, const char *name,
 int crp_fs_unlink(struct crp_fs *fs, uint64_t parent, const char *name,
 		  const struct crp_cred *cred)
 {
-	uint64_t s = op_begin(fs);
+	uint64_t s = crp_fs_op_begin(fs);
 
-	return op_end(fs, s, remove_name(fs, parent, name, cred, false));
+	return crp_fs_op_end(fs, s, remove_name(fs, parent, name, cred, false));
 }
 
 int crp_fs_rmdir(struct crp_fs *fs, uint64_t parent, const char *name,
 		 const struct crp_cred *cred)
 {
-	uint64_t s = op_begin(fs);
+	uint64_t s = crp_fs_op_begin(fs);
 
-	return op_end(fs, s, remove_name(fs, parent, name, cred, true));
+	return crp_fs_op_end(fs, s, remove_name(fs, parent, name, cred, true));
 }
 
 /* Is @anc @ino or one of its ancestors? */
@@ -874,9 +933,9 @@ static int do_rename(struct crp_fs *fs, uint64_t parent, const char *name, uint6
 int crp_fs_rename(struct crp_fs *fs, uint64_t parent, const char *name, uint64_t newparent,
 		  const char *newname, unsigned flags, const struct crp_cred *cred)
 {
-	uint64_t s = op_begin(fs);
+	uint64_t s = crp_fs_op_begin(fs);
 
-	return op_end(fs, s, do_rename(fs, parent, name, newparent, newname, flags, cred));
+	return crp_fs_op_end(fs, s, do_rename(fs, parent, name, newparent, newname, flags, cred));
 }
 
 /* ---- open files ---- */
@@ -913,7 +972,7 @@ static int open_handle(struct crp_fs *fs, struct crp_fs_inode *ip, int flags, ui
 
 int crp_fs_open(struct crp_fs *fs, uint64_t ino, int flags, uint64_t *fh)
 {
-	uint64_t s = op_begin(fs);
+	uint64_t s = crp_fs_op_begin(fs);
 	struct crp_fs_inode *ip;
 	int r = crp_fs_iget(fs, ino, &ip);
 
@@ -923,13 +982,13 @@ int crp_fs_open(struct crp_fs *fs, uint64_t ino, int flags, uint64_t *fh)
 		r = -EROFS;
 	if (!r)
 		r = open_handle(fs, ip, flags, fh);
-	return op_end(fs, s, r);
+	return crp_fs_op_end(fs, s, r);
 }
 
 int crp_fs_create(struct crp_fs *fs, uint64_t parent, const char *name, uint32_t mode,
 		  int flags, const struct crp_cred *cred, struct crp_attr *out, uint64_t *fh)
 {
-	uint64_t s = op_begin(fs), ino;
+	uint64_t s = crp_fs_op_begin(fs), ino;
 	struct crp_fs_inode *dp, *ip;
 	int r = get_dir(fs, parent, &dp);
 
@@ -958,12 +1017,12 @@ int crp_fs_create(struct crp_fs *fs, uint64_t parent, const char *name, uint32_t
 	if (!r)
 		crp_fs_attr(ip, out);
 out:
-	return op_end(fs, s, r);
+	return crp_fs_op_end(fs, s, r);
 }
 
 int crp_fs_release(struct crp_fs *fs, uint64_t ino, uint64_t fh)
 {
-	uint64_t s = op_begin(fs);
+	uint64_t s = crp_fs_op_begin(fs);
 	struct crp_fs_handle *h = (struct crp_fs_handle *)(uintptr_t)fh;
 	struct crp_fs_inode *ip = g_hash_table_lookup(fs->inodes, &ino);
 	int r = 0;
@@ -974,13 +1033,13 @@ int crp_fs_release(struct crp_fs *fs, uint64_t ino, uint64_t fh)
 			r = crp_fs_iput_maybe(fs, ip);
 	}
 	free(h);
-	return op_end(fs, s, r);
+	return crp_fs_op_end(fs, s, r);
 }
 
 ssize_t crp_fs_read(struct crp_fs *fs, uint64_t ino, uint64_t fh, uint64_t off, void *buf,
 		    size_t size)
 {
-	uint64_t s = op_begin(fs);
+	uint64_t s = crp_fs_op_begin(fs);
 	struct crp_fs_inode *ip;
 	ssize_t n = 0;
 	int r = crp_fs_iget(fs, ino, &ip);
@@ -993,14 +1052,14 @@ ssize_t crp_fs_read(struct crp_fs *fs, uint64_t ino, uint64_t fh, uint64_t off, 
 		if (n < 0)
 			r = (int)n;
 	}
-	r = op_end(fs, s, r);
+	r = crp_fs_op_end(fs, s, r);
 	return r < 0 ? r : n;
 }
 
 ssize_t crp_fs_write(struct crp_fs *fs, uint64_t ino, uint64_t fh, uint64_t off,
 		     const void *buf, size_t size)
 {
-	uint64_t s = op_begin(fs);
+	uint64_t s = crp_fs_op_begin(fs);
 	struct crp_fs_handle *h = (struct crp_fs_handle *)(uintptr_t)fh;
 	struct crp_fs_inode *ip;
 	int r = crp_fs_iget(fs, ino, &ip);
@@ -1031,7 +1090,7 @@ ssize_t crp_fs_write(struct crp_fs *fs, uint64_t ino, uint64_t fh, uint64_t off,
 	crp_fs_touch(ip, false, true, true);
 	r = crp_fs_istore(fs, ip);
 out:
-	r = op_end(fs, s, r);
+	r = crp_fs_op_end(fs, s, r);
 	return r < 0 ? r : (ssize_t)size;
 }
 
@@ -1055,7 +1114,7 @@ static void snap_clear(GArray *a)
 
 int crp_fs_opendir(struct crp_fs *fs, uint64_t ino, uint64_t *fh)
 {
-	uint64_t s = op_begin(fs);
+	uint64_t s = crp_fs_op_begin(fs);
 	struct crp_fs_inode *dp;
 	struct crp_fs_handle *h;
 	int r = get_dir(fs, ino, &dp);
@@ -1072,13 +1131,13 @@ int crp_fs_opendir(struct crp_fs *fs, uint64_t ino, uint64_t *fh)
 	dp->nopen++;
 	*fh = (uint64_t)(uintptr_t)h;
 out:
-	return op_end(fs, s, r);
+	return crp_fs_op_end(fs, s, r);
 }
 
 int crp_fs_readdir(struct crp_fs *fs, uint64_t ino, uint64_t fh, uint64_t cookie,
 		   crp_fs_dirent_fn fn, void *ctx)
 {
-	uint64_t s = op_begin(fs);
+	uint64_t s = crp_fs_op_begin(fs);
 	struct crp_fs_handle *h = (struct crp_fs_handle *)(uintptr_t)fh;
 	struct crp_fs_inode *dp;
 	int r = get_dir(fs, ino, &dp);
@@ -1108,12 +1167,12 @@ int crp_fs_readdir(struct crp_fs *fs, uint64_t ino, uint64_t fh, uint64_t cookie
 			break;
 	}
 out:
-	return op_end(fs, s, r);
+	return crp_fs_op_end(fs, s, r);
 }
 
 int crp_fs_releasedir(struct crp_fs *fs, uint64_t ino, uint64_t fh)
 {
-	uint64_t s = op_begin(fs);
+	uint64_t s = crp_fs_op_begin(fs);
 	struct crp_fs_handle *h = (struct crp_fs_handle *)(uintptr_t)fh;
 	struct crp_fs_inode *dp = g_hash_table_lookup(fs->inodes, &ino);
 	int r = 0;
@@ -1128,16 +1187,19 @@ int crp_fs_releasedir(struct crp_fs *fs, uint64_t ino, uint64_t fh)
 		g_array_free(h->snap, TRUE);
 		free(h);
 	}
-	return op_end(fs, s, r);
+	return crp_fs_op_end(fs, s, r);
 }
 
 int crp_fs_statfs(struct crp_fs *fs, struct statvfs *out)
 {
-	uint64_t s = op_begin(fs);
+	uint64_t s = crp_fs_op_begin(fs);
 	const struct crp_sb *sb = &fs->m->sb;
 	uint64_t data = sb->total_blocks - sb->ag_start - (uint64_t)sb->ag_count * CRP_AG_META_BLOCKS;
-	uint64_t bfree = crp_meta_free_blocks(fs->m);
+	uint64_t bfree;
 
+	if (!fs->op_err && !fs->m->ro)
+		(void)crp_meta_refresh_counts(fs->m); /* other hosts' allocations */
+	bfree = crp_meta_free_blocks(fs->m);
 	memset(out, 0, sizeof(*out));
 	out->f_bsize = CRP_BLOCK;
 	out->f_frsize = CRP_BLOCK;
@@ -1151,5 +1213,13 @@ int crp_fs_statfs(struct crp_fs *fs, struct statvfs *out)
 	out->f_namemax = CRP_NAME_MAX;
 	if (fs->ro)
 		out->f_flag |= ST_RDONLY;
-	return op_end(fs, s, 0);
+	return crp_fs_op_end(fs, s, 0);
+}
+
+void crp_fs_set_invalidate(struct crp_fs *fs, crp_fs_inval_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&fs->mu);
+	fs->inval = fn;
+	fs->inval_ctx = ctx;
+	pthread_mutex_unlock(&fs->mu);
 }

@@ -140,17 +140,9 @@ int crp_fs_setxattr(struct crp_fs *fs, uint64_t ino, const char *name, const voi
 	uint64_t s;
 	int r;
 
-	pthread_mutex_lock(&fs->mu);
-	s = fs->m->nmods;
+	s = crp_fs_op_begin(fs);
 	r = do_set(fs, ino, name, value, size, flags);
-	if (r < 0 && fs->m->nmods != s) {
-		fs->ro = fs->m->ro = true;
-		fs->err = r;
-	}
-	if (r == 0)
-		r = crp_meta_maybe_commit(fs->m);
-	pthread_mutex_unlock(&fs->mu);
-	return r < 0 ? -crp_errno(r) : r;
+	return crp_fs_op_end(fs, s, r);
 }
 
 ssize_t crp_fs_getxattr(struct crp_fs *fs, uint64_t ino, const char *name, void *value,
@@ -160,12 +152,13 @@ ssize_t crp_fs_getxattr(struct crp_fs *fs, uint64_t ino, const char *name, void 
 	struct crp_mblk *b;
 	struct crp_xattr x;
 	uint32_t off;
+	uint64_t s;
 	ssize_t n;
 	int r = check_xname(name);
 
 	if (r)
 		return r == -EOPNOTSUPP ? -ENODATA : r;
-	pthread_mutex_lock(&fs->mu);
+	s = crp_fs_op_begin(fs);
 	r = crp_fs_iget(fs, ino, &ip);
 	if (!r)
 		r = xblk(fs, ip, &b);
@@ -181,8 +174,8 @@ ssize_t crp_fs_getxattr(struct crp_fs *fs, uint64_t ino, const char *name, void 
 	else if (size)
 		memcpy(value, x.value, x.valuelen);
 out:
-	pthread_mutex_unlock(&fs->mu);
-	return n < 0 ? -crp_errno((int)n) : n;
+	r = crp_fs_op_end(fs, s, n < 0 ? (int)n : 0);
+	return r < 0 ? r : n;
 }
 
 ssize_t crp_fs_listxattr(struct crp_fs *fs, uint64_t ino, char *list, size_t size)
@@ -190,9 +183,10 @@ ssize_t crp_fs_listxattr(struct crp_fs *fs, uint64_t ino, char *list, size_t siz
 	struct crp_fs_inode *ip;
 	struct crp_mblk *b = NULL;
 	ssize_t n = 0;
+	uint64_t s;
 	int r;
 
-	pthread_mutex_lock(&fs->mu);
+	s = crp_fs_op_begin(fs);
 	r = crp_fs_iget(fs, ino, &ip);
 	if (!r)
 		r = xblk(fs, ip, &b);
@@ -224,8 +218,8 @@ ssize_t crp_fs_listxattr(struct crp_fs *fs, uint64_t ino, char *list, size_t siz
 		}
 	}
 out:
-	pthread_mutex_unlock(&fs->mu);
-	return n < 0 ? -crp_errno((int)n) : n;
+	r = crp_fs_op_end(fs, s, n < 0 ? (int)n : 0);
+	return r < 0 ? r : n;
 }
 
 int crp_fs_removexattr(struct crp_fs *fs, uint64_t ino, const char *name)
@@ -239,8 +233,7 @@ int crp_fs_removexattr(struct crp_fs *fs, uint64_t ino, const char *name)
 
 	if (r)
 		return r == -EOPNOTSUPP ? -ENODATA : r;
-	pthread_mutex_lock(&fs->mu);
-	s = fs->m->nmods;
+	s = crp_fs_op_begin(fs);
 	r = fs->ro ? -EROFS : crp_fs_iget(fs, ino, &ip);
 	if (!r)
 		r = xblk(fs, ip, &b);
@@ -257,15 +250,8 @@ int crp_fs_removexattr(struct crp_fs *fs, uint64_t ino, const char *name)
 	}
 	crp_fs_touch(ip, false, false, true);
 	r = crp_fs_istore(fs, ip);
-	if (!r)
-		r = crp_meta_maybe_commit(fs->m);
 out:
-	if (r < 0 && fs->m->nmods != s) {
-		fs->ro = fs->m->ro = true;
-		fs->err = r;
-	}
-	pthread_mutex_unlock(&fs->mu);
-	return r < 0 ? -crp_errno(r) : r;
+	return crp_fs_op_end(fs, s, r);
 }
 
 int crp_fs_xattr_free(struct crp_fs *fs, struct crp_fs_inode *ip)

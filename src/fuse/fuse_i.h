@@ -38,6 +38,7 @@ struct crp_mount_opts {
 	bool debug;
 	bool verbose;			/* -v from mount(8) */
 	bool sloppy;			/* -s from mount(8): unknown options warn */
+	bool strict;			/* no kernel data cache: direct I/O on every open */
 	bool help;
 	bool version;
 };
@@ -62,7 +63,14 @@ struct crp_fuse {
 	struct crp_fs *fs;		/* set before the session is created */
 	double attr_timeout;		/* seconds */
 	bool ro;
+	bool strict;			/* direct_io on every open (mount option strict) */
+	struct crp_inval_queue *inval;	/* inval.c */
 };
+
+/* inval.c: the thread that tells the kernel what other hosts changed.
+ * Start after the session is mounted, stop before it is unmounted. */
+int crp_fuse_inval_start(struct crp_fuse *cf, struct fuse_session *se);
+void crp_fuse_inval_stop(struct crp_fuse *cf);
 
 /* The handler table for fuse_session_new. */
 extern const struct fuse_lowlevel_ops crp_fuse_ops;

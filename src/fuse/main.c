@@ -43,7 +43,7 @@ static void usage(FILE *f)
 		"  MEMBER       file:PATH, iscsi://HOST[:PORT]/IQN/LUN, /dev/sgN or /dev/sdX\n"
 		"  -o OPTIONS   comma-separated: host=NAME, ro, rw, allow_other,\n"
 		"               default_permissions (always on), attr_timeout=SECONDS,\n"
-		"               timeout=MS, foreground, debug\n"
+		"               timeout=MS, strict (no kernel data cache), foreground, debug\n"
 		"  -f           stay in the foreground, log to standard error\n"
 		"  -d           debug: foreground, and log every FUSE request\n"
 		"  -n, -v       accepted from mount(8); -s: unknown options only warn\n"
@@ -229,6 +229,7 @@ int main(int argc, char **argv)
 	}
 	cf.attr_timeout = o.attr_timeout;
 	cf.ro = o.ro;
+	cf.strict = o.strict;
 
 	se = session_create(&o, &cf);
 	if (!se) {
@@ -252,8 +253,13 @@ int main(int argc, char **argv)
 		 o.ro ? " (read-only)" : "");
 	if (!o.foreground)
 		detach(&notify);
+	/* Other hosts' changes reach the kernel through a thread of its own. */
+	if (crp_fuse_inval_start(&cf, se) < 0)
+		crp_warn("mount.crpfs: no invalidation thread: other hosts' changes show "
+			 "only after the attribute timeout");
 
 	r = session_run(se);
+	crp_fuse_inval_stop(&cf);
 	if (r < 0)
 		crp_err("mount.crpfs: the session loop failed: %s", strerror(-r));
 	fuse_session_unmount(se);

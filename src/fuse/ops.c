@@ -314,8 +314,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = fh;
 	/* keep_cache stays off: the page cache is dropped at each open, which is
-	 * what close-to-open coherence between hosts needs. */
+	 * what close-to-open coherence between hosts needs.  strict: no page
+	 * cache at all, for files shared live across hosts. */
 	fi->keep_cache = 0;
+	fi->direct_io = cf_of(req)->strict;
 	if (fuse_reply_open(req, fi) != 0)
 		crp_fs_release(fs, ino, fh);
 }
@@ -338,6 +340,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	fi->fh = fh;
 	fi->keep_cache = 0;
+	fi->direct_io = cf->strict;
 	entry_of(cf, &a, &e);
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		crp_fs_release(cf->fs, a.ino, fh);

@@ -120,6 +120,8 @@ static int apply_one(struct crp_mount_opts *o, char *opt, char *err, size_t errl
 		o->ro = false;
 	} else if (strcmp(opt, "allow_other") == 0) {
 		o->allow_other = true;
+	} else if (strcmp(opt, "strict") == 0) {
+		o->strict = true;
 	} else if (strcmp(opt, "default_permissions") == 0) {
 		/* Always on: the kernel checks permissions. */
 	} else if (strcmp(opt, "foreground") == 0) {

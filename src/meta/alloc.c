@@ -6,8 +6,15 @@
  * (the last may be shorter): block 0 is its bitmap (one bit per block of
  * the group, header count = free blocks), blocks 1..64 its checksum table
  * (one XXH3-64 per block of the group, 0 = none), then data and metadata.
- * Hosts will allocate from groups of their own (issue 4): the cursor is
- * per mount already.
+ * Many hosts: host slot h allocates blocks from the groups g with
+ * g mod max_hosts == h first, and inodes from the inode chunks (CRP_ICHUNK
+ * inodes) c with c mod max_hosts == h first; only when its own are full
+ * does it take from the others.  Allocation happens under the metadata
+ * lock with the bitmap block re-read whenever another host changed it, so
+ * two hosts never take the same block or inode; the areas only keep them
+ * from working on the same bitmap blocks.  The free counts in memory are
+ * hints, exact for a group whose bitmap was read since another host last
+ * changed it (ag_stale/ig_stale say which are not).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -54,7 +61,9 @@ int crp_meta_load_counts(struct crp_meta *m)
 
 	m->ag_free = calloc(m->sb.ag_count, sizeof(*m->ag_free));
 	m->ig_free = calloc(m->sb.ibitmap_blocks, sizeof(*m->ig_free));
-	if (!m->ag_free || !m->ig_free)
+	m->ag_stale = calloc(m->sb.ag_count, 1);
+	m->ig_stale = calloc(m->sb.ibitmap_blocks, 1);
+	if (!m->ag_free || !m->ig_free || !m->ag_stale || !m->ig_stale)
 		return -ENOMEM;
 	for (uint32_t g = 0; g < m->sb.ag_count; g++) {
 		r = crp_meta_bread(m, crp_meta_ag_base(m, g), CRP_MAGIC_BITMAP, &b);
@@ -126,49 +135,70 @@ static int64_t find_free(const struct crp_meta *m, const uint8_t *bits, uint64_t
 	return -1;
 }
 
+/* Is group or chunk @i in this host's own area? */
+static bool own_area(const struct crp_meta *m, uint64_t i)
+{
+	if (m->slot < 0 || m->sb.max_hosts <= 1)
+		return true;
+	return i % m->sb.max_hosts == (uint64_t)m->slot;
+}
+
 int crp_meta_alloc(struct crp_meta *m, uint64_t goal, uint32_t want, uint64_t *start,
 		   uint32_t *got)
 {
-	uint32_t g0, from = 0;
+	uint32_t g0, from = 0, gg = UINT32_MAX;
 	struct crp_mblk *b;
 	int r;
 
 	if (!want)
 		want = 1;
-	if (goal >= m->sb.ag_start && goal < m->sb.total_blocks) {
-		g0 = (uint32_t)((goal - m->sb.ag_start) / m->sb.ag_blocks);
+	if (goal >= m->sb.ag_start && goal < m->sb.total_blocks)
+		gg = (uint32_t)((goal - m->sb.ag_start) / m->sb.ag_blocks);
+	if (gg != UINT32_MAX && own_area(m, gg)) {
+		g0 = gg;
 		from = (uint32_t)((goal - m->sb.ag_start) % m->sb.ag_blocks);
 	} else {
 		g0 = m->ag_cursor;
 	}
-	for (uint32_t n = 0; n < m->sb.ag_count; n++) {
-		uint32_t g = (g0 + n) % m->sb.ag_count, len = crp_meta_ag_len(m, g);
-		uint64_t base = crp_meta_ag_base(m, g);
-		uint8_t *bits;
-		int64_t i;
-		uint32_t k;
+	/* Pass 0: our own groups; pass 1: the others. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t n = 0; n < m->sb.ag_count; n++) {
+			uint32_t g = (g0 + n) % m->sb.ag_count, len = crp_meta_ag_len(m, g);
+			uint64_t base = crp_meta_ag_base(m, g);
+			uint8_t *bits;
+			int64_t i;
+			uint32_t k;
 
-		if (!m->ag_free[g])
-			continue;
-		r = crp_meta_bread(m, base, CRP_MAGIC_BITMAP, &b);
-		if (r < 0)
-			return r;
-		bits = crp_mblk_payload(b);
-		i = find_free(m, bits, base, len, n == 0 ? from : 0);
-		if (i < 0)
-			continue;
-		for (k = 0; k < want && (uint32_t)i + k < len && usable(m, bits, base, (uint32_t)i + k);
-		     k++) {
-			crp_bit_set(bits, (uint32_t)i + k);
-			g_hash_table_add(m->tx_new, GSIZE_TO_POINTER(base + (uint64_t)i + k));
+			if (own_area(m, g) != (pass == 0))
+				continue;
+			if (!m->ag_free[g] && !m->ag_stale[g])
+				continue;
+			r = crp_meta_bread(m, base, CRP_MAGIC_BITMAP, &b);
+			if (r < 0)
+				return r;
+			m->ag_free[g] = crp_mblk_count(b);
+			m->ag_stale[g] = 0;
+			if (!m->ag_free[g])
+				continue;
+			bits = crp_mblk_payload(b);
+			i = find_free(m, bits, base, len, g == g0 ? from : 0);
+			if (i < 0)
+				continue;
+			for (k = 0; k < want && (uint32_t)i + k < len &&
+				    usable(m, bits, base, (uint32_t)i + k);
+			     k++) {
+				crp_bit_set(bits, (uint32_t)i + k);
+				g_hash_table_add(m->tx_new, GSIZE_TO_POINTER(base + (uint64_t)i + k));
+			}
+			m->ag_free[g] -= CRP_MIN(k, m->ag_free[g]);
+			crp_mblk_set_count(b, m->ag_free[g]);
+			crp_meta_dirty(m, b);
+			if (pass == 0)
+				m->ag_cursor = g;
+			*start = base + (uint64_t)i;
+			*got = k;
+			return 0;
 		}
-		m->ag_free[g] -= k;
-		crp_mblk_set_count(b, m->ag_free[g]);
-		crp_meta_dirty(m, b);
-		m->ag_cursor = g;
-		*start = base + (uint64_t)i;
-		*got = k;
-		return 0;
 	}
 	return -ENOSPC;
 }
@@ -191,6 +221,8 @@ int crp_meta_free(struct crp_meta *m, uint64_t start, uint32_t n, bool meta)
 			if (r < 0)
 				return r;
 			cur = g;
+			m->ag_free[g] = crp_mblk_count(b);
+			m->ag_stale[g] = 0;
 		}
 		if (!crp_bit_test(crp_mblk_payload(b), i))
 			return -CRP_ECORRUPT; /* double free */
@@ -243,36 +275,53 @@ int crp_meta_inode_allocated(struct crp_meta *m, uint64_t ino, bool *out)
 	return 0;
 }
 
+#define CRP_ICHUNK (CRP_BITS_PER_BLOCK / 8) /* inodes of one host's area unit */
+
 int crp_meta_ialloc(struct crp_meta *m, uint64_t *ino)
 {
-	uint32_t ng = m->sb.ibitmap_blocks;
-	uint32_t g0 = (uint32_t)(m->ino_cursor / CRP_BITS_PER_BLOCK);
+	uint64_t nchunks = CRP_DIV_ROUND_UP(m->sb.inode_count, CRP_ICHUNK);
+	uint64_t c0 = m->ino_cursor / CRP_ICHUNK;
 	struct crp_mblk *b;
 	int r;
 
-	for (uint32_t n = 0; n < ng; n++) {
-		uint32_t g = (g0 + n) % ng, len = ig_len(m, g);
-		uint8_t *bits;
+	if (!own_area(m, c0))
+		c0 = m->slot >= 0 ? (uint64_t)m->slot : 0;
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint64_t n = 0; n < nchunks; n++) {
+			uint64_t c = (c0 + n) % nchunks, first = c * CRP_ICHUNK;
+			uint64_t end = CRP_MIN(first + CRP_ICHUNK, m->sb.inode_count);
+			uint32_t g = (uint32_t)(first / CRP_BITS_PER_BLOCK);
+			uint64_t from = first;
+			uint8_t *bits;
 
-		if (!m->ig_free[g])
-			continue;
-		r = crp_meta_bread(m, m->sb.ibitmap_start + g, CRP_MAGIC_IBITMAP, &b);
-		if (r < 0)
-			return r;
-		bits = crp_mblk_payload(b);
-		for (uint32_t k = 0; k < len; k++) {
-			uint32_t i = (uint32_t)((n == 0 ? m->ino_cursor % CRP_BITS_PER_BLOCK : 0) + k) %
-				     len;
-
-			if (crp_bit_test(bits, i))
+			if (own_area(m, c) != (pass == 0))
 				continue;
-			crp_bit_set(bits, i);
-			m->ig_free[g]--;
-			crp_mblk_set_count(b, m->ig_free[g]);
-			crp_meta_dirty(m, b);
-			*ino = (uint64_t)g * CRP_BITS_PER_BLOCK + i;
-			m->ino_cursor = *ino + 1;
-			return 0;
+			if (!m->ig_free[g] && !m->ig_stale[g])
+				continue;
+			r = crp_meta_bread(m, m->sb.ibitmap_start + g, CRP_MAGIC_IBITMAP, &b);
+			if (r < 0)
+				return r;
+			m->ig_free[g] = crp_mblk_count(b);
+			m->ig_stale[g] = 0;
+			if (!m->ig_free[g])
+				continue;
+			bits = crp_mblk_payload(b);
+			if (m->ino_cursor > first && m->ino_cursor < end)
+				from = m->ino_cursor;
+			for (uint64_t k = 0; k < end - first; k++) {
+				uint64_t x = first + (from - first + k) % (end - first);
+				uint32_t i = (uint32_t)(x % CRP_BITS_PER_BLOCK);
+
+				if (crp_bit_test(bits, i))
+					continue;
+				crp_bit_set(bits, i);
+				m->ig_free[g]--;
+				crp_mblk_set_count(b, m->ig_free[g]);
+				crp_meta_dirty(m, b);
+				*ino = x;
+				m->ino_cursor = x + 1;
+				return 0;
+			}
 		}
 	}
 	return -ENOSPC;
@@ -289,6 +338,8 @@ int crp_meta_ifree(struct crp_meta *m, uint64_t ino)
 	r = crp_meta_bread(m, m->sb.ibitmap_start + g, CRP_MAGIC_IBITMAP, &b);
 	if (r < 0)
 		return r;
+	m->ig_free[g] = crp_mblk_count(b);
+	m->ig_stale[g] = 0;
 	if (!crp_bit_test(crp_mblk_payload(b), i))
 		return -CRP_ECORRUPT;
 	crp_bit_clear(crp_mblk_payload(b), i);

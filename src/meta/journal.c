@@ -355,7 +355,8 @@ int crp_meta_commit(struct crp_meta *m)
 	}
 	crp_u64s_out(targets, k, buf + CRP_HDR_SIZE);
 	h = (struct crp_bhdr){ .magic = CRP_MAGIC_JDESC, .blkno = at, .fsid = m->fsid,
-			       .owner = (uint64_t)m->slot, .count = k, .aux64 = m->j_seq };
+			       .owner = (uint64_t)m->slot, .next = crp_meta_next_gen(m),
+			       .count = k, .aux64 = m->j_seq };
 	crp_bhdr_out(&h, buf);
 	{
 		uint8_t *c = buf + (size_t)(k + 1) * CRP_BLOCK;
@@ -374,7 +375,12 @@ int crp_meta_commit(struct crp_meta *m)
 	m->j_pos += k + 2;
 	m->j_seq++;
 	if (!m->debug_no_checkpoint) {
-		r = checkpoint(m, blks, k);
+		/* Other hosts: the new generation, and PENDING until in place. */
+		r = crp_meta_shared_pending(m, blks, k, m->j_pos - k - 2, m->j_seq - 1);
+		if (!r)
+			r = checkpoint(m, blks, k);
+		if (!r)
+			r = crp_meta_shared_done(m);
 		if (r)
 			goto out;
 		if (m->tx_freed_meta) {
@@ -421,17 +427,71 @@ void crp_meta_trim(struct crp_meta *m)
 }
 
 /*
- * Walk slot @slot's journal from its header.  With @apply, write every
- * committed transaction in place and reset the header past them.  Returns
- * the number of committed transactions found.
+ * Read the transaction of @slot's journal at ring index @p with sequence
+ * @seq into @buf (descriptor, images, commit) and its targets.  Returns 0
+ * with *@k blocks and *@gen (the generation it creates, 0 if written
+ * before generations existed), 1 if there is no committed transaction
+ * there, or an error.
  */
-static int journal_scan(struct crp_meta *m, int slot, bool apply, uint64_t *pos_out,
-			uint64_t *seq_out)
+static int read_tx(struct crp_meta *m, int slot, uint64_t p, uint64_t seq, uint8_t *buf,
+		   uint64_t *targets, uint32_t *k, uint64_t *gen)
+{
+	uint64_t base = jbase(m, slot), R = jring(m), at = base + 2 + p;
+	struct crp_bhdr h;
+	uint8_t *c;
+	uint32_t n;
+
+	if (p + 2 > R || blk_read(m, at, buf, 1) < 0)
+		return 1;
+	if (crp_bhdr_in(buf, CRP_MAGIC_JDESC, at, m->fsid, &h, NULL, 0) < 0 || h.aux64 != seq ||
+	    h.count == 0 || h.count > CRP_JOURNAL_MAX_TX || p + h.count + 2 > R)
+		return 1;
+	n = h.count;
+	*gen = h.next;
+	if (blk_read(m, at + 1, buf + CRP_BLOCK, n + 1) < 0)
+		return 1;
+	c = buf + (size_t)(n + 1) * CRP_BLOCK;
+	if (crp_bhdr_in(c, CRP_MAGIC_JCOMMIT, at + n + 1, m->fsid, &h, NULL, 0) < 0 ||
+	    h.aux64 != seq || h.count != n ||
+	    crp_get_le64(c + CRP_HDR_SIZE) != crp_xxh64(buf, (size_t)(n + 1) * CRP_BLOCK, 0))
+		return 1;
+	crp_u64s_in(buf + CRP_HDR_SIZE, n, targets);
+	for (uint32_t i = 0; i < n; i++)
+		if (targets[i] < m->sb.ibitmap_start || targets[i] >= m->sb.total_blocks) {
+			/* Only an orphan list lies outside the fs area. */
+			if (targets[i] < m->sb.journal_start ||
+			    (targets[i] - m->sb.journal_start) % m->sb.journal_blocks != 1)
+				return -CRP_ECORRUPT;
+		}
+	*k = n;
+	return 0;
+}
+
+static int apply_tx(struct crp_meta *m, const uint8_t *buf, const uint64_t *targets, uint32_t k)
+{
+	for (uint32_t i = 0; i < k; i++) {
+		int r = blk_write(m, targets[i], buf + (size_t)(i + 1) * CRP_BLOCK, 1);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/*
+ * Walk slot @slot's journal from its header.  Transactions that create a
+ * generation at or below @min_gen are in place already (other hosts may
+ * have changed their blocks since): they are walked over, neither counted
+ * nor applied.  With @apply, write every other committed transaction in
+ * place and reset the header past them.  Returns the number of committed
+ * transactions found that need replay.
+ */
+static int journal_scan(struct crp_meta *m, int slot, bool apply, uint64_t min_gen,
+			uint64_t *pos_out, uint64_t *seq_out)
 {
 	uint64_t base = jbase(m, slot), R = jring(m), p, seq;
 	uint8_t *hb = crp_alloc_buf(CRP_BLOCK), *buf = NULL;
 	struct crp_jhdr jh;
-	struct crp_bhdr h;
 	uint64_t *targets = NULL;
 	int r, n = 0;
 
@@ -463,47 +523,23 @@ static int journal_scan(struct crp_meta *m, int slot, bool apply, uint64_t *pos_
 	}
 	p = jh.start;
 	seq = jh.seq;
-	while (p + 2 <= R) {
+	for (;;) {
 		uint32_t k;
-		uint64_t at = base + 2 + p;
+		uint64_t gen;
 
-		if (blk_read(m, at, buf, 1) < 0)
+		r = read_tx(m, slot, p, seq, buf, targets, &k, &gen);
+		if (r < 0)
+			goto out;
+		if (r > 0)
 			break;
-		if (crp_bhdr_in(buf, CRP_MAGIC_JDESC, at, m->fsid, &h, NULL, 0) < 0 ||
-		    h.aux64 != seq || h.count == 0 || h.count > CRP_JOURNAL_MAX_TX ||
-		    p + h.count + 2 > R)
-			break;
-		k = h.count;
-		if (blk_read(m, at + 1, buf + CRP_BLOCK, k + 1) < 0)
-			break;
-		{
-			uint8_t *c = buf + (size_t)(k + 1) * CRP_BLOCK;
-
-			if (crp_bhdr_in(c, CRP_MAGIC_JCOMMIT, at + k + 1, m->fsid, &h, NULL, 0) <
-				    0 ||
-			    h.aux64 != seq || h.count != k ||
-			    crp_get_le64(c + CRP_HDR_SIZE) !=
-				    crp_xxh64(buf, (size_t)(k + 1) * CRP_BLOCK, 0))
-				break;
-		}
-		crp_u64s_in(buf + CRP_HDR_SIZE, k, targets);
-		for (uint32_t i = 0; i < k; i++)
-			if (targets[i] < m->sb.ibitmap_start || targets[i] >= m->sb.total_blocks) {
-				/* Only an orphan list lies outside the fs area. */
-				if (targets[i] < m->sb.journal_start ||
-				    (targets[i] - m->sb.journal_start) % m->sb.journal_blocks != 1) {
-					r = -CRP_ECORRUPT;
-					goto out;
-				}
-			}
-		if (apply) {
-			for (uint32_t i = 0; i < k; i++) {
-				r = blk_write(m, targets[i], buf + (size_t)(i + 1) * CRP_BLOCK, 1);
+		if (gen == 0 || gen > min_gen) {
+			if (apply) {
+				r = apply_tx(m, buf, targets, k);
 				if (r < 0)
 					goto out;
 			}
+			n++;
 		}
-		n++;
 		p += k + 2;
 		seq++;
 	}
@@ -529,11 +565,53 @@ out:
 	return r;
 }
 
+int crp_meta_journal_redo(struct crp_meta *m, int slot, uint64_t pos, uint64_t seq)
+{
+	uint8_t *buf = crp_alloc_buf((size_t)(CRP_JOURNAL_MAX_TX + 2) * CRP_BLOCK);
+	uint64_t *targets = malloc(CRP_JOURNAL_MAX_TX * sizeof(*targets)), gen;
+	uint32_t k;
+	int r;
+
+	if (!buf || !targets) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (slot < 0 || slot >= (int)m->sb.max_hosts) {
+		r = -CRP_ECORRUPT;
+		goto out;
+	}
+	r = read_tx(m, slot, pos, seq, buf, targets, &k, &gen);
+	if (r == 0)
+		r = apply_tx(m, buf, targets, k);
+	if (r > 0)
+		r = 0;
+out:
+	free(buf);
+	free(targets);
+	return r;
+}
+
+/*
+ * The caller holds the metadata lock (crp_array_meta_lock directly, or
+ * crp_meta_tx_begin), so that no other host changes a block between the
+ * generation check and the writes -- except at a mount that recovers slots
+ * before any other host can run (one host).  Afterwards every host drops
+ * its caches: the shared generation moves with nothing to say what changed.
+ */
 int crp_meta_replay(struct crp_meta *m, int slot)
 {
-	uint64_t pos, seq;
-	int r = journal_scan(m, slot, true, &pos, &seq);
+	uint64_t pos, seq, gen = 0;
+	int r;
 
+	if (crp_meta_shared_load(m) == 0)
+		gen = crp_meta_shared_gen(m); /* unreadable: replay them all */
+	r = journal_scan(m, slot, true, gen, &pos, &seq);
+	if (r > 0 && !m->ro) {
+		int e = crp_meta_shared_replayed(m);
+
+		if (e < 0)
+			r = e;
+	}
 	if (r < 0)
 		return r;
 	m->stats.replayed += (uint64_t)r;
@@ -546,8 +624,11 @@ int crp_meta_replay(struct crp_meta *m, int slot)
 
 int crp_meta_journal_pending(struct crp_meta *m, int slot, bool *out)
 {
-	int r = journal_scan(m, slot, false, NULL, NULL);
+	uint64_t gen = 0;
+	int r;
 
+	(void)crp_meta_shared_peek(m, &gen); /* unreadable: count them all */
+	r = journal_scan(m, slot, false, gen, NULL, NULL);
 	if (r < 0)
 		return r;
 	*out = r > 0;
@@ -557,7 +638,7 @@ int crp_meta_journal_pending(struct crp_meta *m, int slot, bool *out)
 /* Position of @slot's journal after a clean close (ours, at open). */
 int crp_meta_journal_position(struct crp_meta *m, int slot, uint64_t *pos, uint64_t *seq)
 {
-	int r = journal_scan(m, slot, false, pos, seq);
+	int r = journal_scan(m, slot, false, UINT64_MAX, pos, seq);
 
 	return r < 0 ? r : 0;
 }

@@ -13,6 +13,21 @@ int crp_meta_journal_position(struct crp_meta *m, int slot, uint64_t *pos, uint6
 /* Write our journal header at the current position (clean close). */
 int crp_meta_journal_settle(struct crp_meta *m);
 
+/* Redo the one transaction of @slot's journal at ring index @pos with
+ * sequence @seq in place (a no-op if it is not there: never committed). */
+int crp_meta_journal_redo(struct crp_meta *m, int slot, uint64_t pos, uint64_t seq);
+
+/* coherence.c: the shared block around a commit (under the lock). */
+int crp_meta_shared_pending(struct crp_meta *m, struct crp_mblk **blks, unsigned k, uint64_t pos,
+			    uint64_t seq);
+int crp_meta_shared_done(struct crp_meta *m);
+uint64_t crp_meta_next_gen(const struct crp_meta *m);
+/* Read the shared block into m->sh (repaired from parity unless read-only). */
+int crp_meta_shared_load(struct crp_meta *m);
+int crp_meta_shared_replayed(struct crp_meta *m);
+uint64_t crp_meta_shared_gen(const struct crp_meta *m);
+int crp_meta_shared_peek(struct crp_meta *m, uint64_t *gen);
+
 /* alloc.c */
 /* Load the free counts of every allocation group and inode group. */
 int crp_meta_load_counts(struct crp_meta *m);

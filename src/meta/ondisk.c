@@ -460,6 +460,62 @@ int crp_slot_in(const void *blk, uint64_t blkno, uint64_t fsid, struct crp_slot 
 	return 0;
 }
 
+/* ---- shared state ---- */
+
+void crp_shared_out(const struct crp_shared *s, uint64_t fsid, void *blk)
+{
+	struct crp_bhdr h = { .magic = CRP_MAGIC_SHARED, .blkno = CRP_SHARED_BLKNO, .fsid = fsid };
+	uint8_t *p = (uint8_t *)blk + CRP_HDR_SIZE;
+
+	memset(blk, 0, CRP_BLOCK);
+	crp_put_le64(p + 0, s->generation);
+	crp_put_le32(p + 8, s->flags);
+	crp_put_le32(p + 12, s->slot);
+	crp_put_le64(p + 16, s->seq);
+	crp_put_le64(p + 24, s->pos);
+	crp_put_le64(p + 32, s->lost_gen);
+	crp_put_le32(p + 40, s->head);
+	for (uint32_t i = 0; i < CRP_SHARED_RECS; i++) {
+		crp_put_le64(p + 48 + 16 * i, s->rec[i].gen);
+		crp_put_le64(p + 56 + 16 * i, s->rec[i].blkno);
+	}
+	crp_bhdr_out(&h, blk);
+}
+
+int crp_shared_in(const void *blk, uint64_t fsid, struct crp_shared *s, char *err,
+		  size_t errlen)
+{
+	const uint8_t *p = (const uint8_t *)blk + CRP_HDR_SIZE;
+	struct crp_bhdr h;
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	r = crp_bhdr_in(blk, CRP_MAGIC_SHARED, CRP_SHARED_BLKNO, fsid, &h, err, errlen);
+	if (r < 0)
+		return r;
+	s->generation = crp_get_le64(p + 0);
+	s->flags = crp_get_le32(p + 8);
+	s->slot = crp_get_le32(p + 12);
+	s->seq = crp_get_le64(p + 16);
+	s->pos = crp_get_le64(p + 24);
+	s->lost_gen = crp_get_le64(p + 32);
+	s->head = crp_get_le32(p + 40);
+	for (uint32_t i = 0; i < CRP_SHARED_RECS; i++) {
+		s->rec[i].gen = crp_get_le64(p + 48 + 16 * i);
+		s->rec[i].blkno = crp_get_le64(p + 56 + 16 * i);
+	}
+	if ((s->flags & ~CRP_SHARED_PENDING) || s->head >= CRP_SHARED_RECS ||
+	    s->lost_gen > s->generation)
+		return fail(-CRP_ECORRUPT, err, errlen,
+			    "shared state block (block %u) is malformed", CRP_SHARED_BLKNO);
+	for (uint32_t i = 0; i < CRP_SHARED_RECS; i++)
+		if (s->rec[i].gen > s->generation)
+			return fail(-CRP_ECORRUPT, err, errlen,
+				    "shared state block (block %u): record %u is newer than the "
+				    "generation", CRP_SHARED_BLKNO, i);
+	return 0;
+}
+
 /* ---- journal header ---- */
 
 void crp_jhdr_out(const struct crp_jhdr *j, uint64_t blkno, uint64_t fsid, void *blk)

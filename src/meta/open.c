@@ -421,6 +421,9 @@ int crp_meta_close(struct crp_meta *m)
 		g_hash_table_destroy(m->tx_new);
 	free(m->ag_free);
 	free(m->ig_free);
+	free(m->ag_stale);
+	free(m->ig_stale);
+	free(m->sh);
 	free(m);
 	return r;
 }

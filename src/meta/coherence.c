@@ -1,0 +1,395 @@
+/*
+ * Many hosts: metadata transactions under the metadata lock, and the
+ * coherence of every host's caches through the shared state block.
+ *
+ * The model.  The hosts share nothing but the disks.  Every change to the
+ * metadata is one transaction, made while holding the metadata lock
+ * (crp_array_meta_lock: member 0's reservation, pinned):
+ *
+ *   begin   lock; read the shared block (RAID block 1, struct crp_shared);
+ *           if it says PENDING, the previous holder died (or lost the lock)
+ *           while writing a transaction in place: redo that transaction from
+ *           its journal and clear the flag; if the generation moved since
+ *           our last look, drop the blocks the records name (or everything
+ *           when records were lost) and tell the fs layer
+ *   work    reads go to the cache or to the disks (nobody else writes meta-
+ *           data now); changes go into the running transaction
+ *   commit  journal + SYNCHRONIZE CACHE (as on one host); shared block:
+ *           generation + 1, PENDING, where the transaction lies in our
+ *           journal, one record per block it touches; blocks in place;
+ *           shared block again without PENDING
+ *   end     unlock.  If the lock was broken meanwhile (LU reset, PREEMPT),
+ *           another host may have written between our reads and our
+ *           writes: we are fenced, and write nothing more.
+ *
+ * Why the journal needs the generation.  Every transaction of a journal but
+ * the last is in place once its holder unlocked, and other hosts may have
+ * changed the same blocks since: replaying them would write old images over
+ * newer ones.  The descriptor therefore carries the generation the
+ * transaction creates, and replay applies only transactions newer than the
+ * shared block's generation (the one a host died in before marking it
+ * pending; a pending one is redone by the next lock holder).
+ *
+ * Between transactions, a host may poll the shared block without the lock
+ * (crp_meta_poll): one small read; on a change it only drops cache entries,
+ * it reads nothing, so it never sees a half-written block.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crpfs/err.h"
+#include "crpfs/log.h"
+#include "crpfs/util.h"
+#include "meta_i.h"
+
+void crp_meta_set_changed(struct crp_meta *m, crp_meta_changed_fn fn, void *ctx)
+{
+	m->changed = fn;
+	m->changed_ctx = ctx;
+}
+
+struct shared_ctx {
+	uint64_t fsid;
+};
+
+static bool shared_ok(const void *blk, void *ctx)
+{
+	struct crp_shared *s = malloc(sizeof(*s));
+	bool ok = s && crp_shared_in(blk, ((struct shared_ctx *)ctx)->fsid, s, NULL, 0) == 0;
+
+	free(s);
+	return ok;
+}
+
+/* Read the shared block into @s; with @repair, a bad checksum is rebuilt
+ * from parity (only under the lock: unlocked, it may be mid-write). */
+static int shared_read(struct crp_meta *m, struct crp_shared *s, bool repair)
+{
+	uint8_t *buf = crp_alloc_buf(CRP_BLOCK);
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	r = crp_array_read(m->a, (uint64_t)CRP_SHARED_BLKNO * CRP_BLOCK, buf, CRP_BLOCK);
+	if (r == 0)
+		r = crp_shared_in(buf, m->fsid, s, NULL, 0);
+	if (r < 0 && r != -ENOMEM && repair) {
+		struct shared_ctx c = { m->fsid };
+
+		if (crp_meta_rebuild_block(m, CRP_SHARED_BLKNO, buf, shared_ok, &c) == 0)
+			r = crp_shared_in(buf, m->fsid, s, NULL, 0);
+	}
+	free(buf);
+	return r;
+}
+
+static int shared_write(struct crp_meta *m, const struct crp_shared *s)
+{
+	uint8_t *buf = crp_alloc_buf(CRP_BLOCK);
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	crp_shared_out(s, m->fsid, buf);
+	r = crp_array_write(m->a, (uint64_t)CRP_SHARED_BLKNO * CRP_BLOCK, buf, CRP_BLOCK);
+	free(buf);
+	return r;
+}
+
+static void mark_stale(struct crp_meta *m, uint64_t blkno)
+{
+	const struct crp_sb *sb = &m->sb;
+
+	if (blkno >= sb->ibitmap_start && blkno < sb->ibitmap_start + sb->ibitmap_blocks) {
+		if (m->ig_stale)
+			m->ig_stale[blkno - sb->ibitmap_start] = 1;
+	} else if (blkno >= sb->ag_start && blkno < sb->total_blocks &&
+		   (blkno - sb->ag_start) % sb->ag_blocks == 0) {
+		if (m->ag_stale)
+			m->ag_stale[(blkno - sb->ag_start) / sb->ag_blocks] = 1;
+	}
+}
+
+static void drop_one(struct crp_meta *m, uint64_t blkno)
+{
+	struct crp_mblk *b = g_hash_table_lookup(m->cache, &blkno);
+
+	if (m->changed)
+		m->changed(m->changed_ctx, blkno, b);
+	mark_stale(m, blkno);
+	if (b && !b->dirty)
+		g_hash_table_remove(m->cache, &blkno);
+}
+
+static gboolean drop_clean(gpointer key, gpointer value, gpointer data)
+{
+	struct crp_mblk *b = value;
+
+	(void)key;
+	(void)data;
+	return !b->dirty;
+}
+
+/* Drop every clean cached block; every count may be stale. */
+static void drop_all(struct crp_meta *m)
+{
+	if (m->changed)
+		m->changed(m->changed_ctx, CRP_META_CHANGED_ALL, NULL);
+	g_hash_table_foreach_remove(m->cache, drop_clean, NULL);
+	if (m->ag_stale)
+		memset(m->ag_stale, 1, m->sb.ag_count);
+	if (m->ig_stale)
+		memset(m->ig_stale, 1, m->sb.ibitmap_blocks);
+	m->full_drops++;
+}
+
+/* The generation on disk is @s's: drop whatever changed since ours. */
+static void catch_up(struct crp_meta *m, const struct crp_shared *s)
+{
+	if (m->gen_known && s->generation == m->gen)
+		return;
+	m->gen_drops++;
+	if (!m->gen_known || s->generation < m->gen || s->lost_gen > m->gen) {
+		drop_all(m);
+	} else {
+		for (uint32_t i = 0; i < CRP_SHARED_RECS; i++)
+			if (s->rec[i].gen > m->gen)
+				drop_one(m, s->rec[i].blkno);
+	}
+	m->gen = s->generation;
+	m->gen_known = true;
+}
+
+int crp_meta_poll(struct crp_meta *m)
+{
+	struct crp_shared *s;
+	int r;
+
+	if (m->locked)
+		return 0;
+	s = malloc(sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	r = shared_read(m, s, false);
+	if (r == 0)
+		catch_up(m, s);
+	free(s);
+	return r;
+}
+
+int crp_meta_tx_begin(struct crp_meta *m)
+{
+	int r;
+
+	if (m->locked)
+		return -EDEADLK;
+	if (!m->sh) {
+		m->sh = calloc(1, sizeof(*m->sh));
+		if (!m->sh)
+			return -ENOMEM;
+	}
+	if (m->ro) {
+		/* No lock: a read-only view that follows the generation. */
+		r = shared_read(m, m->sh, false);
+		if (r == 0)
+			catch_up(m, m->sh);
+		return r == -CRP_ECHECKSUM || r == -CRP_ECORRUPT ? 0 : r;
+	}
+	r = crp_array_meta_lock(m->a);
+	if (r < 0)
+		return r;
+	m->locked = true;
+	r = shared_read(m, m->sh, true);
+	if (r < 0)
+		goto fail;
+	if (m->sh->flags & CRP_SHARED_PENDING) {
+		/* Its writer stopped half-way through the in-place writes. */
+		r = crp_meta_journal_redo(m, (int)m->sh->slot, m->sh->pos, m->sh->seq);
+		if (r < 0)
+			goto fail;
+		crp_warn("redid transaction %llu of host slot %u, which its host left half-written",
+			 (unsigned long long)m->sh->seq, m->sh->slot);
+		m->sh->flags &= ~CRP_SHARED_PENDING;
+		r = shared_write(m, m->sh);
+		if (r < 0)
+			goto fail;
+	}
+	catch_up(m, m->sh);
+	return 0;
+fail:
+	m->locked = false;
+	(void)crp_array_meta_unlock(m->a);
+	return r;
+}
+
+/* Drop the running transaction from the cache: nothing of it is on disk.
+ * Blocks freed or allocated in memory only, inodes changed in memory:
+ * simplest and safe to forget every cached block and inode. */
+static void tx_drop(struct crp_meta *m)
+{
+	for (guint i = 0; i < m->dirty->len; i++)
+		((struct crp_mblk *)m->dirty->pdata[i])->dirty = false;
+	g_ptr_array_set_size(m->dirty, 0);
+	drop_all(m);
+	g_hash_table_remove_all(m->tx_freed);
+	g_hash_table_remove_all(m->tx_new);
+	m->tx_freed_meta = false;
+}
+
+void crp_meta_tx_abort(struct crp_meta *m)
+{
+	tx_drop(m);
+	if (!m->locked)
+		return;
+	m->locked = false;
+	if (crp_array_meta_unlock(m->a) == -CRP_ELOCKLOST) {
+		m->fenced = true;
+		m->ro = true;
+	}
+}
+
+int crp_meta_tx_end(struct crp_meta *m)
+{
+	int r = 0, e;
+
+	if (!m->locked) {
+		if (m->dirty->len && !m->ro)
+			return -EDEADLK; /* a change made outside a transaction */
+		return 0;
+	}
+	r = crp_meta_commit(m);
+	m->locked = false;
+	e = crp_array_meta_unlock(m->a);
+	if (e == -CRP_ELOCKLOST) {
+		/* Someone broke our lock: what we wrote may have raced another
+		 * host.  Never write again through this mount. */
+		m->fenced = true;
+		m->ro = true;
+		crp_err("crpfs: host %s lost the metadata lock while it held it (broken by "
+			"another host); this mount is now read-only and writes nothing more: "
+			"unmount, run crpfs fsck, and mount again",
+			m->host);
+	}
+	return r ? r : e;
+}
+
+/*
+ * Called by crp_meta_commit under the lock, after the journal holds the
+ * transaction of @k blocks at ring index @pos with sequence @seq: publish
+ * the new generation with PENDING and one record per block.
+ */
+int crp_meta_shared_pending(struct crp_meta *m, struct crp_mblk **blks, unsigned k, uint64_t pos,
+			    uint64_t seq)
+{
+	struct crp_shared *s = m->sh;
+	uint64_t g;
+
+	if (!m->locked || !s)
+		return 0;
+	g = s->generation + 1;
+	s->generation = g;
+	s->flags = CRP_SHARED_PENDING;
+	s->slot = (uint32_t)m->slot;
+	s->seq = seq;
+	s->pos = pos;
+	for (unsigned i = 0; i < k; i++) {
+		struct crp_shared_rec *rec = &s->rec[s->head];
+
+		if (rec->gen)
+			s->lost_gen = CRP_MAX(s->lost_gen, rec->gen);
+		rec->gen = g;
+		rec->blkno = blks[i]->blkno;
+		s->head = (s->head + 1) % CRP_SHARED_RECS;
+	}
+	return shared_write(m, s);
+}
+
+/* The transaction is in place: clear PENDING; our caches are current. */
+int crp_meta_shared_done(struct crp_meta *m)
+{
+	int r;
+
+	if (!m->locked || !m->sh || !(m->sh->flags & CRP_SHARED_PENDING))
+		return 0;
+	m->sh->flags &= ~CRP_SHARED_PENDING;
+	r = shared_write(m, m->sh);
+	if (r == 0) {
+		m->gen = m->sh->generation;
+		m->gen_known = true;
+	}
+	return r;
+}
+
+/* The generation a transaction committed now creates (0: no lock held). */
+uint64_t crp_meta_next_gen(const struct crp_meta *m)
+{
+	return m->locked && m->sh ? m->sh->generation + 1 : 0;
+}
+
+int crp_meta_shared_load(struct crp_meta *m)
+{
+	if (!m->sh) {
+		m->sh = calloc(1, sizeof(*m->sh));
+		if (!m->sh)
+			return -ENOMEM;
+	}
+	return shared_read(m, m->sh, !m->ro);
+}
+
+/* After replaying a dead host's journal (under the lock): every host drops
+ * everything, this one too. */
+int crp_meta_shared_replayed(struct crp_meta *m)
+{
+	if (!m->sh)
+		return 0;
+	m->sh->generation++;
+	m->sh->lost_gen = m->sh->generation;
+	m->sh->flags = 0;
+	return shared_write(m, m->sh);
+}
+
+uint64_t crp_meta_shared_gen(const struct crp_meta *m)
+{
+	return m->sh ? m->sh->generation : 0;
+}
+
+/* Without the lock (read-only checks): the generation on disk, 0 if none. */
+int crp_meta_shared_peek(struct crp_meta *m, uint64_t *gen)
+{
+	struct crp_shared *s = malloc(sizeof(*s));
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	r = shared_read(m, s, false);
+	*gen = r == 0 ? s->generation : 0;
+	free(s);
+	return r;
+}
+
+int crp_meta_refresh_counts(struct crp_meta *m)
+{
+	struct crp_mblk *b;
+	int r;
+
+	for (uint32_t g = 0; m->ag_stale && g < m->sb.ag_count; g++) {
+		if (!m->ag_stale[g])
+			continue;
+		r = crp_meta_bread(m, crp_meta_ag_base(m, g), CRP_MAGIC_BITMAP, &b);
+		if (r < 0)
+			return r;
+		m->ag_free[g] = crp_mblk_count(b);
+		m->ag_stale[g] = 0;
+	}
+	for (uint32_t i = 0; m->ig_stale && i < m->sb.ibitmap_blocks; i++) {
+		if (!m->ig_stale[i])
+			continue;
+		r = crp_meta_bread(m, m->sb.ibitmap_start + i, CRP_MAGIC_IBITMAP, &b);
+		if (r < 0)
+			return r;
+		m->ig_free[i] = crp_mblk_count(b);
+		m->ig_stale[i] = 0;
+	}
+	return 0;
+}
