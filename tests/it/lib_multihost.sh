@@ -396,6 +396,20 @@ mh_host_gone() {
 	! printf '%s\n' "$st" | grep -qx 'alive\|recovering'
 }
 
+# mh_status_slot_state HOST: the states of the slots that name HOST, from
+# `crpfs status MEMBERS --json` (comma-separated; empty if none).
+mh_status_slot_state() {
+	timeout -s KILL 20 "$CRPFS" status "$MEMBERS" --json 2>/dev/null |
+		jq -r --arg h "$1" '[.slots[] | select(.host == $h) | .state] | join(",")'
+}
+
+# mh_slot_freed HOST: no slot shows HOST alive or recovering (status --json).
+mh_slot_freed() {
+	local st
+	st=$(mh_status_slot_state "$1") || return 1
+	! printf '%s\n' "$st" | tr ',' '\n' | grep -qx 'alive\|recovering'
+}
+
 # The line a survivor logs once it recovered a dead host.
 mh_recoveries_of() {	# mh_recoveries_of DEAD HOST...: count in the hosts' logs
 	local dead=$1 n=0 h c
