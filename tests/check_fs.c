@@ -270,7 +270,11 @@ START_TEST(xattrs)
 	struct crp_fs *fs;
 	uint64_t ino;
 	char buf[256];
-	static const uint8_t acl[] = { 2, 0, 0, 0, 1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff };
+	/* u::rw-, u:65534:r--, g::r--, m::r--, o::--- (an ACL is checked: see check_acl) */
+	static const uint8_t acl[] = { 2, 0, 0, 0, 1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff,
+				       2, 0, 4, 0, 0xfe, 0xff, 0, 0, 4, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,
+				       0x10, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,
+				       0x20, 0, 0, 0, 0xff, 0xff, 0xff, 0xff };
 
 	format();
 	fs = mount_fs();

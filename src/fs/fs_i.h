@@ -124,5 +124,36 @@ int crp_fs_truncate(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t size);
 
 /* xattr.c */
 int crp_fs_xattr_free(struct crp_fs *fs, struct crp_fs_inode *ip);
+/* One attribute of @ip inside a running operation, by its full name, with
+ * no namespace check and no meaning given to the value: read returns the
+ * length (the size needed when @size is 0), -ERANGE, or -ENODATA; write
+ * (@flags XATTR_CREATE / XATTR_REPLACE) and delete (-ENODATA if absent)
+ * touch ctime and store the inode. */
+ssize_t crp_fs_xattr_read(struct crp_fs *fs, struct crp_fs_inode *ip, const char *name,
+			  void *value, size_t size);
+int crp_fs_xattr_write(struct crp_fs *fs, struct crp_fs_inode *ip, const char *name,
+		       const void *value, size_t size, int flags);
+int crp_fs_xattr_delete(struct crp_fs *fs, struct crp_fs_inode *ip, const char *name);
+
+/* acl.c: POSIX ACLs (system.posix_acl_*), kept in step with the mode. */
+#define CRP_ACL_ACCESS "system.posix_acl_access"
+#define CRP_ACL_DEFAULT "system.posix_acl_default"
+bool crp_fs_acl_name(const char *name);
+/* Check an ACL in the kernel's xattr form: its number of entries (0: none,
+ * a removal), or -EINVAL if malformed. */
+int crp_fs_acl_check(const void *value, size_t size);
+/* setxattr of an ACL: checked; an access ACL sets the mode's permission
+ * bits and is stored only if it says more than the mode; a default ACL
+ * only on a directory (-EACCES). */
+int crp_fs_acl_set(struct crp_fs *fs, struct crp_fs_inode *ip, const char *name,
+		   const void *value, size_t size, int flags);
+/* After chmod set ip->d.mode: the access ACL's base entries follow it. */
+int crp_fs_acl_chmod(struct crp_fs *fs, struct crp_fs_inode *ip);
+/* New inode @ip created with the requested @mode in @dp (after
+ * crp_fs_inew, which applied the umask): if @dp has a default ACL, the
+ * mode and the access ACL come from it instead, and a directory inherits
+ * it.  Nothing for symlinks. */
+int crp_fs_acl_inherit(struct crp_fs *fs, struct crp_fs_inode *dp, struct crp_fs_inode *ip,
+		       uint32_t mode);
 
 #endif

@@ -466,8 +466,12 @@ int crp_fs_setattr(struct crp_fs *fs, uint64_t ino, const struct crp_attr *in, u
 			goto out;
 		crp_fs_touch(ip, false, true, true);
 	}
-	if (set & CRP_SET_MODE)
+	if (set & CRP_SET_MODE) {
 		ip->d.mode = (ip->d.mode & S_IFMT) | (in->mode & 07777);
+		r = crp_fs_acl_chmod(fs, ip);
+		if (r)
+			goto out;
+	}
 	if (set & CRP_SET_UID)
 		ip->d.uid = in->uid;
 	if (set & CRP_SET_GID)
@@ -525,6 +529,9 @@ static int make_node(struct crp_fs *fs, uint64_t parent, const char *name, uint3
 	if (r)
 		return r;
 	r = crp_fs_inew(fs, dp, mode, rdev, cred, &ip);
+	if (r)
+		return r;
+	r = crp_fs_acl_inherit(fs, dp, ip, mode);
 	if (r)
 		return r;
 	if (target) {

@@ -75,25 +75,17 @@ static void xdelete(struct crp_mblk *b, uint32_t off, const struct crp_xattr *x)
 	crp_mblk_set_count(b, crp_mblk_count(b) - 1);
 }
 
-static int do_set(struct crp_fs *fs, uint64_t ino, const char *name, const void *value,
-		  size_t size, int flags)
+int crp_fs_xattr_write(struct crp_fs *fs, struct crp_fs_inode *ip, const char *name,
+		       const void *value, size_t size, int flags)
 {
-	struct crp_fs_inode *ip;
 	struct crp_mblk *b;
 	struct crp_xattr x;
 	uint32_t off, nl = (uint32_t)strlen(name), need;
-	int r = check_xname(name), found;
+	int r, found;
 
-	if (r)
-		return r;
-	if (fs->ro)
-		return -EROFS;
 	need = crp_xattr_reclen(nl, (uint32_t)CRP_MIN(size, (size_t)UINT16_MAX));
 	if (size > CRP_PAYLOAD || need > CRP_PAYLOAD)
 		return -E2BIG;
-	r = crp_fs_iget(fs, ino, &ip);
-	if (r)
-		return r;
 	r = xblk(fs, ip, &b);
 	if (r)
 		return r;
@@ -132,6 +124,67 @@ static int do_set(struct crp_fs *fs, uint64_t ino, const char *name, const void 
 	crp_meta_dirty(fs->m, b);
 	crp_fs_touch(ip, false, false, true);
 	return crp_fs_istore(fs, ip);
+}
+
+ssize_t crp_fs_xattr_read(struct crp_fs *fs, struct crp_fs_inode *ip, const char *name,
+			  void *value, size_t size)
+{
+	struct crp_mblk *b;
+	struct crp_xattr x;
+	uint32_t off;
+	int r = xblk(fs, ip, &b);
+
+	if (!r)
+		r = b ? xfind(b, name, &off, &x) : -ENODATA;
+	if (r)
+		return r;
+	if (size && size < x.valuelen)
+		return -ERANGE;
+	if (size)
+		memcpy(value, x.value, x.valuelen);
+	return x.valuelen;
+}
+
+int crp_fs_xattr_delete(struct crp_fs *fs, struct crp_fs_inode *ip, const char *name)
+{
+	struct crp_mblk *b;
+	struct crp_xattr x;
+	uint32_t off;
+	int r = xblk(fs, ip, &b);
+
+	if (!r)
+		r = b ? xfind(b, name, &off, &x) : -ENODATA;
+	if (r)
+		return r;
+	xdelete(b, off, &x);
+	crp_meta_dirty(fs->m, b);
+	if (!crp_mblk_count(b)) {
+		r = crp_fs_xattr_free(fs, ip);
+		if (r)
+			return r;
+	}
+	crp_fs_touch(ip, false, false, true);
+	return crp_fs_istore(fs, ip);
+}
+
+/* Names are checked here; the system.posix_acl_* values also set the mode
+ * (acl.c). */
+static int do_set(struct crp_fs *fs, uint64_t ino, const char *name, const void *value,
+		  size_t size, int flags)
+{
+	struct crp_fs_inode *ip;
+	int r = check_xname(name);
+
+	if (r)
+		return r;
+	if (fs->ro)
+		return -EROFS;
+	r = crp_fs_iget(fs, ino, &ip);
+	if (r)
+		return r;
+	if (crp_fs_acl_name(name))
+		return crp_fs_acl_set(fs, ip, name, value, size, flags);
+	return crp_fs_xattr_write(fs, ip, name, value, size, flags);
 }
 
 int crp_fs_setxattr(struct crp_fs *fs, uint64_t ino, const char *name, const void *value,

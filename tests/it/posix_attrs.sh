@@ -173,7 +173,7 @@ t_acl_mode() {
 		crp_fail "chmod did not set the ACL mask: $(getfacl -cn "$f" 2>&1)"
 	echo y >"$MNT/acl.min"
 	chmod 0600 "$MNT/acl.min"
-	setfacl -s u::rw,g::r,o::r "$MNT/acl.min"
+	setfacl --set u::rw,g::r,o::r "$MNT/acl.min" || crp_fail "setfacl --set of a minimal ACL failed"
 	crp_eq "$(stat -c %a "$MNT/acl.min")" 644 "a minimal ACL sets the mode"
 }
 
