@@ -25,7 +25,7 @@ writer() {
 				conv=notrunc,fsync status=none 2>>"$T/werr.$host.$w" ||
 				{ echo "host $host writer $w: writing range $k of the shared file failed" >>"$T/werr.$host.$w"; exit 1; }
 		fi
-		echo "$host $w $i" >"$mnt/dir/$host-$w-$i" 2>>"$T/werr.$host.$w" ||
+		{ echo "$host $w $i" >"$mnt/dir/$host-$w-$i"; } 2>>"$T/werr.$host.$w" ||
 			{ echo "host $host writer $w: creating $host-$w-$i failed" >>"$T/werr.$host.$w"; exit 1; }
 	done
 	echo done >"$T/wdone.$host.$w"
@@ -86,7 +86,7 @@ t_concurrent() {
 			mh_fail "writers still running after $WRITE_WAIT s: $(ls "$T"/wdone.* 2>/dev/null | wc -l) of 12 done; $(cat "$T"/werr.* 2>/dev/null | head -n 3)"
 		wait "$p" || true
 	done
-	bad=$(cat "$T"/werr.* 2>/dev/null | head -n 5 || true)
+	bad=$(cat "$T"/werr.* 2>/dev/null | head -n 6 || true)
 	[ -z "$bad" ] || mh_fail "writers failed: $bad"
 	[ "$(ls "$T"/wdone.* | wc -l)" = 12 ] || mh_fail "only $(ls "$T"/wdone.* | wc -l) of 12 writers finished"
 	mh_note "12 writers on 3 hosts: 3,000 creates and 12 MiB of disjoint ranges done"
