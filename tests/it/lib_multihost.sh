@@ -421,6 +421,17 @@ mh_recoveries_of() {	# mh_recoveries_of DEAD HOST...: count in the hosts' logs
 	echo "$n"
 }
 
+# Empty the scratch directory for the next mode (the registries stay);
+# never while something is still mounted below it.
+mh_scratch_clear() {
+	if awk -v t="$T/" 'index($5, t) == 1 { found = 1 } END { exit !found }' /proc/self/mountinfo; then
+		echo "FAIL [$MH_NAME]: mounts below $T survived the teardown; scratch files kept" >&2
+		return 0
+	fi
+	find "$T" -mindepth 1 -maxdepth 1 ! -name pids ! -name mounts ! -name jobs ! -name labs \
+		-exec rm -rf {} +
+}
+
 # mh_run_modes FUNC MODE...: run FUNC once per lock mode in a subshell
 # with errexit on, tearing down what it started after each.
 mh_run_modes() {
@@ -440,7 +451,7 @@ mh_run_modes() {
 		set -e
 		[ "$rc" = 0 ] || MODE=$mode mh_dump_logs
 		mh_teardown
-		rm -f "$T"/*.log
+		mh_scratch_clear
 		if [ "$rc" = 0 ]; then
 			echo "  ok   $fn $mode ($((SECONDS - start)) s)"
 		else

@@ -86,7 +86,7 @@ t_hosts() {
 	fi
 	out=$(tail -n +$((log_from + 1)) "$(mh_log a)" | grep -v '^=== mount' || true)
 	[ "$MH_EXIT" != 0 ] || mh_fail "the refused second mount of host a exited 0: $out"
-	printf '%s\n' "$out" | grep -Eqi "host '?a'?[ ,:]" &&
+	printf '%s\n' "$out" | grep -Eqi "(host|name)[^a-z0-9]+'?a'?([^a-z0-9]|$)" &&
 		printf '%s\n' "$out" | grep -Eqi 'alive|already|in use|mounted|busy' ||
 		mh_fail "the refused second mount of host a does not say that host a is alive or mounted: $out"
 	mh_note "second mount as a refused: $(printf '%s\n' "$out" | head -n 1)"
