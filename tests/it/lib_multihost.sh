@@ -249,6 +249,13 @@ mh_start() {
 	echo "$mnt" >>"$T/mounts"
 }
 
+# mh_last_words HOST: the first lines the host's last daemon logged (an
+# error comes before the usage text).
+mh_last_words() {
+	awk '/^=== mount of host / { n = 0; delete l; next } { l[++n] = $0 }
+		END { for (i = 1; i <= n && i <= 2; i++) print l[i] }' "$(mh_log "$1")" | tr '\n' ' '
+}
+
 # mh_mount HOST [EXTRA OPTS]: mount HOST on $T/HOST; fails with the
 # daemon's words if it exits instead.  MPID[HOST] is its PID.
 mh_mount() {
@@ -260,7 +267,7 @@ mh_mount() {
 		mh_is_mounted "$mnt" && return 0
 		if ! kill -0 "$MH_PID" 2>/dev/null; then
 			wait "$MH_PID" || true
-			mh_fail "mount.crpfs host=$host exited before mounting: $(tail -n 5 "$(mh_log "$host")")"
+			mh_fail "mount.crpfs host=$host exited before mounting: $(mh_last_words "$host")"
 		fi
 		sleep 0.1
 	done
