@@ -162,6 +162,24 @@ void crp_array_set_intent(struct crp_array *a, const struct crp_array_intent_ops
 #define CRP_META_LOCK_MEMBER 0
 int crp_array_meta_lock(struct crp_array *a);
 int crp_array_meta_unlock(struct crp_array *a);
+/* The same with a deadline (crp_now_ns clock) instead of the default one:
+ * recovery uses it so that a dead host holding the lock cannot stall it. */
+int crp_array_meta_lock_until(struct crp_array *a, uint64_t deadline_ns);
+
+/*
+ * Fencing.  The write gate runs before every stripe transaction and every
+ * metadata lock; a negative return fails the write (the cluster layer's
+ * lease check).  crp_array_fence() makes the array refuse every further
+ * write and lock with -CRP_EFENCED, for good; a registration preempted by
+ * another host (UNIT ATTENTION 2Ah/05h) fences the array the same way.
+ */
+void crp_array_set_gate(struct crp_array *a, int (*gate)(void *ctx), void *ctx);
+void crp_array_fence(struct crp_array *a);
+bool crp_array_fenced(const struct crp_array *a);
+/* pr mode: is our key still registered (PR IN READ KEYS on the first live
+ * member)?  0, or -CRP_EFENCED (and the array fenced) if it was preempted.
+ * reserve mode: 0. */
+int crp_array_pr_check(struct crp_array *a);
 
 /* Break another host's locks: LU reset (reserve) or PREEMPT of @victim_key
  * (pr) on every member. */

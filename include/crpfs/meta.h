@@ -85,6 +85,7 @@ struct crp_meta {
 	int slot;			/* our host slot, -1 if none */
 	char host[CRP_HOST_MAX];
 	uint64_t heartbeat;
+	uint64_t slot_mount_ns;		/* mount_ns of our claim: is the slot still ours */
 	bool journal_dirty;		/* some slot's journal needs replay (ro/fsck) */
 	uint64_t recovered;		/* bit per slot recovered at open: its orphans
 					   are for the fs layer to free */
@@ -231,8 +232,20 @@ int crp_meta_intent_resync(struct crp_meta *m, int slot, uint64_t *resynced);
 
 /* ---- host slots ---- */
 
+/* The slot as its freshest copy says (highest counter: every write of a
+ * slot bumps it).  Plain member I/O: safe on any thread, no fs lock. */
 int crp_meta_slot_read(struct crp_meta *m, int slot, struct crp_slot *out);
 int crp_meta_slot_write(struct crp_meta *m, const struct crp_slot *s);
+/*
+ * Watch every slot for up to @watch_ns (less once every taken slot's
+ * counter or state has moved): @slots[i] the last copy read, @moved[i]
+ * whether it moved meanwhile.  Arrays of sb.max_hosts entries.
+ */
+int crp_meta_slots_watch(struct crp_meta *m, uint64_t watch_ns, struct crp_slot *slots,
+			 bool *moved);
+/* Make slot @slot (already written ACTIVE as @s by the caller, under the
+ * metadata lock) ours: journal position, intent log. */
+int crp_meta_slot_adopt(struct crp_meta *m, int slot, const struct crp_slot *s);
 
 /* ---- many hosts: the metadata lock and coherence (coherence.c) ----
  *

@@ -207,6 +207,11 @@ struct crp_slot {
 	uint64_t mount_ns;	 /* when it was claimed */
 	uint64_t pr_key;
 	char host[CRP_HOST_MAX];
+	/* Recovery record (issue 4), kept across owners of the slot: */
+	char recoverer[CRP_HOST_MAX]; /* RECOVERING: the survivor doing it; FREE: the
+					 last one that did ("" if never) */
+	uint64_t recoveries;	 /* times this slot was recovered after its host died */
+	uint64_t recovered_ns;	 /* wall clock of the last recovery step */
 };
 
 /* @blkno is the slot block's member offset / CRP_BLOCK. */

@@ -433,6 +433,9 @@ void crp_slot_out(const struct crp_slot *s, uint64_t blkno, uint64_t fsid, void 
 	crp_put_le64(p + 24, s->mount_ns);
 	crp_put_le64(p + 32, s->pr_key);
 	str_out(p + 40, CRP_HOST_MAX, s->host);
+	str_out(p + 104, CRP_HOST_MAX, s->recoverer);
+	crp_put_le64(p + 168, s->recoveries);
+	crp_put_le64(p + 176, s->recovered_ns);
 	crp_bhdr_out(&h, blk);
 }
 
@@ -453,7 +456,10 @@ int crp_slot_in(const void *blk, uint64_t blkno, uint64_t fsid, struct crp_slot 
 	s->heartbeat_ns = crp_get_le64(p + 16);
 	s->mount_ns = crp_get_le64(p + 24);
 	s->pr_key = crp_get_le64(p + 32);
-	if (str_in(p + 40, CRP_HOST_MAX, s->host) < 0 || s->state > CRP_SLOT_RECOVERING ||
+	s->recoveries = crp_get_le64(p + 168);
+	s->recovered_ns = crp_get_le64(p + 176);
+	if (str_in(p + 40, CRP_HOST_MAX, s->host) < 0 ||
+	    str_in(p + 104, CRP_HOST_MAX, s->recoverer) < 0 || s->state > CRP_SLOT_RECOVERING ||
 	    s->slot != h.owner)
 		return fail(-CRP_ECORRUPT, err, errlen, "host slot at block %llu is malformed",
 			    (unsigned long long)blkno);

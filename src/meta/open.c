@@ -43,6 +43,13 @@ int crp_meta_read_labels(const char *const *specs, int n, const char *host, uint
 		if (r < 0)
 			goto out;
 		r = crp_member_read(mem, CRP_LABEL_OFFSET, buf, CRP_BLOCK);
+		/* reserve mode: another host's lock blocks reads for a few
+		 * round trips; retry within the command timeout. */
+		for (uint64_t t0 = crp_now_ns(); r == -CRP_ECONFLICT &&
+		     crp_now_ns() - t0 < (uint64_t)crp_member_default_timeout(mem) * 1000000ull;) {
+			crp_sleep_ns(1000000ull + crp_random() % 4000000ull);
+			r = crp_member_read(mem, CRP_LABEL_OFFSET, buf, CRP_BLOCK);
+		}
 		crp_member_close(mem);
 		if (r < 0) {
 			snprintf(err, errlen, "member %s: cannot read its label: %s", specs[i],
@@ -98,25 +105,78 @@ static uint64_t slot_blkno(int slot)
 int crp_meta_slot_read(struct crp_meta *m, int slot, struct crp_slot *out)
 {
 	uint8_t *buf = crp_alloc_buf(CRP_BLOCK);
+	struct crp_slot s;
 	int r = -CRP_ECORRUPT;
 
 	if (!buf)
 		return -ENOMEM;
-	/* Mirrored on every member: the first good copy wins. */
+	/*
+	 * Mirrored on every member, written without a stripe transaction, so
+	 * a copy may lag (a member reserved by another host refused the
+	 * write).  Every write of a slot bumps its counter: the good copy
+	 * with the highest counter is the slot.
+	 */
 	for (int i = 0; i < m->geom.nmembers; i++) {
 		struct crp_member *mem = crp_array_member(m->a, i);
 
 		if (crp_member_failed(mem) ||
 		    crp_member_read(mem, slot_blkno(slot) * CRP_BLOCK, buf, CRP_BLOCK) < 0)
 			continue;
-		if (crp_slot_in(buf, slot_blkno(slot), m->fsid, out, NULL, 0) == 0 &&
-		    out->slot == (uint32_t)slot) {
+		if (crp_slot_in(buf, slot_blkno(slot), m->fsid, &s, NULL, 0) == 0 &&
+		    s.slot == (uint32_t)slot && (r < 0 || s.heartbeat > out->heartbeat)) {
+			*out = s;
 			r = 0;
-			break;
 		}
 	}
 	free(buf);
 	return r;
+}
+
+int crp_meta_slots_watch(struct crp_meta *m, uint64_t watch_ns, struct crp_slot *slots,
+			 bool *moved)
+{
+	int n = (int)m->sb.max_hosts, r;
+	uint64_t start = crp_now_ns();
+	struct crp_slot s;
+	bool waiting;
+
+	for (int i = 0; i < n; i++) {
+		r = crp_meta_slot_read(m, i, &slots[i]);
+		if (r < 0)
+			return r;
+		moved[i] = false;
+	}
+	for (;;) {
+		waiting = false;
+		for (int i = 0; i < n; i++)
+			waiting |= slots[i].state != CRP_SLOT_FREE && !moved[i];
+		if (!waiting || crp_now_ns() - start >= watch_ns)
+			return 0;
+		crp_sleep_ns(CRP_MIN(watch_ns / 10, 100000000ull));
+		for (int i = 0; i < n; i++) {
+			if (slots[i].state == CRP_SLOT_FREE || moved[i])
+				continue;
+			r = crp_meta_slot_read(m, i, &s);
+			if (r < 0)
+				return r;
+			if (s.heartbeat != slots[i].heartbeat || s.state != slots[i].state)
+				moved[i] = true;
+			slots[i] = s;
+		}
+	}
+}
+
+int crp_meta_slot_adopt(struct crp_meta *m, int slot, const struct crp_slot *s)
+{
+	int r;
+
+	m->slot = slot;
+	m->heartbeat = s->heartbeat;
+	m->slot_mount_ns = s->mount_ns;
+	r = crp_meta_journal_position(m, slot, &m->j_pos, &m->j_seq);
+	if (r < 0)
+		return r;
+	return crp_meta_intent_attach(m);
 }
 
 int crp_meta_slot_write(struct crp_meta *m, const struct crp_slot *s)
@@ -252,9 +312,13 @@ static int claim_slot(struct crp_meta *m, char *err, size_t errlen)
 			 m->sb.max_hosts);
 		return -EBUSY;
 	}
+	r = crp_meta_slot_read(m, own, &s);
+	if (r < 0)
+		return r;
+	mine = s;
 	mine.slot = (uint32_t)own;
 	mine.state = CRP_SLOT_ACTIVE;
-	mine.heartbeat = 1;
+	mine.heartbeat = s.heartbeat + 1;
 	mine.heartbeat_ns = crp_wall_ns();
 	mine.mount_ns = mine.heartbeat_ns;
 	mine.pr_key = crp_array_pr_key(m->a);
@@ -265,7 +329,8 @@ static int claim_slot(struct crp_meta *m, char *err, size_t errlen)
 		return r;
 	}
 	m->slot = own;
-	m->heartbeat = 1;
+	m->heartbeat = mine.heartbeat;
+	m->slot_mount_ns = mine.mount_ns;
 	return crp_meta_journal_position(m, own, &m->j_pos, &m->j_seq);
 }
 
@@ -273,11 +338,17 @@ static int claim_slot(struct crp_meta *m, char *err, size_t errlen)
 static int release_recovered(struct crp_meta *m)
 {
 	for (int i = 0; i < (int)m->sb.max_hosts; i++) {
-		struct crp_slot s = { .slot = (uint32_t)i, .state = CRP_SLOT_FREE };
+		struct crp_slot s;
+		int r;
 
 		if (!(m->recovered & (1ull << i)) || i == m->slot)
 			continue;
-		int r = crp_meta_slot_write(m, &s);
+		r = crp_meta_slot_read(m, i, &s);
+		if (r < 0)
+			return r;
+		s.state = CRP_SLOT_FREE;
+		s.heartbeat++;
+		r = crp_meta_slot_write(m, &s);
 		if (r < 0)
 			return r;
 	}
@@ -383,14 +454,46 @@ out:
 	return r;
 }
 
+/*
+ * Free our slot at a clean close, under the metadata lock (a survivor marks
+ * slots under it too) and only if it is still ours: a host that was
+ * declared dead finds it recovered, and leaves it alone.
+ */
+static int free_own_slot(struct crp_meta *m)
+{
+	struct crp_slot s;
+	int r, e;
+
+	r = crp_array_meta_lock(m->a);
+	if (r < 0)
+		return r;
+	r = crp_meta_slot_read(m, m->slot, &s);
+	if (r == 0 && (s.state != CRP_SLOT_ACTIVE || strcmp(s.host, m->host) ||
+		       s.mount_ns != m->slot_mount_ns)) {
+		/* Recovered (or freed) by another host meanwhile: not ours to free. */
+		crp_warn("host %s: slot %d is no longer ours at unmount (%s%s%s); left as it is",
+			 m->host, m->slot, s.state == CRP_SLOT_FREE ? "free" : "held by ",
+			 s.state == CRP_SLOT_FREE ? "" : s.host,
+			 s.recoverer[0] ? ", recovered" : "");
+		goto out;
+	}
+	if (r == 0) {
+		s.state = CRP_SLOT_FREE;
+		s.heartbeat++;
+		r = crp_meta_slot_write(m, &s);
+	}
+out:
+	e = crp_array_meta_unlock(m->a);
+	return r ? r : e;
+}
+
 int crp_meta_close(struct crp_meta *m)
 {
 	int r = 0, e;
 
 	if (!m)
 		return 0;
-	if (m->a && !m->ro && m->slot >= 0) {
-		struct crp_slot s = { .slot = (uint32_t)m->slot, .state = CRP_SLOT_FREE };
+	if (m->a && !m->ro && m->slot >= 0 && !crp_array_fenced(m->a)) {
 
 		r = crp_meta_commit(m);
 		e = crp_array_sync(m->a);
@@ -402,7 +505,7 @@ int crp_meta_close(struct crp_meta *m)
 			r = r ? r : e;
 			e = crp_array_sync(m->a);
 			r = r ? r : e;
-			e = crp_meta_slot_write(m, &s);
+			e = free_own_slot(m);
 			r = r ? r : e;
 			e = crp_array_sync(m->a);
 			r = r ? r : e;

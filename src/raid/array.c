@@ -729,3 +729,59 @@ int crp_array_break_locks(struct crp_array *a, uint64_t victim_key)
 	}
 	return r;
 }
+
+void crp_array_set_gate(struct crp_array *a, int (*gate)(void *ctx), void *ctx)
+{
+	a->gate_ctx = ctx;
+	a->gate = gate;
+}
+
+void crp_array_fence(struct crp_array *a)
+{
+	atomic_store(&a->fenced, true);
+}
+
+bool crp_array_fenced(const struct crp_array *a)
+{
+	return atomic_load(&a->fenced);
+}
+
+int crp_array_gate_check(struct crp_array *a)
+{
+	if (atomic_load(&a->fenced))
+		return -CRP_EFENCED;
+	return a->gate ? a->gate(a->gate_ctx) : 0;
+}
+
+int crp_array_pr_check(struct crp_array *a)
+{
+	uint8_t buf[512];
+	uint64_t keys[48];
+	uint32_t gen;
+	int r = 0, n;
+
+	if (a->opts.lock_mode != CRP_LOCK_PR)
+		return 0;
+	for (int i = 0; i < a->n; i++) {
+		struct crp_cmd c;
+
+		if (crp_member_failed(a->m[i]))
+			continue;
+		crp_cmd_init(&c);
+		crp_cdb_pr_in(&c, CRP_PRIN_READ_KEYS, buf, sizeof(buf));
+		r = crp_member_exec(a->m[i], &c);
+		if (r < 0)
+			continue;
+		n = crp_parse_pr_keys(buf, sizeof(buf), &gen, keys, 48);
+		if (n < 0)
+			return n;
+		for (int k = 0; k < n && k < 48; k++)
+			if (keys[k] == a->pr_key)
+				return 0;
+		if (n > 48)
+			return 0; /* cannot tell from a truncated list */
+		atomic_store(&a->fenced, true);
+		return -CRP_EFENCED;
+	}
+	return r;
+}

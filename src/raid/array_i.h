@@ -60,7 +60,13 @@ struct crp_array {
 	void *intent_ctx;
 	crp_txn_hook_fn txn_hook;
 	void *txn_hook_ctx;
+	atomic_bool fenced;	/* sticky: preempted, or declared dead (crp_array_fence) */
+	int (*gate)(void *ctx); /* write gate (cluster lease), set before I/O starts */
+	void *gate_ctx;
 };
+
+/* Before any write: -CRP_EFENCED once fenced, else the gate's verdict. */
+int crp_array_gate_check(struct crp_array *a);
 
 /* lock.c */
 void crp_mlock_init(struct crp_mlock *l);

@@ -189,8 +189,10 @@ int crp_lock_check_events(struct crp_array *a, int i)
 {
 	unsigned ev = crp_member_take_events(a->m[i]);
 
-	if (ev & CRP_EV_REG_PREEMPTED)
+	if (ev & CRP_EV_REG_PREEMPTED) {
+		atomic_store(&a->fenced, true);
 		return -CRP_EFENCED;
+	}
 	if (ev & (CRP_EV_RESET | CRP_EV_RES_PREEMPTED | CRP_EV_NEXUS_LOST))
 		return -CRP_ELOCKLOST;
 	return 0;
@@ -223,11 +225,18 @@ uint64_t crp_lock_deadline_ns(const struct crp_array *a)
  */
 int crp_array_meta_lock(struct crp_array *a)
 {
+	return crp_array_meta_lock_until(a, crp_lock_deadline_ns(a));
+}
+
+int crp_array_meta_lock_until(struct crp_array *a, uint64_t deadline)
+{
 	struct crp_mlock *l = &a->lk[CRP_META_LOCK_MEMBER];
-	int m = CRP_META_LOCK_MEMBER, r = 0;
-	uint64_t deadline = crp_lock_deadline_ns(a);
+	int m = CRP_META_LOCK_MEMBER, r;
 	unsigned attempt = 0;
 
+	r = crp_array_gate_check(a);
+	if (r < 0)
+		return r;
 	pthread_mutex_lock(&a->meta_mu);
 	crp_mlock_take_local(a, &m, 1);
 	if (crp_lock_check_events(a, m))
@@ -240,6 +249,13 @@ int crp_array_meta_lock(struct crp_array *a)
 		r = crp_member_exec(a->m[m], &c);
 		if (r == 0) {
 			crp_lock_taken(a, m);
+			break;
+		}
+		/* A preempted registration conflicts for ever: fenced. */
+		if (crp_lock_check_events(a, m) == -CRP_EFENCED ||
+		    (attempt == 1 && crp_array_pr_check(a) == -CRP_EFENCED) ||
+		    atomic_load(&a->fenced)) {
+			r = -CRP_EFENCED;
 			break;
 		}
 		if (r != -CRP_ECONFLICT)

@@ -288,6 +288,18 @@ static int lock_and_read(struct txn *t)
 		if (conflict) {
 			atomic_fetch_add(&a->ctr.lock_conflicts, 1);
 			crp_lock_release_now(a, t->w, t->nw);
+			/* A preempted registration conflicts for ever: fenced.
+			 * (Pinned members keep their events for meta_unlock.) */
+			for (int k = 0; k < t->nw; k++)
+				if (!a->lk[t->w[k]].pinned)
+					(void)crp_lock_check_events(a, t->w[k]);
+			/* A target may report a preemption as 2Ah/03h only:
+			 * from the second conflict on, ask whether we are still
+			 * registered. */
+			if (!atomic_load(&a->fenced) && attempt == 1)
+				(void)crp_array_pr_check(a);
+			if (atomic_load(&a->fenced))
+				return -CRP_EFENCED;
 			memset(have_read, 0, sizeof(have_read));
 			if (crp_now_ns() > deadline)
 				return -ETIMEDOUT;
@@ -443,6 +455,9 @@ int crp_stripe_write(struct crp_array *a, uint64_t s, const uint8_t *const *src,
 	for (int m = 0; m < a->n; m++)
 		if (t.need_read[m] && crp_member_failed(a->m[m]))
 			return -CRP_EDEGRADED;
+	r = crp_array_gate_check(a);
+	if (r < 0)
+		return r;
 	r = alloc_bufs(&t);
 	if (r < 0)
 		return r;

@@ -1,0 +1,516 @@
+/*
+ * Joining, the heartbeat thread, the lease and fencing (the model is at
+ * the top of include/crpfs/cluster.h; recovery is in recover.c).
+ *
+ * Timeline of a heartbeat, on this host's monotonic clock:
+ *
+ *   t0 = now; write slot (counter+1) on every member; if any member took it:
+ *   lease_ok_ns = t0 (the lease runs from before the write, never after).
+ *
+ * A write is allowed while now - lease_ok_ns < dead_timeout / 2.  A survivor
+ * declares us dead only after seeing our counter still for dead_timeout on
+ * its own clock, so a write started inside the lease lands before anyone
+ * can have declared us dead.  Once the lease has expired (we were hung, or
+ * the members were slow), the next beat or write re-reads our slot before
+ * writing anything: the heartbeat thread under the metadata lock (under
+ * which survivors mark slots), a writer without it, since it may already
+ * hold that lock.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "crpfs/err.h"
+#include "crpfs/log.h"
+#include "crpfs/util.h"
+#include "cluster_i.h"
+
+static __thread bool in_cluster_thread;
+
+void crp_cluster_thread_mark(bool on)
+{
+	in_cluster_thread = on;
+}
+
+int crp_cluster_slot(const struct crp_cluster *c)
+{
+	return c->slot;
+}
+
+void crp_cluster_get_stats(struct crp_cluster *c, struct crp_cluster_stats *st)
+{
+	st->beats = atomic_load(&c->beats);
+	st->recoveries = atomic_load(&c->recoveries);
+	st->lease_renewals = atomic_load(&c->renewals);
+}
+
+bool crp_cluster_fenced(struct crp_cluster *c, char *msg, size_t len)
+{
+	bool f = atomic_load(&c->fenced);
+
+	if (!f && crp_array_fenced(c->m->a)) {
+		crp_cluster_fence(c, NULL); /* the array saw the preemption first */
+		f = true;
+	}
+	if (f && msg && len) {
+		pthread_mutex_lock(&c->fence_mu);
+		snprintf(msg, len, "%s",
+			 c->fence_msg[0] ? c->fence_msg : "this host was fenced; remount to rejoin");
+		pthread_mutex_unlock(&c->fence_mu);
+	}
+	return f;
+}
+
+static bool still_ours(const struct crp_cluster *c, const struct crp_slot *s);
+
+void crp_cluster_fence(struct crp_cluster *c, const struct crp_slot *s)
+{
+	bool tell = false;
+	char msg[256];
+	struct crp_slot now;
+
+	/* Preempted (pr): the slot says who declared us dead, if anyone did. */
+	if (!s && c->slot >= 0 && crp_meta_slot_read(c->m, c->slot, &now) == 0 &&
+	    !still_ours(c, &now) && now.recoverer[0])
+		s = &now;
+	crp_array_fence(c->m->a);
+	atomic_store(&c->fenced, true);
+	pthread_mutex_lock(&c->fence_mu);
+	if (!c->fence_msg[0]) {
+		if (s && s->recoverer[0] && strcmp(s->recoverer, c->m->host))
+			snprintf(c->fence_msg, sizeof(c->fence_msg),
+				 "host %s was declared dead by %s and fenced; remount to rejoin",
+				 c->m->host, s->recoverer);
+		else if (s)
+			snprintf(c->fence_msg, sizeof(c->fence_msg),
+				 "host %s lost its slot %d (now %s%s%s) and is fenced; remount to rejoin",
+				 c->m->host, c->slot,
+				 s->state == CRP_SLOT_FREE ? "free" :
+				 s->state == CRP_SLOT_RECOVERING ? "being recovered" : "taken",
+				 s->host[0] && s->state != CRP_SLOT_FREE ? " by " : "",
+				 s->state != CRP_SLOT_FREE ? s->host : "");
+		else
+			snprintf(c->fence_msg, sizeof(c->fence_msg),
+				 "host %s: its registration was preempted by another host, "
+				 "which declared it dead; it is fenced; remount to rejoin", c->m->host);
+	}
+	if (!c->fence_told) {
+		c->fence_told = true;
+		tell = true;
+	}
+	snprintf(msg, sizeof(msg), "%s", c->fence_msg);
+	pthread_mutex_unlock(&c->fence_mu);
+	if (tell) {
+		crp_err("%s", msg);
+		if (c->o.fenced)
+			c->o.fenced(c->o.ctx, msg);
+	}
+}
+
+/* Is @s still the slot we claimed? */
+static bool still_ours(const struct crp_cluster *c, const struct crp_slot *s)
+{
+	return s->state == CRP_SLOT_ACTIVE && !strcmp(s->host, c->m->host) &&
+	       s->mount_ns == c->mine.mount_ns;
+}
+
+/* Write our slot with the counter bumped; lease_mu held.  The lease runs
+ * from @t0, taken before the write was issued. */
+static int write_beat(struct crp_cluster *c, uint64_t t0)
+{
+	int r;
+
+	c->mine.heartbeat++;
+	c->mine.heartbeat_ns = crp_wall_ns();
+	r = crp_meta_slot_write(c->m, &c->mine);
+	if (r == 0) {
+		atomic_store(&c->lease_ok_ns, t0);
+		atomic_fetch_add(&c->beats, 1);
+	}
+	return r;
+}
+
+/* Re-read our slot and beat if it is still ours, else fence; lease_mu held.
+ * Safe against a survivor marking the slot only when the caller holds the
+ * metadata lock (or when the survivor is not mid-way: see the header). */
+static int verify_and_beat(struct crp_cluster *c)
+{
+	uint64_t t0 = crp_now_ns();
+	struct crp_slot s;
+	int r;
+
+	atomic_fetch_add(&c->renewals, 1);
+	r = crp_meta_slot_read(c->m, c->slot, &s);
+	if (r < 0)
+		return r;
+	if (!still_ours(c, &s)) {
+		crp_cluster_fence(c, &s);
+		return -CRP_EFENCED;
+	}
+	if (s.heartbeat > c->mine.heartbeat)
+		c->mine.heartbeat = s.heartbeat;
+	return write_beat(c, t0);
+}
+
+static bool lease_fresh(struct crp_cluster *c)
+{
+	return crp_now_ns() - atomic_load(&c->lease_ok_ns) < c->lease_ns;
+}
+
+int crp_cluster_check(struct crp_cluster *c)
+{
+	int r;
+
+	if (atomic_load(&c->fenced))
+		return -CRP_EFENCED;
+	if (in_cluster_thread || lease_fresh(c))
+		return 0;
+	pthread_mutex_lock(&c->lease_mu);
+	r = lease_fresh(c) ? 0 : verify_and_beat(c);
+	pthread_mutex_unlock(&c->lease_mu);
+	/* An expired lease that could not be renewed refuses the write too. */
+	return atomic_load(&c->fenced) ? -CRP_EFENCED : r;
+}
+
+static int gate(void *ctx)
+{
+	return crp_cluster_check(ctx);
+}
+
+/* One heartbeat. */
+static int beat(struct crp_cluster *c)
+{
+	int r, e;
+
+	/* pr: was our registration preempted? (one PR IN a beat) */
+	if ((crp_array_fenced(c->m->a) || crp_array_pr_check(c->m->a) == -CRP_EFENCED) &&
+	    !atomic_load(&c->fenced))
+		crp_cluster_fence(c, NULL);
+	if (atomic_load(&c->fenced))
+		return -CRP_EFENCED;
+	if (lease_fresh(c)) {
+		pthread_mutex_lock(&c->lease_mu);
+		r = write_beat(c, crp_now_ns());
+		pthread_mutex_unlock(&c->lease_mu);
+		return r;
+	}
+	/* Expired: check under the metadata lock, where survivors mark slots. */
+	r = crp_array_meta_lock(c->m->a);
+	if (r == -CRP_EFENCED) {
+		crp_cluster_fence(c, NULL);
+		return r;
+	}
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&c->lease_mu);
+	r = verify_and_beat(c);
+	pthread_mutex_unlock(&c->lease_mu);
+	e = crp_array_meta_unlock(c->m->a);
+	return r ? r : e;
+}
+
+/* One round of watching the other slots. */
+static void watch(struct crp_cluster *c)
+{
+	uint64_t now;
+	struct crp_slot s;
+
+	for (int i = 0; i < (int)c->m->sb.max_hosts && !atomic_load(&c->fenced); i++) {
+		if (i == c->slot || crp_meta_slot_read(c->m, i, &s) < 0)
+			continue;
+		now = crp_now_ns();
+		if (s.state == CRP_SLOT_FREE) {
+			c->seen_valid[i] = false;
+			continue;
+		}
+		if (!c->seen_valid[i] || s.heartbeat != c->seen_counter[i] ||
+		    s.state != c->seen_state[i]) {
+			c->seen_valid[i] = true;
+			c->seen_counter[i] = s.heartbeat;
+			c->seen_state[i] = s.state;
+			c->seen_ns[i] = now;
+			continue;
+		}
+		if (now - c->seen_ns[i] < c->dead_ns)
+			continue;
+		crp_warn("host %s (slot %d) has not beaten for %llu ms (counter %llu%s): recovering it",
+			 s.host, i, (unsigned long long)((now - c->seen_ns[i]) / 1000000),
+			 (unsigned long long)s.heartbeat,
+			 s.state == CRP_SLOT_RECOVERING ? ", its recovery stalled" : "");
+		int r = crp_cluster_recover(c, i, &s);
+
+		if (r < 0)
+			crp_err("recovery of host %s (slot %d) failed: %s; retrying after the dead timeout",
+				s.host, i, crp_strerror(r));
+		c->seen_valid[i] = false;
+	}
+}
+
+int crp_cluster_tick(struct crp_cluster *c)
+{
+	bool was = in_cluster_thread;
+	int r;
+
+	in_cluster_thread = true;
+	r = beat(c);
+	if (r < 0 && r != -CRP_EFENCED)
+		crp_warn("host %s: heartbeat write failed: %s", c->m->host, crp_strerror(r));
+	if (!atomic_load(&c->fenced))
+		watch(c);
+	in_cluster_thread = was;
+	return atomic_load(&c->fenced) ? -CRP_EFENCED : 0;
+}
+
+static void *heartbeat_main(void *arg)
+{
+	struct crp_cluster *c = arg;
+	struct timespec ts;
+
+	crp_cluster_thread_mark(true);
+	pthread_mutex_lock(&c->mu);
+	while (!c->stop) {
+		uint64_t next = crp_now_ns() + c->beat_ns;
+
+		pthread_mutex_unlock(&c->mu);
+		crp_cluster_tick(c);
+		pthread_mutex_lock(&c->mu);
+		ts.tv_sec = (time_t)(next / 1000000000ull);
+		ts.tv_nsec = (long)(next % 1000000000ull);
+		while (!c->stop && crp_now_ns() < next)
+			pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+static void cluster_free(struct crp_cluster *c)
+{
+	free(c->seen_counter);
+	free(c->seen_state);
+	free(c->seen_ns);
+	free(c->seen_valid);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->lease_mu);
+	pthread_mutex_destroy(&c->fence_mu);
+	free(c);
+}
+
+/*
+ * Claim a slot under the metadata lock: our own name must not be taken
+ * (a racing mount of the same name may have claimed it since the watch),
+ * and a free slot that last belonged to us is preferred.
+ */
+static int claim(struct crp_cluster *c, char *err, size_t errlen)
+{
+	struct crp_meta *m = c->m;
+	int n = (int)m->sb.max_hosts, pick = -1, r, e;
+	struct crp_slot s, chosen = { 0 };
+
+	r = crp_array_meta_lock(m->a);
+	if (r < 0) {
+		snprintf(err, errlen, "host %s: cannot take the metadata lock to claim a slot: %s",
+			 m->host, crp_strerror(r));
+		return r;
+	}
+	for (int i = 0; i < n; i++) {
+		r = crp_meta_slot_read(m, i, &s);
+		if (r < 0) {
+			snprintf(err, errlen, "host slot %d is unreadable on every member", i);
+			goto out;
+		}
+		if (s.state != CRP_SLOT_FREE && !strcmp(s.host, m->host)) {
+			snprintf(err, errlen,
+				 "host %s is already mounted (slot %d, %s); a second mount under the "
+				 "same host name is refused: unmount it first or give another host=",
+				 m->host, i, s.state == CRP_SLOT_ACTIVE ? "alive" : "being recovered");
+			r = -EBUSY;
+			goto out;
+		}
+		if (s.state == CRP_SLOT_FREE &&
+		    (pick < 0 || (!strcmp(s.host, m->host) && strcmp(chosen.host, m->host)))) {
+			pick = i;
+			chosen = s;
+		}
+	}
+	if (pick < 0) {
+		snprintf(err, errlen, "all %u host slots are taken by live hosts; mkfs.crpfs -n sets "
+			 "how many hosts", m->sb.max_hosts);
+		r = -EBUSY;
+		goto out;
+	}
+	chosen.slot = (uint32_t)pick;
+	chosen.state = CRP_SLOT_ACTIVE;
+	chosen.heartbeat++;
+	chosen.heartbeat_ns = crp_wall_ns();
+	chosen.mount_ns = chosen.heartbeat_ns;
+	chosen.pr_key = crp_array_pr_key(m->a);
+	snprintf(chosen.host, sizeof(chosen.host), "%s", m->host);
+	{
+		uint64_t t0 = crp_now_ns();
+
+		r = crp_meta_slot_write(m, &chosen);
+		if (r == 0)
+			atomic_store(&c->lease_ok_ns, t0);
+	}
+	if (r < 0)
+		snprintf(err, errlen, "cannot write host slot %d: %s", pick, crp_strerror(r));
+out:
+	e = crp_array_meta_unlock(m->a);
+	if (r == 0 && e < 0) {
+		snprintf(err, errlen, "the metadata lock was broken while claiming slot %d: %s", pick,
+			 crp_strerror(e));
+		r = e;
+	}
+	if (r == 0) {
+		c->slot = pick;
+		c->mine = chosen;
+		r = crp_meta_slot_adopt(m, pick, &chosen);
+		if (r < 0)
+			snprintf(err, errlen, "cannot start host slot %d: %s", pick, crp_strerror(r));
+	}
+	return r;
+}
+
+/* Watch the slots for the dead timeout; recover every taken slot that did
+ * not move; refuse when our own name is alive. */
+static int recover_dead(struct crp_cluster *c, char *err, size_t errlen)
+{
+	struct crp_meta *m = c->m;
+	int n = (int)m->sb.max_hosts, r = -ENOMEM;
+	struct crp_slot *slots = calloc((size_t)n, sizeof(*slots));
+	bool *moved = calloc((size_t)n, sizeof(*moved));
+
+	if (!slots || !moved)
+		goto out;
+	r = crp_meta_slots_watch(m, c->dead_ns, slots, moved);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot read the host slots: %s", crp_strerror(r));
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		if (slots[i].state == CRP_SLOT_FREE)
+			continue;
+		if (moved[i]) {
+			if (slots[i].state == CRP_SLOT_ACTIVE && !strcmp(slots[i].host, m->host)) {
+				snprintf(err, errlen,
+					 "host %s is already mounted and alive (slot %d, heartbeat %llu "
+					 "moving); a second mount under the same host name is refused: "
+					 "unmount it first or give another host=", m->host, i,
+					 (unsigned long long)slots[i].heartbeat);
+				r = -EBUSY;
+				goto out;
+			}
+			continue;
+		}
+		crp_warn("host %s (slot %d) did not beat for %llu ms: recovering it before mounting",
+			 slots[i].host, i, (unsigned long long)(c->dead_ns / 1000000));
+		r = crp_cluster_recover(c, i, &slots[i]);
+		if (r < 0) {
+			snprintf(err, errlen, "cannot recover dead host %s (slot %d): %s",
+				 slots[i].host, i, crp_strerror(r));
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	free(slots);
+	free(moved);
+	return r;
+}
+
+int crp_cluster_join(struct crp_meta *m, const struct crp_cluster_opts *opts,
+		     struct crp_cluster **out, char *err, size_t errlen)
+{
+	struct crp_cluster *c;
+	pthread_condattr_t ca;
+	size_t n = m->sb.max_hosts;
+	int r;
+
+	*out = NULL;
+	if (m->ro || m->slot >= 0) {
+		snprintf(err, errlen, "join needs a read-write metadata open without a slot");
+		return -EINVAL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->m = m;
+	c->o = *opts;
+	c->slot = -1;
+	c->beat_ns = (uint64_t)(opts->heartbeat_ms ? opts->heartbeat_ms : CRP_DEFAULT_HEARTBEAT_MS) *
+		     1000000ull;
+	c->dead_ns = (uint64_t)(opts->dead_timeout_ms ? opts->dead_timeout_ms :
+				CRP_DEFAULT_DEAD_TIMEOUT_MS) * 1000000ull;
+	if (c->dead_ns < 2 * c->beat_ns) {
+		snprintf(err, errlen, "dead timeout %llu ms must be at least two heartbeats (%llu ms)",
+			 (unsigned long long)(c->dead_ns / 1000000),
+			 (unsigned long long)(c->beat_ns / 1000000));
+		free(c);
+		return -EINVAL;
+	}
+	c->lease_ns = c->dead_ns / 2;
+	pthread_mutex_init(&c->lease_mu, NULL);
+	pthread_mutex_init(&c->fence_mu, NULL);
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	c->seen_counter = calloc(n, sizeof(*c->seen_counter));
+	c->seen_state = calloc(n, sizeof(*c->seen_state));
+	c->seen_ns = calloc(n, sizeof(*c->seen_ns));
+	c->seen_valid = calloc(n, sizeof(*c->seen_valid));
+	if (!c->seen_counter || !c->seen_state || !c->seen_ns || !c->seen_valid) {
+		r = -ENOMEM;
+		goto out;
+	}
+	crp_cluster_thread_mark(true);
+	r = recover_dead(c, err, errlen);
+	if (r == 0)
+		r = claim(c, err, errlen);
+	crp_cluster_thread_mark(false);
+	if (r < 0)
+		goto out;
+	crp_array_set_gate(m->a, gate, c);
+	if (!opts->no_thread) {
+		r = -pthread_create(&c->thread, NULL, heartbeat_main, c);
+		if (r < 0) {
+			crp_array_set_gate(m->a, NULL, NULL);
+			snprintf(err, errlen, "cannot start the heartbeat thread: %s", crp_strerror(r));
+			goto out;
+		}
+		c->running = true;
+	}
+	crp_info("host %s joined in slot %d (heartbeat %llu ms, dead timeout %llu ms)", m->host,
+		 c->slot, (unsigned long long)(c->beat_ns / 1000000),
+		 (unsigned long long)(c->dead_ns / 1000000));
+	*out = c;
+	return 0;
+out:
+	cluster_free(c);
+	return r;
+}
+
+void crp_cluster_leave(struct crp_cluster *c)
+{
+	if (!c)
+		return;
+	if (c->running) {
+		pthread_mutex_lock(&c->mu);
+		c->stop = true;
+		pthread_cond_broadcast(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+		pthread_join(c->thread, NULL);
+	}
+	/* A last check: a host that was hung until now must not free a slot
+	 * that is no longer its own (crp_meta_close checks again, locked). */
+	if (!atomic_load(&c->fenced))
+		crp_cluster_check(c);
+	crp_array_set_gate(c->m->a, NULL, NULL);
+	if (atomic_load(&c->fenced))
+		crp_array_fence(c->m->a);
+	cluster_free(c);
+}

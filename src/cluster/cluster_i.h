@@ -1,0 +1,47 @@
+/* Private to the cluster layer (cluster.c, recover.c). */
+#ifndef CRPFS_CLUSTER_I_H
+#define CRPFS_CLUSTER_I_H
+
+#include <stdatomic.h>
+
+#include "crpfs/cluster.h"
+
+struct crp_cluster {
+	struct crp_meta *m;
+	struct crp_cluster_opts o;
+	uint64_t beat_ns;		/* heartbeat interval */
+	uint64_t dead_ns;		/* dead timeout */
+	uint64_t lease_ns;		/* dead_ns / 2 */
+	int slot;			/* ours */
+
+	pthread_mutex_t lease_mu;	/* lock order: array meta lock, then lease_mu */
+	struct crp_slot mine;		/* protected by lease_mu: our slot as we write it */
+	atomic_uint_fast64_t lease_ok_ns; /* monotonic start of our last good beat */
+
+	atomic_bool fenced;
+	pthread_mutex_t fence_mu;	/* protects fence_msg, fence_told */
+	char fence_msg[256];
+	bool fence_told;
+
+	/* Watching the other slots: touched by the heartbeat thread only (or
+	 * by the crp_cluster_tick caller). */
+	uint64_t *seen_counter;
+	uint32_t *seen_state;
+	uint64_t *seen_ns;		/* monotonic time the counter last moved */
+	bool *seen_valid;
+
+	pthread_t thread;
+	bool running;
+	pthread_mutex_t mu;		/* protects stop */
+	pthread_cond_t cv;
+	bool stop;
+
+	atomic_uint_fast64_t beats, recoveries, renewals;
+};
+
+/* cluster.c: fence this host (once), with the slot that shows why. */
+void crp_cluster_fence(struct crp_cluster *c, const struct crp_slot *s);
+/* Marks the current thread as the cluster's own (the gate does not re-enter). */
+void crp_cluster_thread_mark(bool on);
+
+#endif

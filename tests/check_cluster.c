@@ -1,0 +1,479 @@
+/*
+ * The cluster layer on file: members, with short intervals (heartbeat
+ * 100 ms, dead timeout 500 ms): slot claim, refusal of a live duplicate
+ * host name, dead detection, recovery exactly once with two survivors
+ * racing, replay of the dead host's committed transaction, and fencing of
+ * a hung host whose slot was recovered, in both lock modes.  Hosts that die
+ * or hang are forked processes (each its own nexus), killed or stopped by
+ * PID.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "crpfs/cluster.h"
+#include "crpfs/err.h"
+#include "crpfs/meta.h"
+#include "crpfs/util.h"
+
+#define NM 3
+#define MEMBER_SIZE (64ull << 20)
+#define HB_MS 100
+#define DEAD_MS 500
+#define MARK_MODE 0100640u /* the mode the dead host's journalled inode carries */
+
+static char dir[64];
+static char paths[NM][128];
+static const char *specs[NM];
+
+static void format(int lock_mode)
+{
+	struct crp_array_opts ao = { .create = true, .create_size = MEMBER_SIZE,
+				     .lock_mode = lock_mode ? CRP_LOCK_PR : CRP_LOCK_RESERVE,
+				     .host = "mkfs" };
+	struct crp_mkfs_params p = { .level = 5, .chunk = 16384, .max_hosts = 4,
+				     .label = "cluster", .member_size = MEMBER_SIZE,
+				     .lock_mode = lock_mode };
+	struct crp_array *a;
+	struct crp_sb sb;
+	char err[256];
+
+	snprintf(dir, sizeof(dir), "/tmp/crpfs-check-cluster-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	for (int i = 0; i < NM; i++) {
+		snprintf(paths[i], sizeof(paths[i]), "file:%s/m%d", dir, i);
+		specs[i] = paths[i];
+	}
+	ck_assert_msg(crp_array_open(specs, NM, &ao, &a, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(crp_meta_format(a, &p, &sb, err, sizeof(err)) == 0, "%s", err);
+	crp_array_close(a);
+}
+
+static void cleanup(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static int open_meta(const char *host, struct crp_meta **m, char *err, size_t errlen)
+{
+	struct crp_meta_opts o = { .host = host };
+
+	return crp_meta_open(specs, NM, &o, m, err, errlen);
+}
+
+static int join(struct crp_meta *m, bool thread, struct crp_cluster **c, char *err,
+		size_t errlen)
+{
+	struct crp_cluster_opts o = { .heartbeat_ms = HB_MS, .dead_timeout_ms = DEAD_MS,
+				      .no_thread = !thread };
+
+	return crp_cluster_join(m, &o, c, err, errlen);
+}
+
+/* A whole host in the test process: meta open and join, or fail the test. */
+static void host_up(const char *name, bool thread, struct crp_meta **m, struct crp_cluster **c)
+{
+	char err[512];
+
+	ck_assert_msg(open_meta(name, m, err, sizeof(err)) == 0, "open %s: %s", name, err);
+	ck_assert_msg(join(*m, thread, c, err, sizeof(err)) == 0, "join %s: %s", name, err);
+}
+
+static int host_down(struct crp_meta *m, struct crp_cluster *c)
+{
+	crp_cluster_leave(c);
+	return crp_meta_close(m);
+}
+
+/* Slot @i as the members say, through a short-lived read-only open. */
+static struct crp_slot slot_now(int i)
+{
+	struct crp_meta_opts o = { .host = "observer", .ro = true };
+	struct crp_meta *m;
+	struct crp_slot s;
+	char err[256];
+	int r;
+
+	/* In reserve mode a host holding member 0 locks out even reads of its
+	 * label for a few round trips: retry, bounded. */
+	for (int k = 0; (r = crp_meta_open(specs, NM, &o, &m, err, sizeof(err))) < 0 && k < 200; k++)
+		crp_sleep_ns(10000000ull);
+	ck_assert_msg(r == 0, "%s", err);
+	ck_assert_int_eq(crp_meta_slot_read(m, i, &s), 0);
+	m->ro = true;
+	crp_meta_close(m);
+	return s;
+}
+
+/* Wait (bounded: a test that cannot finish fails) for slot @i's state. */
+static struct crp_slot wait_slot_state(int i, uint32_t state, int seconds)
+{
+	struct crp_slot s;
+
+	for (int k = 0; k < seconds * 20; k++) {
+		s = slot_now(i);
+		if (s.state == state)
+			return s;
+		crp_sleep_ns(50000000ull);
+	}
+	ck_abort_msg("slot %d did not reach state %u in %d s (it is %u, host %s)", i, state, seconds,
+		     s.state, s.host);
+	return s;
+}
+
+/* Fork a host that joins as @name (heartbeat thread running), optionally
+ * commits an inode to its journal only, reports its slot on @fd, and then
+ * waits to be killed or stopped.  Returns its PID. */
+static pid_t fork_host(const char *name, bool journal_inode, int *slot_out, uint64_t *ino_out)
+{
+	int fds[2];
+	pid_t pid;
+	int64_t msg[2];
+
+	ck_assert_int_eq(pipe(fds), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct crp_meta *m;
+		struct crp_cluster *c;
+		char err[512];
+
+		close(fds[0]);
+		msg[0] = -1;
+		msg[1] = 0;
+		if (open_meta(name, &m, err, sizeof(err)) == 0 &&
+		    join(m, true, &c, err, sizeof(err)) == 0) {
+			msg[0] = crp_cluster_slot(c);
+			if (journal_inode) {
+				struct crp_inode in = { 0 };
+				uint64_t ino;
+
+				m->debug_no_checkpoint = true;
+				if (crp_meta_ialloc(m, &ino) == 0) {
+					in.ino = ino;
+					in.mode = MARK_MODE;
+					in.nlink = 1;
+					if (crp_meta_iwrite(m, &in) == 0 && crp_meta_commit(m) == 0)
+						msg[1] = (int64_t)ino;
+				}
+			}
+		} else {
+			fprintf(stderr, "host %s: %s\n", name, err);
+		}
+		if (write(fds[1], msg, sizeof(msg)) != (ssize_t)sizeof(msg))
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(fds[1]);
+	ck_assert_int_eq(read(fds[0], msg, sizeof(msg)), (ssize_t)sizeof(msg));
+	close(fds[0]);
+	ck_assert_msg(msg[0] >= 0, "host %s could not join", name);
+	if (journal_inode)
+		ck_assert_msg(msg[1] > 0, "host %s could not commit its inode", name);
+	*slot_out = (int)msg[0];
+	if (ino_out)
+		*ino_out = (uint64_t)msg[1];
+	return pid;
+}
+
+static void kill_host(pid_t pid)
+{
+	int st;
+
+	kill(pid, SIGKILL);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+}
+
+START_TEST(test_claim_and_free)
+{
+	struct crp_meta *ma, *mb;
+	struct crp_cluster *ca, *cb;
+	struct crp_slot s;
+
+	format(0);
+	host_up("alpha", true, &ma, &ca);
+	host_up("beta", true, &mb, &cb);
+	ck_assert_int_ne(crp_cluster_slot(ca), crp_cluster_slot(cb));
+	s = slot_now(crp_cluster_slot(ca));
+	ck_assert_uint_eq(s.state, CRP_SLOT_ACTIVE);
+	ck_assert_str_eq(s.host, "alpha");
+	ck_assert_uint_eq(s.pr_key, crp_array_pr_key(ma->a));
+	/* The heartbeat thread moves the counter (bounded wait, no timing claim). */
+	for (int k = 0; k < 100 && slot_now(crp_cluster_slot(ca)).heartbeat == s.heartbeat; k++)
+		crp_sleep_ns(50000000ull);
+	ck_assert_uint_gt(slot_now(crp_cluster_slot(ca)).heartbeat, s.heartbeat);
+	int sb = crp_cluster_slot(cb);
+	ck_assert_int_eq(host_down(mb, cb), 0);
+	ck_assert_uint_eq(slot_now(sb).state, CRP_SLOT_FREE);
+	ck_assert_uint_eq(slot_now(sb).recoveries, 0);
+	ck_assert_int_eq(host_down(ma, ca), 0);
+	cleanup();
+}
+END_TEST
+
+START_TEST(test_live_duplicate_refused)
+{
+	struct crp_meta *m;
+	struct crp_cluster *c;
+	char err[512];
+	int slot;
+	pid_t pid;
+
+	format(0);
+	pid = fork_host("alpha", false, &slot, NULL);
+	ck_assert_int_eq(open_meta("alpha", &m, err, sizeof(err)), 0);
+	ck_assert_int_eq(join(m, false, &c, err, sizeof(err)), -EBUSY);
+	ck_assert_msg(strstr(err, "host alpha is already mounted"), "message: %s", err);
+	m->ro = true;
+	crp_meta_close(m);
+	/* The live host still owns its slot. */
+	ck_assert_uint_eq(slot_now(slot).state, CRP_SLOT_ACTIVE);
+	ck_assert_str_eq(slot_now(slot).host, "alpha");
+	kill_host(pid);
+	cleanup();
+}
+END_TEST
+
+/* A killed host's slot is found dead at the next join, recovered (its
+ * committed transaction replayed) and the name may be mounted again. */
+START_TEST(test_dead_host_recovered_at_join)
+{
+	struct crp_meta *m;
+	struct crp_cluster *c;
+	struct crp_inode in;
+	struct crp_slot s;
+	uint64_t ino;
+	int slot;
+	pid_t pid;
+
+	format(0);
+	pid = fork_host("alpha", true, &slot, &ino);
+	kill_host(pid);
+	ck_assert_uint_eq(slot_now(slot).state, CRP_SLOT_ACTIVE);
+	host_up("alpha", false, &m, &c);
+	s = slot_now(slot);
+	ck_assert_uint_eq(s.recoveries, 1);
+	ck_assert_str_eq(s.recoverer, "alpha");
+	ck_assert_int_eq(crp_meta_iread(m, ino, &in), 0);
+	ck_assert_uint_eq(in.mode, MARK_MODE);
+	ck_assert_int_eq(host_down(m, c), 0);
+	cleanup();
+}
+END_TEST
+
+/*
+ * Two survivors with heartbeat threads race to recover a killed host:
+ * exactly one does (the sum of their counters and the slot's count are 1),
+ * and its committed transaction is replayed.
+ */
+static void race(int lock_mode)
+{
+	struct crp_meta *mb, *mc, *mo;
+	struct crp_cluster *cb, *cc;
+	struct crp_cluster_stats sb, sc;
+	struct crp_inode in;
+	struct crp_slot s;
+	char err[256];
+	uint64_t ino;
+	int slot;
+	pid_t pid;
+
+	format(lock_mode);
+	pid = fork_host("victim", true, &slot, &ino);
+	host_up("beta", true, &mb, &cb);
+	host_up("gamma", true, &mc, &cc);
+	kill_host(pid);
+	s = wait_slot_state(slot, CRP_SLOT_FREE, 30);
+	crp_cluster_get_stats(cb, &sb);
+	crp_cluster_get_stats(cc, &sc);
+	ck_assert_uint_eq(sb.recoveries + sc.recoveries, 1);
+	ck_assert_uint_eq(s.recoveries, 1);
+	ck_assert_msg(!strcmp(s.recoverer, sb.recoveries ? "beta" : "gamma"), "recoverer %s",
+		      s.recoverer);
+	ck_assert_msg(!crp_cluster_fenced(cb, NULL, 0) && !crp_cluster_fenced(cc, NULL, 0),
+		      "a survivor was fenced");
+	/* Give the loser several dead timeouts to do something it should not. */
+	crp_sleep_ns(3ull * DEAD_MS * 1000000ull);
+	crp_cluster_get_stats(cb, &sb);
+	crp_cluster_get_stats(cc, &sc);
+	ck_assert_uint_eq(sb.recoveries + sc.recoveries, 1);
+	ck_assert_uint_eq(slot_now(slot).recoveries, 1);
+	ck_assert_int_eq(host_down(mb, cb), 0);
+	ck_assert_int_eq(host_down(mc, cc), 0);
+	/* The victim's journalled inode is in place. */
+	ck_assert_int_eq(open_meta("observer", &mo, err, sizeof(err)), 0);
+	ck_assert_int_eq(crp_meta_iread(mo, ino, &in), 0);
+	ck_assert_uint_eq(in.mode, MARK_MODE);
+	crp_meta_close(mo);
+	cleanup();
+}
+
+START_TEST(test_exactly_once_reserve)
+{
+	race(0);
+}
+END_TEST
+
+START_TEST(test_exactly_once_pr)
+{
+	race(1);
+}
+END_TEST
+
+/*
+ * A hung host (SIGSTOP) is declared dead and recovered; after SIGCONT its
+ * next write is refused with -CRP_EFENCED and it knows who fenced it.
+ */
+static void hung(int lock_mode)
+{
+	struct crp_meta *mb;
+	struct crp_cluster *cb;
+	int fds[2], st, slot = -1;
+	char line[512] = "";
+	pid_t pid;
+	ssize_t n;
+
+	format(lock_mode);
+	ck_assert_int_eq(pipe(fds), 0);
+	int go[2];
+
+	ck_assert_int_eq(pipe(go), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct crp_meta *m;
+		struct crp_cluster *c;
+		char err[512], msg[300];
+		uint8_t *buf = crp_alloc_buf(4096);
+		int r, k;
+
+		close(fds[0]);
+		close(go[1]);
+		if (open_meta("hung", &m, err, sizeof(err)) || join(m, true, &c, err, sizeof(err)))
+			_exit(10);
+		k = crp_cluster_slot(c);
+		if (write(fds[1], &k, sizeof(k)) != sizeof(k))
+			_exit(11);
+		/* Parent stops us, lets us be recovered, continues us, then
+		 * tells us to write. */
+		if (read(go[0], &k, sizeof(k)) != sizeof(k))
+			_exit(12);
+		r = crp_array_write(m->a, (m->geom.nstripes - 2) * crp_geom_stripe_bytes(&m->geom),
+				    buf, 4096);
+		if (!crp_cluster_fenced(c, msg, sizeof(msg)))
+			snprintf(msg, sizeof(msg), "not fenced");
+		snprintf(err, sizeof(err), "%d %s", r == -CRP_EFENCED ? 1 : 0, msg);
+		if (write(fds[1], err, strlen(err) + 1) < 0)
+			_exit(13);
+		crp_cluster_leave(c);
+		crp_meta_close(m); /* writes nothing: fenced */
+		_exit(0);
+	}
+	close(fds[1]);
+	close(go[0]);
+	ck_assert_int_eq(read(fds[0], &slot, sizeof(slot)), (ssize_t)sizeof(slot));
+	host_up("beta", true, &mb, &cb);
+	ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+	wait_slot_state(slot, CRP_SLOT_FREE, 30);
+	ck_assert_int_eq(kill(pid, SIGCONT), 0);
+	ck_assert_int_eq(write(go[1], &slot, sizeof(slot)), (ssize_t)sizeof(slot));
+	n = read(fds[0], line, sizeof(line) - 1);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "hung host: status %d", st);
+	ck_assert_msg(line[0] == '1', "the hung host's write was not refused: %s", line);
+	ck_assert_msg(strstr(line, "host hung was declared dead by beta and fenced"),
+		      "message: %s", line);
+	/* The fenced host left the slot alone: still free, recovered once. */
+	ck_assert_uint_eq(slot_now(slot).state, CRP_SLOT_FREE);
+	ck_assert_uint_eq(slot_now(slot).recoveries, 1);
+	ck_assert_int_eq(crp_cluster_tick(cb), 0);
+	ck_assert_int_eq(host_down(mb, cb), 0);
+	close(fds[0]);
+	close(go[1]);
+	cleanup();
+}
+
+START_TEST(test_hung_host_fenced_reserve)
+{
+	hung(0);
+}
+END_TEST
+
+START_TEST(test_hung_host_fenced_pr)
+{
+	hung(1);
+}
+END_TEST
+
+/* pr mode: a host whose registration another host preempted is fenced by
+ * the array at its next write, whatever its lease says. */
+START_TEST(test_preempted_registration_fenced)
+{
+	struct crp_meta *ma, *mb;
+	struct crp_cluster *ca, *cb;
+	uint8_t *buf = crp_alloc_buf(4096);
+	char msg[300];
+
+	format(1);
+	host_up("alpha", true, &ma, &ca);
+	host_up("beta", true, &mb, &cb);
+	ck_assert_int_eq(crp_array_break_locks(mb->a, crp_array_pr_key(ma->a)), 0);
+	ck_assert_int_eq(crp_array_write(ma->a, (ma->geom.nstripes - 2) *
+					 crp_geom_stripe_bytes(&ma->geom), buf, 4096),
+			 -CRP_EFENCED);
+	/* Its heartbeat thread sees it at the next beat (bounded wait). */
+	for (int k = 0; k < 100 && !crp_cluster_fenced(ca, NULL, 0); k++)
+		crp_sleep_ns(50000000ull);
+	ck_assert(crp_cluster_fenced(ca, msg, sizeof(msg)));
+	ck_assert_msg(strstr(msg, "host alpha") && strstr(msg, "preempted"), "message: %s", msg);
+	/* Fenced for good: the metadata lock too. */
+	ck_assert_int_eq(crp_array_meta_lock(ma->a), -CRP_EFENCED);
+	crp_cluster_leave(ca);
+	crp_meta_close(ma);
+	ck_assert_int_eq(host_down(mb, cb), 0);
+	free(buf);
+	cleanup();
+}
+END_TEST
+
+int main(void)
+{
+	const struct {
+		const char *name;
+		const TTest *test;
+	} cases[] = {
+		{ "claim", test_claim_and_free },
+		{ "duplicate", test_live_duplicate_refused },
+		{ "join_recovers", test_dead_host_recovered_at_join },
+		{ "once_reserve", test_exactly_once_reserve },
+		{ "once_pr", test_exactly_once_pr },
+		{ "hung_reserve", test_hung_host_fenced_reserve },
+		{ "hung_pr", test_hung_host_fenced_pr },
+		{ "preempted", test_preempted_registration_fenced },
+	};
+	Suite *s = suite_create("cluster");
+	SRunner *sr;
+	int failed;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		TCase *tc = tcase_create(cases[i].name);
+
+		tcase_set_timeout(tc, 120);
+		tcase_add_test(tc, cases[i].test);
+		suite_add_tcase(s, tc);
+	}
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
