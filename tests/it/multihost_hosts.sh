@@ -12,7 +12,7 @@
 HB='(.heartbeat // .last_heartbeat // .heartbeat_counter // .heartbeat_ns // .heartbeat_wall_ns)'
 
 hb_of() {	# hb_of TARGET HOST: HOST's heartbeat from crpfs hosts --json
-	mh_slots_json "$1" | jq -r --arg h "$2" "[.[] | select(.host == \$h) | $HB] | .[0]"
+	mh_slots_json "$1" | jq -r --arg h "$2" "[.[] | select(.host == \$h and .state == \"alive\") | $HB] | .[0]"
 }
 
 hb_moved() {	# hb_moved TARGET HOST BEFORE
@@ -28,14 +28,14 @@ check_alive() {
 	shift
 	js=$(mh_slots_json "$target")
 	for h in "$@"; do
-		n=$(printf '%s\n' "$js" | jq --arg h "$h" '[.[] | select(.host == $h)] | length')
-		[ "$n" = 1 ] || mh_fail "crpfs hosts $target --json lists $n slots for host $h, expected 1: $js"
-		st=$(printf '%s\n' "$js" | jq -r --arg h "$h" '.[] | select(.host == $h) | .state')
+		n=$(printf '%s\n' "$js" | jq --arg h "$h" '[.[] | select(.host == $h and .state != "free")] | length')
+		[ "$n" = 1 ] || mh_fail "crpfs hosts $target --json lists $n taken slots for host $h, expected 1: $js"
+		st=$(printf '%s\n' "$js" | jq -r --arg h "$h" '.[] | select(.host == $h and .state != "free") | .state')
 		[ "$st" = alive ] || mh_fail "crpfs hosts $target --json: host $h is '$st', expected alive: $js"
-		hb=$(printf '%s\n' "$js" | jq -r --arg h "$h" ".[] | select(.host == \$h) | $HB")
+		hb=$(printf '%s\n' "$js" | jq -r --arg h "$h" ".[] | select(.host == \$h and .state == \"alive\") | $HB")
 		[ -n "$hb" ] && [ "$hb" != null ] ||
 			mh_fail "crpfs hosts $target --json: no last heartbeat for host $h: $js"
-		printf '%s\n' "$js" | jq -e --arg h "$h" '.[] | select(.host == $h) | .slot | numbers' >/dev/null ||
+		printf '%s\n' "$js" | jq -e --arg h "$h" '.[] | select(.host == $h and .state == "alive") | .slot | numbers' >/dev/null ||
 			mh_fail "crpfs hosts $target --json: no slot number for host $h: $js"
 	done
 	n=$(printf '%s\n' "$js" | jq '[.[] | select(.state == "alive") | .slot] | (length - (unique | length))')
