@@ -5,7 +5,8 @@
 . "$(dirname "$0")/lib.sh"
 
 crp_setup
-crp_mkfs
+# Small members: every bad run below is followed by a checksum of them all.
+crp_mkfs --size 32M
 SUMS=$(crp_member_sums)
 mkdir -p "$T/notdir.parent"
 touch "$T/notadir"
