@@ -36,14 +36,26 @@ struct crp_fs_opts {
 	bool ro;
 	uint32_t timeout_ms;	/* member command timeout; default if 0 */
 	uint32_t attr_timeout_ms; /* staleness bound for cached attributes (multi-host) */
+	uint32_t heartbeat_ms;	/* host slot heartbeat interval; default if 0 */
+	uint32_t dead_timeout_ms; /* a host silent this long is dead; default if 0 */
+	/* This host was declared dead by another and fenced: every call fails
+	 * with -ESHUTDOWN from now on.  Called once, from the heartbeat thread
+	 * or a writer, with the message to show; must not block nor call back
+	 * into the filesystem.  NULL: nobody is told (calls still fail). */
+	void (*fenced)(void *ctx, const char *msg);
+	void *fenced_ctx;
 };
 
 /* Mount the filesystem on the members @specs (array order, or any order:
- * the labels say which is which).  Replays the journal if needed.  On error
- * @err says which member and what is wrong. */
+ * the labels say which is which).  Read-write: joins the cluster (claims a
+ * host slot, recovers the hosts found dead, starts the heartbeat; a host
+ * name whose slot is alive is refused with -EBUSY).  Read-only: no slot,
+ * and a journal left to replay is refused.  On error @err says which
+ * member and what is wrong. */
 int crp_fs_mount(const char *const *specs, int n, const struct crp_fs_opts *opts,
 		 struct crp_fs **out, char *err, size_t errlen);
-/* Flush everything, free the host slot, close the members. */
+/* Flush everything, leave the cluster, free the host slot, close the members.
+ * A fenced host writes nothing and returns -ESHUTDOWN. */
 int crp_fs_unmount(struct crp_fs *fs);
 /* Flush every dirty buffer and the journal (syncfs). */
 int crp_fs_sync(struct crp_fs *fs);

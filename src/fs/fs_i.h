@@ -18,7 +18,9 @@
 #define CRPFS_FS_I_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
+#include "crpfs/cluster.h"
 #include "crpfs/fs.h"
 #include "crpfs/meta.h"
 
@@ -63,6 +65,10 @@ struct crp_fs {
 	uint32_t poll_ms;	 /* the background poll of the shared generation */
 	crp_fs_inval_fn inval;	 /* kernel cache invalidation, protected by mu */
 	void *inval_ctx;
+	struct crp_cluster *cluster; /* host slot and heartbeat; NULL read-only */
+	atomic_bool fenced;	 /* declared dead by another host: no more calls */
+	void (*fenced_fn)(void *ctx, const char *msg); /* crp_fs_opts.fenced */
+	void *fenced_ctx;
 };
 
 /* ops.c: bracket every operation (fs->mu and one metadata transaction);

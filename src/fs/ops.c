@@ -40,6 +40,14 @@ uint64_t crp_fs_op_begin(struct crp_fs *fs)
 	int r;
 
 	pthread_mutex_lock(&fs->mu);
+	if (atomic_load(&fs->fenced)) {
+		/* Declared dead by another host: touch nothing, not even to read. */
+		fs->ro = true;
+		fs->m->ro = true;
+		fs->err = -CRP_EFENCED;
+		fs->op_err = -CRP_EFENCED;
+		return fs->m->nmods;
+	}
 	r = crp_meta_tx_begin(fs->m);
 	fs->op_err = r < 0 ? r : 0;
 	return fs->m->nmods;
@@ -49,7 +57,9 @@ static void shutdown_fs(struct crp_fs *fs, int r)
 {
 	if (fs->ro)
 		return;
-	if (fs->m->fenced)
+	if (atomic_load(&fs->fenced))
+		r = -CRP_EFENCED; /* the cluster layer said why */
+	else if (fs->m->fenced)
 		crp_err("crpfs: host %s is fenced: another host broke its metadata lock; the "
 			"filesystem is now read-only; unmount, run crpfs fsck, and mount again",
 			fs->m->host);
@@ -190,38 +200,76 @@ static void *flusher(void *arg)
 	return NULL;
 }
 
+/* Free the orphan inodes of recovered slot @s (in the running transaction,
+ * committed as it grows) and empty its list. */
+static int free_slot_orphans(struct crp_fs *fs, int s)
+{
+	uint64_t *inos;
+	uint32_t n;
+	int r = crp_meta_orphan_list(fs->m, s, &inos, &n);
+
+	if (r)
+		return r;
+	for (uint32_t i = 0; i < n && !r; i++) {
+		struct crp_fs_inode *ip;
+
+		if (crp_fs_iget(fs, inos[i], &ip))
+			continue; /* already gone */
+		ip->d.flags &= ~(uint32_t)CRP_IF_ORPHAN;
+		if (ip->d.nlink == 0)
+			r = crp_fs_iput_maybe(fs, ip);
+		else
+			crp_fs_inode_drop(fs, ip);
+		if (!r)
+			r = crp_meta_maybe_commit(fs->m);
+	}
+	g_free(inos);
+	if (!r)
+		r = crp_meta_orphan_clear(fs->m, s);
+	if (!r)
+		fs->m->recovered &= ~(1ull << s);
+	return r;
+}
+
 static int free_orphans(struct crp_fs *fs)
 {
 	for (int s = 0; s < (int)fs->m->sb.max_hosts; s++) {
-		uint64_t *inos;
-		uint32_t n;
 		int r;
 
 		if (!(fs->m->recovered & (1ull << s)))
 			continue;
-		r = crp_meta_orphan_list(fs->m, s, &inos, &n);
-		if (r)
-			return r;
-		for (uint32_t i = 0; i < n && !r; i++) {
-			struct crp_fs_inode *ip;
-
-			if (crp_fs_iget(fs, inos[i], &ip))
-				continue; /* already gone */
-			ip->d.flags &= ~(uint32_t)CRP_IF_ORPHAN;
-			if (ip->d.nlink == 0)
-				r = crp_fs_iput_maybe(fs, ip);
-			else
-				crp_fs_inode_drop(fs, ip);
-			if (!r)
-				r = crp_meta_maybe_commit(fs->m);
-		}
-		g_free(inos);
-		if (!r)
-			r = crp_meta_orphan_clear(fs->m, s);
+		r = free_slot_orphans(fs, s);
 		if (r)
 			return r;
 	}
 	return crp_meta_commit(fs->m);
+}
+
+/*
+ * The cluster layer's callbacks.  free_orphans runs on the heartbeat thread
+ * after a dead host's journal was replayed: one transaction of its own.
+ * While joining (no slot of ours yet, so no journal to commit to) it leaves
+ * the slot's bit in m->recovered for crp_fs_mount.
+ */
+static int cluster_free_orphans(void *ctx, int slot)
+{
+	struct crp_fs *fs = ctx;
+	uint64_t snap = crp_fs_op_begin(fs);
+	int r = 0;
+
+	if (fs->m->slot >= 0 && !fs->ro && !fs->op_err)
+		r = free_slot_orphans(fs, slot);
+	return crp_fs_op_end(fs, snap, r);
+}
+
+/* Must not block: a writer holding fs->mu may be the caller. */
+static void cluster_fenced(void *ctx, const char *msg)
+{
+	struct crp_fs *fs = ctx;
+
+	atomic_store(&fs->fenced, true);
+	if (fs->fenced_fn)
+		fs->fenced_fn(fs->fenced_ctx, msg);
 }
 
 int crp_fs_mount(const char *const *specs, int n, const struct crp_fs_opts *opts,
@@ -243,8 +291,10 @@ int crp_fs_mount(const char *const *specs, int n, const struct crp_fs_opts *opts
 	mo.host = opts ? opts->host : NULL;
 	mo.ro = opts && opts->ro;
 	mo.timeout_ms = opts ? opts->timeout_ms : 0;
-	mo.claim_slot = !mo.ro;
-	mo.replay = !mo.ro;
+	/* The slot, and the recovery of dead hosts, come from the cluster
+	 * layer: a slot found taken may be a live host's. */
+	mo.claim_slot = false;
+	mo.replay = false;
 	r = crp_meta_open(specs, n, &mo, &fs->m, err, errlen);
 	if (r)
 		goto out;
@@ -256,7 +306,23 @@ int crp_fs_mount(const char *const *specs, int n, const struct crp_fs_opts *opts
 		goto out;
 	}
 	fs->poll_ms = opts && opts->attr_timeout_ms ? opts->attr_timeout_ms : 1000;
+	fs->fenced_fn = opts ? opts->fenced : NULL;
+	fs->fenced_ctx = opts ? opts->fenced_ctx : NULL;
 	crp_meta_set_changed(fs->m, crp_fs_meta_changed, fs);
+	if (!fs->ro) {
+		struct crp_cluster_opts co = {
+			.heartbeat_ms = opts ? opts->heartbeat_ms : 0,
+			.dead_timeout_ms = opts ? opts->dead_timeout_ms : 0,
+			.meta_mu = &fs->mu,
+			.free_orphans = cluster_free_orphans,
+			.fenced = cluster_fenced,
+			.ctx = fs,
+		};
+
+		r = crp_cluster_join(fs->m, &co, &fs->cluster, err, errlen);
+		if (r)
+			goto out;
+	}
 	pthread_mutex_lock(&fs->mu);
 	r = crp_meta_tx_begin(fs->m);
 	if (r)
@@ -290,8 +356,13 @@ int crp_fs_mount(const char *const *specs, int n, const struct crp_fs_opts *opts
 	fs = NULL;
 out:
 	if (fs) {
+		/* A slot already claimed is freed by the close (the failed
+		 * transaction was aborted: nothing else is written). */
+		if (fs->cluster)
+			crp_cluster_leave(fs->cluster);
 		if (fs->m) {
-			fs->m->ro = true; /* leave the disks as they are */
+			if (!fs->cluster)
+				fs->m->ro = true; /* leave the disks as they are */
 			crp_meta_close(fs->m);
 		}
 		g_hash_table_destroy(fs->inodes);
@@ -316,7 +387,7 @@ int crp_fs_unmount(struct crp_fs *fs)
 		pthread_join(fs->flusher, NULL);
 	/* Inodes still referenced by the kernel are forgotten now: those
 	 * unlinked are freed before the journal closes. */
-	if (!fs->ro && crp_meta_tx_begin(fs->m) == 0) {
+	if (!fs->ro && !atomic_load(&fs->fenced) && crp_meta_tx_begin(fs->m) == 0) {
 		GHashTableIter it;
 		gpointer k, v;
 		GPtrArray *dead = g_ptr_array_new();
@@ -339,7 +410,13 @@ int crp_fs_unmount(struct crp_fs *fs)
 		if (crp_meta_tx_end(fs->m) < 0)
 			fs->err = fs->err ? fs->err : -EIO;
 	}
+	/* The heartbeat stops before the slot is freed (a fenced host's
+	 * array stays fenced: the close writes nothing). */
+	crp_cluster_leave(fs->cluster);
+	fs->cluster = NULL;
 	r = crp_meta_close(fs->m);
+	if (atomic_load(&fs->fenced))
+		r = -CRP_EFENCED;
 	if (fs->err && !r)
 		r = fs->err;
 	g_hash_table_destroy(fs->inodes);

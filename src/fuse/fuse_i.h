@@ -13,6 +13,8 @@
 #define FUSE_USE_VERSION 314
 
 #include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +36,8 @@ struct crp_mount_opts {
 	bool allow_other;
 	double attr_timeout;		/* seconds, for entries and attributes */
 	uint32_t timeout_ms;		/* member command timeout, 0 = default */
+	uint32_t heartbeat_ms;		/* host slot heartbeat interval */
+	uint32_t dead_timeout_ms;	/* a host silent this long is dead */
 	bool foreground;
 	bool debug;
 	bool verbose;			/* -v from mount(8) */
@@ -65,6 +69,12 @@ struct crp_fuse {
 	bool ro;
 	bool strict;			/* direct_io on every open (mount option strict) */
 	struct crp_inval_queue *inval;	/* inval.c */
+	struct fuse_session *se;	/* set once mounted, before the loop */
+	atomic_bool fenced;		/* declared dead by another host: stop */
+	atomic_bool stopping;		/* the session loop ended: the stopper leaves */
+	int fence_pipe[2];		/* main.c: the fenced callback wakes the stopper */
+	pthread_t stopper;
+	bool stopper_running;
 };
 
 /* inval.c: the thread that tells the kernel what other hosts changed.

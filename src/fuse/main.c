@@ -15,9 +15,11 @@
  *   6. the multithreaded session loop until unmount or a signal;
  *   7. crp_fs_unmount: flush, free the host slot, close the members.
  *
- * Exit codes follow mount(8): 1 bad invocation, 32 mount failure, 0 ok.
+ * Exit codes follow mount(8): 1 bad invocation, 32 mount failure, 0 ok;
+ * 2: the host was fenced (declared dead by another host) and stopped.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,7 +45,8 @@ static void usage(FILE *f)
 		"  MEMBER       file:PATH, iscsi://HOST[:PORT]/IQN/LUN, /dev/sgN or /dev/sdX\n"
 		"  -o OPTIONS   comma-separated: host=NAME, ro, rw, allow_other,\n"
 		"               default_permissions (always on), attr_timeout=SECONDS,\n"
-		"               timeout=MS, strict (no kernel data cache), foreground, debug\n"
+		"               timeout=MS, heartbeat=MS, dead_timeout=MS,\n"
+		"               strict (no kernel data cache), foreground, debug\n"
 		"  -f           stay in the foreground, log to standard error\n"
 		"  -d           debug: foreground, and log every FUSE request\n"
 		"  -n, -v       accepted from mount(8); -s: unknown options only warn\n"
@@ -167,6 +170,83 @@ out:
 	return se;
 }
 
+/*
+ * Fencing.  Another host declared this one dead (it was hung) and
+ * recovered it: the core refuses every call from now on (-ESHUTDOWN), and
+ * the daemon stops as for a SIGTERM: the session loop ends, the mount is
+ * removed, and the exit status says it failed.  The core's callback must
+ * not block (it may run under the core's lock), so it only writes a byte
+ * to a pipe; the stopper thread does the rest once the session runs.
+ */
+#define EXIT_FENCED 2
+
+static void on_fenced(void *ctx, const char *msg)
+{
+	struct crp_fuse *cf = ctx;
+	char b = 1;
+
+	(void)msg; /* the cluster layer logged it */
+	atomic_store(&cf->fenced, true);
+	if (write(cf->fence_pipe[1], &b, 1) < 0) {
+		/* The pipe holds a byte already: the stopper is awake. */
+	}
+}
+
+struct stopper_arg {
+	struct crp_fuse *cf;
+	pthread_t main_thread;
+	const char *mountpoint;
+};
+
+static struct stopper_arg stopper_arg;
+
+static void *stopper_main(void *arg)
+{
+	struct stopper_arg *sa = arg;
+	char b;
+	ssize_t n;
+
+	do {
+		n = read(sa->cf->fence_pipe[0], &b, 1);
+	} while (n < 0 && errno == EINTR);
+	if (n != 1 || !atomic_load(&sa->cf->fenced) || atomic_load(&sa->cf->stopping))
+		return NULL; /* the session ended by itself */
+	crp_err("mount.crpfs: this host was fenced; stopping and unmounting %s", sa->mountpoint);
+	fuse_session_exit(sa->cf->se);
+	/* Wake the session loop, which waits in the main thread; it sees the
+	 * session exited and ends like for a SIGTERM. */
+	pthread_kill(sa->main_thread, SIGTERM);
+	return NULL;
+}
+
+static int stopper_start(struct crp_fuse *cf, const char *mountpoint)
+{
+	int r;
+
+	stopper_arg.cf = cf;
+	stopper_arg.main_thread = pthread_self();
+	stopper_arg.mountpoint = mountpoint;
+	r = -pthread_create(&cf->stopper, NULL, stopper_main, &stopper_arg);
+	if (r == 0)
+		cf->stopper_running = true;
+	return r;
+}
+
+/* Before the signal handlers are removed: the stopper sends a SIGTERM. */
+static void stopper_stop(struct crp_fuse *cf)
+{
+	char b = 0;
+
+	if (!cf->stopper_running)
+		return;
+	atomic_store(&cf->stopping, true);
+	if (write(cf->fence_pipe[1], &b, 1) < 0) {
+		/* Full: the stopper has a byte to read already. */
+	}
+	pthread_join(cf->stopper, NULL);
+	cf->stopper_running = false;
+}
+
 static int session_run(struct fuse_session *se)
 {
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
@@ -192,6 +272,7 @@ int main(int argc, char **argv)
 	int code = 0;
 	int r;
 
+	cf.fence_pipe[0] = cf.fence_pipe[1] = -1;
 	r = crp_mount_opts_parse(argc, argv, &o, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "mount.crpfs: %s\n", err[0] ? err : crp_strerror(r));
@@ -220,6 +301,16 @@ int main(int argc, char **argv)
 	fo.ro = o.ro;
 	fo.timeout_ms = o.timeout_ms;
 	fo.attr_timeout_ms = (uint32_t)(o.attr_timeout * 1000.0);
+	fo.heartbeat_ms = o.heartbeat_ms;
+	fo.dead_timeout_ms = o.dead_timeout_ms;
+	fo.fenced = on_fenced;
+	fo.fenced_ctx = &cf;
+	if (pipe2(cf.fence_pipe, O_CLOEXEC | O_NONBLOCK) < 0 ||
+	    fcntl(cf.fence_pipe[0], F_SETFL, 0) < 0) {
+		fprintf(stderr, "mount.crpfs: pipe: %s\n", strerror(errno));
+		code = EXIT_MOUNT_FAILED;
+		goto out;
+	}
 	r = crp_fs_mount((const char *const *)o.specs, o.nspecs, &fo, &cf.fs, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "mount.crpfs: cannot mount %s: %s\n", o.members,
@@ -258,7 +349,14 @@ int main(int argc, char **argv)
 		crp_warn("mount.crpfs: no invalidation thread: other hosts' changes show "
 			 "only after the attribute timeout");
 
+	cf.se = se;
+	if (stopper_start(&cf, o.mountpoint) < 0)
+		crp_warn("mount.crpfs: no fencing stopper thread: a fenced host only fails its calls");
+
 	r = session_run(se);
+	stopper_stop(&cf);
+	if (atomic_load(&cf.fenced))
+		r = 0; /* our own stop, reported below */
 	crp_fuse_inval_stop(&cf);
 	if (r < 0)
 		crp_err("mount.crpfs: the session loop failed: %s", strerror(-r));
@@ -272,7 +370,11 @@ out:
 		fuse_session_destroy(se);
 	if (cf.fs) {
 		r = crp_fs_unmount(cf.fs);
-		if (r < 0) {
+		if (atomic_load(&cf.fenced)) {
+			crp_err("mount.crpfs: %s: host %s was fenced and stopped; nothing was written "
+				"after it was declared dead; mount again to rejoin", o.members, o.host);
+			code = code ? code : EXIT_FENCED;
+		} else if (r < 0) {
 			crp_err("mount.crpfs: unmounting %s: %s", o.members, crp_strerror(r));
 			if (code == 0)
 				code = 1;
@@ -281,6 +383,9 @@ out:
 		}
 	}
 	report_status(&notify, (unsigned char)(code ? code : EXIT_MOUNT_FAILED));
+	for (int i = 0; i < 2; i++)
+		if (cf.fence_pipe[i] >= 0)
+			close(cf.fence_pipe[i]);
 	crp_mount_opts_free(&o);
 	return code;
 }

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crpfs/cluster.h"
 #include "crpfs/log.h"
 #include "crpfs/member.h"
 #include "fuse_i.h"
@@ -105,6 +106,20 @@ static int apply_one(struct crp_mount_opts *o, char *opt, char *err, size_t errl
 		if (!val || parse_ms(val, &o->timeout_ms) < 0) {
 			snprintf(err, errlen,
 				 "option timeout=%s: give milliseconds, from 1 to 3600000",
+				 val ? val : "");
+			return -EINVAL;
+		}
+	} else if (strcmp(opt, "heartbeat") == 0) {
+		if (!val || parse_ms(val, &o->heartbeat_ms) < 0) {
+			snprintf(err, errlen,
+				 "option heartbeat=%s: give milliseconds, from 1 to 3600000",
+				 val ? val : "");
+			return -EINVAL;
+		}
+	} else if (strcmp(opt, "dead_timeout") == 0) {
+		if (!val || parse_ms(val, &o->dead_timeout_ms) < 0) {
+			snprintf(err, errlen,
+				 "option dead_timeout=%s: give milliseconds, from 1 to 3600000",
 				 val ? val : "");
 			return -EINVAL;
 		}
@@ -233,6 +248,8 @@ int crp_mount_opts_parse(int argc, char **argv, struct crp_mount_opts *o, char *
 
 	memset(o, 0, sizeof(*o));
 	o->attr_timeout = CRP_MOUNT_DEFAULT_ATTR_TIMEOUT;
+	o->heartbeat_ms = CRP_DEFAULT_HEARTBEAT_MS;
+	o->dead_timeout_ms = CRP_DEFAULT_DEAD_TIMEOUT_MS;
 	/* -s changes how every -o is read: look for it first. */
 	for (int i = 1; i < argc; i++)
 		if (strcmp(argv[i], "-s") == 0)
@@ -290,6 +307,12 @@ int crp_mount_opts_parse(int argc, char **argv, struct crp_mount_opts *o, char *
 		}
 		if (r < 0)
 			return r;
+	}
+	if (o->dead_timeout_ms < 2 * o->heartbeat_ms) {
+		snprintf(err, errlen,
+			 "option dead_timeout=%u: must be at least two heartbeats (heartbeat=%u ms)",
+			 o->dead_timeout_ms, o->heartbeat_ms);
+		return -EINVAL;
 	}
 	if (npos < 2) {
 		snprintf(err, errlen, npos == 0 ? "missing the member list and the mount point"
