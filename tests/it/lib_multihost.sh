@@ -346,6 +346,16 @@ mh_wait_for() {
 	"$@" >/dev/null 2>&1
 }
 
+# mh_call HOST WHAT CMD...: run CMD (a call on HOST's mount) bounded by
+# $MH_CALL_WAIT s; fail saying whether it failed or never returned.
+mh_call() {
+	local host=$1 what=$2 rc=0
+	shift 2
+	timeout -s KILL "$MH_CALL_WAIT" "$@" >/dev/null 2>"$T/call.err" || rc=$?
+	[ "$rc" != 137 ] || mh_fail "host $host: $what did not return within $MH_CALL_WAIT s"
+	[ "$rc" = 0 ] || mh_fail "host $host: $what failed (status $rc): $(head -n 2 "$T/call.err")"
+}
+
 # mh_probe PATH: one open(2) of PATH for reading, then fstat of that file
 # descriptor: "ok MODE SIZE", or the errno's name (ENOENT...).
 mh_probe() {

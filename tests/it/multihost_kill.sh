@@ -46,7 +46,7 @@ progressed() {	# progressed HOST N: HOST's load went past round N
 }
 
 t_kill() {
-	local h i p mnt loads=() p0 n rc
+	local h i p mnt loads=() p0 n
 	mh_lab_start 4 256M
 	mh_mkfs "$MODE"
 	for h in "${HOSTS[@]}"; do
@@ -99,18 +99,12 @@ t_kill() {
 		mnt=$(mh_mnt "$h")
 		for i in 1 2 3; do
 			head -c $((200000 + i * 4096)) /dev/urandom >"$T/post.$h.$i"
-			rc=0
-			timeout -s KILL "$MH_CALL_WAIT" dd if="$T/post.$h.$i" of="$mnt/after/$h.$i" bs=64k \
-				conv=fsync status=none || rc=$?
-			[ "$rc" != 137 ] ||
-				mh_fail "host $h: a write + fsync after the kill of $VICTIM did not complete within $MH_CALL_WAIT s (dead timeout $((MH_DEAD_MS / 1000)) s)"
-			[ "$rc" = 0 ] || mh_fail "host $h: a write + fsync after the kill of $VICTIM failed (status $rc)"
+			mh_call "$h" "a write + fsync after the kill of $VICTIM (dead timeout $((MH_DEAD_MS / 1000)) s)" \
+				dd if="$T/post.$h.$i" of="$mnt/after/$h.$i" bs=64k conv=fsync status=none
 			echo "$(mh_sha "$T/post.$h.$i") after/$h.$i" >>"$T/sums"
 		done
-		timeout -s KILL "$MH_CALL_WAIT" mkdir "$mnt/after/dir-$h" ||
-			mh_fail "host $h: mkdir after the kill of $VICTIM failed or did not complete within $MH_CALL_WAIT s"
-		timeout -s KILL "$MH_CALL_WAIT" ls "$mnt/sync" >/dev/null ||
-			mh_fail "host $h: readdir after the kill of $VICTIM failed or did not complete within $MH_CALL_WAIT s"
+		mh_call "$h" "mkdir after the kill of $VICTIM" mkdir "$mnt/after/dir-$h"
+		mh_call "$h" "readdir after the kill of $VICTIM" ls "$mnt/sync"
 		mh_wait_for "$MH_CALL_WAIT" progressed "$h" $((p0 + 2)) ||
 			mh_fail "host $h's background load stopped after the kill of $VICTIM (round $(progress "$h"), was $p0): $(cat "$T/werr.$h" 2>/dev/null)"
 	done
