@@ -22,10 +22,17 @@ struct crp_status_member {
 
 struct crp_status_slot {
 	int slot;
-	char host[64];	      /* "" when free */
+	char host[64];	      /* the holder; a free slot keeps its last holder's name */
 	uint64_t heartbeat;   /* counter */
 	uint64_t heartbeat_wall_ns; /* time of the last beat, wall clock */
-	char state[16];	      /* "free", "alive", "dead", "recovering" */
+	char state[16];	      /* "free", "alive", "dead", "recovering",
+			       "unknown" (not watched), "unreadable" */
+	/* Issue 4: */
+	uint64_t mount_ns;    /* wall clock of the holder's claim */
+	char recoverer[64];   /* recovering: the survivor doing it; else the last one */
+	uint64_t recoveries;  /* times this slot was recovered after its host died */
+	uint64_t recovered_ns; /* wall clock of the last recovery step (0: never) */
+	bool moved;	      /* the counter moved while it was watched */
 };
 
 struct crp_status {
@@ -39,14 +46,27 @@ struct crp_status {
 	struct crp_status_member members[CRP_MAX_MEMBERS];
 	int max_hosts;
 	struct crp_status_slot slots[CRP_MAX_HOSTS];
+	uint64_t watch_ms;	/* how long the slots were watched (see below) */
 	uint64_t bytes_total, bytes_used;
 	uint64_t inodes_total, inodes_used;
 };
 
 /* Read the state of the array on @specs (any order).  Opens the members
- * read-only in spirit: takes no reservation and writes nothing. */
+ * read-only in spirit: takes no reservation and writes nothing.
+ *
+ * Slot states: the slots are watched for up to CRP_STATUS_WATCH_MS (two
+ * default heartbeats; less once every taken slot's counter moved).  A
+ * taken slot whose counter moved is "alive" (or "recovering": a survivor
+ * is recovering its dead host), one whose counter stood still is "dead"
+ * (a recovering slot stays "recovering": its recoverer may have died too,
+ * and the next survivor takes it over). */
+#define CRP_STATUS_WATCH_MS 2000
 int crp_status_read(const char *const *specs, int n, const char *host, struct crp_status *out,
 		    char *err, size_t errlen);
+/* The same, watching the slots for up to @watch_ms (0: no watch: every
+ * taken slot is reported "alive" or "recovering" as it is written). */
+int crp_status_read_watch(const char *const *specs, int n, const char *host,
+			  uint64_t watch_ms, struct crp_status *out, char *err, size_t errlen);
 
 /* fsck(8) exit codes. */
 enum {

@@ -1,9 +1,11 @@
 /*
  * crp_status_read: labels, superblock, host slots and space, read without
- * taking a reservation or writing anything.
+ * taking a reservation or writing anything.  Slot states come from watching
+ * the heartbeat counters (crp_meta_slots_watch), as crpfs hosts shows them.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "crpfs/err.h"
@@ -47,8 +49,57 @@ static void member_states(const char *const *specs, int n, const char *host,
 	free(buf);
 }
 
+/* The slots as watched for @watch_ms (see status.h). */
+static int slot_states(struct crp_meta *m, uint64_t watch_ms, struct crp_status *out)
+{
+	int n = (int)m->sb.max_hosts;
+	struct crp_slot *slots = calloc((size_t)n, sizeof(*slots));
+	bool *moved = calloc((size_t)n, sizeof(*moved));
+	int r = -ENOMEM;
+
+	if (!slots || !moved)
+		goto out;
+	r = crp_meta_slots_watch(m, watch_ms * 1000000ull, slots, moved);
+	if (r < 0)
+		goto out;
+	out->watch_ms = watch_ms;
+	for (int i = 0; i < out->max_hosts && i < CRP_MAX_HOSTS; i++) {
+		struct crp_status_slot *ss = &out->slots[i];
+		const struct crp_slot *s = &slots[i];
+		const char *state;
+
+		ss->slot = i;
+		snprintf(ss->host, sizeof(ss->host), "%s", s->host);
+		snprintf(ss->recoverer, sizeof(ss->recoverer), "%s", s->recoverer);
+		ss->heartbeat = s->heartbeat;
+		ss->heartbeat_wall_ns = s->heartbeat_ns;
+		ss->mount_ns = s->mount_ns;
+		ss->recoveries = s->recoveries;
+		ss->recovered_ns = s->recovered_ns;
+		ss->moved = moved[i];
+		if (s->state == CRP_SLOT_FREE)
+			state = "free";
+		else if (s->state == CRP_SLOT_RECOVERING)
+			state = "recovering";
+		else
+			state = moved[i] || !watch_ms ? "alive" : "dead";
+		snprintf(ss->state, sizeof(ss->state), "%s", state);
+	}
+	r = 0;
+out:
+	free(slots);
+	free(moved);
+	return r;
+}
+
 int crp_status_read(const char *const *specs, int n, const char *host, struct crp_status *out,
 		    char *err, size_t errlen)
+{
+	return crp_status_read_watch(specs, n, host, CRP_STATUS_WATCH_MS, out, err, errlen);
+}
+
+int crp_status_read_watch(const char *const *specs, int n, const char *host,
+			  uint64_t watch_ms, struct crp_status *out, char *err, size_t errlen)
 {
 	struct crp_meta_opts mo = { .host = host, .ro = true };
 	struct crp_meta *m = NULL;
@@ -93,22 +144,26 @@ int crp_status_read(const char *const *specs, int n, const char *host, struct cr
 	out->data_offset = m->sb.data_offset;
 	snprintf(out->lock_mode, sizeof(out->lock_mode), "%s", m->sb.lock_mode ? "pr" : "reserve");
 	out->max_hosts = (int)m->sb.max_hosts;
-	for (int i = 0; i < out->max_hosts && i < CRP_MAX_HOSTS; i++) {
-		struct crp_status_slot *ss = &out->slots[i];
-		struct crp_slot s;
+	/* A slot unreadable on every member stops the watch: report each
+	 * slot as written, liveness unknown, and name the unreadable ones. */
+	r = slot_states(m, watch_ms, out);
+	if (r < 0) {
+		for (int i = 0; i < out->max_hosts && i < CRP_MAX_HOSTS; i++) {
+			struct crp_status_slot *ss = &out->slots[i];
+			struct crp_slot s;
 
-		ss->slot = i;
-		if (crp_meta_slot_read(m, i, &s) < 0) {
-			snprintf(ss->state, sizeof(ss->state), "unreadable");
-			continue;
+			ss->slot = i;
+			if (crp_meta_slot_read(m, i, &s) < 0) {
+				snprintf(ss->state, sizeof(ss->state), "unreadable");
+				continue;
+			}
+			snprintf(ss->host, sizeof(ss->host), "%s", s.host);
+			ss->heartbeat = s.heartbeat;
+			ss->heartbeat_wall_ns = s.heartbeat_ns;
+			snprintf(ss->state, sizeof(ss->state), "%s",
+				 s.state == CRP_SLOT_FREE ? "free"
+				 : s.state == CRP_SLOT_RECOVERING ? "recovering" : "unknown");
 		}
-		snprintf(ss->host, sizeof(ss->host), "%s", s.host);
-		ss->heartbeat = s.heartbeat;
-		ss->heartbeat_wall_ns = s.heartbeat_ns;
-		/* Liveness from the heartbeat is issue 4; a taken slot is "alive". */
-		snprintf(ss->state, sizeof(ss->state), "%s",
-			 s.state == CRP_SLOT_FREE ? "free"
-			 : s.state == CRP_SLOT_RECOVERING ? "recovering" : "alive");
 	}
 	out->bytes_total = (m->sb.total_blocks - m->sb.ag_start -
 			    (uint64_t)m->sb.ag_count * CRP_AG_META_BLOCKS) * CRP_BLOCK;

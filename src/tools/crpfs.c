@@ -1,13 +1,14 @@
 /*
  * crpfs: the administration tool.
  *
- *   crpfs status MEMBER[,MEMBER...]|MOUNTPOINT [--json] [--host NAME]
+ *   crpfs status MEMBER[,MEMBER...]|MOUNTPOINT [--json] [--watch MS] [--host NAME]
+ *   crpfs hosts MEMBER[,MEMBER...]|MOUNTPOINT [--json] [--watch MS] [--host NAME]
  *   crpfs fsck MEMBER[,MEMBER...] [--repair] [--host NAME]
  *
  * Each subcommand is a thin main over the library (crpfs/status.h).  Bad
  * arguments print the usage on standard error before anything is opened:
  * exit 16 for fsck (fsck(8)'s "usage or syntax error"), 2 otherwise.
- * New subcommands (hosts, ...) are one more row in the table at the end.
+ * A subcommand is one more row in the table at the end.
  */
 #include <errno.h>
 #include <limits.h>
@@ -29,7 +30,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: crpfs status MEMBER[,MEMBER...]|MOUNTPOINT [--json] [--host NAME]\n"
+		"usage: crpfs status MEMBER[,MEMBER...]|MOUNTPOINT [--json] [--watch MS] [--host NAME]\n"
+		"       crpfs hosts MEMBER[,MEMBER...]|MOUNTPOINT [--json] [--watch MS] [--host NAME]\n"
 		"       crpfs fsck MEMBER[,MEMBER...] [--repair] [--host NAME]\n"
 		"       crpfs help\n"
 		"\n"
@@ -177,6 +179,7 @@ struct args {
 	const char *target;
 	bool json;
 	bool repair;
+	uint64_t watch_ms;	/* --watch: how long the heartbeats are watched */
 	char host[HOST_MAX];
 };
 
@@ -184,11 +187,23 @@ struct args {
 static int parse_args(int argc, char **argv, const char *allowed, struct args *a)
 {
 	memset(a, 0, sizeof(*a));
+	a->watch_ms = CRP_STATUS_WATCH_MS;
 	for (int i = 0; i < argc; i++) {
 		const char *s = argv[i];
 
 		if (strcmp(s, "--json") == 0 && strstr(allowed, "json")) {
 			a->json = true;
+		} else if ((strcmp(s, "--watch") == 0 || strncmp(s, "--watch=", 8) == 0) &&
+			   strstr(allowed, "watch")) {
+			const char *v = s[7] == '=' ? s + 8 : (i + 1 < argc ? argv[++i] : NULL);
+			char *end = NULL;
+			unsigned long long ms = v ? strtoull(v, &end, 10) : 0;
+
+			if (!v || *v < '0' || *v > '9' || *end || ms > 3600000) {
+				fprintf(stderr, "crpfs: --watch needs milliseconds, from 0 to 3600000\n");
+				return -EINVAL;
+			}
+			a->watch_ms = ms;
 		} else if (strcmp(s, "--repair") == 0 && strstr(allowed, "repair")) {
 			a->repair = true;
 		} else if (strcmp(s, "--host") == 0 || strncmp(s, "--host=", 7) == 0) {
@@ -365,7 +380,12 @@ static void status_text(FILE *f, const struct crp_status *st)
 	}
 }
 
-static int cmd_status(int argc, char **argv)
+/*
+ * status and hosts: read the state of the array named by the target (a
+ * mount point, or a member list) and print it with @show.
+ */
+static int run_status(const char *cmd, int argc, char **argv,
+		      void (*show)(FILE *f, const struct crp_status *st, bool json))
 {
 	struct crp_status *st = NULL;
 	struct members m = { 0 };
@@ -376,7 +396,7 @@ static int cmd_status(int argc, char **argv)
 	int code = EXIT_FAILED;
 	int r;
 
-	if (parse_args(argc, argv, "json", &a) < 0) {
+	if (parse_args(argc, argv, "json,watch", &a) < 0) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
@@ -384,7 +404,7 @@ static int cmd_status(int argc, char **argv)
 	if (stat(a.target, &sb) == 0 && S_ISDIR(sb.st_mode)) {
 		list = members_of_mountpoint(a.target, err, sizeof(err));
 		if (!list) {
-			fprintf(stderr, "crpfs status: %s\n", err);
+			fprintf(stderr, "crpfs %s: %s\n", cmd, err);
 			goto out;
 		}
 	} else {
@@ -394,31 +414,140 @@ static int cmd_status(int argc, char **argv)
 	}
 	r = members_split(list, &m, err, sizeof(err));
 	if (r < 0) {
-		fprintf(stderr, "crpfs status: %s\n", err[0] ? err : crp_strerror(r));
+		fprintf(stderr, "crpfs %s: %s\n", cmd, err[0] ? err : crp_strerror(r));
 		usage(stderr);
 		code = EXIT_USAGE;
 		goto out;
 	}
 	st = calloc(1, sizeof(*st));
 	if (!st) {
-		fprintf(stderr, "crpfs status: out of memory\n");
+		fprintf(stderr, "crpfs %s: out of memory\n", cmd);
 		goto out;
 	}
-	r = crp_status_read(m.specs, m.n, a.host, st, err, sizeof(err));
+	r = crp_status_read_watch(m.specs, m.n, a.host, a.watch_ms, st, err, sizeof(err));
 	if (r < 0) {
-		fprintf(stderr, "crpfs status: %s\n", err[0] ? err : crp_strerror(r));
+		fprintf(stderr, "crpfs %s: %s\n", cmd, err[0] ? err : crp_strerror(r));
 		goto out;
 	}
-	if (a.json)
-		status_json(stdout, st);
-	else
-		status_text(stdout, st);
+	show(stdout, st, a.json);
 	code = fflush(stdout) == 0 ? 0 : EXIT_FAILED;
 out:
 	free(st);
 	members_free(&m);
 	free(list);
 	return code;
+}
+
+static void status_show(FILE *f, const struct crp_status *st, bool json)
+{
+	if (json)
+		status_json(f, st);
+	else
+		status_text(f, st);
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	return run_status("status", argc, argv, status_show);
+}
+
+/* ---- hosts ---- */
+
+static uint64_t wall_now_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* "2026-01-31T12:00:00.123Z" (UTC), or "-" for 0. */
+static const char *wall_str(uint64_t ns, char *buf, size_t len)
+{
+	time_t t = (time_t)(ns / 1000000000ull);
+	struct tm tm;
+
+	if (!ns || !gmtime_r(&t, &tm)) {
+		snprintf(buf, len, "-");
+		return buf;
+	}
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 (unsigned)(ns % 1000000000ull / 1000000ull));
+	return buf;
+}
+
+static void hosts_json(FILE *f, const struct crp_status *st)
+{
+	char w[64];
+
+	fputs("{\n  \"uuid\": ", f);
+	json_str(f, st->uuid);
+	fputs(",\n  \"label\": ", f);
+	json_str(f, st->label);
+	fputs(",\n  \"lock_mode\": ", f);
+	json_str(f, st->lock_mode);
+	fprintf(f, ",\n  \"max_hosts\": %d,\n  \"watch_ms\": %llu,\n  \"now_wall_ns\": %llu,\n"
+		"  \"slots\": [", st->max_hosts, (unsigned long long)st->watch_ms,
+		(unsigned long long)wall_now_ns());
+	for (int i = 0; i < st->max_hosts && i < CRP_MAX_HOSTS; i++) {
+		const struct crp_status_slot *s = &st->slots[i];
+
+		fprintf(f, "%s\n    {\"slot\": %d, \"host\": ", i ? "," : "", s->slot);
+		json_str(f, s->host);
+		fputs(", \"state\": ", f);
+		json_str(f, s->state);
+		fprintf(f, ", \"heartbeat\": %llu, \"heartbeat_wall_ns\": %llu, \"heartbeat_time\": ",
+			(unsigned long long)s->heartbeat, (unsigned long long)s->heartbeat_wall_ns);
+		json_str(f, wall_str(s->heartbeat_wall_ns, w, sizeof(w)));
+		fprintf(f, ", \"moved\": %s, \"mount_wall_ns\": %llu, \"recoverer\": ",
+			s->moved ? "true" : "false", (unsigned long long)s->mount_ns);
+		json_str(f, s->recoverer);
+		fprintf(f, ", \"recoveries\": %llu, \"recovered_wall_ns\": %llu}",
+			(unsigned long long)s->recoveries, (unsigned long long)s->recovered_ns);
+	}
+	fprintf(f, "%s]\n}\n", st->max_hosts > 0 ? "\n  " : "");
+}
+
+static void hosts_text(FILE *f, const struct crp_status *st)
+{
+	uint64_t now = wall_now_ns();
+	char w[64];
+
+	fprintf(f, "%d host slots, lock mode %s; heartbeats watched for up to %.1f s\n",
+		st->max_hosts, st->lock_mode, (double)st->watch_ms / 1000.0);
+	fprintf(f, "%4s  %-12s %-11s %12s  %-24s %s\n", "slot", "host", "state", "heartbeat",
+		"last beat (UTC)", "recoveries");
+	for (int i = 0; i < st->max_hosts && i < CRP_MAX_HOSTS; i++) {
+		const struct crp_status_slot *s = &st->slots[i];
+
+		fprintf(f, "%4d  %-12s %-11s %12llu  %-24s", s->slot, s->host[0] ? s->host : "-",
+			s->state, (unsigned long long)s->heartbeat,
+			wall_str(s->heartbeat_wall_ns, w, sizeof(w)));
+		if (s->heartbeat_wall_ns && now >= s->heartbeat_wall_ns && strcmp(s->state, "free"))
+			fprintf(f, " (%.1f s ago)", (double)(now - s->heartbeat_wall_ns) / 1e9);
+		if (!strcmp(s->state, "recovering"))
+			fprintf(f, " recovering by %s", s->recoverer[0] ? s->recoverer : "?");
+		else if (s->recoveries)
+			fprintf(f, " %llu, last by %s at %s", (unsigned long long)s->recoveries,
+				s->recoverer[0] ? s->recoverer : "?",
+				wall_str(s->recovered_ns, w, sizeof(w)));
+		fputc('\n', f);
+	}
+}
+
+static void hosts_show(FILE *f, const struct crp_status *st, bool json)
+{
+	if (json)
+		hosts_json(f, st);
+	else
+		hosts_text(f, st);
+}
+
+static int cmd_hosts(int argc, char **argv)
+{
+	return run_status("hosts", argc, argv, hosts_show);
 }
 
 /* ---- fsck ---- */
@@ -480,7 +609,7 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
 	{ "status", cmd_status, EXIT_USAGE },
 	{ "fsck", cmd_fsck, CRP_FSCK_USAGE },
-	/* { "hosts", cmd_hosts, EXIT_USAGE }: issue 4 */
+	{ "hosts", cmd_hosts, EXIT_USAGE },
 };
 
 int main(int argc, char **argv)
