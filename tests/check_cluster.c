@@ -426,7 +426,7 @@ START_TEST(test_preempted_registration_fenced)
 	format(1);
 	host_up("alpha", true, &ma, &ca);
 	host_up("beta", true, &mb, &cb);
-	ck_assert_int_eq(crp_array_break_locks(mb->a, crp_array_pr_key(ma->a)), 0);
+	ck_assert_int_eq(crp_array_break_locks(mb->a, crp_array_pr_key(ma->a), 0), 0);
 	ck_assert_int_eq(crp_array_write(ma->a, (ma->geom.nstripes - 2) *
 					 crp_geom_stripe_bytes(&ma->geom), buf, 4096),
 			 -CRP_EFENCED);

@@ -181,9 +181,14 @@ bool crp_array_fenced(const struct crp_array *a);
  * reserve mode: 0. */
 int crp_array_pr_check(struct crp_array *a);
 
-/* Break another host's locks: LU reset (reserve) or PREEMPT of @victim_key
- * (pr) on every member. */
-int crp_array_break_locks(struct crp_array *a, uint64_t victim_key);
+/*
+ * Break a dead host's locks on every member.  pr mode: PREEMPT of
+ * @victim_key (its registration goes, and its reservation if it had one).
+ * reserve mode: a member whose reservation is still held against us after
+ * @wait_ns (a hung holder: a crashed one lost it with its session) is LU
+ * reset; the others are left alone, so that live hosts keep theirs.
+ */
+int crp_array_break_locks(struct crp_array *a, uint64_t victim_key, uint64_t wait_ns);
 
 /* The PR key this host uses for @host (stable, never 0). */
 uint64_t crp_pr_key_for_host(const char *host);

@@ -68,7 +68,7 @@ static int mark(struct crp_cluster *c, int slot, const struct crp_slot *seen, st
 			return 0;
 		crp_warn("the metadata lock is held past the dead timeout: breaking the locks of "
 			 "dead host %s (slot %d) to take it", seen->host, slot);
-		crp_array_break_locks(a, seen->pr_key);
+		crp_array_break_locks(a, seen->pr_key, c->dead_ns / 4);
 		r = crp_array_meta_lock(a);
 	}
 	if (r < 0)
@@ -157,7 +157,7 @@ int crp_cluster_recover(struct crp_cluster *c, int slot, const struct crp_slot *
 		return r;
 	}
 	crp_warn("host %s (slot %d) is dead: %s recovers it", s.host, slot, c->m->host);
-	r = crp_array_break_locks(c->m->a, s.pr_key);
+	r = crp_array_break_locks(c->m->a, s.pr_key, c->dead_ns);
 	if (r < 0)
 		crp_warn("breaking the locks of dead host %s: %s (continuing)", s.host,
 			 crp_strerror(r));

@@ -697,8 +697,67 @@ int crp_array_rebuild_range(struct crp_array *a, uint64_t off, void *buf, size_t
 	return 0;
 }
 
-int crp_array_break_locks(struct crp_array *a, uint64_t victim_key)
+/*
+ * reserve mode: a dead host's SCSI-2 reservation went with its session if
+ * it crashed; only a hung host still holds one.  Probe with RESERVE until
+ * @deadline: a member we can take (and give back at once) needs no reset;
+ * one still held against us then is reset, which also breaks any other
+ * host's reservation of it at that instant (they see a reset and retry).
+ */
+static int break_reserve(struct crp_array *a, int i, uint64_t deadline)
 {
+	unsigned attempt = 0;
+	int r;
+
+	if (a->lk[i].reserved)
+		return 0; /* ours: nobody else holds it */
+	for (;;) {
+		struct crp_cmd c;
+		uint8_t param[24];
+
+		crp_lock_cmd_reserve(a, &c, param);
+		r = crp_member_exec(a->m[i], &c);
+		if (r == 0) {
+			crp_lock_taken(a, i);
+			crp_lock_release_now(a, &i, 1);
+			return 0;
+		}
+		if (r != -CRP_ECONFLICT)
+			return r;
+		if (crp_now_ns() >= deadline)
+			break;
+		crp_lock_backoff(a, CRP_MIN(attempt++, 6u));
+	}
+	crp_warn("member %s: reservation held past the dead timeout: LU reset",
+		 crp_member_spec(a->m[i]));
+	r = crp_member_lun_reset(a->m[i]);
+	crp_member_take_events(a->m[i]);
+	return r;
+}
+
+/* pr mode: PREEMPT removes the victim's registration and hands us its
+ * reservation if it had one, which we release unless we hold it pinned. */
+static int break_pr(struct crp_array *a, int i, uint64_t victim_key)
+{
+	struct crp_cmd c;
+	uint8_t param[24];
+	int r;
+
+	crp_cmd_init(&c);
+	crp_cdb_pr_out(&c, CRP_PROUT_PREEMPT, CRP_PR_TYPE_WRITE_EXCLUSIVE, a->pr_key, victim_key,
+		       param);
+	r = crp_member_exec(a->m[i], &c);
+	if (r == 0 && !a->lk[i].reserved) {
+		a->lk[i].reserved = true;
+		a->lk[i].reserved_since_ns = crp_now_ns();
+		crp_lock_release_now(a, &i, 1);
+	}
+	return r;
+}
+
+int crp_array_break_locks(struct crp_array *a, uint64_t victim_key, uint64_t wait_ns)
+{
+	uint64_t deadline = crp_now_ns() + wait_ns;
 	int r = 0;
 
 	for (int i = 0; i < a->n; i++) {
@@ -706,24 +765,12 @@ int crp_array_break_locks(struct crp_array *a, uint64_t victim_key)
 
 		if (crp_member_failed(a->m[i]))
 			continue;
-		if (a->opts.lock_mode == CRP_LOCK_PR) {
-			struct crp_cmd c;
-			uint8_t param[24];
-
-			crp_cmd_init(&c);
-			crp_cdb_pr_out(&c, CRP_PROUT_PREEMPT, CRP_PR_TYPE_WRITE_EXCLUSIVE, a->pr_key,
-				       victim_key, param);
-			e = crp_member_exec(a->m[i], &c);
-			if (e == 0) {
-				/* PREEMPT hands us the victim's reservation, if it had one. */
-				a->lk[i].reserved = true;
-				a->lk[i].reserved_since_ns = crp_now_ns();
-				crp_lock_release_now(a, &i, 1);
-			}
-		} else {
-			e = crp_member_lun_reset(a->m[i]);
-			crp_member_take_events(a->m[i]);
-		}
+		crp_mlock_take_local(a, &i, 1);
+		if (a->opts.lock_mode == CRP_LOCK_PR)
+			e = break_pr(a, i, victim_key);
+		else
+			e = break_reserve(a, i, deadline);
+		crp_mlock_give_local(a, &i, 1);
 		if (e < 0 && !r)
 			r = e;
 	}
