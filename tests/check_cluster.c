@@ -8,6 +8,7 @@
  * PID.
  */
 #include <check.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,9 @@
 
 #include "crpfs/cluster.h"
 #include "crpfs/err.h"
+#include "crpfs/member.h"
 #include "crpfs/meta.h"
+#include "crpfs/scsi.h"
 #include "crpfs/util.h"
 
 #define NM 3
@@ -445,6 +448,90 @@ START_TEST(test_preempted_registration_fenced)
 }
 END_TEST
 
+/*
+ * Load: another nexus keeps every member reserved (RESERVE(6), reads and
+ * writes of others refused) most of the time, with short gaps, as busy
+ * hosts do.  Heartbeat writes and the watchers' reads that conflict are
+ * retried within the interval, so two idle hosts never judge each other
+ * dead: nobody is recovered, nobody fenced, both slots stay alive.
+ */
+struct loader {
+	struct crp_meta *m;
+	volatile bool stop;
+	uint64_t holds;
+};
+
+static void *loader_main(void *arg)
+{
+	struct loader *l = arg;
+
+	while (!l->stop) {
+		struct crp_cmd cmd;
+
+		for (int i = 0; i < NM; i++) {
+			crp_cmd_init(&cmd);
+			crp_cdb_reserve6(&cmd);
+			/* Taken or not (a heartbeat may hold a member for its
+			 * own write), the next round tries again. */
+			(void)crp_member_exec(crp_array_member(l->m->a, i), &cmd);
+		}
+		l->holds++;
+		crp_sleep_ns(45000000ull);
+		for (int i = 0; i < NM; i++) {
+			crp_cmd_init(&cmd);
+			crp_cdb_release6(&cmd);
+			(void)crp_member_exec(crp_array_member(l->m->a, i), &cmd);
+		}
+		crp_sleep_ns(5000000ull);
+	}
+	return NULL;
+}
+
+START_TEST(test_beats_pass_reservations)
+{
+	struct crp_meta_opts o = { .host = "loader", .ro = true };
+	struct crp_meta *ma, *mb;
+	struct crp_cluster *ca, *cb;
+	struct crp_cluster_stats sa, sb, sa0, sb0;
+	struct loader l = { 0 };
+	pthread_t t;
+	char err[256];
+	int slot_a, slot_b;
+
+	format(0);
+	host_up("alpha", true, &ma, &ca);
+	host_up("beta", true, &mb, &cb);
+	slot_a = crp_cluster_slot(ca);
+	slot_b = crp_cluster_slot(cb);
+	ck_assert_msg(crp_meta_open(specs, NM, &o, &l.m, err, sizeof(err)) == 0, "%s", err);
+	crp_cluster_get_stats(ca, &sa0);
+	crp_cluster_get_stats(cb, &sb0);
+	ck_assert_int_eq(pthread_create(&t, NULL, loader_main, &l), 0);
+	/* Ten dead timeouts of load. */
+	crp_sleep_ns(10ull * DEAD_MS * 1000000ull);
+	l.stop = true;
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	l.m->ro = true;
+	crp_meta_close(l.m);
+	ck_assert_uint_gt(l.holds, 0);
+	crp_cluster_get_stats(ca, &sa);
+	crp_cluster_get_stats(cb, &sb);
+	ck_assert_msg(sa.recoveries + sb.recoveries == 0, "a live host was declared dead under load");
+	ck_assert_msg(!crp_cluster_fenced(ca, NULL, 0) && !crp_cluster_fenced(cb, NULL, 0),
+		      "a live host was fenced under load");
+	/* Both kept beating through the load. */
+	ck_assert_uint_gt(sa.beats, sa0.beats);
+	ck_assert_uint_gt(sb.beats, sb0.beats);
+	ck_assert_uint_eq(slot_now(slot_a).state, CRP_SLOT_ACTIVE);
+	ck_assert_str_eq(slot_now(slot_a).host, "alpha");
+	ck_assert_uint_eq(slot_now(slot_b).state, CRP_SLOT_ACTIVE);
+	ck_assert_str_eq(slot_now(slot_b).host, "beta");
+	ck_assert_int_eq(host_down(ma, ca), 0);
+	ck_assert_int_eq(host_down(mb, cb), 0);
+	cleanup();
+}
+END_TEST
+
 int main(void)
 {
 	const struct {
@@ -459,6 +546,7 @@ int main(void)
 		{ "hung_reserve", test_hung_host_fenced_reserve },
 		{ "hung_pr", test_hung_host_fenced_pr },
 		{ "preempted", test_preempted_registration_fenced },
+		{ "beats_under_load", test_beats_pass_reservations },
 	};
 	Suite *s = suite_create("cluster");
 	SRunner *sr;

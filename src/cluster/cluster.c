@@ -72,7 +72,8 @@ void crp_cluster_fence(struct crp_cluster *c, const struct crp_slot *s)
 	struct crp_slot now;
 
 	/* Preempted (pr): the slot says who declared us dead, if anyone did. */
-	if (!s && c->slot >= 0 && crp_meta_slot_read(c->m, c->slot, &now) == 0 &&
+	if (!s && c->slot >= 0 &&
+	    crp_cluster_slot_read(c, c->slot, crp_now_ns() + c->beat_ns / 2, &now) == 0 &&
 	    !still_ours(c, &now) && now.recoverer[0])
 		s = &now;
 	crp_array_fence(c->m->a);
@@ -117,14 +118,16 @@ static bool still_ours(const struct crp_cluster *c, const struct crp_slot *s)
 }
 
 /* Write our slot with the counter bumped; lease_mu held.  The lease runs
- * from @t0, taken before the write was issued. */
+ * from @t0, taken before the write was issued.  Members that other hosts
+ * hold reserved are retried for up to half a heartbeat: the beat counts if
+ * any copy landed (watchers take the freshest copy they can read). */
 static int write_beat(struct crp_cluster *c, uint64_t t0)
 {
 	int r;
 
 	c->mine.heartbeat++;
 	c->mine.heartbeat_ns = crp_wall_ns();
-	r = crp_meta_slot_write(c->m, &c->mine);
+	r = crp_cluster_slot_write(c, &c->mine, t0 + c->beat_ns / 2);
 	if (r == 0) {
 		atomic_store(&c->lease_ok_ns, t0);
 		atomic_fetch_add(&c->beats, 1);
@@ -142,7 +145,7 @@ static int verify_and_beat(struct crp_cluster *c)
 	int r;
 
 	atomic_fetch_add(&c->renewals, 1);
-	r = crp_meta_slot_read(c->m, c->slot, &s);
+	r = crp_cluster_slot_read(c, c->slot, t0 + c->beat_ns / 2, &s);
 	if (r < 0)
 		return r;
 	if (!still_ours(c, &s)) {
@@ -211,16 +214,27 @@ static int beat(struct crp_cluster *c)
 	return r ? r : e;
 }
 
-/* One round of watching the other slots. */
+/*
+ * One round of watching the other slots: every slot in one read per
+ * member, members reserved by other hosts retried for up to half a
+ * heartbeat.  A slot that could not be read says nothing: a host is judged
+ * dead only from a counter that was read and had not moved for the dead
+ * timeout.
+ */
 static void watch(struct crp_cluster *c)
 {
+	int n = (int)c->m->sb.max_hosts;
 	uint64_t now;
-	struct crp_slot s;
 
-	for (int i = 0; i < (int)c->m->sb.max_hosts && !atomic_load(&c->fenced); i++) {
-		if (i == c->slot || crp_meta_slot_read(c->m, i, &s) < 0)
+	if (crp_cluster_slots_read(c, 0, n, crp_now_ns() + c->beat_ns / 2, c->watch_slots,
+				   c->watch_got) < 0)
+		return;
+	now = crp_now_ns();
+	for (int i = 0; i < n && !atomic_load(&c->fenced); i++) {
+		struct crp_slot s = c->watch_slots[i];
+
+		if (i == c->slot || !c->watch_got[i])
 			continue;
-		now = crp_now_ns();
 		if (s.state == CRP_SLOT_FREE) {
 			c->seen_valid[i] = false;
 			continue;
@@ -245,6 +259,7 @@ static void watch(struct crp_cluster *c)
 			crp_err("recovery of host %s (slot %d) failed: %s; retrying after the dead timeout",
 				s.host, i, crp_strerror(r));
 		c->seen_valid[i] = false;
+		now = crp_now_ns();
 	}
 }
 
@@ -291,6 +306,8 @@ static void cluster_free(struct crp_cluster *c)
 	free(c->seen_state);
 	free(c->seen_ns);
 	free(c->seen_valid);
+	free(c->watch_slots);
+	free(c->watch_got);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->lease_mu);
@@ -307,20 +324,36 @@ static int claim(struct crp_cluster *c, char *err, size_t errlen)
 {
 	struct crp_meta *m = c->m;
 	int n = (int)m->sb.max_hosts, pick = -1, r, e;
-	struct crp_slot s, chosen = { 0 };
+	struct crp_slot chosen = { 0 }, *all = calloc((size_t)n, sizeof(*all));
+	bool *got = calloc((size_t)n, sizeof(*got));
+
+	if (!all || !got) {
+		free(all);
+		free(got);
+		snprintf(err, errlen, "out of memory claiming a host slot");
+		return -ENOMEM;
+	}
 
 	r = crp_array_meta_lock(m->a);
 	if (r < 0) {
 		snprintf(err, errlen, "host %s: cannot take the metadata lock to claim a slot: %s",
 			 m->host, crp_strerror(r));
+		free(all);
+		free(got);
 		return r;
 	}
+	r = crp_cluster_slots_read(c, 0, n, crp_now_ns() + c->dead_ns, all, got);
+	for (int i = 0; i < n && r == 0; i++)
+		if (!got[i])
+			r = -CRP_ECORRUPT;
+	if (r < 0) {
+		snprintf(err, errlen, "the host slots cannot be read on any member: %s",
+			 crp_strerror(r));
+		goto out;
+	}
 	for (int i = 0; i < n; i++) {
-		r = crp_meta_slot_read(m, i, &s);
-		if (r < 0) {
-			snprintf(err, errlen, "host slot %d is unreadable on every member", i);
-			goto out;
-		}
+		struct crp_slot s = all[i];
+
 		if (s.state != CRP_SLOT_FREE && !strcmp(s.host, m->host)) {
 			snprintf(err, errlen,
 				 "host %s is already mounted (slot %d, %s); a second mount under the "
@@ -351,13 +384,15 @@ static int claim(struct crp_cluster *c, char *err, size_t errlen)
 	{
 		uint64_t t0 = crp_now_ns();
 
-		r = crp_meta_slot_write(m, &chosen);
+		r = crp_cluster_slot_write(c, &chosen, t0 + c->dead_ns / 2);
 		if (r == 0)
 			atomic_store(&c->lease_ok_ns, t0);
 	}
 	if (r < 0)
 		snprintf(err, errlen, "cannot write host slot %d: %s", pick, crp_strerror(r));
 out:
+	free(all);
+	free(got);
 	e = crp_array_meta_unlock(m->a);
 	if (r == 0 && e < 0) {
 		snprintf(err, errlen, "the metadata lock was broken while claiming slot %d: %s", pick,
@@ -374,6 +409,47 @@ out:
 	return r;
 }
 
+/*
+ * Watch every slot for up to the dead timeout (less once every taken slot
+ * moved), in rounds of one read per member, retrying members reserved by
+ * other hosts.  @slots[i] is the last copy read, @moved[i] whether its
+ * counter or state changed between reads, @read[i] whether it was read at
+ * all (a slot never read is judged neither alive nor dead).
+ */
+static int watch_slots(struct crp_cluster *c, struct crp_slot *slots, bool *moved, bool *read)
+{
+	int n = (int)c->m->sb.max_hosts, r, ok = 0;
+	uint64_t start = crp_now_ns();
+
+	memset(moved, 0, (size_t)n * sizeof(*moved));
+	memset(read, 0, (size_t)n * sizeof(*read));
+	for (;;) {
+		bool waiting = false;
+
+		r = crp_cluster_slots_read(c, 0, n, crp_now_ns() + c->beat_ns / 2, c->watch_slots,
+					   c->watch_got);
+		if (r == 0)
+			ok++;
+		for (int i = 0; r == 0 && i < n; i++) {
+			struct crp_slot *s = &c->watch_slots[i];
+
+			if (!c->watch_got[i])
+				continue;
+			if (read[i] && (s->heartbeat != slots[i].heartbeat ||
+					s->state != slots[i].state))
+				moved[i] = true;
+			slots[i] = *s;
+			read[i] = true;
+		}
+		for (int i = 0; i < n; i++)
+			waiting |= !read[i] || (slots[i].state != CRP_SLOT_FREE && !moved[i]);
+		if (!waiting || crp_now_ns() - start >= c->dead_ns)
+			break;
+		crp_sleep_ns(CRP_MIN(c->dead_ns / 10, 100000000ull));
+	}
+	return ok ? 0 : r;
+}
+
 /* Watch the slots for the dead timeout; recover every taken slot that did
  * not move; refuse when our own name is alive. */
 static int recover_dead(struct crp_cluster *c, char *err, size_t errlen)
@@ -382,16 +458,17 @@ static int recover_dead(struct crp_cluster *c, char *err, size_t errlen)
 	int n = (int)m->sb.max_hosts, r = -ENOMEM;
 	struct crp_slot *slots = calloc((size_t)n, sizeof(*slots));
 	bool *moved = calloc((size_t)n, sizeof(*moved));
+	bool *read = calloc((size_t)n, sizeof(*read));
 
-	if (!slots || !moved)
+	if (!slots || !moved || !read)
 		goto out;
-	r = crp_meta_slots_watch(m, c->dead_ns, slots, moved);
+	r = watch_slots(c, slots, moved, read);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot read the host slots: %s", crp_strerror(r));
 		goto out;
 	}
 	for (int i = 0; i < n; i++) {
-		if (slots[i].state == CRP_SLOT_FREE)
+		if (!read[i] || slots[i].state == CRP_SLOT_FREE)
 			continue;
 		if (moved[i]) {
 			if (slots[i].state == CRP_SLOT_ACTIVE && !strcmp(slots[i].host, m->host)) {
@@ -418,6 +495,7 @@ static int recover_dead(struct crp_cluster *c, char *err, size_t errlen)
 out:
 	free(slots);
 	free(moved);
+	free(read);
 	return r;
 }
 
@@ -463,7 +541,10 @@ int crp_cluster_join(struct crp_meta *m, const struct crp_cluster_opts *opts,
 	c->seen_state = calloc(n, sizeof(*c->seen_state));
 	c->seen_ns = calloc(n, sizeof(*c->seen_ns));
 	c->seen_valid = calloc(n, sizeof(*c->seen_valid));
-	if (!c->seen_counter || !c->seen_state || !c->seen_ns || !c->seen_valid) {
+	c->watch_slots = calloc(n, sizeof(*c->watch_slots));
+	c->watch_got = calloc(n, sizeof(*c->watch_got));
+	if (!c->seen_counter || !c->seen_state || !c->seen_ns || !c->seen_valid ||
+	    !c->watch_slots || !c->watch_got) {
 		r = -ENOMEM;
 		goto out;
 	}

@@ -29,6 +29,8 @@ struct crp_cluster {
 	uint32_t *seen_state;
 	uint64_t *seen_ns;		/* monotonic time the counter last moved */
 	bool *seen_valid;
+	struct crp_slot *watch_slots;	/* the last round's read */
+	bool *watch_got;		/* slot read in that round */
 
 	pthread_t thread;
 	bool running;
@@ -38,6 +40,23 @@ struct crp_cluster {
 
 	atomic_uint_fast64_t beats, recoveries, renewals;
 };
+
+/*
+ * slotio.c: slot copies read and written past other hosts' reservations,
+ * retrying the members that answered RESERVATION CONFLICT (randomized
+ * backoff) until @deadline (crp_now_ns clock).
+ *
+ * slots_read: slots @first .. @first + @n - 1, one read per member; @got[k]
+ * says whether slot @first + k was read (its freshest copy in @out[k]).  0
+ * if any copy was read, else the error (-CRP_ECONFLICT: every member stayed
+ * reserved by another host).  slot_read: one slot, 0 only if it was read.
+ * slot_write: every member; 0 if any copy landed.
+ */
+int crp_cluster_slots_read(struct crp_cluster *c, int first, int n, uint64_t deadline,
+			   struct crp_slot *out, bool *got);
+int crp_cluster_slot_read(struct crp_cluster *c, int slot, uint64_t deadline,
+			  struct crp_slot *out);
+int crp_cluster_slot_write(struct crp_cluster *c, const struct crp_slot *s, uint64_t deadline);
 
 /* cluster.c: fence this host (once), with the slot that shows why. */
 void crp_cluster_fence(struct crp_cluster *c, const struct crp_slot *s);

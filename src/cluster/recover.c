@@ -39,7 +39,7 @@ static bool same(const struct crp_slot *a, const struct crp_slot *b)
 static int step(struct crp_cluster *c, struct crp_slot *s)
 {
 	struct crp_slot now;
-	int r = crp_meta_slot_read(c->m, (int)s->slot, &now);
+	int r = crp_cluster_slot_read(c, (int)s->slot, crp_now_ns() + c->dead_ns / 2, &now);
 
 	if (r < 0)
 		return r;
@@ -48,7 +48,7 @@ static int step(struct crp_cluster *c, struct crp_slot *s)
 		return -EAGAIN; /* taken over: ours stalled */
 	s->heartbeat++;
 	s->recovered_ns = crp_wall_ns();
-	return crp_meta_slot_write(c->m, s);
+	return crp_cluster_slot_write(c, s, crp_now_ns() + c->dead_ns / 2);
 }
 
 /* Mark @slot RECOVERING by us if it still shows @seen; 1 if marked. */
@@ -61,7 +61,7 @@ static int mark(struct crp_cluster *c, int slot, const struct crp_slot *seen, st
 	r = crp_array_meta_lock_until(a, crp_now_ns() + c->dead_ns);
 	if (r == -ETIMEDOUT) {
 		/* The lock is held longer than a dead timeout: by the dead host? */
-		r = crp_meta_slot_read(c->m, slot, &s);
+		r = crp_cluster_slot_read(c, slot, crp_now_ns() + c->beat_ns, &s);
 		if (r < 0)
 			return r;
 		if (!same(&s, seen))
@@ -73,13 +73,13 @@ static int mark(struct crp_cluster *c, int slot, const struct crp_slot *seen, st
 	}
 	if (r < 0)
 		return r;
-	r = crp_meta_slot_read(c->m, slot, &s);
+	r = crp_cluster_slot_read(c, slot, crp_now_ns() + c->beat_ns, &s);
 	if (r == 0 && same(&s, seen)) {
 		s.state = CRP_SLOT_RECOVERING;
 		snprintf(s.recoverer, sizeof(s.recoverer), "%s", c->m->host);
 		s.heartbeat++;
 		s.recovered_ns = crp_wall_ns();
-		r = crp_meta_slot_write(c->m, &s);
+		r = crp_cluster_slot_write(c, &s, crp_now_ns() + c->beat_ns);
 		if (r == 0)
 			r = 1;
 		*out = s;
@@ -100,7 +100,7 @@ static int finish(struct crp_cluster *c, struct crp_slot *s)
 	r = crp_array_meta_lock(a);
 	if (r < 0)
 		return r;
-	r = crp_meta_slot_read(c->m, (int)s->slot, &now);
+	r = crp_cluster_slot_read(c, (int)s->slot, crp_now_ns() + c->beat_ns, &now);
 	if (r == 0 && (now.state != CRP_SLOT_RECOVERING || strcmp(now.recoverer, c->m->host) ||
 		       now.heartbeat != s->heartbeat))
 		r = -EAGAIN;
@@ -109,7 +109,7 @@ static int finish(struct crp_cluster *c, struct crp_slot *s)
 		s->heartbeat++;
 		s->recoveries++;
 		s->recovered_ns = crp_wall_ns();
-		r = crp_meta_slot_write(c->m, s);
+		r = crp_cluster_slot_write(c, s, crp_now_ns() + c->beat_ns);
 	}
 	e = crp_array_meta_unlock(a);
 	return r ? r : e;
