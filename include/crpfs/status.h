@@ -22,7 +22,8 @@ struct crp_status_member {
 
 struct crp_status_slot {
 	int slot;
-	char host[64];	      /* the holder; a free slot keeps its last holder's name */
+	char host[64];	      /* the holder; "" when free */
+	char last_host[64];   /* free: the last holder ("" if never taken) */
 	uint64_t heartbeat;   /* counter */
 	uint64_t heartbeat_wall_ns; /* time of the last beat, wall clock */
 	char state[16];	      /* "free", "alive", "dead", "recovering",

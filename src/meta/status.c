@@ -69,7 +69,11 @@ static int slot_states(struct crp_meta *m, uint64_t watch_ms, struct crp_status 
 		const char *state;
 
 		ss->slot = i;
-		snprintf(ss->host, sizeof(ss->host), "%s", s->host);
+		/* A freed slot keeps its last holder's name on disk. */
+		if (s->state == CRP_SLOT_FREE)
+			snprintf(ss->last_host, sizeof(ss->last_host), "%s", s->host);
+		else
+			snprintf(ss->host, sizeof(ss->host), "%s", s->host);
 		snprintf(ss->recoverer, sizeof(ss->recoverer), "%s", s->recoverer);
 		ss->heartbeat = s->heartbeat;
 		ss->heartbeat_wall_ns = s->heartbeat_ns;
@@ -157,7 +161,8 @@ int crp_status_read_watch(const char *const *specs, int n, const char *host,
 				snprintf(ss->state, sizeof(ss->state), "unreadable");
 				continue;
 			}
-			snprintf(ss->host, sizeof(ss->host), "%s", s.host);
+			snprintf(s.state == CRP_SLOT_FREE ? ss->last_host : ss->host,
+				 sizeof(ss->host), "%s", s.host);
 			ss->heartbeat = s.heartbeat;
 			ss->heartbeat_wall_ns = s.heartbeat_ns;
 			snprintf(ss->state, sizeof(ss->state), "%s",

@@ -501,6 +501,8 @@ static void hosts_json(FILE *f, const struct crp_status *st)
 		fprintf(f, ", \"heartbeat\": %llu, \"heartbeat_wall_ns\": %llu, \"heartbeat_time\": ",
 			(unsigned long long)s->heartbeat, (unsigned long long)s->heartbeat_wall_ns);
 		json_str(f, wall_str(s->heartbeat_wall_ns, w, sizeof(w)));
+		fputs(", \"last_host\": ", f);
+		json_str(f, s->last_host);
 		fprintf(f, ", \"moved\": %s, \"mount_wall_ns\": %llu, \"recoverer\": ",
 			s->moved ? "true" : "false", (unsigned long long)s->mount_ns);
 		json_str(f, s->recoverer);
@@ -522,8 +524,14 @@ static void hosts_text(FILE *f, const struct crp_status *st)
 	for (int i = 0; i < st->max_hosts && i < CRP_MAX_HOSTS; i++) {
 		const struct crp_status_slot *s = &st->slots[i];
 
-		fprintf(f, "%4d  %-12s %-11s %12llu  %-24s", s->slot, s->host[0] ? s->host : "-",
-			s->state, (unsigned long long)s->heartbeat,
+		char who[HOST_MAX + 2];
+
+		/* A free slot: its last holder in parentheses. */
+		if (s->host[0] || !s->last_host[0])
+			snprintf(who, sizeof(who), "%s", s->host[0] ? s->host : "-");
+		else
+			snprintf(who, sizeof(who), "(%.*s)", HOST_MAX - 1, s->last_host);
+		fprintf(f, "%4d  %-12s %-11s %12llu  %-24s", s->slot, who, s->state, (unsigned long long)s->heartbeat,
 			wall_str(s->heartbeat_wall_ns, w, sizeof(w)));
 		if (s->heartbeat_wall_ns && now >= s->heartbeat_wall_ns && strcmp(s->state, "free"))
 			fprintf(f, " (%.1f s ago)", (double)(now - s->heartbeat_wall_ns) / 1e9);
