@@ -449,6 +449,75 @@ START_TEST(test_preempted_registration_fenced)
 END_TEST
 
 /*
+ * A recovery that takes longer than the dead timeout (its orphan step
+ * sleeps three of them) must not stop the recoverer's heartbeat: the other
+ * survivor never declares the recoverer dead, nobody is fenced, and the
+ * killed host is recovered once.
+ */
+static int slow_free_orphans(void *ctx, int slot)
+{
+	(void)ctx;
+	(void)slot;
+	crp_sleep_ns(3ull * DEAD_MS * 1000000ull);
+	return 0;
+}
+
+static void slow_host_up(const char *name, struct crp_meta **m, struct crp_cluster **c)
+{
+	struct crp_cluster_opts o = { .heartbeat_ms = HB_MS, .dead_timeout_ms = DEAD_MS,
+				      .free_orphans = slow_free_orphans };
+	char err[512];
+
+	ck_assert_msg(open_meta(name, m, err, sizeof(err)) == 0, "open %s: %s", name, err);
+	ck_assert_msg(crp_cluster_join(*m, &o, c, err, sizeof(err)) == 0, "join %s: %s", name,
+		      err);
+}
+
+static void slow_recovery(int lock_mode)
+{
+	struct crp_meta *mb, *mc;
+	struct crp_cluster *cb, *cc;
+	struct crp_cluster_stats sb, sc;
+	int slot;
+	pid_t pid;
+
+	format(lock_mode);
+	pid = fork_host("victim", false, &slot, NULL);
+	slow_host_up("beta", &mb, &cb);
+	slow_host_up("gamma", &mc, &cc);
+	kill_host(pid);
+	wait_slot_state(slot, CRP_SLOT_RECOVERING, 30);
+	wait_slot_state(slot, CRP_SLOT_FREE, 30);
+	/* Time for a wrong verdict on the recoverer to show. */
+	crp_sleep_ns(2ull * DEAD_MS * 1000000ull);
+	crp_cluster_get_stats(cb, &sb);
+	crp_cluster_get_stats(cc, &sc);
+	ck_assert_msg(!crp_cluster_fenced(cb, NULL, 0) && !crp_cluster_fenced(cc, NULL, 0),
+		      "the recoverer was declared dead and fenced during its recovery");
+	ck_assert_uint_eq(sb.recoveries + sc.recoveries, 1);
+	ck_assert_uint_eq(slot_now(slot).recoveries, 1);
+	ck_assert_uint_eq(slot_now(crp_cluster_slot(cb)).state, CRP_SLOT_ACTIVE);
+	ck_assert_uint_eq(slot_now(crp_cluster_slot(cc)).state, CRP_SLOT_ACTIVE);
+	ck_assert_uint_eq(slot_now(crp_cluster_slot(cb)).recoveries, 0);
+	ck_assert_uint_eq(slot_now(crp_cluster_slot(cc)).recoveries, 0);
+	ck_assert_int_eq(host_down(mb, cb), 0);
+	ck_assert_int_eq(host_down(mc, cc), 0);
+	cleanup();
+}
+
+START_TEST(test_slow_recovery_keeps_beating_reserve)
+{
+	slow_recovery(0);
+}
+END_TEST
+
+START_TEST(test_slow_recovery_keeps_beating_pr)
+{
+	slow_recovery(1);
+}
+END_TEST
+
+/*
  * Load: another nexus keeps every member reserved (RESERVE(6), reads and
  * writes of others refused) most of the time, with short gaps, as busy
  * hosts do.  Heartbeat writes and the watchers' reads that conflict are
@@ -547,6 +616,8 @@ int main(void)
 		{ "hung_pr", test_hung_host_fenced_pr },
 		{ "preempted", test_preempted_registration_fenced },
 		{ "beats_under_load", test_beats_pass_reservations },
+		{ "slow_recovery_reserve", test_slow_recovery_keeps_beating_reserve },
+		{ "slow_recovery_pr", test_slow_recovery_keeps_beating_pr },
 	};
 	Suite *s = suite_create("cluster");
 	SRunner *sr;

@@ -11,10 +11,14 @@
  * alive is refused: two mounts never share a slot.
  *
  * Heartbeat.  A thread writes our slot (counter + 1, wall time) every
- * heartbeat interval: a plain write of the slot block on every member.
- * The same thread watches the other slots: a host is dead when its
- * counter has not moved for the dead timeout, measured on this host's
- * monotonic clock (never by comparing wall clocks across hosts).
+ * heartbeat interval: a plain write of the slot block on every member,
+ * members reserved by other hosts retried within the interval; the beat
+ * counts if any copy landed.  The same thread watches the other slots: a
+ * host is dead when its counter, as read, has not moved for the dead
+ * timeout, measured on this host's monotonic clock (never by comparing
+ * wall clocks across hosts; a slot that could not be read proves nothing).
+ * Recovery runs on a thread of its own, so that the heartbeat goes on
+ * while it does.
  *
  * Recovery, exactly once.  The watcher takes the metadata lock, re-reads
  * the dead slot and marks it RECOVERING with its own name only if it still
@@ -23,8 +27,8 @@
  * locks, replays its journal, resyncs the stripes in its intent log, has
  * its orphans freed (callback) and frees the slot, counting the recovery
  * in the slot (struct crp_slot.recoveries, .recoverer).  A RECOVERING slot
- * whose counter stops for the dead timeout (its recoverer died) is taken
- * over the same way.
+ * whose counter stops for the dead timeout while its recoverer is no longer
+ * a live host (its own slot stopped too) is taken over the same way.
  *
  * Fencing.  Every write passes the array's gate: our lease is our last
  * successful heartbeat, valid for half the dead timeout.  A write after it
@@ -60,11 +64,11 @@ struct crp_cluster_opts {
 	 * caller does not share the meta with other threads (tests). */
 	pthread_mutex_t *meta_mu;
 	/* Free slot @slot's orphan inodes (the fs layer), after its journal
-	 * was replayed; called from the heartbeat thread without meta_mu.
+	 * was replayed; called from the recovery thread without meta_mu.
 	 * NULL: the slot's bit stays in meta->recovered for the caller. */
 	int (*free_orphans)(void *ctx, int slot);
-	/* This host was fenced: called once, from the heartbeat thread or a
-	 * writer, with the message to show ("host X was declared dead by Y and
+	/* This host was fenced: called once, from the heartbeat or recovery
+	 * thread or a writer, with the message to show ("host X was declared dead by Y and
 	 * fenced; remount to rejoin").  Must not block. */
 	void (*fenced)(void *ctx, const char *msg);
 	void *ctx;
@@ -83,14 +87,16 @@ struct crp_cluster;
 int crp_cluster_join(struct crp_meta *m, const struct crp_cluster_opts *opts,
 		     struct crp_cluster **out, char *err, size_t errlen);
 /*
- * Stop the heartbeat thread and remove the gate; the slot itself is freed
+ * Stop the heartbeat and recovery threads (a recovery under way finishes
+ * first) and remove the gate; the slot itself is freed
  * by crp_meta_close afterwards (only if still ours).  A fenced host leaves
  * its array fenced, so that close writes nothing.  Frees @c.
  */
 void crp_cluster_leave(struct crp_cluster *c);
 
 /* One heartbeat and one round of watching (the thread's loop body; tests
- * with no_thread call it).  0, or -CRP_EFENCED once fenced. */
+ * with no_thread call it, and recover dead hosts inline).  0, or
+ * -CRP_EFENCED once fenced. */
 int crp_cluster_tick(struct crp_cluster *c);
 /* The lease check of the write gate: 0 or -CRP_EFENCED. */
 int crp_cluster_check(struct crp_cluster *c);

@@ -214,12 +214,71 @@ static int beat(struct crp_cluster *c)
 	return r ? r : e;
 }
 
+/* Hand dead slot @i (as @s showed it stop) to the recovery thread; false
+ * if it is already queued or being recovered by us. */
+static bool queue_recovery(struct crp_cluster *c, int i, const struct crp_slot *s)
+{
+	bool queued = false;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->rec_state[i] == REC_IDLE) {
+		c->rec_state[i] = REC_PENDING;
+		c->rec_seen[i] = *s;
+		queued = true;
+		pthread_cond_broadcast(&c->rec_cv);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return queued;
+}
+
+static bool recovery_busy(struct crp_cluster *c, int i)
+{
+	bool busy;
+
+	pthread_mutex_lock(&c->mu);
+	busy = c->rec_state[i] != REC_IDLE;
+	pthread_mutex_unlock(&c->mu);
+	return busy;
+}
+
+/* Recover slot @i, which @s showed stopped for the dead timeout. */
+static void recover_one(struct crp_cluster *c, int i, const struct crp_slot *s)
+{
+	int r = crp_cluster_recover(c, i, s);
+
+	if (r < 0)
+		crp_err("recovery of host %s (slot %d) failed: %s; retrying after the dead timeout",
+			s->host, i, crp_strerror(r));
+}
+
+/*
+ * A recovery can take longer than the dead timeout in one step (a replay,
+ * a resync, the orphans), while its recoverer keeps beating in its own
+ * slot: a RECOVERING slot is stalled only when its recoverer is no longer
+ * a live host.  Our own recovery that stopped (it failed) is retried.
+ */
+static bool recoverer_alive(struct crp_cluster *c, const struct crp_slot *s, uint64_t now)
+{
+	for (int j = 0; j < (int)c->m->sb.max_hosts; j++) {
+		const struct crp_slot *r = &c->watch_slots[j];
+
+		if (j == (int)s->slot || !c->watch_got[j] || r->state != CRP_SLOT_ACTIVE ||
+		    strcmp(r->host, s->recoverer))
+			continue;
+		if (j == c->slot)
+			return false;
+		return c->seen_valid[j] && now - c->seen_ns[j] < c->dead_ns;
+	}
+	return false;
+}
+
 /*
  * One round of watching the other slots: every slot in one read per
  * member, members reserved by other hosts retried for up to half a
  * heartbeat.  A slot that could not be read says nothing: a host is judged
  * dead only from a counter that was read and had not moved for the dead
- * timeout.
+ * timeout.  A dead slot goes to the recovery thread (inline without
+ * threads), and is not watched while our recovery of it runs.
  */
 static void watch(struct crp_cluster *c)
 {
@@ -230,36 +289,46 @@ static void watch(struct crp_cluster *c)
 				   c->watch_got) < 0)
 		return;
 	now = crp_now_ns();
-	for (int i = 0; i < n && !atomic_load(&c->fenced); i++) {
-		struct crp_slot s = c->watch_slots[i];
+	/* First what moved, then the verdicts (a recovery is judged by its
+	 * recoverer's own heartbeat, in any slot). */
+	for (int i = 0; i < n; i++) {
+		struct crp_slot *s = &c->watch_slots[i];
 
 		if (i == c->slot || !c->watch_got[i])
 			continue;
-		if (s.state == CRP_SLOT_FREE) {
-			c->seen_valid[i] = false;
+		if (s->state == CRP_SLOT_FREE || (c->rec_running && recovery_busy(c, i))) {
+			c->seen_valid[i] = false; /* busy: watch afresh once we are done */
 			continue;
 		}
-		if (!c->seen_valid[i] || s.heartbeat != c->seen_counter[i] ||
-		    s.state != c->seen_state[i]) {
+		if (!c->seen_valid[i] || s->heartbeat != c->seen_counter[i] ||
+		    s->state != c->seen_state[i]) {
 			c->seen_valid[i] = true;
-			c->seen_counter[i] = s.heartbeat;
-			c->seen_state[i] = s.state;
+			c->seen_counter[i] = s->heartbeat;
+			c->seen_state[i] = s->state;
+			c->seen_ns[i] = now;
+		}
+	}
+	for (int i = 0; i < n && !atomic_load(&c->fenced); i++) {
+		struct crp_slot s = c->watch_slots[i];
+
+		if (i == c->slot || !c->watch_got[i] || !c->seen_valid[i] ||
+		    now - c->seen_ns[i] < c->dead_ns)
+			continue;
+		if (s.state == CRP_SLOT_RECOVERING && recoverer_alive(c, &s, now)) {
 			c->seen_ns[i] = now;
 			continue;
 		}
-		if (now - c->seen_ns[i] < c->dead_ns)
+		c->seen_valid[i] = false;
+		if (c->rec_running && !queue_recovery(c, i, &s))
 			continue;
 		crp_warn("host %s (slot %d) has not beaten for %llu ms (counter %llu%s): recovering it",
 			 s.host, i, (unsigned long long)((now - c->seen_ns[i]) / 1000000),
 			 (unsigned long long)s.heartbeat,
 			 s.state == CRP_SLOT_RECOVERING ? ", its recovery stalled" : "");
-		int r = crp_cluster_recover(c, i, &s);
-
-		if (r < 0)
-			crp_err("recovery of host %s (slot %d) failed: %s; retrying after the dead timeout",
-				s.host, i, crp_strerror(r));
-		c->seen_valid[i] = false;
-		now = crp_now_ns();
+		if (!c->rec_running) {
+			recover_one(c, i, &s);
+			now = crp_now_ns();
+		}
 	}
 }
 
@@ -300,6 +369,50 @@ static void *heartbeat_main(void *arg)
 	return NULL;
 }
 
+/* The recovery thread: recovers the slots the watcher queued, one at a
+ * time, until stopped (a recovery under way is finished first). */
+static void *recovery_main(void *arg)
+{
+	struct crp_cluster *c = arg;
+	int n = (int)c->m->sb.max_hosts;
+
+	pthread_mutex_lock(&c->mu);
+	while (!c->stop) {
+		int i;
+
+		for (i = 0; i < n && c->rec_state[i] != REC_PENDING; i++)
+			;
+		if (i == n) {
+			pthread_cond_wait(&c->rec_cv, &c->mu);
+			continue;
+		}
+		struct crp_slot seen = c->rec_seen[i];
+
+		c->rec_state[i] = REC_RUNNING;
+		pthread_mutex_unlock(&c->mu);
+		if (!atomic_load(&c->fenced))
+			recover_one(c, i, &seen);
+		pthread_mutex_lock(&c->mu);
+		c->rec_state[i] = REC_IDLE;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+static void stop_threads(struct crp_cluster *c)
+{
+	pthread_mutex_lock(&c->mu);
+	c->stop = true;
+	pthread_cond_broadcast(&c->cv);
+	pthread_cond_broadcast(&c->rec_cv);
+	pthread_mutex_unlock(&c->mu);
+	if (c->running)
+		pthread_join(c->thread, NULL);
+	if (c->rec_running)
+		pthread_join(c->rec_thread, NULL);
+	c->running = c->rec_running = false;
+}
+
 static void cluster_free(struct crp_cluster *c)
 {
 	free(c->seen_counter);
@@ -308,6 +421,9 @@ static void cluster_free(struct crp_cluster *c)
 	free(c->seen_valid);
 	free(c->watch_slots);
 	free(c->watch_got);
+	free(c->rec_state);
+	free(c->rec_seen);
+	pthread_cond_destroy(&c->rec_cv);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->lease_mu);
@@ -447,6 +563,15 @@ static int watch_slots(struct crp_cluster *c, struct crp_slot *slots, bool *move
 			break;
 		crp_sleep_ns(CRP_MIN(c->dead_ns / 10, 100000000ull));
 	}
+	/* A recovery whose recoverer is beating is alive (see recoverer_alive). */
+	for (int i = 0; i < n; i++) {
+		if (!read[i] || moved[i] || slots[i].state != CRP_SLOT_RECOVERING)
+			continue;
+		for (int j = 0; j < n; j++)
+			if (j != i && read[j] && moved[j] && slots[j].state == CRP_SLOT_ACTIVE &&
+			    !strcmp(slots[j].host, slots[i].recoverer))
+				moved[i] = true;
+	}
 	return ok ? 0 : r;
 }
 
@@ -537,14 +662,17 @@ int crp_cluster_join(struct crp_meta *m, const struct crp_cluster_opts *opts,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&c->cv, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&c->rec_cv, NULL);
 	c->seen_counter = calloc(n, sizeof(*c->seen_counter));
 	c->seen_state = calloc(n, sizeof(*c->seen_state));
 	c->seen_ns = calloc(n, sizeof(*c->seen_ns));
 	c->seen_valid = calloc(n, sizeof(*c->seen_valid));
 	c->watch_slots = calloc(n, sizeof(*c->watch_slots));
 	c->watch_got = calloc(n, sizeof(*c->watch_got));
+	c->rec_state = calloc(n, sizeof(*c->rec_state));
+	c->rec_seen = calloc(n, sizeof(*c->rec_seen));
 	if (!c->seen_counter || !c->seen_state || !c->seen_ns || !c->seen_valid ||
-	    !c->watch_slots || !c->watch_got) {
+	    !c->watch_slots || !c->watch_got || !c->rec_state || !c->rec_seen) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -557,13 +685,21 @@ int crp_cluster_join(struct crp_meta *m, const struct crp_cluster_opts *opts,
 		goto out;
 	crp_array_set_gate(m->a, gate, c);
 	if (!opts->no_thread) {
-		r = -pthread_create(&c->thread, NULL, heartbeat_main, c);
+		/* The recovery thread first: the watcher queues to it. */
+		r = -pthread_create(&c->rec_thread, NULL, recovery_main, c);
+		if (r == 0) {
+			c->rec_running = true;
+			r = -pthread_create(&c->thread, NULL, heartbeat_main, c);
+		}
+		if (r == 0)
+			c->running = true;
 		if (r < 0) {
+			stop_threads(c);
 			crp_array_set_gate(m->a, NULL, NULL);
-			snprintf(err, errlen, "cannot start the heartbeat thread: %s", crp_strerror(r));
+			snprintf(err, errlen, "cannot start the heartbeat and recovery threads: %s",
+				 crp_strerror(r));
 			goto out;
 		}
-		c->running = true;
 	}
 	crp_info("host %s joined in slot %d (heartbeat %llu ms, dead timeout %llu ms)", m->host,
 		 c->slot, (unsigned long long)(c->beat_ns / 1000000),
@@ -579,13 +715,7 @@ void crp_cluster_leave(struct crp_cluster *c)
 {
 	if (!c)
 		return;
-	if (c->running) {
-		pthread_mutex_lock(&c->mu);
-		c->stop = true;
-		pthread_cond_broadcast(&c->cv);
-		pthread_mutex_unlock(&c->mu);
-		pthread_join(c->thread, NULL);
-	}
+	stop_threads(c);
 	/* A last check: a host that was hung until now must not free a slot
 	 * that is no longer its own (crp_meta_close checks again, locked). */
 	if (!atomic_load(&c->fenced))

@@ -6,6 +6,8 @@
 
 #include "crpfs/cluster.h"
 
+enum { REC_IDLE, REC_PENDING, REC_RUNNING };
+
 struct crp_cluster {
 	struct crp_meta *m;
 	struct crp_cluster_opts o;
@@ -34,9 +36,19 @@ struct crp_cluster {
 
 	pthread_t thread;
 	bool running;
-	pthread_mutex_t mu;		/* protects stop */
-	pthread_cond_t cv;
+	pthread_mutex_t mu;		/* protects stop, rec_state, rec_seen */
+	pthread_cond_t cv;		/* the heartbeat thread's sleep */
 	bool stop;
+
+	/* Recovery runs on a thread of its own, so that our heartbeat goes on
+	 * while it does (a recovery takes seconds).  The watcher queues a
+	 * dead slot (REC_PENDING, with the slot as it saw it stop) and skips
+	 * it until the recovery thread is done with it (back to REC_IDLE). */
+	pthread_t rec_thread;
+	bool rec_running;
+	pthread_cond_t rec_cv;		/* with mu: a slot was queued, or stop */
+	uint8_t *rec_state;		/* protected by mu: REC_* per slot */
+	struct crp_slot *rec_seen;	/* protected by mu */
 
 	atomic_uint_fast64_t beats, recoveries, renewals;
 };
