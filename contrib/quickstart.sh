@@ -32,7 +32,8 @@ mount -t crpfs "$list" "$mnt"
 
 echo "crpfs is mounted on $mnt:"
 date > "$mnt/hello.txt"
-cp -a /etc/os-release "$mnt/"
+cp /etc/os-release "$mnt/"
+cat "$mnt/os-release" | head -n 2
 ls -l "$mnt"
 cat "$mnt/hello.txt"
 df -h "$mnt"
