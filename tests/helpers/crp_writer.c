@@ -222,10 +222,13 @@ static int do_write(const struct cfg *c)
 	{
 		struct crp_host_counters *hc = crp_array_counters(a);
 
-		printf("writer %s: %lu writes, %lu transactions, %lu conflicts, %lu backoffs, "
-		       "%lu cache hits, max hold %lu us\n",
-		       c->host, txns, (unsigned long)hc->txns, (unsigned long)hc->lock_conflicts,
-		       (unsigned long)hc->lock_backoffs, (unsigned long)hc->lock_cache_hits,
+		printf("writer %s: %lu writes, %lu transactions, %.2f round trips each, "
+		       "%lu conflicts, %lu backoffs, %lu cache hits, hold mean %lu us max %lu us\n",
+		       c->host, txns, (unsigned long)hc->txns,
+		       hc->txns ? (double)hc->txn_round_trips / (double)hc->txns : 0.0,
+		       (unsigned long)hc->lock_conflicts, (unsigned long)hc->lock_backoffs,
+		       (unsigned long)hc->lock_cache_hits,
+		       (unsigned long)(hc->lock_releases ? hc->lock_hold_ns / hc->lock_releases / 1000 : 0),
 		       (unsigned long)(hc->lock_hold_max_ns / 1000));
 	}
 	crp_array_close(a);
