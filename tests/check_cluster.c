@@ -10,6 +10,7 @@
 #include <check.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,9 +133,11 @@ static struct crp_slot wait_slot_state(int i, uint32_t state, int seconds)
 }
 
 /* Fork a host that joins as @name (heartbeat thread running), optionally
- * commits an inode to its journal only, reports its slot on @fd, and then
- * waits to be killed or stopped.  Returns its PID. */
-static pid_t fork_host(const char *name, bool journal_inode, int *slot_out, uint64_t *ino_out)
+ * commits an inode to its journal only, optionally takes the metadata lock
+ * and keeps it, reports its slot on @fd, and then waits to be killed or
+ * stopped.  Returns its PID. */
+static pid_t fork_host_ex(const char *name, bool journal_inode, bool hold_meta, int *slot_out,
+			  uint64_t *ino_out)
 {
 	int fds[2];
 	pid_t pid;
@@ -167,6 +170,8 @@ static pid_t fork_host(const char *name, bool journal_inode, int *slot_out, uint
 						msg[1] = (int64_t)ino;
 				}
 			}
+			if (hold_meta && crp_array_meta_lock(m->a) < 0)
+				msg[0] = -1;
 		} else {
 			fprintf(stderr, "host %s: %s\n", name, err);
 		}
@@ -185,6 +190,11 @@ static pid_t fork_host(const char *name, bool journal_inode, int *slot_out, uint
 	if (ino_out)
 		*ino_out = (uint64_t)msg[1];
 	return pid;
+}
+
+static pid_t fork_host(const char *name, bool journal_inode, int *slot_out, uint64_t *ino_out)
+{
+	return fork_host_ex(name, journal_inode, false, slot_out, ino_out);
 }
 
 static void kill_host(pid_t pid)
@@ -518,6 +528,81 @@ START_TEST(test_slow_recovery_keeps_beating_pr)
 END_TEST
 
 /*
+ * The dead host was killed holding the metadata lock, while a thread of
+ * each survivor waits for that lock (an fs call).  In pr mode the dead
+ * host's reservation stays until a PREEMPT: the recoverer must preempt it
+ * before it waits for the lock itself, or it waits behind its own blocked
+ * caller for ever.  Recovery finishes once, and the waiting calls get the
+ * lock.
+ */
+struct waiter {
+	struct crp_meta *m;
+	atomic_int done; /* 0 waiting, 1 got and released the lock, 2 failed */
+};
+
+static void *waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+	int r = crp_array_meta_lock(w->m->a);
+
+	if (r == 0)
+		r = crp_array_meta_unlock(w->m->a);
+	atomic_store(&w->done, r == 0 ? 1 : 2);
+	return NULL;
+}
+
+static void dead_lock_holder(int lock_mode)
+{
+	struct crp_meta *mb, *mc;
+	struct crp_cluster *cb, *cc;
+	struct crp_cluster_stats sb, sc;
+	struct waiter wb = { 0 }, wc = { 0 };
+	pthread_t tb, tc;
+	uint64_t ino;
+	int slot, k;
+	pid_t pid;
+
+	format(lock_mode);
+	host_up("beta", true, &mb, &cb);
+	host_up("gamma", true, &mc, &cc);
+	pid = fork_host_ex("victim", true, true, &slot, &ino);
+	wb.m = mb;
+	wc.m = mc;
+	ck_assert_int_eq(pthread_create(&tb, NULL, waiter_main, &wb), 0);
+	ck_assert_int_eq(pthread_create(&tc, NULL, waiter_main, &wc), 0);
+	kill_host(pid);
+	wait_slot_state(slot, CRP_SLOT_FREE, 30);
+	for (k = 0; k < 600 && !(atomic_load(&wb.done) && atomic_load(&wc.done)); k++)
+		crp_sleep_ns(50000000ull);
+	ck_assert_msg(atomic_load(&wb.done) == 1 && atomic_load(&wc.done) == 1,
+		      "a survivor's metadata lock call %s",
+		      atomic_load(&wb.done) && atomic_load(&wc.done) ? "failed" : "never returned");
+	ck_assert_int_eq(pthread_join(tb, NULL), 0);
+	ck_assert_int_eq(pthread_join(tc, NULL), 0);
+	crp_cluster_get_stats(cb, &sb);
+	crp_cluster_get_stats(cc, &sc);
+	ck_assert_uint_eq(sb.recoveries + sc.recoveries, 1);
+	ck_assert_uint_eq(slot_now(slot).recoveries, 1);
+	ck_assert_msg(!crp_cluster_fenced(cb, NULL, 0) && !crp_cluster_fenced(cc, NULL, 0),
+		      "a survivor was fenced");
+	ck_assert_int_eq(host_down(mb, cb), 0);
+	ck_assert_int_eq(host_down(mc, cc), 0);
+	cleanup();
+}
+
+START_TEST(test_dead_lock_holder_reserve)
+{
+	dead_lock_holder(0);
+}
+END_TEST
+
+START_TEST(test_dead_lock_holder_pr)
+{
+	dead_lock_holder(1);
+}
+END_TEST
+
+/*
  * Load: another nexus keeps every member reserved (RESERVE(6), reads and
  * writes of others refused) most of the time, with short gaps, as busy
  * hosts do.  Heartbeat writes and the watchers' reads that conflict are
@@ -618,6 +703,8 @@ int main(void)
 		{ "beats_under_load", test_beats_pass_reservations },
 		{ "slow_recovery_reserve", test_slow_recovery_keeps_beating_reserve },
 		{ "slow_recovery_pr", test_slow_recovery_keeps_beating_pr },
+		{ "dead_lock_holder_reserve", test_dead_lock_holder_reserve },
+		{ "dead_lock_holder_pr", test_dead_lock_holder_pr },
 	};
 	Suite *s = suite_create("cluster");
 	SRunner *sr;

@@ -26,6 +26,8 @@
 
 #include "crpfs/err.h"
 #include "crpfs/log.h"
+#include "crpfs/member.h"
+#include "crpfs/scsi.h"
 #include "crpfs/util.h"
 #include "cluster_i.h"
 
@@ -49,6 +51,45 @@ static int step(struct crp_cluster *c, struct crp_slot *s)
 	s->heartbeat++;
 	s->recovered_ns = crp_wall_ns();
 	return crp_cluster_slot_write(c, s, crp_now_ns() + c->dead_ns / 2);
+}
+
+/*
+ * pr mode: PREEMPT the dead host's registration on every member before we
+ * wait for any lock.  Its reservations (the metadata lock on member 0,
+ * stripe locks) stay until someone preempts them, and our own threads may
+ * already be waiting for them while they hold this host's side of the
+ * locks (the array's local member ownership, its meta_mu): waiting for the
+ * metadata lock first would wait behind them for ever.  So the PREEMPT is
+ * sent straight to each member, outside the array's local locks.  Racing
+ * survivors all do it (harmless: the later ones find the key gone and get
+ * RESERVATION CONFLICT).  A reservation the dead host held passes to us;
+ * our waiting threads then get it (a RESERVE by the holder succeeds) and
+ * release it as usual, and the metadata lock is taken and given back by the
+ * mark that follows; stripe locks by the resync of its intent log.  Only
+ * when the slot, read again, still shows what the watcher saw stop.
+ */
+static void preempt_first(struct crp_cluster *c, int slot, const struct crp_slot *seen)
+{
+	struct crp_array *a = c->m->a;
+	struct crp_slot s;
+
+	if (crp_array_lock_mode(a) != CRP_LOCK_PR || !seen->pr_key ||
+	    seen->pr_key == crp_array_pr_key(a))
+		return;
+	if (crp_cluster_slot_read(c, slot, crp_now_ns() + c->beat_ns, &s) < 0 || !same(&s, seen))
+		return;
+	for (int i = 0; i < crp_array_nmembers(a); i++) {
+		struct crp_member *mem = crp_array_member(a, i);
+		struct crp_cmd cmd;
+		uint8_t param[24];
+
+		if (crp_member_failed(mem))
+			continue;
+		crp_cmd_init(&cmd);
+		crp_cdb_pr_out(&cmd, CRP_PROUT_PREEMPT, CRP_PR_TYPE_WRITE_EXCLUSIVE,
+			       crp_array_pr_key(a), seen->pr_key, param);
+		(void)crp_member_exec(mem, &cmd);
+	}
 }
 
 /* Mark @slot RECOVERING by us if it still shows @seen; 1 if marked. */
@@ -149,6 +190,8 @@ int crp_cluster_recover(struct crp_cluster *c, int slot, const struct crp_slot *
 
 	if (slot == c->slot || seen->state == CRP_SLOT_FREE)
 		return 0;
+	/* A RECOVERING slot's pr_key is still its dead host's. */
+	preempt_first(c, slot, seen);
 	r = mark(c, slot, seen, &s);
 	if (r <= 0) {
 		if (r == 0)
