@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "crpfs/err.h"
 #include "crpfs/log.h"
@@ -223,6 +224,18 @@ uint64_t crp_lock_deadline_ns(const struct crp_array *a)
  * meanwhile (in reserve mode their reads too), so a holder keeps it for a
  * few round trips only.
  */
+/* pthread_mutex_timedlock with a deadline on crp_now_ns()'s clock. */
+static int timedlock_mono(pthread_mutex_t *mu, uint64_t deadline)
+{
+	uint64_t now = crp_now_ns(), left = deadline > now ? deadline - now : 0;
+	uint64_t wall = crp_wall_ns() + left;
+	struct timespec ts = { .tv_sec = (time_t)(wall / 1000000000ull),
+			       .tv_nsec = (long)(wall % 1000000000ull) };
+	int r = pthread_mutex_timedlock(mu, &ts);
+
+	return r == 0 ? 0 : r == ETIMEDOUT ? -ETIMEDOUT : -r;
+}
+
 int crp_array_meta_lock(struct crp_array *a)
 {
 	return crp_array_meta_lock_until(a, crp_lock_deadline_ns(a));
@@ -237,7 +250,12 @@ int crp_array_meta_lock_until(struct crp_array *a, uint64_t deadline)
 	r = crp_array_gate_check(a);
 	if (r < 0)
 		return r;
-	pthread_mutex_lock(&a->meta_mu);
+	/* Another local thread may be waiting for a lock that a hung host
+	 * holds: wait for it no longer than our own deadline, so that the
+	 * caller (recovery) can break the hung host's locks. */
+	r = timedlock_mono(&a->meta_mu, deadline);
+	if (r < 0)
+		return r;
 	crp_mlock_take_local(a, &m, 1);
 	if (crp_lock_check_events(a, m))
 		l->reserved = false;
@@ -265,7 +283,11 @@ int crp_array_meta_lock_until(struct crp_array *a, uint64_t deadline)
 			r = -ETIMEDOUT;
 			break;
 		}
+		/* Sleep without the member's local ownership, so that breaking a
+		 * hung host's locks (crp_array_break_locks) is not held up. */
+		crp_mlock_give_local(a, &m, 1);
 		crp_lock_backoff(a, attempt++);
+		crp_mlock_take_local(a, &m, 1);
 		r = 0;
 	}
 	if (r == 0)
