@@ -415,16 +415,22 @@ mh_host_gone() {
 
 # mh_status_slot_state HOST: the states of the slots that name HOST, from
 # `crpfs status MEMBERS --json` (comma-separated; empty if none).
+# Fails (status 1) when crpfs status could not read the array (a member
+# busy with another host's reservation, say): no answer is not "freed".
 mh_status_slot_state() {
-	timeout -s KILL 20 "$CRPFS" status "$MEMBERS" --json 2>/dev/null |
-		jq -r --arg h "$1" '[.slots[] | select(.host == $h) | .state] | join(",")'
+	local js
+	js=$(timeout -s KILL 20 "$CRPFS" status "$MEMBERS" --json 2>/dev/null) || return 1
+	[ -n "$js" ] || return 1
+	printf '%s\n' "$js" |
+		jq -er --arg h "$1" '[.slots[] | select(.host == $h) | .state] | join(",")'
 }
 
-# mh_slot_freed HOST: no slot shows HOST alive or recovering (status --json).
+# mh_slot_freed HOST: no slot holds HOST any more, alive, dead or being
+# recovered (status --json; a free slot names no host).
 mh_slot_freed() {
 	local st
 	st=$(mh_status_slot_state "$1") || return 1
-	! printf '%s\n' "$st" | tr ',' '\n' | grep -qx 'alive\|recovering'
+	! printf '%s\n' "$st" | tr ',' '\n' | grep -qx 'alive\|recovering\|dead'
 }
 
 # The line a survivor logs once it recovered a dead host.
