@@ -61,6 +61,9 @@ HELPERS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(HELPER_SRC))
 
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+# Programs benchmarks run (baselines), not benchmarks: outside build/bench.
+BENCH_TOOL_SRC := $(sort $(wildcard bench/tools/*.c))
+BENCH_TOOLS := $(patsubst bench/tools/%.c,$(BUILD)/bench-tools/%,$(BENCH_TOOL_SRC))
 
 MAN8 := $(wildcard man/*.8)
 MAN5 := $(wildcard man/*.5)
@@ -96,6 +99,10 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(FIXTURE_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(FIXTURE_OBJ) $(LIB) $(CHECK_LIBS) $(FUSE_LIBS) $(LIBS)
 
+$(BUILD)/bench-tools/%: $(BUILD)/bench/tools/%.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(FUSE_LIBS) -pthread
+
 # The on-disk decoder fuzzer: clang's libFuzzer over src/meta/ondisk.c alone.
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZERS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
@@ -124,7 +131,7 @@ check-asan:
 	BUILD=build-asan CRPFS_NO_FUZZ=1 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		tests/run-tests.sh unit
 
-bench: all
+bench: all $(BENCH_TOOLS)
 	BUILD=$(BUILD) bench/run-bench.sh
 
 install: $(PROGS)
