@@ -20,6 +20,7 @@
 #include "crpfs/meta.h"
 #include "crpfs/ondisk.h"
 #include "crpfs/status.h"
+#include "fixture/fsfix.h"
 
 #define NM 3
 #define MEMBER_SIZE (160ull << 20)
@@ -36,38 +37,22 @@ struct ent {
 	uint32_t id;
 };
 
-static char dir[64];
-static char paths[NM][128];
-static const char *specs[NM];
+static struct crp_fsfix fx;
 static const struct crp_cred root_cred = { 0, 0, 022 };
 
 static void rm_tree(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", dir);
+	if (crp_fsfix_remove(&fx) != 0)
+		fprintf(stderr, "cannot remove %s\n", fx.dir);
 }
 
 static void format(void)
 {
-	struct crp_array_opts ao = { .create = true, .create_size = MEMBER_SIZE };
-	struct crp_mkfs_params p = { .level = 5, .chunk = 65536, .max_hosts = 2,
-				     .label = "acl", .member_size = MEMBER_SIZE };
-	struct crp_array *a;
-	struct crp_sb sb;
-	char err[256];
+	const struct crp_fsfix_params p = { .name = "acl", .members = NM,
+					    .member_size = MEMBER_SIZE, .level = 5,
+					    .chunk = 65536, .max_hosts = 2, .label = "acl" };
 
-	snprintf(dir, sizeof(dir), "/tmp/crpfs-check-acl-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	for (int i = 0; i < NM; i++) {
-		snprintf(paths[i], sizeof(paths[i]), "file:%s/m%d", dir, i);
-		specs[i] = paths[i];
-	}
-	ck_assert_msg(crp_array_open(specs, NM, &ao, &a, err, sizeof(err)) == 0, "%s", err);
-	ck_assert_msg(crp_meta_format(a, &p, &sb, err, sizeof(err)) == 0, "%s", err);
-	crp_array_close(a);
+	crp_fsfix_format(&fx, &p);
 }
 
 static struct crp_fs *mount_fs(void)
@@ -75,7 +60,7 @@ static struct crp_fs *mount_fs(void)
 	struct crp_fs_opts o = { .host = "testhost" };
 	struct crp_fs *fs;
 	char err[256];
-	int r = crp_fs_mount(specs, NM, &o, &fs, err, sizeof(err));
+	int r = crp_fs_mount(fx.specs, NM, &o, &fs, err, sizeof(err));
 
 	ck_assert_msg(r == 0, "mount: %s (%d)", err, r);
 	return fs;
@@ -93,7 +78,7 @@ static void fsck_clean(void)
 	struct crp_fsck_result res;
 	char err[256];
 
-	ck_assert_msg(crp_fsck_run(specs, NM, &o, &res, err, sizeof(err)) == CRP_FSCK_OK, "fsck: %s",
+	ck_assert_msg(crp_fsck_run(fx.specs, NM, &o, &res, err, sizeof(err)) == CRP_FSCK_OK, "fsck: %s",
 		      err);
 }
 

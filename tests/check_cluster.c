@@ -23,6 +23,7 @@
 #include "crpfs/meta.h"
 #include "crpfs/scsi.h"
 #include "crpfs/util.h"
+#include "fixture/fsfix.h"
 
 #define NM 3
 #define MEMBER_SIZE (64ull << 20)
@@ -30,46 +31,28 @@
 #define DEAD_MS 500
 #define MARK_MODE 0100640u /* the mode the dead host's journalled inode carries */
 
-static char dir[64];
-static char paths[NM][128];
-static const char *specs[NM];
+static struct crp_fsfix fx;
 
 static void format(int lock_mode)
 {
-	struct crp_array_opts ao = { .create = true, .create_size = MEMBER_SIZE,
-				     .lock_mode = lock_mode ? CRP_LOCK_PR : CRP_LOCK_RESERVE,
-				     .host = "mkfs" };
-	struct crp_mkfs_params p = { .level = 5, .chunk = 16384, .max_hosts = 4,
-				     .label = "cluster", .member_size = MEMBER_SIZE,
-				     .lock_mode = lock_mode };
-	struct crp_array *a;
-	struct crp_sb sb;
-	char err[256];
+	const struct crp_fsfix_params p = { .name = "cluster", .members = NM,
+					    .member_size = MEMBER_SIZE, .level = 5,
+					    .chunk = 16384, .max_hosts = 4, .label = "cluster",
+					    .lock_mode = lock_mode, .host = "mkfs" };
 
-	snprintf(dir, sizeof(dir), "/tmp/crpfs-check-cluster-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	for (int i = 0; i < NM; i++) {
-		snprintf(paths[i], sizeof(paths[i]), "file:%s/m%d", dir, i);
-		specs[i] = paths[i];
-	}
-	ck_assert_msg(crp_array_open(specs, NM, &ao, &a, err, sizeof(err)) == 0, "%s", err);
-	ck_assert_msg(crp_meta_format(a, &p, &sb, err, sizeof(err)) == 0, "%s", err);
-	crp_array_close(a);
+	crp_fsfix_format(&fx, &p);
 }
 
 static void cleanup(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(crp_fsfix_remove(&fx), 0);
 }
 
 static int open_meta(const char *host, struct crp_meta **m, char *err, size_t errlen)
 {
 	struct crp_meta_opts o = { .host = host };
 
-	return crp_meta_open(specs, NM, &o, m, err, errlen);
+	return crp_meta_open(fx.specs, NM, &o, m, err, errlen);
 }
 
 static int join(struct crp_meta *m, bool thread, struct crp_cluster **c, char *err,
@@ -107,7 +90,7 @@ static struct crp_slot slot_now(int i)
 
 	/* In reserve mode a host holding member 0 locks out even reads of its
 	 * label for a few round trips: retry, bounded. */
-	for (int k = 0; (r = crp_meta_open(specs, NM, &o, &m, err, sizeof(err))) < 0 && k < 200; k++)
+	for (int k = 0; (r = crp_meta_open(fx.specs, NM, &o, &m, err, sizeof(err))) < 0 && k < 200; k++)
 		crp_sleep_ns(10000000ull);
 	ck_assert_msg(r == 0, "%s", err);
 	ck_assert_int_eq(crp_meta_slot_read(m, i, &s), 0);
@@ -657,7 +640,7 @@ START_TEST(test_beats_pass_reservations)
 	host_up("beta", true, &mb, &cb);
 	slot_a = crp_cluster_slot(ca);
 	slot_b = crp_cluster_slot(cb);
-	ck_assert_msg(crp_meta_open(specs, NM, &o, &l.m, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(crp_meta_open(fx.specs, NM, &o, &l.m, err, sizeof(err)) == 0, "%s", err);
 	crp_cluster_get_stats(ca, &sa0);
 	crp_cluster_get_stats(cb, &sb0);
 	ck_assert_int_eq(pthread_create(&t, NULL, loader_main, &l), 0);

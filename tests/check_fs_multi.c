@@ -20,45 +20,30 @@
 #include "crpfs/fs.h"
 #include "crpfs/meta.h"
 #include "crpfs/status.h"
+#include "fixture/fsfix.h"
 
 #define NM 3
 #define NH 3
 #define MEMBER_SIZE (160ull << 20)
 
-static char dir[64];
-static char paths[NM][128];
-static const char *specs[NM];
+static struct crp_fsfix fx;
 static const struct crp_cred root_cred = { 0, 0, 022 };
 static struct crp_fs *hosts[NH];
 static const char *const host_names[NH] = { "host-a", "host-b", "host-c" };
 
 static void rm_tree(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", dir);
+	if (crp_fsfix_remove(&fx) != 0)
+		fprintf(stderr, "cannot remove %s\n", fx.dir);
 }
 
 static void format(void)
 {
-	struct crp_array_opts ao = { .create = true, .create_size = MEMBER_SIZE };
-	struct crp_mkfs_params p = { .level = 5, .chunk = 65536, .max_hosts = 4,
-				     .label = "multi", .member_size = MEMBER_SIZE };
-	struct crp_array *a;
-	struct crp_sb sb;
-	char err[256];
+	const struct crp_fsfix_params p = { .name = "multi", .members = NM,
+					    .member_size = MEMBER_SIZE, .level = 5,
+					    .chunk = 65536, .max_hosts = 4, .label = "multi" };
 
-	snprintf(dir, sizeof(dir), "/tmp/crpfs-check-multi-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	for (int i = 0; i < NM; i++) {
-		snprintf(paths[i], sizeof(paths[i]), "file:%s/m%d", dir, i);
-		specs[i] = paths[i];
-	}
-	ck_assert_msg(crp_array_open(specs, NM, &ao, &a, err, sizeof(err)) == 0, "%s", err);
-	ck_assert_msg(crp_meta_format(a, &p, &sb, err, sizeof(err)) == 0, "%s", err);
-	crp_array_close(a);
+	crp_fsfix_format(&fx, &p);
 }
 
 static void mount_all(void)
@@ -66,7 +51,7 @@ static void mount_all(void)
 	for (int h = 0; h < NH; h++) {
 		struct crp_fs_opts o = { .host = host_names[h], .attr_timeout_ms = 200 };
 		char err[256];
-		int r = crp_fs_mount(specs, NM, &o, &hosts[h], err, sizeof(err));
+		int r = crp_fs_mount(fx.specs, NM, &o, &hosts[h], err, sizeof(err));
 
 		ck_assert_msg(r == 0, "mount %s: %s (%d)", host_names[h], err, r);
 	}
@@ -88,7 +73,7 @@ static void unmount_all_and_fsck(void)
 		ck_assert_int_eq(crp_fs_unmount(hosts[h]), 0);
 		hosts[h] = NULL;
 	}
-	ck_assert_msg(crp_fsck_run(specs, NM, &o, &res, err, sizeof(err)) == CRP_FSCK_OK,
+	ck_assert_msg(crp_fsck_run(fx.specs, NM, &o, &res, err, sizeof(err)) == CRP_FSCK_OK,
 		      "fsck is not clean: %s", err);
 }
 

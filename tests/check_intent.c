@@ -14,40 +14,25 @@
 #include "crpfs/err.h"
 #include "crpfs/meta.h"
 #include "crpfs/util.h"
+#include "fixture/fsfix.h"
 
 #define NM 4
 #define MEMBER_SIZE (96ull << 20)
 
-static char dir[64];
-static char paths[NM][128];
-static const char *specs[NM];
+static struct crp_fsfix fx;
 
 static void format(int level)
 {
-	struct crp_array_opts ao = { .create = true, .create_size = MEMBER_SIZE };
-	struct crp_mkfs_params p = { .level = level, .chunk = 16384, .max_hosts = 4,
-				     .label = "intent", .member_size = MEMBER_SIZE };
-	struct crp_array *a;
-	struct crp_sb sb;
-	char err[256];
+	const struct crp_fsfix_params p = { .name = "intent", .members = NM,
+					    .member_size = MEMBER_SIZE, .level = level,
+					    .chunk = 16384, .max_hosts = 4, .label = "intent" };
 
-	snprintf(dir, sizeof(dir), "/tmp/crpfs-check-intent-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	for (int i = 0; i < NM; i++) {
-		snprintf(paths[i], sizeof(paths[i]), "file:%s/m%d", dir, i);
-		specs[i] = paths[i];
-	}
-	ck_assert_msg(crp_array_open(specs, NM, &ao, &a, err, sizeof(err)) == 0, "%s", err);
-	ck_assert_msg(crp_meta_format(a, &p, &sb, err, sizeof(err)) == 0, "%s", err);
-	crp_array_close(a);
+	crp_fsfix_format(&fx, &p);
 }
 
 static void cleanup(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(crp_fsfix_remove(&fx), 0);
 }
 
 static struct crp_meta *open_meta(const char *host)
@@ -55,7 +40,7 @@ static struct crp_meta *open_meta(const char *host)
 	struct crp_meta_opts o = { .host = host, .claim_slot = true, .replay = true };
 	struct crp_meta *m;
 	char err[256];
-	int r = crp_meta_open(specs, NM, &o, &m, err, sizeof(err));
+	int r = crp_meta_open(fx.specs, NM, &o, &m, err, sizeof(err));
 
 	ck_assert_msg(r == 0, "open as %s: %s", host, err);
 	return m;
