@@ -160,6 +160,15 @@ int crp_parse_pr_keys(const uint8_t *buf, uint32_t len, uint32_t *gen, uint64_t 
 int crp_parse_pr_reservation(const uint8_t *buf, uint32_t len, uint32_t *gen, uint64_t *key,
 			     uint8_t *type);
 
+/* Big-endian fields of CDBs and parameter data (defined in cdb.c, the one
+ * place that converts; shared by the transports that build replies). */
+void crp_put_be16(uint8_t *p, uint16_t v);
+void crp_put_be32(uint8_t *p, uint32_t v);
+void crp_put_be64(uint8_t *p, uint64_t v);
+uint16_t crp_get_be16(const uint8_t *p);
+uint32_t crp_get_be32(const uint8_t *p);
+uint64_t crp_get_be64(const uint8_t *p);
+
 /* Decoded sense data (fixed or descriptor format). */
 struct crp_sense {
 	bool valid;
@@ -170,6 +179,10 @@ struct crp_sense {
 
 /* Decode @len bytes of sense data; returns 0, or -EINVAL if it is not sense. */
 int crp_sense_decode(const uint8_t *sense, size_t len, struct crp_sense *out);
+
+/* Fill @cmd->sense with 18 bytes of fixed-format current sense (response
+ * code 0x70) for @key/@asc/@ascq and set sense_len; status is not touched. */
+void crp_sense_set_fixed(struct crp_cmd *cmd, uint8_t key, uint8_t asc, uint8_t ascq);
 
 /* One line of text for the sense data (via sg_lib), into @buf. */
 const char *crp_sense_text(const uint8_t *sense, size_t len, char *buf, size_t buflen);

@@ -2,7 +2,7 @@
  * CDB builders and parsers for the commands crpfs issues (SPC-3, SBC-3).
  *
  * Every multi-byte field of a CDB or of parameter data is big-endian on the
- * wire; the put_be / get_be helpers below are the only place that converts,
+ * wire; the crp_put_be / crp_get_be helpers below are the only place that converts,
  * so nothing here depends on the host's byte order.
  */
 #include <errno.h>
@@ -10,13 +10,13 @@
 
 #include "crpfs/scsi.h"
 
-static void put_be16(uint8_t *p, uint16_t v)
+void crp_put_be16(uint8_t *p, uint16_t v)
 {
 	p[0] = (uint8_t)(v >> 8);
 	p[1] = (uint8_t)v;
 }
 
-static void put_be32(uint8_t *p, uint32_t v)
+void crp_put_be32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t)(v >> 24);
 	p[1] = (uint8_t)(v >> 16);
@@ -24,21 +24,26 @@ static void put_be32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
-static void put_be64(uint8_t *p, uint64_t v)
+void crp_put_be64(uint8_t *p, uint64_t v)
 {
-	put_be32(p, (uint32_t)(v >> 32));
-	put_be32(p + 4, (uint32_t)v);
+	crp_put_be32(p, (uint32_t)(v >> 32));
+	crp_put_be32(p + 4, (uint32_t)v);
 }
 
-static uint32_t get_be32(const uint8_t *p)
+uint16_t crp_get_be16(const uint8_t *p)
+{
+	return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+uint32_t crp_get_be32(const uint8_t *p)
 {
 	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) |
 	       (uint32_t)p[3];
 }
 
-static uint64_t get_be64(const uint8_t *p)
+uint64_t crp_get_be64(const uint8_t *p)
 {
-	return ((uint64_t)get_be32(p) << 32) | get_be32(p + 4);
+	return ((uint64_t)crp_get_be32(p) << 32) | crp_get_be32(p + 4);
 }
 
 void crp_cmd_init(struct crp_cmd *cmd)
@@ -69,7 +74,7 @@ void crp_cdb_inquiry(struct crp_cmd *cmd, void *buf, uint16_t len)
 {
 	cdb_reset(cmd, 6, CRP_DIR_READ, buf, len);
 	cmd->cdb[0] = CRP_OP_INQUIRY;
-	put_be16(&cmd->cdb[3], len); /* allocation length */
+	crp_put_be16(&cmd->cdb[3], len); /* allocation length */
 }
 
 void crp_cdb_read_capacity16(struct crp_cmd *cmd, void *buf, uint32_t len)
@@ -77,14 +82,14 @@ void crp_cdb_read_capacity16(struct crp_cmd *cmd, void *buf, uint32_t len)
 	cdb_reset(cmd, 16, CRP_DIR_READ, buf, len);
 	cmd->cdb[0] = CRP_OP_SERVICE_IN16;
 	cmd->cdb[1] = 0x10; /* READ CAPACITY(16) */
-	put_be32(&cmd->cdb[10], len);
+	crp_put_be32(&cmd->cdb[10], len);
 }
 
 static void rw16(struct crp_cmd *cmd, uint8_t op, uint64_t lba, uint32_t nblocks)
 {
 	cmd->cdb[0] = op;
-	put_be64(&cmd->cdb[2], lba);
-	put_be32(&cmd->cdb[10], nblocks);
+	crp_put_be64(&cmd->cdb[2], lba);
+	crp_put_be32(&cmd->cdb[10], nblocks);
 }
 
 void crp_cdb_read16(struct crp_cmd *cmd, uint64_t lba, uint32_t nblocks, void *buf, uint32_t len)
@@ -126,21 +131,21 @@ void crp_cdb_pr_in(struct crp_cmd *cmd, uint8_t sa, void *buf, uint16_t len)
 	cdb_reset(cmd, 10, CRP_DIR_READ, buf, len);
 	cmd->cdb[0] = CRP_OP_PR_IN;
 	cmd->cdb[1] = sa & 0x1f;
-	put_be16(&cmd->cdb[7], len);
+	crp_put_be16(&cmd->cdb[7], len);
 }
 
 void crp_cdb_pr_out(struct crp_cmd *cmd, uint8_t sa, uint8_t type, uint64_t key,
 		    uint64_t sa_key, uint8_t param[24])
 {
 	memset(param, 0, 24);
-	put_be64(&param[0], key);
-	put_be64(&param[8], sa_key);
+	crp_put_be64(&param[0], key);
+	crp_put_be64(&param[8], sa_key);
 	/* byte 20: SPEC_I_PT, ALL_TG_PT and APTPL all off */
 	cdb_reset(cmd, 10, CRP_DIR_WRITE, param, 24);
 	cmd->cdb[0] = CRP_OP_PR_OUT;
 	cmd->cdb[1] = sa & 0x1f;
 	cmd->cdb[2] = type & 0x0f; /* scope 0: logical unit */
-	put_be32(&cmd->cdb[5], 24);
+	crp_put_be32(&cmd->cdb[5], 24);
 }
 
 int crp_parse_read_capacity16(const uint8_t *buf, uint32_t len, uint64_t *nblocks,
@@ -150,11 +155,11 @@ int crp_parse_read_capacity16(const uint8_t *buf, uint32_t len, uint64_t *nblock
 
 	if (!buf || len < 12)
 		return -EPROTO;
-	last = get_be64(buf);
+	last = crp_get_be64(buf);
 	if (last == UINT64_MAX)
 		return -EPROTO;
 	*nblocks = last + 1;
-	*block_size = get_be32(buf + 8);
+	*block_size = crp_get_be32(buf + 8);
 	if (*block_size == 0)
 		return -EPROTO;
 	return 0;
@@ -166,7 +171,7 @@ int crp_parse_pr_keys(const uint8_t *buf, uint32_t len, uint32_t *gen, uint64_t 
 
 	if (!buf || len < 8 || max < 0)
 		return -EPROTO;
-	addlen = get_be32(buf + 4);
+	addlen = crp_get_be32(buf + 4);
 	if (addlen % 8 || addlen / 8 > (uint32_t)INT32_MAX)
 		return -EPROTO;
 	nkeys = addlen / 8;
@@ -176,9 +181,9 @@ int crp_parse_pr_keys(const uint8_t *buf, uint32_t len, uint32_t *gen, uint64_t 
 	if (want > avail)
 		return -EPROTO;
 	if (gen)
-		*gen = get_be32(buf);
+		*gen = crp_get_be32(buf);
 	for (uint32_t i = 0; i < want; i++)
-		keys[i] = get_be64(buf + 8 + 8 * i);
+		keys[i] = crp_get_be64(buf + 8 + 8 * i);
 	return (int)nkeys;
 }
 
@@ -189,15 +194,15 @@ int crp_parse_pr_reservation(const uint8_t *buf, uint32_t len, uint32_t *gen, ui
 
 	if (!buf || len < 8)
 		return -EPROTO;
-	addlen = get_be32(buf + 4);
+	addlen = crp_get_be32(buf + 4);
 	if (gen)
-		*gen = get_be32(buf);
+		*gen = crp_get_be32(buf);
 	if (addlen == 0)
 		return 0;
 	if (addlen < 16 || len < 24)
 		return -EPROTO;
 	if (key)
-		*key = get_be64(buf + 8);
+		*key = crp_get_be64(buf + 8);
 	if (type)
 		*type = buf[21] & 0x0f;
 	return 1;

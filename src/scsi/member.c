@@ -581,3 +581,31 @@ int crp_member_lun_reset(struct crp_member *m)
 		return -CRP_EMEMBER;
 	return m->ops->lun_reset(m);
 }
+
+int crp_member_thread_start(struct crp_member *m, pthread_t *thread, void *(*fn)(void *),
+			    void *arg, char *err, size_t errlen)
+{
+	int r = pthread_create(thread, NULL, fn, arg);
+
+	if (r) {
+		snprintf(err, errlen, "member '%s': cannot start the I/O thread: %s", m->spec.text,
+			 strerror(r));
+		return -r;
+	}
+	return 0;
+}
+
+void crp_member_kick_fd(struct crp_member *m, int efd)
+{
+	uint64_t one = 1;
+
+	if (write(efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		crp_warn("member %s: cannot wake the I/O thread: %s", m->spec.text, strerror(errno));
+}
+
+void crp_member_thread_stop(struct crp_member *m, pthread_t thread, atomic_bool *stop, int efd)
+{
+	atomic_store(stop, true);
+	crp_member_kick_fd(m, efd);
+	pthread_join(thread, NULL);
+}

@@ -95,4 +95,19 @@ int crp_member_probe(struct crp_member *m, char *err, size_t errlen);
 /* Record an event bit (CRP_EV_*). */
 void crp_member_note_event(struct crp_member *m, unsigned ev);
 
+/*
+ * A transport's I/O thread: start @fn(@arg) into @thread; 0, or a negative
+ * errno with "member 'SPEC': cannot start the I/O thread: ..." in @err.
+ */
+int crp_member_thread_start(struct crp_member *m, pthread_t *thread, void *(*fn)(void *),
+			    void *arg, char *err, size_t errlen);
+
+/* Wake an I/O thread that polls the eventfd @efd (any thread); a failed
+ * write is logged, not returned. */
+void crp_member_kick_fd(struct crp_member *m, int efd);
+
+/* Stop an I/O thread that polls the eventfd @efd and checks @stop: set
+ * @stop, wake it, and wait for it to exit. */
+void crp_member_thread_stop(struct crp_member *m, pthread_t thread, atomic_bool *stop, int efd);
+
 #endif

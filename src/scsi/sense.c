@@ -48,6 +48,17 @@ int crp_sense_decode(const uint8_t *sense, size_t len, struct crp_sense *out)
 	return 0;
 }
 
+void crp_sense_set_fixed(struct crp_cmd *cmd, uint8_t key, uint8_t asc, uint8_t ascq)
+{
+	memset(cmd->sense, 0, 18);
+	cmd->sense[0] = 0x70;
+	cmd->sense[2] = key;
+	cmd->sense[7] = 10; /* additional sense length */
+	cmd->sense[12] = asc;
+	cmd->sense[13] = ascq;
+	cmd->sense_len = 18;
+}
+
 const char *crp_sense_text(const uint8_t *sense, size_t len, char *buf, size_t buflen)
 {
 	char tmp[512];

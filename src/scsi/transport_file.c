@@ -164,38 +164,6 @@ struct file_tp {
 	struct crp_cmd *pend, *pend_tail;   /* dequeued, not executed yet */
 };
 
-/* Big-endian fields. */
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	put_be32(p, (uint32_t)(v >> 32));
-	put_be32(p + 4, (uint32_t)v);
-}
-
-static uint16_t get_be16(const uint8_t *p)
-{
-	return (uint16_t)((p[0] << 8) | p[1]);
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) |
-	       (uint32_t)p[3];
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	return ((uint64_t)get_be32(p) << 32) | get_be32(p + 4);
-}
-
 /* Results. */
 
 static void set_good(struct crp_cmd *cmd)
@@ -214,13 +182,7 @@ static void set_conflict(struct crp_cmd *cmd)
 /* CHECK CONDITION with fixed-format sense. */
 static void set_check(struct crp_cmd *cmd, uint8_t key, uint8_t asc, uint8_t ascq)
 {
-	memset(cmd->sense, 0, 18);
-	cmd->sense[0] = 0x70;
-	cmd->sense[2] = key;
-	cmd->sense[7] = 10;
-	cmd->sense[12] = asc;
-	cmd->sense[13] = ascq;
-	cmd->sense_len = 18;
+	crp_sense_set_fixed(cmd, key, asc, ascq);
 	cmd->status = CRP_SAM_CHECK_CONDITION;
 	cmd->resid = cmd->len;
 }
@@ -441,7 +403,7 @@ static void do_inquiry(struct file_tp *t, struct crp_cmd *cmd)
 	memcpy(&d[8], "CRPFS   ", 8);
 	memcpy(&d[16], "FILE            ", 16);
 	memcpy(&d[32], "0001", 4);
-	put_data(cmd, d, sizeof(d), get_be16(&cmd->cdb[3]));
+	put_data(cmd, d, sizeof(d), crp_get_be16(&cmd->cdb[3]));
 }
 
 static void do_read_capacity(struct file_tp *t, struct crp_cmd *cmd)
@@ -453,16 +415,16 @@ static void do_read_capacity(struct file_tp *t, struct crp_cmd *cmd)
 		return;
 	}
 	memset(d, 0, sizeof(d));
-	put_be64(&d[0], t->nblocks - 1);
-	put_be32(&d[8], t->bs);
-	put_data(cmd, d, sizeof(d), get_be32(&cmd->cdb[10]));
+	crp_put_be64(&d[0], t->nblocks - 1);
+	crp_put_be32(&d[8], t->bs);
+	put_data(cmd, d, sizeof(d), crp_get_be32(&cmd->cdb[10]));
 }
 
 /* READ(16) / WRITE(16), under the shared state lock. */
 static void do_rw(struct file_tp *t, struct crp_cmd *cmd, bool wr)
 {
-	uint64_t lba = get_be64(&cmd->cdb[2]);
-	uint32_t n = get_be32(&cmd->cdb[10]);
+	uint64_t lba = crp_get_be64(&cmd->cdb[2]);
+	uint32_t n = crp_get_be32(&cmd->cdb[10]);
 	uint64_t bytes, done = 0;
 	uint8_t *p = cmd->buf;
 
@@ -516,27 +478,27 @@ static void do_pr_in(struct file_tp *t, struct crp_cmd *cmd)
 {
 	const struct sidecar *sc = t->sc;
 	uint8_t d[8 + 8 * SC_SLOTS];
-	uint32_t alloc = get_be16(&cmd->cdb[7]);
+	uint32_t alloc = crp_get_be16(&cmd->cdb[7]);
 	uint32_t n = 8;
 
 	memset(d, 0, sizeof(d));
-	put_be32(&d[0], sc->prgen);
+	crp_put_be32(&d[0], sc->prgen);
 	switch (cmd->cdb[1] & 0x1f) {
 	case CRP_PRIN_READ_KEYS:
 		for (int i = 0; i < SC_SLOTS; i++) {
 			if (sc->slot[i].key) {
-				put_be64(&d[n], sc->slot[i].key);
+				crp_put_be64(&d[n], sc->slot[i].key);
 				n += 8;
 			}
 		}
-		put_be32(&d[4], n - 8);
+		crp_put_be32(&d[4], n - 8);
 		break;
 	case CRP_PRIN_READ_RESERVATION:
 		if (sc->pr_holder) {
 			uint64_t key = sc->slot[sc->pr_holder - 1].key;
 
-			put_be32(&d[4], 16);
-			put_be64(&d[8], type_all_reg(sc->pr_type) ? 0 : key);
+			crp_put_be32(&d[4], 16);
+			crp_put_be64(&d[8], type_all_reg(sc->pr_type) ? 0 : key);
 			d[21] = (uint8_t)(sc->pr_type & 0x0f); /* scope 0: LU */
 			n = 24;
 		}
@@ -707,7 +669,7 @@ static void do_pr_out(struct file_tp *t, struct crp_cmd *cmd)
 	uint8_t sa = cmd->cdb[1] & 0x1f;
 	uint64_t key, sa_key;
 
-	if (get_be32(&cmd->cdb[5]) < 24 || cmd->len < 24 || !p || cmd->dir != CRP_DIR_WRITE) {
+	if (crp_get_be32(&cmd->cdb[5]) < 24 || cmd->len < 24 || !p || cmd->dir != CRP_DIR_WRITE) {
 		set_invalid_cdb(cmd);
 		return;
 	}
@@ -715,8 +677,8 @@ static void do_pr_out(struct file_tp *t, struct crp_cmd *cmd)
 		set_invalid_param(cmd);
 		return;
 	}
-	key = get_be64(&p[0]);
-	sa_key = get_be64(&p[8]);
+	key = crp_get_be64(&p[0]);
+	sa_key = crp_get_be64(&p[8]);
 	cmd->resid = 0;
 	switch (sa) {
 	case CRP_PROUT_REGISTER:
@@ -1206,10 +1168,8 @@ static int file_open(struct crp_member *m, char *err, size_t errlen)
 	m->block_size = t->bs;
 	m->size = t->nblocks * t->bs;
 	m->tp = t;
-	r = pthread_create(&t->thread, NULL, io_thread, t);
-	if (r) {
-		r = open_error(m, err, errlen, -r, "cannot start the I/O thread: %s",
-			       strerror(r));
+	r = crp_member_thread_start(m, &t->thread, io_thread, t, err, errlen);
+	if (r < 0) {
 		m->tp = NULL;
 		goto out;
 	}

@@ -105,11 +105,7 @@ struct ic_state {
 
 static void ic_kick_fd(struct ic_state *st)
 {
-	uint64_t one = 1;
-
-	if (write(st->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		crp_warn("member %s: cannot wake the I/O thread: %s", st->m->spec.text,
-			 strerror(errno));
+	crp_member_kick_fd(st->m, st->efd);
 }
 
 /* ---- credentials ------------------------------------------------------ */
@@ -313,13 +309,9 @@ static void copy_sense(struct crp_cmd *cmd, struct scsi_task *task)
 	}
 	if (cmd->sense_len == 0 && task->sense.key) {
 		/* Rebuild fixed-format sense from what libiscsi parsed. */
-		memset(cmd->sense, 0, 18);
-		cmd->sense[0] = 0x70;
-		cmd->sense[2] = (uint8_t)(task->sense.key & 0x0f);
-		cmd->sense[7] = 10;
-		cmd->sense[12] = (uint8_t)((task->sense.ascq >> 8) & 0xff);
-		cmd->sense[13] = (uint8_t)(task->sense.ascq & 0xff);
-		cmd->sense_len = 18;
+		crp_sense_set_fixed(cmd, (uint8_t)(task->sense.key & 0x0f),
+				    (uint8_t)((task->sense.ascq >> 8) & 0xff),
+				    (uint8_t)(task->sense.ascq & 0xff));
 	}
 }
 
@@ -836,11 +828,8 @@ static void ic_close(struct crp_member *m)
 
 	if (!st)
 		return;
-	if (st->thread_started) {
-		atomic_store(&st->stop, true);
-		ic_kick_fd(st);
-		pthread_join(st->thread, NULL);
-	}
+	if (st->thread_started)
+		crp_member_thread_stop(m, st->thread, &st->stop, st->efd);
 	ic_state_free(st);
 	m->tp = NULL;
 }
@@ -901,13 +890,9 @@ static int ic_open(struct crp_member *m, char *err, size_t errlen)
 	if (r < 0)
 		goto out;
 
-	r = pthread_create(&st->thread, NULL, io_thread, st);
-	if (r) {
-		r = -r;
-		snprintf(err, errlen, "member '%s': cannot start the I/O thread: %s", m->spec.text,
-			 strerror(-r));
+	r = crp_member_thread_start(m, &st->thread, io_thread, st, err, errlen);
+	if (r < 0)
 		goto out;
-	}
 	st->thread_started = true;
 
 	r = crp_member_probe(m, err, errlen);

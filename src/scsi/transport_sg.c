@@ -45,11 +45,7 @@ struct sg_state {
 
 static void sg_kick_fd(struct sg_state *st)
 {
-	uint64_t one = 1;
-
-	if (write(st->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		crp_warn("member %s: cannot wake the I/O thread: %s", st->m->spec.text,
-			 strerror(errno));
+	crp_member_kick_fd(st->m, st->efd);
 }
 
 /* Execute @cmd synchronously and fill its results (I/O thread). */
@@ -177,11 +173,8 @@ static void sg_close(struct crp_member *m)
 
 	if (!st)
 		return;
-	if (st->thread_started) {
-		atomic_store(&st->stop, true);
-		sg_kick_fd(st);
-		pthread_join(st->thread, NULL);
-	}
+	if (st->thread_started)
+		crp_member_thread_stop(m, st->thread, &st->stop, st->efd);
 	if (st->pt)
 		destruct_scsi_pt_obj(st->pt);
 	if (st->fd >= 0)
@@ -236,13 +229,9 @@ static int sg_open(struct crp_member *m, char *err, size_t errlen)
 			 m->spec.text);
 		goto out;
 	}
-	r = pthread_create(&st->thread, NULL, sg_thread, st);
-	if (r) {
-		r = -r;
-		snprintf(err, errlen, "member '%s': cannot start the I/O thread: %s", m->spec.text,
-			 strerror(-r));
+	r = crp_member_thread_start(m, &st->thread, sg_thread, st, err, errlen);
+	if (r < 0)
 		goto out;
-	}
 	st->thread_started = true;
 
 	r = crp_member_probe(m, err, errlen);
