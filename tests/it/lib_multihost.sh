@@ -422,15 +422,16 @@ mh_status_slot_state() {
 	js=$(timeout -s KILL 20 "$CRPFS" status "$MEMBERS" --json 2>/dev/null) || return 1
 	[ -n "$js" ] || return 1
 	printf '%s\n' "$js" |
-		jq -er --arg h "$1" '[.slots[] | select(.host == $h) | .state] | join(",")'
+		jq -er --arg h "$1" 'if any(.slots[]; .state == "unreadable") then error("unreadable slot")
+			else [.slots[] | select(.host == $h) | .state] | join(",") end'
 }
 
-# mh_slot_freed HOST: no slot holds HOST any more, alive, dead or being
-# recovered (status --json; a free slot names no host).
+# mh_slot_freed HOST: no slot holds HOST any more, in any state (alive,
+# dead, recovering, unknown); status --json names no host for a free slot.
 mh_slot_freed() {
 	local st
 	st=$(mh_status_slot_state "$1") || return 1
-	! printf '%s\n' "$st" | tr ',' '\n' | grep -qx 'alive\|recovering\|dead'
+	[ -z "$st" ]
 }
 
 # The line a survivor logs once it recovered a dead host.
