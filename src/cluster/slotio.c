@@ -38,19 +38,20 @@ static uint64_t slot_off(int slot)
 	return CRP_SLOT_OFFSET + (uint64_t)slot * CRP_BLOCK;
 }
 
-int crp_cluster_slots_read(struct crp_cluster *c, int first, int n, uint64_t deadline,
-			   struct crp_slot *out, bool *got)
+/*
+ * Run @io(@ctx, member) once on every member that has not failed; a member
+ * that answers RESERVATION CONFLICT is tried again after a backoff until
+ * @deadline.  Returns the first other error (0 if none); *conflicted says
+ * whether any attempt conflicted.
+ */
+static int each_member(struct crp_meta *m, uint64_t deadline,
+		       int (*io)(void *ctx, struct crp_member *mem), void *ctx, bool *conflicted)
 {
-	struct crp_meta *m = c->m;
 	int nm = m->geom.nmembers, r = 0;
 	bool todo[CRP_MAX_MEMBERS];
-	uint8_t *buf = crp_alloc_buf((size_t)n * CRP_BLOCK);
 	unsigned attempt = 0;
-	bool any = false;
 
-	if (!buf)
-		return -ENOMEM;
-	memset(got, 0, (size_t)n * sizeof(*got));
+	*conflicted = false;
 	for (int i = 0; i < nm; i++)
 		todo[i] = true;
 	for (;;) {
@@ -66,36 +67,70 @@ int crp_cluster_slots_read(struct crp_cluster *c, int first, int n, uint64_t dea
 				todo[i] = false;
 				continue;
 			}
-			e = crp_member_read(mem, slot_off(first), buf, (uint32_t)n * CRP_BLOCK);
+			e = io(ctx, mem);
 			if (e == -CRP_ECONFLICT) {
-				conflict = true;
+				conflict = *conflicted = true;
 				continue;
 			}
 			todo[i] = false;
-			if (e < 0) {
+			if (e < 0)
 				r = r ? r : e;
-				continue;
-			}
-			for (int k = 0; k < n; k++) {
-				struct crp_slot s;
-				uint64_t blk = slot_off(first + k) / CRP_BLOCK;
-
-				if (crp_slot_in(buf + (size_t)k * CRP_BLOCK, blk, m->fsid, &s, NULL,
-						0) < 0 || s.slot != (uint32_t)(first + k))
-					continue;
-				if (!got[k] || s.heartbeat > out[k].heartbeat) {
-					out[k] = s;
-					got[k] = true;
-					any = true;
-				}
-			}
 		}
 		if (!conflict || crp_now_ns() >= deadline)
 			break;
 		backoff(attempt++, deadline);
 	}
-	free(buf);
-	if (any)
+	return r;
+}
+
+struct slots_read {
+	struct crp_meta *m;
+	int first, n;
+	uint8_t *buf;
+	struct crp_slot *out;
+	bool *got;
+	bool any;
+};
+
+/* Read slots first..first+n-1 from @mem; keep each valid copy newer than
+ * what was read before. */
+static int read_one(void *ctx, struct crp_member *mem)
+{
+	struct slots_read *sr = ctx;
+	int e = crp_member_read(mem, slot_off(sr->first), sr->buf, (uint32_t)sr->n * CRP_BLOCK);
+
+	if (e < 0)
+		return e;
+	for (int k = 0; k < sr->n; k++) {
+		struct crp_slot s;
+		uint64_t blk = slot_off(sr->first + k) / CRP_BLOCK;
+
+		if (crp_slot_in(sr->buf + (size_t)k * CRP_BLOCK, blk, sr->m->fsid, &s, NULL, 0) < 0 ||
+		    s.slot != (uint32_t)(sr->first + k))
+			continue;
+		if (!sr->got[k] || s.heartbeat > sr->out[k].heartbeat) {
+			sr->out[k] = s;
+			sr->got[k] = true;
+			sr->any = true;
+		}
+	}
+	return e;
+}
+
+int crp_cluster_slots_read(struct crp_cluster *c, int first, int n, uint64_t deadline,
+			   struct crp_slot *out, bool *got)
+{
+	struct slots_read sr = { .m = c->m, .first = first, .n = n, .out = out, .got = got };
+	bool conflicted;
+	int r;
+
+	sr.buf = crp_alloc_buf((size_t)n * CRP_BLOCK);
+	if (!sr.buf)
+		return -ENOMEM;
+	memset(got, 0, (size_t)n * sizeof(*got));
+	r = each_member(c->m, deadline, read_one, &sr, &conflicted);
+	free(sr.buf);
+	if (sr.any)
 		return 0;
 	return r ? r : -CRP_ECONFLICT;
 }
@@ -111,50 +146,36 @@ int crp_cluster_slot_read(struct crp_cluster *c, int slot, uint64_t deadline,
 	return r;
 }
 
+struct slot_write {
+	const struct crp_slot *s;
+	uint8_t *buf;
+	int landed;
+};
+
+static int write_one(void *ctx, struct crp_member *mem)
+{
+	struct slot_write *sw = ctx;
+	int e = crp_member_write(mem, slot_off((int)sw->s->slot), sw->buf, CRP_BLOCK);
+
+	if (e >= 0)
+		sw->landed++;
+	return e;
+}
+
 int crp_cluster_slot_write(struct crp_cluster *c, const struct crp_slot *s, uint64_t deadline)
 {
 	struct crp_meta *m = c->m;
-	int nm = m->geom.nmembers, r = 0, landed = 0;
-	bool todo[CRP_MAX_MEMBERS];
-	uint8_t *buf = crp_alloc_buf(CRP_BLOCK);
-	unsigned attempt = 0;
-	bool conflicted = false;
+	struct slot_write sw = { .s = s };
+	bool conflicted;
+	int r;
 
-	if (!buf)
+	sw.buf = crp_alloc_buf(CRP_BLOCK);
+	if (!sw.buf)
 		return -ENOMEM;
-	crp_slot_out(s, slot_off((int)s->slot) / CRP_BLOCK, m->fsid, buf);
-	for (int i = 0; i < nm; i++)
-		todo[i] = true;
-	for (;;) {
-		bool conflict = false;
-
-		for (int i = 0; i < nm; i++) {
-			struct crp_member *mem = crp_array_member(m->a, i);
-			int e;
-
-			if (!todo[i])
-				continue;
-			if (crp_member_failed(mem)) {
-				todo[i] = false;
-				continue;
-			}
-			e = crp_member_write(mem, slot_off((int)s->slot), buf, CRP_BLOCK);
-			if (e == -CRP_ECONFLICT) {
-				conflict = conflicted = true;
-				continue;
-			}
-			todo[i] = false;
-			if (e < 0)
-				r = r ? r : e;
-			else
-				landed++;
-		}
-		if (!conflict || crp_now_ns() >= deadline)
-			break;
-		backoff(attempt++, deadline);
-	}
-	free(buf);
-	if (landed)
+	crp_slot_out(s, slot_off((int)s->slot) / CRP_BLOCK, m->fsid, sw.buf);
+	r = each_member(m, deadline, write_one, &sw, &conflicted);
+	free(sw.buf);
+	if (sw.landed)
 		return 0;
 	return r ? r : (conflicted ? -CRP_ECONFLICT : -CRP_EDEGRADED);
 }

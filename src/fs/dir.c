@@ -54,25 +54,41 @@ static int read_dblk(struct crp_fs *fs, struct crp_fs_inode *dp, uint64_t blk,
 	return 0;
 }
 
+/* Read directory block @blk and empty it, for entries to be rewritten. */
+static int empty_dblk(struct crp_fs *fs, struct crp_fs_inode *dp, uint64_t blk,
+		      struct crp_mblk **out)
+{
+	int r = read_dblk(fs, dp, blk, out);
+
+	if (r)
+		return r;
+	crp_mblk_set_aux(*out, 0);
+	crp_mblk_set_count(*out, 0);
+	memset(crp_mblk_payload(*out), 0, CRP_PAYLOAD);
+	crp_meta_dirty(fs->m, *out);
+	return 0;
+}
+
 static uint32_t name_hash(struct crp_fs *fs, const char *name)
 {
 	return crp_name_hash(fs->m->sb.hash_seed, name, strlen(name));
 }
 
-/* Find @name: its block and byte offset in the payload. */
-static int find(struct crp_fs *fs, struct crp_fs_inode *dp, const char *name,
-		struct crp_dirent *d, struct crp_mblk **bout, uint32_t *offout)
+/*
+ * Call @fn(@ctx, mb, off, d) for each entry of bucket @b's chain, in order
+ * (@off: the entry's byte offset in @mb's payload); stops at the first
+ * non-zero return and passes it back.  With @check_bucket, every block must
+ * also say it belongs to bucket @b.  A chain longer than 2^20 blocks is
+ * corrupt (a loop).
+ */
+static int walk_bucket(struct crp_fs *fs, struct crp_fs_inode *dp, uint32_t b, bool check_bucket,
+		       int (*fn)(void *ctx, struct crp_mblk *mb, uint32_t off,
+				 const struct crp_dirent *d),
+		       void *ctx)
 {
-	size_t nl = strlen(name);
-	uint32_t h, b;
 	uint64_t blk;
-	int r, hops = 0;
+	int r = bucket_blk(dp, b, &blk), hops = 0;
 
-	if (!dp->d.dir_nbuckets)
-		return -ENOENT;
-	h = name_hash(fs, name);
-	b = bucket_of(h, dp->d.dir_nbuckets);
-	r = bucket_blk(dp, b, &blk);
 	if (r)
 		return r;
 	while (blk) {
@@ -84,22 +100,61 @@ static int find(struct crp_fs *fs, struct crp_fs_inode *dp, const char *name,
 		r = read_dblk(fs, dp, blk, &mb);
 		if (r)
 			return r;
+		if (check_bucket && crp_mblk_aux64(mb) != b)
+			return -CRP_ECORRUPT;
 		used = crp_mblk_aux(mb);
 		for (off = 0; off < used;) {
-			int rl = crp_dirent_in(crp_mblk_payload(mb) + off, used - off, d);
+			struct crp_dirent d;
+			int rl = crp_dirent_in(crp_mblk_payload(mb) + off, used - off, &d);
 
 			if (rl < 0)
 				return rl;
-			if (d->hash == h && d->namelen == nl && !memcmp(d->name, name, nl)) {
-				*bout = mb;
-				*offout = off;
-				return 0;
-			}
+			r = fn(ctx, mb, off, &d);
+			if (r)
+				return r;
 			off += (uint32_t)rl;
 		}
 		blk = crp_mblk_next(mb);
 	}
-	return -ENOENT;
+	return 0;
+}
+
+struct find_ctx {
+	const char *name;
+	size_t nl;
+	uint32_t h;
+	struct crp_dirent *d;
+	struct crp_mblk **bout;
+	uint32_t *offout;
+};
+
+static int find_one(void *ctx, struct crp_mblk *mb, uint32_t off, const struct crp_dirent *d)
+{
+	struct find_ctx *f = ctx;
+
+	if (d->hash != f->h || d->namelen != f->nl || memcmp(d->name, f->name, f->nl))
+		return 0;
+	*f->d = *d;
+	*f->bout = mb;
+	*f->offout = off;
+	return 1;
+}
+
+/* Find @name: its block and byte offset in the payload. */
+static int find(struct crp_fs *fs, struct crp_fs_inode *dp, const char *name,
+		struct crp_dirent *d, struct crp_mblk **bout, uint32_t *offout)
+{
+	struct find_ctx f = { .name = name, .nl = strlen(name), .d = d, .bout = bout,
+			      .offout = offout };
+	int r;
+
+	if (!dp->d.dir_nbuckets)
+		return -ENOENT;
+	f.h = name_hash(fs, name);
+	r = walk_bucket(fs, dp, bucket_of(f.h, dp->d.dir_nbuckets), false, find_one, &f);
+	if (r < 0)
+		return r;
+	return r ? 0 : -ENOENT;
 }
 
 int crp_fs_dir_find(struct crp_fs *fs, struct crp_fs_inode *dp, const char *name,
@@ -218,25 +273,17 @@ static int split(struct crp_fs *fs, struct crp_fs_inode *dp)
 		}
 	}
 	/* Rewrite the old chain with what stays; free emptied overflow blocks. */
-	r = read_dblk(fs, dp, chain[0], &w);
+	r = empty_dblk(fs, dp, chain[0], &w);
 	if (r)
 		goto out;
-	crp_mblk_set_aux(w, 0);
-	crp_mblk_set_count(w, 0);
-	memset(crp_mblk_payload(w), 0, CRP_PAYLOAD);
-	crp_meta_dirty(fs->m, w);
 	for (guint i = 0; i < keep->len; i++) {
 		struct crp_dirent *d = &g_array_index(keep, struct crp_dirent, i);
 
 		if (crp_mblk_aux(w) + crp_dirent_reclen(d->namelen) > CRP_PAYLOAD) {
 			wi++;
-			r = read_dblk(fs, dp, chain[wi], &w);
+			r = empty_dblk(fs, dp, chain[wi], &w);
 			if (r)
 				goto out;
-			crp_mblk_set_aux(w, 0);
-			crp_mblk_set_count(w, 0);
-			memset(crp_mblk_payload(w), 0, CRP_PAYLOAD);
-			crp_meta_dirty(fs->m, w);
 		}
 		put_entry(fs, w, d);
 	}
@@ -379,39 +426,29 @@ int crp_fs_dir_replace(struct crp_fs *fs, struct crp_fs_inode *dp, const char *n
 	return 0;
 }
 
+struct iter_ctx {
+	crp_fs_dir_fn fn;
+	void *ctx;
+};
+
+static int iter_one(void *ctx, struct crp_mblk *mb, uint32_t off, const struct crp_dirent *d)
+{
+	struct iter_ctx *it = ctx;
+
+	(void)mb;
+	(void)off;
+	return it->fn(it->ctx, d);
+}
+
 int crp_fs_dir_iter(struct crp_fs *fs, struct crp_fs_inode *dp, crp_fs_dir_fn fn, void *ctx)
 {
+	struct iter_ctx it = { fn, ctx };
+
 	for (uint32_t b = 0; b < dp->d.dir_nbuckets; b++) {
-		uint64_t blk;
-		int r = bucket_blk(dp, b, &blk), hops = 0;
+		int r = walk_bucket(fs, dp, b, true, iter_one, &it);
 
 		if (r)
 			return r;
-		while (blk) {
-			struct crp_mblk *mb;
-			uint32_t used, off;
-
-			if (++hops > 1 << 20)
-				return -CRP_ECORRUPT;
-			r = read_dblk(fs, dp, blk, &mb);
-			if (r)
-				return r;
-			if (crp_mblk_aux64(mb) != b)
-				return -CRP_ECORRUPT;
-			used = crp_mblk_aux(mb);
-			for (off = 0; off < used;) {
-				struct crp_dirent d;
-				int rl = crp_dirent_in(crp_mblk_payload(mb) + off, used - off, &d);
-
-				if (rl < 0)
-					return rl;
-				off += (uint32_t)rl;
-				r = fn(ctx, &d);
-				if (r)
-					return r;
-			}
-			blk = crp_mblk_next(mb);
-		}
 	}
 	return 0;
 }

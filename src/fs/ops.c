@@ -799,11 +799,24 @@ static int drop_link(struct crp_fs *fs, struct crp_fs_inode *ip)
 	return r;
 }
 
+/* The inode @name in @dp stands for; a name that points at a free inode is
+ * corruption. */
+static int named_inode(struct crp_fs *fs, struct crp_fs_inode *dp, const char *name,
+		       struct crp_fs_inode **ip)
+{
+	uint64_t ino;
+	int r = crp_fs_dir_find(fs, dp, name, &ino, NULL);
+
+	if (r)
+		return r;
+	r = crp_fs_iget(fs, ino, ip);
+	return r == -ESTALE ? -CRP_ECORRUPT : r;
+}
+
 static int remove_name(struct crp_fs *fs, uint64_t parent, const char *name,
 		       const struct crp_cred *cred, bool dir)
 {
 	struct crp_fs_inode *dp, *ip;
-	uint64_t ino;
 	int r;
 
 	if (fs->ro)
@@ -817,12 +830,9 @@ static int remove_name(struct crp_fs *fs, uint64_t parent, const char *name,
 	r = get_dir(fs, parent, &dp);
 	if (r)
 		return r;
-	r = crp_fs_dir_find(fs, dp, name, &ino, NULL);
+	r = named_inode(fs, dp, name, &ip);
 	if (r)
 		return r;
-	r = crp_fs_iget(fs, ino, &ip);
-	if (r)
-		return r == -ESTALE ? -CRP_ECORRUPT : r;
 	if (dir && !S_ISDIR(ip->d.mode))
 		return -ENOTDIR;
 	if (!dir && S_ISDIR(ip->d.mode))
@@ -887,8 +897,8 @@ static int do_rename(struct crp_fs *fs, uint64_t parent, const char *name, uint6
 		     const char *newname, unsigned flags, const struct crp_cred *cred)
 {
 	struct crp_fs_inode *sp, *dp, *src, *dst = NULL;
-	uint64_t sino, dino;
-	bool loop;
+	uint64_t dino;
+	bool loop = false;
 	int r;
 
 	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
@@ -907,12 +917,9 @@ static int do_rename(struct crp_fs *fs, uint64_t parent, const char *name, uint6
 		r = get_dir(fs, newparent, &dp);
 	if (r)
 		return r;
-	r = crp_fs_dir_find(fs, sp, name, &sino, NULL);
+	r = named_inode(fs, sp, name, &src);
 	if (r)
 		return r;
-	r = crp_fs_iget(fs, sino, &src);
-	if (r)
-		return r == -ESTALE ? -CRP_ECORRUPT : r;
 	r = crp_fs_dir_find(fs, dp, newname, &dino, NULL);
 	if (r && r != -ENOENT)
 		return r;
@@ -1104,10 +1111,10 @@ out:
 	return crp_fs_op_end(fs, s, r);
 }
 
-int crp_fs_release(struct crp_fs *fs, uint64_t ino, uint64_t fh)
+/* An open handle on @ino is gone: drop the open count, and the inode if
+ * nothing holds it any more. */
+static int drop_open(struct crp_fs *fs, uint64_t ino)
 {
-	uint64_t s = crp_fs_op_begin(fs);
-	struct crp_fs_handle *h = (struct crp_fs_handle *)(uintptr_t)fh;
 	struct crp_fs_inode *ip = g_hash_table_lookup(fs->inodes, &ino);
 	int r = 0;
 
@@ -1116,6 +1123,15 @@ int crp_fs_release(struct crp_fs *fs, uint64_t ino, uint64_t fh)
 		if (!fs->ro)
 			r = crp_fs_iput_maybe(fs, ip);
 	}
+	return r;
+}
+
+int crp_fs_release(struct crp_fs *fs, uint64_t ino, uint64_t fh)
+{
+	uint64_t s = crp_fs_op_begin(fs);
+	struct crp_fs_handle *h = (struct crp_fs_handle *)(uintptr_t)fh;
+	int r = drop_open(fs, ino);
+
 	free(h);
 	return crp_fs_op_end(fs, s, r);
 }
@@ -1258,14 +1274,8 @@ int crp_fs_releasedir(struct crp_fs *fs, uint64_t ino, uint64_t fh)
 {
 	uint64_t s = crp_fs_op_begin(fs);
 	struct crp_fs_handle *h = (struct crp_fs_handle *)(uintptr_t)fh;
-	struct crp_fs_inode *dp = g_hash_table_lookup(fs->inodes, &ino);
-	int r = 0;
+	int r = drop_open(fs, ino);
 
-	if (dp && dp->nopen) {
-		dp->nopen--;
-		if (!fs->ro)
-			r = crp_fs_iput_maybe(fs, dp);
-	}
 	if (h) {
 		snap_clear(h->snap);
 		g_array_free(h->snap, TRUE);

@@ -202,9 +202,6 @@ ssize_t crp_fs_getxattr(struct crp_fs *fs, uint64_t ino, const char *name, void 
 			size_t size)
 {
 	struct crp_fs_inode *ip;
-	struct crp_mblk *b;
-	struct crp_xattr x;
-	uint32_t off;
 	uint64_t s;
 	ssize_t n;
 	int r = check_xname(name);
@@ -213,20 +210,7 @@ ssize_t crp_fs_getxattr(struct crp_fs *fs, uint64_t ino, const char *name, void 
 		return r == -EOPNOTSUPP ? -ENODATA : r;
 	s = crp_fs_op_begin(fs);
 	r = crp_fs_iget(fs, ino, &ip);
-	if (!r)
-		r = xblk(fs, ip, &b);
-	if (!r)
-		r = b ? xfind(b, name, &off, &x) : -ENODATA;
-	if (r) {
-		n = r;
-		goto out;
-	}
-	n = x.valuelen;
-	if (size && size < x.valuelen)
-		n = -ERANGE;
-	else if (size)
-		memcpy(value, x.value, x.valuelen);
-out:
+	n = r ? r : crp_fs_xattr_read(fs, ip, name, value, size);
 	r = crp_fs_op_end(fs, s, n < 0 ? (int)n : 0);
 	return r < 0 ? r : n;
 }
@@ -278,9 +262,6 @@ out:
 int crp_fs_removexattr(struct crp_fs *fs, uint64_t ino, const char *name)
 {
 	struct crp_fs_inode *ip;
-	struct crp_mblk *b;
-	struct crp_xattr x;
-	uint32_t off;
 	uint64_t s;
 	int r = check_xname(name);
 
@@ -289,21 +270,7 @@ int crp_fs_removexattr(struct crp_fs *fs, uint64_t ino, const char *name)
 	s = crp_fs_op_begin(fs);
 	r = fs->ro ? -EROFS : crp_fs_iget(fs, ino, &ip);
 	if (!r)
-		r = xblk(fs, ip, &b);
-	if (!r)
-		r = b ? xfind(b, name, &off, &x) : -ENODATA;
-	if (r)
-		goto out;
-	xdelete(b, off, &x);
-	crp_meta_dirty(fs->m, b);
-	if (!crp_mblk_count(b)) {
-		r = crp_fs_xattr_free(fs, ip);
-		if (r)
-			goto out;
-	}
-	crp_fs_touch(ip, false, false, true);
-	r = crp_fs_istore(fs, ip);
-out:
+		r = crp_fs_xattr_delete(fs, ip, name);
 	return crp_fs_op_end(fs, s, r);
 }
 
