@@ -101,6 +101,16 @@ crp_cleanup() {
 	set +e
 	trap - ERR
 	[ -n "$T" ] && [ -d "$T" ] || exit "$rc"
+	if [ "$rc" != 0 ]; then
+		# A daemon that died under a failing test: say how (signal or status).
+		local p st
+		for p in $(cat "$T/pids" 2>/dev/null); do
+			kill -0 "$p" 2>/dev/null && continue
+			st=0
+			wait "$p" 2>/dev/null || st=$?
+			[ "$st" = 127 ] || echo "--- daemon $p had exited with status $st" >&2
+		done
+	fi
 	crp_unmount_all
 	if [ "$rc" != 0 ] && [ -s "$T/daemon.log" ]; then
 		echo "--- last lines of the daemon log ($T/daemon.log):" >&2
