@@ -243,8 +243,9 @@ crp_member_sums() {
 
 # crp_run TEST...: run each test function in a subshell; count failures.
 crp_run() {
-	local t rc failed=0 passed=0 names=() nm np
+	local t rc failed=0 passed=0 names=() nm np start
 	for t in "$@"; do
+		start=$SECONDS
 		nm=$(wc -l <"$T/mounts")
 		np=$(wc -l <"$T/pids")
 		set +e
@@ -260,10 +261,10 @@ crp_run() {
 			crp_unmount_all "$nm" "$np"
 		fi
 		if [ "$rc" = 0 ]; then
-			echo "  ok   $t"
+			echo "  ok   $t ($((SECONDS - start)) s)"
 			passed=$((passed + 1))
 		else
-			echo "  FAIL $t"
+			echo "  FAIL $t ($((SECONDS - start)) s)"
 			failed=$((failed + 1))
 			names+=("$t")
 		fi

@@ -54,7 +54,8 @@ t_read_write() {
 	cmp "$src" "$f" || crp_fail "content read back differs from what was written"
 	# Rewrite the middle with other data, unaligned.
 	dd if=/dev/urandom of="$src" bs=1 seek=777777 count=100000 conv=notrunc status=none
-	dd if="$src" of="$f" bs=1 skip=777777 seek=777777 count=100000 conv=notrunc status=none
+	dd if="$src" of="$f" bs=65536 iflag=skip_bytes,count_bytes oflag=seek_bytes \
+		skip=777777 seek=777777 count=100000 conv=notrunc status=none
 	cmp "$src" "$f" || crp_fail "unaligned overwrite in the middle of a file"
 	crp_eq "$(stat -c %s "$f")" "$(stat -c %s "$src")" "size after overwrite"
 }
@@ -149,7 +150,7 @@ t_large_file() {
 	head -c 4096 /dev/urandom >"$T/big.head"
 	head -c 4096 /dev/urandom >"$T/big.tail"
 	dd if="$T/big.head" of="$f" bs=4096 count=1 status=none
-	dd if="$T/big.tail" of="$f" bs=1 seek="$off" conv=notrunc status=none
+	dd if="$T/big.tail" of="$f" bs=4096 seek="$off" oflag=seek_bytes conv=notrunc status=none
 	crp_eq "$(stat -c %s "$f")" $((off + 4096)) "size of a file over 4 GiB"
 	cmp "$T/big.tail" <(tail -c 4096 "$f") || crp_fail "data written past 4 GiB reads back wrong"
 	cmp "$T/big.head" <(head -c 4096 "$f") || crp_fail "data at 0 of a file over 4 GiB"
