@@ -118,13 +118,16 @@ struct release_cmd {
 	uint8_t param[24];
 	struct crp_array *a;
 	int member;
+	uint64_t since; /* when the reservation was taken */
 };
 
 static void release_done(struct crp_cmd *cmd)
 {
 	struct release_cmd *rc = cmd->priv;
 
-	if (cmd->result && cmd->result != -ECANCELED && cmd->result != -CRP_EMEMBER)
+	if (cmd->result == 0)
+		note_hold(rc->a, rc->since); /* held until the RELEASE completed */
+	else if (cmd->result != -ECANCELED && cmd->result != -CRP_EMEMBER)
 		crp_warn("member %s: releasing the reservation failed: %s",
 			 crp_member_spec(rc->a->m[rc->member]), crp_strerror(cmd->result));
 	free(rc);
@@ -141,7 +144,7 @@ struct crp_cmd *crp_lock_release_cmd(struct crp_array *a, int i)
 	crp_lock_cmd_release(a, &rc->cmd, rc->param);
 	rc->cmd.done = release_done;
 	rc->cmd.priv = rc;
-	note_hold(a, a->lk[i].reserved_since_ns);
+	rc->since = a->lk[i].reserved_since_ns;
 	a->lk[i].reserved = false;
 	return &rc->cmd;
 }
@@ -150,6 +153,7 @@ void crp_lock_release_now(struct crp_array *a, const int *mem, int n)
 {
 	struct crp_cmd cmds[CRP_MAX_MEMBERS];
 	uint8_t params[CRP_MAX_MEMBERS][24];
+	uint64_t since[CRP_MAX_MEMBERS];
 	struct crp_batch b;
 	int sent = 0;
 
@@ -160,7 +164,7 @@ void crp_lock_release_now(struct crp_array *a, const int *mem, int n)
 
 		if (!a->lk[i].reserved || a->lk[i].pinned)
 			continue;
-		note_hold(a, a->lk[i].reserved_since_ns);
+		since[sent] = a->lk[i].reserved_since_ns;
 		a->lk[i].reserved = false;
 		crp_lock_cmd_release(a, c, params[sent]);
 		crp_batch_add(&b, c);
@@ -169,6 +173,9 @@ void crp_lock_release_now(struct crp_array *a, const int *mem, int n)
 	}
 	crp_batch_wait(&b);
 	crp_batch_destroy(&b);
+	for (int k = 0; k < sent; k++)
+		if (cmds[k].result == 0)
+			note_hold(a, since[k]);
 }
 
 bool crp_lock_keep(struct crp_array *a, int i)
