@@ -332,6 +332,18 @@ static void mark_lost(struct ic_state *st)
 	crp_member_fail(st->m, -CRP_ELOCKLOST);
 }
 
+/* Was a task cancelled by our own LOGICAL UNIT RESET (libiscsi cancels the
+ * LUN's tasks when the reset completes) rather than by a lost session? */
+static bool reset_aborted(struct ic_state *st)
+{
+	bool ours;
+
+	pthread_mutex_lock(&st->rmu);
+	ours = st->rstate == IC_RESET_SENT || st->rstate == IC_RESET_DONE;
+	pthread_mutex_unlock(&st->rmu);
+	return ours && st->ctx && iscsi_is_logged_in(st->ctx);
+}
+
 static void cmd_cb(struct iscsi_context *ctx, int status, void *command_data, void *priv)
 {
 	struct ic_io *io = priv;
@@ -349,6 +361,12 @@ static void cmd_cb(struct iscsi_context *ctx, int status, void *command_data, vo
 	if (io->cancel_err) {
 		cmd->status = CRP_SAM_NONE;
 		cmd->result = io->cancel_err;
+	} else if (status == SCSI_STATUS_CANCELLED && reset_aborted(st)) {
+		/* Aborted by our LOGICAL UNIT RESET: the reservations are
+		 * gone, the nexus is not. */
+		crp_member_note_event(st->m, CRP_EV_RESET);
+		cmd->status = CRP_SAM_NONE;
+		cmd->result = -CRP_ELOCKLOST;
 	} else if (status == SCSI_STATUS_CANCELLED) {
 		/* Not cancelled by us: libiscsi dropped the session. */
 		mark_lost(st);
