@@ -18,19 +18,25 @@ export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-300}
 passed=0
 failed=0
 failures=()
+logs=$(mktemp -d /tmp/crpfs-tests.XXXXXX)
+trap 'rm -rf "$logs"' EXIT
 
+# Each test's output goes to the terminal and to a log; the end of a failed
+# test's log is shown again before the closing line, where it is seen.
 run() {
 	local name=$1
 	shift
-	local start=$SECONDS
+	local start=$SECONDS rc
 	echo "=== $name"
-	if "$@"; then
+	"$@" 2>&1 | tee "$logs/$name.log"
+	rc=${PIPESTATUS[0]}
+	if [ "$rc" -eq 0 ]; then
 		passed=$((passed + 1))
 		echo "--- PASS $name ($((SECONDS - start)) s)"
 	else
 		failed=$((failed + 1))
 		failures+=("$name")
-		echo "--- FAIL $name ($((SECONDS - start)) s)"
+		echo "--- FAIL $name ($((SECONDS - start)) s, exit $rc)"
 	fi
 }
 
@@ -77,6 +83,10 @@ if [ "$what" = integration ] || [ "$what" = all ]; then
 	done
 fi
 
+for name in "${failures[@]}"; do
+	echo "=== end of the output of failed $name:"
+	grep -v '^stripe [0-9]*: ' "$logs/$name.log" | tail -n 40
+done
 if [ "$failed" -gt 0 ]; then
 	echo "failed: ${failures[*]}"
 fi
