@@ -91,6 +91,8 @@ struct ic_state {
 	struct ic_io *cancelling;  /* the io being cancelled by us, until its callback */
 	struct crp_cmd *deferred;  /* completions that could not run inside issue() */
 	struct crp_cmd *deferred_tail;
+	struct crp_cmd *held;	   /* issued while our LUN reset is in flight */
+	struct crp_cmd *held_tail;
 	bool lost;		   /* the session failed inside a libiscsi callback */
 	bool logout_done;
 
@@ -390,6 +392,16 @@ static void cmd_cb(struct iscsi_context *ctx, int status, void *command_data, vo
 }
 
 /* Send @cmd on the session (I/O thread).  Never completes it synchronously. */
+static bool reset_in_flight(struct ic_state *st)
+{
+	bool sent;
+
+	pthread_mutex_lock(&st->rmu);
+	sent = st->rstate == IC_RESET_REQUESTED || st->rstate == IC_RESET_SENT;
+	pthread_mutex_unlock(&st->rmu);
+	return sent;
+}
+
 static void send_cmd(struct ic_state *st, struct crp_cmd *cmd)
 {
 	struct crp_member *m = st->m;
@@ -398,8 +410,29 @@ static void send_cmd(struct ic_state *st, struct crp_cmd *cmd)
 	struct ic_io *io;
 	int dir, failed = atomic_load(&m->failed);
 
+	/*
+	 * From the moment our LOGICAL UNIT RESET is requested until it is
+	 * answered, new commands are held back: sending the reset makes
+	 * libiscsi cancel every task, and one cancelled before it left the
+	 * send queue leaves a hole in the CmdSN sequence that stalls every
+	 * later command at the target; one sent while the reset is carried
+	 * out can be aborted without an answer.
+	 */
+	if (!failed && st->ctx && reset_in_flight(st)) {
+		cmd->q_next = NULL;
+		if (st->held_tail)
+			st->held_tail->q_next = cmd;
+		else
+			st->held = cmd;
+		st->held_tail = cmd;
+		return;
+	}
 	if (!st->ctx || failed) {
 		defer_error(st, cmd, failed ? -CRP_EMEMBER : -CRP_ELOCKLOST);
+		return;
+	}
+	if (crp_member_may_send(cmd) < 0) {
+		defer_error(st, cmd, crp_member_may_send(cmd));
 		return;
 	}
 	switch (cmd->dir) {
@@ -531,6 +564,9 @@ static void reset_start(struct ic_state *st)
 {
 	bool go = false;
 
+	/* Only once everything sent before is on the wire (see send_cmd). */
+	if (st->ctx && iscsi_out_queue_length(st->ctx) > 0)
+		return;
 	pthread_mutex_lock(&st->rmu);
 	if (st->rstate == IC_RESET_REQUESTED) {
 		if (!st->ctx || atomic_load(&st->m->failed)) {
@@ -588,6 +624,11 @@ static void check_deadlines(struct ic_state *st)
 	if (!expired && !reset_expired)
 		return;
 
+	for (struct ic_io *io = st->inflight; io; io = io->next)
+		if (io->cancel_err == -ETIMEDOUT)
+			crp_warn("member %s: %s sent %llu ms ago has no answer", m->spec.text,
+				 crp_cdb_name(io->cmd),
+				 (unsigned long long)((now - io->cmd->issued_ns) / 1000000));
 	crp_warn("member %s: %s to %s did not complete within its timeout; dropping the "
 		 "session", m->spec.text, expired ? "a command" : "a LUN reset", st->portal);
 	crp_member_fail(m, -ETIMEDOUT);
@@ -616,9 +657,31 @@ static void check_deadlines(struct ic_state *st)
 	drop_session(st, -CRP_EMEMBER);
 }
 
+/* Send what was held back during our LUN reset, once it is over. */
+static void send_held(struct ic_state *st)
+{
+	struct crp_cmd *list;
+
+	if (!st->held || reset_in_flight(st))
+		return;
+	list = st->held;
+	st->held = st->held_tail = NULL;
+	while (list) {
+		struct crp_cmd *cmd = list;
+
+		list = cmd->q_next;
+		cmd->q_next = NULL;
+		send_cmd(st, cmd);
+	}
+}
+
 static void dispatch_queue(struct ic_state *st)
 {
-	struct crp_cmd *list = crp_member_dequeue(st->m);
+	struct crp_cmd *list;
+
+	if (reset_in_flight(st))
+		return; /* stays queued: see send_cmd */
+	list = crp_member_dequeue(st->m);
 
 	while (list) {
 		struct crp_cmd *cmd = list;
@@ -696,6 +759,7 @@ static void io_shutdown(struct ic_state *st)
 		}
 	}
 	drop_session(st, -CRP_EMEMBER);
+	send_held(st); /* the member is failed: each completes with an error */
 	run_deferred(st);
 	for (struct crp_cmd *c = crp_member_dequeue(m), *next; c; c = next) {
 		next = c->q_next;
@@ -713,6 +777,7 @@ static void *io_thread(void *arg)
 		if (st->lost)
 			session_lost(st);
 		run_deferred(st);
+		send_held(st);
 		dispatch_queue(st);
 		reset_start(st);
 		check_deadlines(st);
