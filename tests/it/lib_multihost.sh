@@ -56,8 +56,19 @@ declare -A MPID=()	# host -> PID of its daemon
 # $T/pids daemons, $T/mounts mount points, $T/jobs background jobs,
 # $T/labs lab directories.
 
+# With CRPFS_TEST_STACKS=1 (and gdb installed), a failure also prints the
+# thread stacks of every daemon still running: what a hang waits for.
 mh_fail() {
+	local h
 	echo "FAIL [$MH_NAME${MODE:+ $MODE}]: $*" >&2
+	if [ -n "${CRPFS_TEST_STACKS:-}" ] && command -v gdb >/dev/null; then
+		for h in "${!MPID[@]}"; do
+			kill -0 "${MPID[$h]}" 2>/dev/null || continue
+			echo "--- threads of host $h (pid ${MPID[$h]}):" >&2
+			timeout 60 gdb -batch -p "${MPID[$h]}" -ex "thread apply all bt" 2>/dev/null |
+				grep -E '^(Thread|#)' >&2 || true
+		done
+	fi
 	exit 1
 }
 

@@ -136,4 +136,4 @@ t_fence() {
 }
 
 mh_setup
-mh_run_modes t_fence pr reserve
+mh_run_modes t_fence ${FENCE_MODES:-pr reserve}
