@@ -162,24 +162,38 @@ void crp_array_set_intent(struct crp_array *a, const struct crp_array_intent_ops
 #define CRP_META_LOCK_MEMBER 0
 int crp_array_meta_lock(struct crp_array *a);
 int crp_array_meta_unlock(struct crp_array *a);
+/* Does a thread of this host hold the metadata lock right now? */
+bool crp_array_meta_held(struct crp_array *a);
+
 /* The same with a deadline (crp_now_ns clock) instead of the default one:
- * recovery uses it so that a dead host holding the lock cannot stall it. */
+ * recovery uses it so that a dead host holding the lock cannot stall it.
+ * -ETIMEDOUT: another host held it past the deadline; -EBUSY: a local
+ * thread did. */
 int crp_array_meta_lock_until(struct crp_array *a, uint64_t deadline_ns);
 
 /*
  * Fencing.  The write gate runs before every stripe transaction and every
- * metadata lock; a negative return fails the write (the cluster layer's
- * lease check).  crp_array_fence() makes the array refuse every further
- * write and lock with -CRP_EFENCED, for good; a registration preempted by
- * another host (UNIT ATTENTION 2Ah/05h) fences the array the same way.
+ * metadata lock, and again once a transaction has its locks, just before
+ * its WRITEs; a negative return fails the write (the cluster layer's lease
+ * check).  The gate also sets *until: the WRITEs carry it as their fence
+ * time (struct crp_cmd's fence_ns), so that one queued by a host that then
+ * hung is never sent after its lease ran out; 0 for no limit.
+ * crp_array_fence() makes the array refuse every further write and lock
+ * with -CRP_EFENCED, for good; a registration preempted by another host
+ * (UNIT ATTENTION 2Ah/05h) fences the array the same way.
  */
-void crp_array_set_gate(struct crp_array *a, int (*gate)(void *ctx), void *ctx);
+void crp_array_set_gate(struct crp_array *a, int (*gate)(void *ctx, uint64_t *until), void *ctx);
 void crp_array_fence(struct crp_array *a);
 bool crp_array_fenced(const struct crp_array *a);
 /* pr mode: is our key still registered (PR IN READ KEYS on the first live
  * member)?  0, or -CRP_EFENCED (and the array fenced) if it was preempted.
  * reserve mode: 0. */
 int crp_array_pr_check(struct crp_array *a);
+
+/* pr mode: the key holding each member's reservation (PR IN READ
+ * RESERVATION): keys[i] = 0 if none, UINT64_MAX if it could not be read
+ * (and in reserve mode).  Returns the number of members read. */
+int crp_array_pr_holders(struct crp_array *a, uint64_t *keys);
 
 /*
  * Break a dead host's locks on every member.  pr mode: PREEMPT of
@@ -189,6 +203,15 @@ int crp_array_pr_check(struct crp_array *a);
  * reset; the others are left alone, so that live hosts keep theirs.
  */
 int crp_array_break_locks(struct crp_array *a, uint64_t victim_key, uint64_t wait_ns);
+
+/*
+ * pr mode: PREEMPT @victim_key on every member now, without waiting for
+ * this host's local locks (its own threads may be waiting for the
+ * victim's reservations); a reservation that passes to us is given back
+ * unless a local transaction owns the member.  Returns the number of
+ * members where the victim was still registered.  reserve mode: 0.
+ */
+int crp_array_preempt(struct crp_array *a, uint64_t victim_key);
 
 /* The PR key this host uses for @host (stable, never 0). */
 uint64_t crp_pr_key_for_host(const char *host);

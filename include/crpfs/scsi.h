@@ -98,6 +98,16 @@ struct crp_cmd {
 	void *buf;
 	uint32_t len;
 	uint32_t timeout_ms; /* 0: the member's default */
+	/*
+	 * A WRITE that relies on a reservation this host holds: 0 if none.
+	 * Not sent once the monotonic clock (crp_now_ns) has passed it (the
+	 * host's lease: a host hung with the command queued must not write
+	 * after the others may have declared it dead), failing with
+	 * -CRP_EFENCED; and not retried after a UNIT ATTENTION that says the
+	 * reservation is gone (reset, preemption), failing with
+	 * -CRP_ELOCKLOST.
+	 */
+	uint64_t fence_ns;
 
 	/* results */
 	int status;  /* SCSI status, or CRP_SAM_NONE */

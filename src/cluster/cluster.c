@@ -177,9 +177,45 @@ int crp_cluster_check(struct crp_cluster *c)
 	return atomic_load(&c->fenced) ? -CRP_EFENCED : r;
 }
 
-static int gate(void *ctx)
+/*
+ * The array's write gate.  The fence time of the writes that follow is the
+ * end of the lease: a write still queued then (this host hung) is never
+ * sent.  The cluster threads' own writes (a recovery's resync) are not
+ * bound to the lease, which they may be renewing themselves.
+ */
+static int gate(void *ctx, uint64_t *until)
 {
-	return crp_cluster_check(ctx);
+	struct crp_cluster *c = ctx;
+	int r = crp_cluster_check(c);
+
+	*until = r == 0 && !in_cluster_thread ? atomic_load(&c->lease_ok_ns) + c->lease_ns : 0;
+	return r;
+}
+
+/*
+ * Our lease ran out a dead timeout ago and could not be renewed (@err, our
+ * members failed): the others may have declared us dead and recovered us,
+ * and we cannot read our slot to find out.  Nothing may be written again without a
+ * fresh mount.
+ */
+static void lapsed(struct crp_cluster *c, int err)
+{
+	uint64_t gap = crp_now_ns() - atomic_load(&c->lease_ok_ns);
+
+	/* Members reserved by another host (a hung one, until it is
+	 * recovered) only delay us; members that failed do not come back. */
+	if (err == -CRP_ECONFLICT || err == -ETIMEDOUT || err == -EBUSY)
+		return;
+	if (gap < c->dead_ns || atomic_load(&c->fenced))
+		return;
+	pthread_mutex_lock(&c->fence_mu);
+	if (!c->fence_msg[0])
+		snprintf(c->fence_msg, sizeof(c->fence_msg),
+			 "host %s has not beaten for %llu ms and cannot renew its lease (%s): the "
+			 "others may have declared it dead; it is fenced; remount to rejoin",
+			 c->m->host, (unsigned long long)(gap / 1000000), crp_strerror(err));
+	pthread_mutex_unlock(&c->fence_mu);
+	crp_cluster_fence(c, NULL);
 }
 
 /* One heartbeat. */
@@ -199,10 +235,30 @@ static int beat(struct crp_cluster *c)
 		pthread_mutex_unlock(&c->lease_mu);
 		return r;
 	}
-	/* Expired: check under the metadata lock, where survivors mark slots. */
-	r = crp_array_meta_lock(c->m->a);
+	/*
+	 * Expired: check under the metadata lock, where survivors mark slots.
+	 * Waited for one heartbeat at most: a local thread may hold it while
+	 * it waits for a dead host's lock, and this thread is also the one
+	 * that watches for dead hosts; without a beat the lease stays expired
+	 * (writes refused) and the next tick tries again.
+	 */
+	r = crp_array_meta_lock_until(c->m->a, crp_now_ns() + c->beat_ns);
 	if (r == -CRP_EFENCED) {
 		crp_cluster_fence(c, NULL);
+		return r;
+	}
+	if (r == -EBUSY && crp_array_meta_held(c->m->a)) {
+		/*
+		 * One of our own threads holds it, likely waiting for a hung
+		 * host's reservations: beat without it, as a writer renewing
+		 * its lease does, rather than let the others take us for dead
+		 * too.  While we hold member 0, no survivor can be marking our
+		 * slot (unless it breaks the lock, which that thread then
+		 * finds out).
+		 */
+		pthread_mutex_lock(&c->lease_mu);
+		r = verify_and_beat(c);
+		pthread_mutex_unlock(&c->lease_mu);
 		return r;
 	}
 	if (r < 0)
@@ -229,6 +285,18 @@ static bool queue_recovery(struct crp_cluster *c, int i, const struct crp_slot *
 	}
 	pthread_mutex_unlock(&c->mu);
 	return queued;
+}
+
+/* Is any recovery of ours queued or running? */
+static bool any_recovery_busy(struct crp_cluster *c)
+{
+	bool busy = false;
+
+	pthread_mutex_lock(&c->mu);
+	for (int i = 0; i < (int)c->m->sb.max_hosts; i++)
+		busy |= c->rec_state[i] != REC_IDLE;
+	pthread_mutex_unlock(&c->mu);
+	return busy;
 }
 
 static bool recovery_busy(struct crp_cluster *c, int i)
@@ -273,22 +341,116 @@ static bool recoverer_alive(struct crp_cluster *c, const struct crp_slot *s, uin
 }
 
 /*
+ * reserve mode: every member answered our slot reads with RESERVATION
+ * CONFLICT for a whole dead timeout.  No live host holds all members that
+ * long (a lock is held for a transaction, a cached one max_hold_us more),
+ * so a hung host does, and its heartbeat cannot even be read to declare it
+ * dead.  Break those reservations (LU reset of each member still held
+ * after a short probe) and watch every slot afresh: the hung host is then
+ * declared dead like any other.  Its queued writes fail (the reset's UNIT
+ * ATTENTION, the lease), never land.
+ */
+static void unreadable(struct crp_cluster *c)
+{
+	uint64_t now = crp_now_ns();
+
+	if (!c->unreadable_ns) {
+		c->unreadable_ns = now;
+		return;
+	}
+	if (now - c->unreadable_ns < c->dead_ns)
+		return;
+	crp_warn("host %s: every member has been reserved by another host for %llu ms: a hung "
+		 "host holds them; breaking their reservations", c->m->host,
+		 (unsigned long long)((now - c->unreadable_ns) / 1000000));
+	crp_array_break_locks(c->m->a, 0, c->dead_ns / 4);
+	for (int i = 0; i < (int)c->m->sb.max_hosts; i++)
+		c->seen_valid[i] = false;
+	c->unreadable_ns = 0;
+}
+
+/*
+ * pr mode: order the candidates for a dead verdict by what the members'
+ * reservations say (one PR IN READ RESERVATION per member).  A host that
+ * holds a reservation while its counter stands still is hung (or dead:
+ * persistent reservations outlive their holder) and goes first: it can
+ * always write its slot on the member it holds.  A host that holds none
+ * while every member is reserved by others at this instant may simply be
+ * unable to beat (a hung host, or a busy one, holds what it would write
+ * to): its verdict waits.  Returns the slot to recover, or -1.
+ */
+static int pr_pick(struct crp_cluster *c, const int *cand, int ncand)
+{
+	uint64_t keys[CRP_MAX_MEMBERS];
+	int nm = crp_array_nmembers(c->m->a), pick = -1, fallback = -1;
+	bool all_held = true;
+
+	if (crp_array_pr_holders(c->m->a, keys) == 0)
+		return cand[0];
+	for (int k = 0; k < ncand; k++) {
+		const struct crp_slot *s = &c->watch_slots[cand[k]];
+		bool holds = false;
+
+		for (int i = 0; i < nm; i++)
+			holds |= s->pr_key && keys[i] == s->pr_key;
+		if (holds && pick < 0)
+			pick = cand[k];
+		if (!holds && fallback < 0)
+			fallback = cand[k];
+	}
+	if (pick >= 0)
+		return pick;
+	for (int i = 0; i < nm; i++) {
+		const struct crp_slot *f = &c->watch_slots[fallback];
+
+		if (keys[i] == 0 || keys[i] == UINT64_MAX || keys[i] == f->pr_key)
+			all_held = false;
+	}
+	if (all_held) {
+		crp_info("host %s (slot %d) has not beaten, but every member is reserved by other "
+			 "hosts: it may not have been able to; waiting", c->watch_slots[fallback].host,
+			 fallback);
+		return -1;
+	}
+	return fallback;
+}
+
+/*
  * One round of watching the other slots: every slot in one read per
  * member, members reserved by other hosts retried for up to half a
  * heartbeat.  A slot that could not be read says nothing: a host is judged
  * dead only from a counter that was read and had not moved for the dead
  * timeout.  A dead slot goes to the recovery thread (inline without
  * threads), and is not watched while our recovery of it runs.
+ *
+ * One verdict a round, the slot still the longest: a hung host can hold
+ * the members that the others need to beat (pr mode: Write Exclusive on
+ * every member), so their counters stop too, a little later; its recovery
+ * frees them.  After each recovery we ran, every other slot's clock
+ * restarts, so that a host that could not beat meanwhile is not taken for
+ * dead.
  */
 static void watch(struct crp_cluster *c)
 {
-	int n = (int)c->m->sb.max_hosts;
+	int n = (int)c->m->sb.max_hosts, pick = -1, ncand = 0;
+	int cand[CRP_HOST_MAX];
+	unsigned epoch = atomic_load(&c->rec_epoch);
 	uint64_t now;
+	int r;
 
-	if (crp_cluster_slots_read(c, 0, n, crp_now_ns() + c->beat_ns / 2, c->watch_slots,
-				   c->watch_got) < 0)
+	r = crp_cluster_slots_read(c, 0, n, crp_now_ns() + c->beat_ns / 2, c->watch_slots,
+				   c->watch_got);
+	if (r == -CRP_ECONFLICT && crp_array_lock_mode(c->m->a) == CRP_LOCK_RESERVE)
+		unreadable(c);
+	if (r < 0)
 		return;
+	c->unreadable_ns = 0;
 	now = crp_now_ns();
+	if (epoch != c->rec_epoch_seen) {
+		c->rec_epoch_seen = epoch;
+		for (int i = 0; i < n; i++)
+			c->seen_ns[i] = now;
+	}
 	/* First what moved, then the verdicts (a recovery is judged by its
 	 * recoverer's own heartbeat, in any slot). */
 	for (int i = 0; i < n; i++) {
@@ -309,25 +471,43 @@ static void watch(struct crp_cluster *c)
 		}
 	}
 	for (int i = 0; i < n && !atomic_load(&c->fenced); i++) {
-		struct crp_slot s = c->watch_slots[i];
+		struct crp_slot *s = &c->watch_slots[i];
 
 		if (i == c->slot || !c->watch_got[i] || !c->seen_valid[i] ||
 		    now - c->seen_ns[i] < c->dead_ns)
 			continue;
-		if (s.state == CRP_SLOT_RECOVERING && recoverer_alive(c, &s, now)) {
+		if (s->state == CRP_SLOT_RECOVERING && recoverer_alive(c, s, now)) {
 			c->seen_ns[i] = now;
 			continue;
 		}
-		c->seen_valid[i] = false;
-		if (c->rec_running && !queue_recovery(c, i, &s))
-			continue;
+		/* stalest first */
+		int k = ncand++;
+
+		while (k > 0 && c->seen_ns[cand[k - 1]] > c->seen_ns[i]) {
+			cand[k] = cand[k - 1];
+			k--;
+		}
+		cand[k] = i;
+	}
+	/* Our recovery under way frees what the others need to beat: the
+	 * next verdict waits for it (and for their clocks to restart). */
+	if (ncand && c->rec_running && any_recovery_busy(c))
+		ncand = 0;
+	if (ncand)
+		pick = crp_array_lock_mode(c->m->a) == CRP_LOCK_PR ? pr_pick(c, cand, ncand) : cand[0];
+	if (pick >= 0) {
+		struct crp_slot s = c->watch_slots[pick];
+
+		c->seen_valid[pick] = false;
+		if (c->rec_running && !queue_recovery(c, pick, &s))
+			return;
 		crp_warn("host %s (slot %d) has not beaten for %llu ms (counter %llu%s): recovering it",
-			 s.host, i, (unsigned long long)((now - c->seen_ns[i]) / 1000000),
+			 s.host, pick, (unsigned long long)((now - c->seen_ns[pick]) / 1000000),
 			 (unsigned long long)s.heartbeat,
 			 s.state == CRP_SLOT_RECOVERING ? ", its recovery stalled" : "");
 		if (!c->rec_running) {
-			recover_one(c, i, &s);
-			now = crp_now_ns();
+			recover_one(c, pick, &s);
+			atomic_fetch_add(&c->rec_epoch, 1);
 		}
 	}
 }
@@ -339,6 +519,8 @@ int crp_cluster_tick(struct crp_cluster *c)
 
 	in_cluster_thread = true;
 	r = beat(c);
+	if (r < 0 && r != -CRP_EFENCED)
+		lapsed(c, r);
 	if (r < 0 && r != -CRP_EFENCED)
 		crp_warn("host %s: heartbeat write failed: %s", c->m->host, crp_strerror(r));
 	if (!atomic_load(&c->fenced))
@@ -392,6 +574,7 @@ static void *recovery_main(void *arg)
 		pthread_mutex_unlock(&c->mu);
 		if (!atomic_load(&c->fenced))
 			recover_one(c, i, &seen);
+		atomic_fetch_add(&c->rec_epoch, 1);
 		pthread_mutex_lock(&c->mu);
 		c->rec_state[i] = REC_IDLE;
 	}

@@ -33,6 +33,9 @@ struct crp_cluster {
 	bool *seen_valid;
 	struct crp_slot *watch_slots;	/* the last round's read */
 	bool *watch_got;		/* slot read in that round */
+	uint64_t unreadable_ns;		/* since when no slot copy could be read, or 0 */
+	unsigned rec_epoch_seen;	/* rec_epoch when the clocks last restarted */
+	atomic_uint rec_epoch;		/* bumped after each recovery we ran */
 
 	pthread_t thread;
 	bool running;

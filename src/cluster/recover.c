@@ -62,11 +62,11 @@ static int step(struct crp_cluster *c, struct crp_slot *s)
  * metadata lock first would wait behind them for ever.  So the PREEMPT is
  * sent straight to each member, outside the array's local locks.  Racing
  * survivors all do it (harmless: the later ones find the key gone and get
- * RESERVATION CONFLICT).  A reservation the dead host held passes to us;
- * our waiting threads then get it (a RESERVE by the holder succeeds) and
- * release it as usual, and the metadata lock is taken and given back by the
- * mark that follows; stripe locks by the resync of its intent log.  Only
- * when the slot, read again, still shows what the watcher saw stop.
+ * RESERVATION CONFLICT).  A reservation the dead host held passes to us:
+ * a member no local transaction owns is released at once; on the others
+ * our waiting threads get it (a RESERVE by the holder succeeds) and release
+ * it as usual.  Only when the slot, read again, still shows what the
+ * watcher saw stop.
  */
 static void preempt_first(struct crp_cluster *c, int slot, const struct crp_slot *seen)
 {
@@ -78,18 +78,9 @@ static void preempt_first(struct crp_cluster *c, int slot, const struct crp_slot
 		return;
 	if (crp_cluster_slot_read(c, slot, crp_now_ns() + c->beat_ns, &s) < 0 || !same(&s, seen))
 		return;
-	for (int i = 0; i < crp_array_nmembers(a); i++) {
-		struct crp_member *mem = crp_array_member(a, i);
-		struct crp_cmd cmd;
-		uint8_t param[24];
-
-		if (crp_member_failed(mem))
-			continue;
-		crp_cmd_init(&cmd);
-		crp_cdb_pr_out(&cmd, CRP_PROUT_PREEMPT, CRP_PR_TYPE_WRITE_EXCLUSIVE,
-			       crp_array_pr_key(a), seen->pr_key, param);
-		(void)crp_member_exec(mem, &cmd);
-	}
+	if (crp_array_preempt(a, seen->pr_key) > 0)
+		crp_info("host %s (slot %d): its registration preempted on the members", seen->host,
+			 slot);
 }
 
 /* Mark @slot RECOVERING by us if it still shows @seen; 1 if marked. */
@@ -100,7 +91,7 @@ static int mark(struct crp_cluster *c, int slot, const struct crp_slot *seen, st
 	int r, e;
 
 	r = crp_array_meta_lock_until(a, crp_now_ns() + c->dead_ns);
-	if (r == -ETIMEDOUT) {
+	if (r == -ETIMEDOUT || r == -EBUSY) {
 		/* The lock is held longer than a dead timeout: by the dead host? */
 		r = crp_cluster_slot_read(c, slot, crp_now_ns() + c->beat_ns, &s);
 		if (r < 0)

@@ -699,60 +699,75 @@ int crp_array_rebuild_range(struct crp_array *a, uint64_t off, void *buf, size_t
 
 /*
  * reserve mode: a dead host's SCSI-2 reservation went with its session if
- * it crashed; only a hung host still holds one.  Probe with RESERVE until
- * @deadline: a member we can take (and give back at once) needs no reset;
- * one still held against us then is reset, which also breaks any other
- * host's reservation of it at that instant (they see a reset and retry).
+ * it crashed; only a hung host still holds one.  Probe with a one-block
+ * READ until @deadline (it changes nothing, and needs none of this host's
+ * local locks, which our own threads may hold while they wait for the
+ * hung host): GOOD means no other nexus holds the member, or this host
+ * does; a member still reserved against us at the deadline is reset,
+ * which also breaks any other host's reservation of it at that instant
+ * (their WRITEs see the reset and fail as lock loss, never land).
  */
 static int break_reserve(struct crp_array *a, int i, uint64_t deadline)
 {
+	uint32_t bs = crp_member_block_size(a->m[i]);
+	uint8_t *buf = crp_alloc_buf(bs);
 	unsigned attempt = 0;
 	int r;
 
-	if (a->lk[i].reserved)
-		return 0; /* ours: nobody else holds it */
+	if (!buf)
+		return -ENOMEM;
 	for (;;) {
-		struct crp_cmd c;
-		uint8_t param[24];
-
-		crp_lock_cmd_reserve(a, &c, param);
-		r = crp_member_exec(a->m[i], &c);
-		if (r == 0) {
-			crp_lock_taken(a, i);
-			crp_lock_release_now(a, &i, 1);
-			return 0;
-		}
+		r = crp_member_read(a->m[i], 0, buf, bs);
 		if (r != -CRP_ECONFLICT)
-			return r;
+			break;
 		if (crp_now_ns() >= deadline)
 			break;
 		crp_lock_backoff(a, CRP_MIN(attempt++, 6u));
 	}
+	free(buf);
+	if (r != -CRP_ECONFLICT)
+		return r;
 	crp_warn("member %s: reservation held past the dead timeout: LU reset",
 		 crp_member_spec(a->m[i]));
 	r = crp_member_lun_reset(a->m[i]);
-	crp_member_take_events(a->m[i]);
 	return r;
 }
 
-/* pr mode: PREEMPT removes the victim's registration and hands us its
- * reservation if it had one, which we release unless we hold it pinned. */
-static int break_pr(struct crp_array *a, int i, uint64_t victim_key)
+int crp_array_preempt(struct crp_array *a, uint64_t victim_key)
 {
-	struct crp_cmd c;
-	uint8_t param[24];
-	int r;
+	int n = 0;
 
-	crp_cmd_init(&c);
-	crp_cdb_pr_out(&c, CRP_PROUT_PREEMPT, CRP_PR_TYPE_WRITE_EXCLUSIVE, a->pr_key, victim_key,
-		       param);
-	r = crp_member_exec(a->m[i], &c);
-	if (r == 0 && !a->lk[i].reserved) {
-		a->lk[i].reserved = true;
-		a->lk[i].reserved_since_ns = crp_now_ns();
-		crp_lock_release_now(a, &i, 1);
+	if (a->opts.lock_mode != CRP_LOCK_PR || !victim_key || victim_key == a->pr_key)
+		return 0;
+	for (int i = 0; i < a->n; i++) {
+		struct crp_cmd c;
+		uint8_t param[24];
+
+		if (crp_member_failed(a->m[i]))
+			continue;
+		crp_cmd_init(&c);
+		crp_cdb_pr_out(&c, CRP_PROUT_PREEMPT, CRP_PR_TYPE_WRITE_EXCLUSIVE, a->pr_key,
+			       victim_key, param);
+		if (crp_member_exec(a->m[i], &c) < 0)
+			continue; /* not registered (any more): nothing to take */
+		n++;
+		/*
+		 * If the victim held the reservation, it is ours now, and no
+		 * local transaction knows.  Give it back unless a local
+		 * transaction owns the member: that one reserves (which
+		 * succeeds) and releases as usual.  A RELEASE from a
+		 * registrant that does not hold the reservation changes
+		 * nothing.
+		 */
+		if (!crp_mlock_try_local(a, i))
+			continue;
+		if (!a->lk[i].reserved) {
+			crp_lock_cmd_release(a, &c, param);
+			(void)crp_member_exec(a->m[i], &c);
+		}
+		crp_mlock_give_local(a, &i, 1);
 	}
-	return r;
+	return n;
 }
 
 int crp_array_break_locks(struct crp_array *a, uint64_t victim_key, uint64_t wait_ns)
@@ -760,24 +775,23 @@ int crp_array_break_locks(struct crp_array *a, uint64_t victim_key, uint64_t wai
 	uint64_t deadline = crp_now_ns() + wait_ns;
 	int r = 0;
 
+	if (a->opts.lock_mode == CRP_LOCK_PR) {
+		crp_array_preempt(a, victim_key);
+		return 0;
+	}
 	for (int i = 0; i < a->n; i++) {
 		int e;
 
 		if (crp_member_failed(a->m[i]))
 			continue;
-		crp_mlock_take_local(a, &i, 1);
-		if (a->opts.lock_mode == CRP_LOCK_PR)
-			e = break_pr(a, i, victim_key);
-		else
-			e = break_reserve(a, i, deadline);
-		crp_mlock_give_local(a, &i, 1);
+		e = break_reserve(a, i, deadline);
 		if (e < 0 && !r)
 			r = e;
 	}
 	return r;
 }
 
-void crp_array_set_gate(struct crp_array *a, int (*gate)(void *ctx), void *ctx)
+void crp_array_set_gate(struct crp_array *a, int (*gate)(void *ctx, uint64_t *until), void *ctx)
 {
 	a->gate_ctx = ctx;
 	a->gate = gate;
@@ -793,11 +807,45 @@ bool crp_array_fenced(const struct crp_array *a)
 	return atomic_load(&a->fenced);
 }
 
-int crp_array_gate_check(struct crp_array *a)
+int crp_array_gate_check(struct crp_array *a, uint64_t *until)
 {
+	uint64_t u = 0;
+	int r;
+
+	if (until)
+		*until = 0;
 	if (atomic_load(&a->fenced))
 		return -CRP_EFENCED;
-	return a->gate ? a->gate(a->gate_ctx) : 0;
+	r = a->gate ? a->gate(a->gate_ctx, &u) : 0;
+	if (until && r == 0)
+		*until = u;
+	return r;
+}
+
+int crp_array_pr_holders(struct crp_array *a, uint64_t *keys)
+{
+	uint8_t buf[64];
+	int n = 0;
+
+	for (int i = 0; i < a->n; i++) {
+		struct crp_cmd c;
+		uint32_t gen;
+		uint8_t type;
+
+		keys[i] = UINT64_MAX;
+		if (a->opts.lock_mode != CRP_LOCK_PR || crp_member_failed(a->m[i]))
+			continue;
+		crp_cmd_init(&c);
+		crp_cdb_pr_in(&c, CRP_PRIN_READ_RESERVATION, buf, sizeof(buf));
+		if (crp_member_exec(a->m[i], &c) < 0)
+			continue;
+		if (crp_parse_pr_reservation(buf, sizeof(buf), &gen, &keys[i], &type) == 0)
+			keys[i] = 0;
+		else if (keys[i] == 0)
+			keys[i] = UINT64_MAX;
+		n++;
+	}
+	return n;
 }
 
 int crp_array_pr_check(struct crp_array *a)

@@ -27,6 +27,7 @@ struct crp_mlock {
 	bool pinned;		    /* held for the metadata lock: never released
 				       by a transaction, only by meta_unlock */
 	uint64_t reserved_since_ns; /* when the current reservation was taken */
+	uint64_t yield_until_ns;    /* not reserved again before this (see lock.c) */
 };
 
 /* Statistics of one transaction, for the round-trip test and benchmarks. */
@@ -61,12 +62,14 @@ struct crp_array {
 	crp_txn_hook_fn txn_hook;
 	void *txn_hook_ctx;
 	atomic_bool fenced;	/* sticky: preempted, or declared dead (crp_array_fence) */
-	int (*gate)(void *ctx); /* write gate (cluster lease), set before I/O starts */
+	int (*gate)(void *ctx, uint64_t *until); /* write gate (cluster lease), set before I/O starts */
 	void *gate_ctx;
 };
 
-/* Before any write: -CRP_EFENCED once fenced, else the gate's verdict. */
-int crp_array_gate_check(struct crp_array *a);
+/* Before any write: -CRP_EFENCED once fenced, else the gate's verdict;
+ * *until (if not NULL): the fence time for the writes that follow (struct
+ * crp_cmd's fence_ns), 0 for none. */
+int crp_array_gate_check(struct crp_array *a, uint64_t *until);
 
 /* lock.c */
 void crp_mlock_init(struct crp_mlock *l);
@@ -74,6 +77,8 @@ void crp_mlock_destroy(struct crp_mlock *l);
 /* Take the local ownership of members @mem[0..n-1] (ascending, distinct). */
 void crp_mlock_take_local(struct crp_array *a, const int *mem, int n);
 void crp_mlock_give_local(struct crp_array *a, const int *mem, int n);
+/* Take member @i's local ownership only if nobody has it; true if taken. */
+bool crp_mlock_try_local(struct crp_array *a, int i);
 /* Build the command that takes / drops this host's reservation of member i. */
 void crp_lock_cmd_reserve(struct crp_array *a, struct crp_cmd *c, uint8_t param[24]);
 void crp_lock_cmd_release(struct crp_array *a, struct crp_cmd *c, uint8_t param[24]);
@@ -90,6 +95,9 @@ void crp_lock_release_now(struct crp_array *a, const int *mem, int n);
 /* Whether member @i's reservation may be kept for a waiting local
  * transaction (queued work, hold time within the bound). */
 bool crp_lock_keep(struct crp_array *a, int i);
+/* Before reserving members @mem: wait out the pause after a reservation
+ * given up at the max_hold bound (see lock.c). */
+void crp_lock_yield(struct crp_array *a, const int *mem, int n);
 /* Events that mean our reservation on member @i is gone; 0 if none. */
 int crp_lock_check_events(struct crp_array *a, int i);
 /* Sleep for the @attempt-th randomized, growing backoff. */

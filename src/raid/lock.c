@@ -11,8 +11,12 @@
  * Caching: a transaction that finishes with a member keeps the reservation
  * only if another local transaction already waits for that member and the
  * reservation has been held for less than max_hold_us; otherwise its
- * RELEASE is chained on the WRITE.  Other hosts are never starved for
- * longer than that bound plus one transaction.
+ * RELEASE is chained on the WRITE.  A reservation given up because it hit
+ * that bound is not taken again for a quarter of it: without the pause the
+ * next local transaction's RESERVE would follow the RELEASE within
+ * microseconds, and a host streaming writes would hold the members all
+ * but continuously, starving the other hosts' stripe writes and
+ * heartbeats (which then take it for dead).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -51,6 +55,18 @@ void crp_mlock_take_local(struct crp_array *a, const int *mem, int n)
 		l->busy = true;
 		pthread_mutex_unlock(&l->mu);
 	}
+}
+
+bool crp_mlock_try_local(struct crp_array *a, int i)
+{
+	struct crp_mlock *l = &a->lk[i];
+	bool got;
+
+	pthread_mutex_lock(&l->mu);
+	got = !l->busy;
+	l->busy = true;
+	pthread_mutex_unlock(&l->mu);
+	return got;
 }
 
 void crp_mlock_give_local(struct crp_array *a, const int *mem, int n)
@@ -190,7 +206,24 @@ bool crp_lock_keep(struct crp_array *a, int i)
 	pthread_mutex_lock(&l->mu);
 	waiting = l->waiters > 0 || l->queued > 0;
 	pthread_mutex_unlock(&l->mu);
-	return waiting && crp_now_ns() - l->reserved_since_ns < a->max_hold_ns;
+	if (!waiting)
+		return false;
+	if (crp_now_ns() - l->reserved_since_ns < a->max_hold_ns)
+		return true;
+	l->yield_until_ns = crp_now_ns() + a->max_hold_ns / 4;
+	return false;
+}
+
+void crp_lock_yield(struct crp_array *a, const int *mem, int n)
+{
+	uint64_t until = 0, now;
+
+	for (int k = 0; k < n; k++)
+		if (!a->lk[mem[k]].reserved)
+			until = CRP_MAX(until, a->lk[mem[k]].yield_until_ns);
+	now = crp_now_ns();
+	if (until > now)
+		crp_sleep_ns(until - now);
 }
 
 int crp_lock_check_events(struct crp_array *a, int i)
@@ -254,13 +287,15 @@ int crp_array_meta_lock_until(struct crp_array *a, uint64_t deadline)
 	int m = CRP_META_LOCK_MEMBER, r;
 	unsigned attempt = 0;
 
-	r = crp_array_gate_check(a);
+	r = crp_array_gate_check(a, NULL);
 	if (r < 0)
 		return r;
 	/* Another local thread may be waiting for a lock that a hung host
 	 * holds: wait for it no longer than our own deadline, so that the
 	 * caller (recovery) can break the hung host's locks. */
 	r = timedlock_mono(&a->meta_mu, deadline);
+	if (r == -ETIMEDOUT)
+		return -EBUSY; /* a local thread holds it (or waits for it) */
 	if (r < 0)
 		return r;
 	crp_mlock_take_local(a, &m, 1);
@@ -303,6 +338,19 @@ int crp_array_meta_lock_until(struct crp_array *a, uint64_t deadline)
 	if (r < 0)
 		pthread_mutex_unlock(&a->meta_mu);
 	return r;
+}
+
+bool crp_array_meta_held(struct crp_array *a)
+{
+	struct crp_mlock *l = &a->lk[CRP_META_LOCK_MEMBER];
+	bool held;
+
+	/* pinned changes under the member's local ownership; this is a
+	 * snapshot, good for a decision that tolerates its staleness. */
+	pthread_mutex_lock(&l->mu);
+	held = l->pinned;
+	pthread_mutex_unlock(&l->mu);
+	return held;
 }
 
 int crp_array_meta_unlock(struct crp_array *a)

@@ -63,6 +63,7 @@ struct txn {
 	uint8_t *pbuf, *qbuf, *scratch;
 	void *mem;
 	struct crp_txn_stats st;
+	uint64_t fence_ns;		 /* the WRITEs' fence time (the lease) */
 };
 
 static bool written(const struct txn *t, int d)
@@ -375,6 +376,7 @@ static int write_and_unlock(struct txn *t, bool locks)
 		else
 			set_rw(t, c, m, true, t->cur[role] + (t->dlo[role] - t->lo), t->dlo[role],
 			       t->dhi[role] - t->dlo[role]);
+		c->fence_ns = t->fence_ns;
 		if (locks && a->lk[m].reserved && !crp_lock_keep(a, m)) {
 			c->chain = crp_lock_release_cmd(a, m);
 			if (c->chain)
@@ -416,8 +418,9 @@ static int write_and_unlock(struct txn *t, bool locks)
 		if (wr[m].result && !err)
 			err = wr[m].result;
 		/* A failed WRITE cancelled its chained RELEASE: the lock is still
-		 * ours unless the member is gone. */
-		if (wr[m].result && wr[m].chain && !crp_member_failed(a->m[m])) {
+		 * ours unless the member is gone or said it was taken away. */
+		if (wr[m].result && wr[m].chain && !crp_member_failed(a->m[m]) &&
+		    wr[m].result != -CRP_ELOCKLOST) {
 			a->lk[m].reserved = true;
 			crp_lock_release_now(a, &m, 1);
 		}
@@ -455,7 +458,7 @@ int crp_stripe_write(struct crp_array *a, uint64_t s, const uint8_t *const *src,
 	for (int m = 0; m < a->n; m++)
 		if (t.need_read[m] && crp_member_failed(a->m[m]))
 			return -CRP_EDEGRADED;
-	r = crp_array_gate_check(a);
+	r = crp_array_gate_check(a, NULL);
 	if (r < 0)
 		return r;
 	r = alloc_bufs(&t);
@@ -481,9 +484,17 @@ int crp_stripe_write(struct crp_array *a, uint64_t s, const uint8_t *const *src,
 		if (e)
 			a->lk[t.w[k]].reserved = false;
 	}
+	if (locks)
+		crp_lock_yield(a, t.w, t.nw);
 	r = lock_and_read(&t);
 	if (r < 0)
 		goto out;
+	/* The lease again, now that the locks may have taken a while. */
+	r = crp_array_gate_check(a, &t.fence_ns);
+	if (r < 0) {
+		crp_lock_release_now(a, t.w, t.nw);
+		goto out;
+	}
 	if (locks && (a->opts.debug & CRP_DEBUG_EARLY_RELEASE))
 		crp_lock_release_now(a, t.w, t.nw);
 	compute(&t);

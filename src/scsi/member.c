@@ -310,6 +310,13 @@ void crp_member_prepare(struct crp_member *m, struct crp_cmd *cmd)
 	cmd->deadline_ns = cmd->issued_ns + (uint64_t)t * 1000000ull;
 }
 
+int crp_member_may_send(const struct crp_cmd *cmd)
+{
+	if (cmd->fence_ns && crp_now_ns() >= cmd->fence_ns)
+		return -CRP_EFENCED;
+	return 0;
+}
+
 static void record_failure(struct crp_member *m, struct crp_cmd *cmd)
 {
 	char sense[160];
@@ -365,11 +372,21 @@ void crp_member_complete(struct crp_member *m, struct crp_cmd *cmd)
 
 		if (crp_sense_decode(cmd->sense, cmd->sense_len, &s) == 0 &&
 		    crp_sense_is_unit_attention(&s)) {
-			crp_member_note_event(m, ua_event(&s));
-			/* Retry within the command's original deadline: other
-			 * hosts' reservation traffic can raise a UA per command. */
-			if (cmd->ua_retries < CRP_UA_RETRIES && !atomic_load(&m->failed) &&
-			    crp_now_ns() < cmd->deadline_ns) {
+			unsigned ev = ua_event(&s);
+
+			crp_member_note_event(m, ev);
+			/*
+			 * A write under a reservation that is gone must not
+			 * land; anything else is retried within its original
+			 * deadline (other hosts' reservation traffic can raise
+			 * a UA per command).
+			 */
+			if (cmd->fence_ns && (ev & (CRP_EV_RESET | CRP_EV_RES_PREEMPTED |
+						    CRP_EV_REG_PREEMPTED))) {
+				cmd->status = CRP_SAM_NONE;
+				cmd->result = -CRP_ELOCKLOST;
+			} else if (cmd->ua_retries < CRP_UA_RETRIES && !atomic_load(&m->failed) &&
+				   crp_now_ns() < cmd->deadline_ns) {
 				uint64_t deadline = cmd->deadline_ns;
 
 				cmd->ua_retries++;

@@ -70,6 +70,10 @@ struct crp_cmd *crp_member_dequeue(struct crp_member *m);
 /* Stamp @cmd as issued now, with its deadline. */
 void crp_member_prepare(struct crp_member *m, struct crp_cmd *cmd);
 
+/* Right before @cmd goes to the device: 0, or the error to complete it
+ * with unsent (its fence time has passed: see struct crp_cmd). */
+int crp_member_may_send(const struct crp_cmd *cmd);
+
 /*
  * A command completed (status, sense, resid filled, or status CRP_SAM_NONE
  * with result set to a transport error).  Counts it, retries UNIT

@@ -886,6 +886,8 @@ static void execute(struct file_tp *t, struct crp_cmd *cmd)
 	cmd->sense_len = 0;
 	if (crp_now_ns() > cmd->deadline_ns) {
 		r = -ETIMEDOUT;
+	} else if ((r = crp_member_may_send(cmd)) < 0) {
+		/* refused unsent */
 	} else {
 		r = emulate(t, cmd);
 	}

@@ -63,6 +63,9 @@ static void sg_execute(struct sg_state *st, struct crp_cmd *cmd)
 		cmd->result = -CRP_EMEMBER;
 		return;
 	}
+	cmd->result = crp_member_may_send(cmd);
+	if (cmd->result < 0)
+		return;
 	secs = cmd->deadline_ns > now ? (int)CRP_DIV_ROUND_UP(cmd->deadline_ns - now, 1000000000ull)
 				      : 1;
 	clear_scsi_pt_obj(st->pt);
