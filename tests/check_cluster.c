@@ -119,6 +119,42 @@ static struct crp_slot wait_slot_state(int i, uint32_t state, int seconds)
  * commits an inode to its journal only, optionally takes the metadata lock
  * and keeps it, reports its slot on @fd, and then waits to be killed or
  * stopped.  Returns its PID. */
+/* The forked host's side: in a process of its own (exec'd, so that it
+ * inherits no lock another thread of the test held at fork time). */
+static void host_child(const char *name, bool journal_inode, bool hold_meta, int fd)
+{
+	struct crp_meta *m;
+	struct crp_cluster *c;
+	char err[512];
+	int64_t msg[2] = { -1, 0 };
+
+	if (open_meta(name, &m, err, sizeof(err)) == 0 &&
+	    join(m, true, &c, err, sizeof(err)) == 0) {
+		msg[0] = crp_cluster_slot(c);
+		if (journal_inode) {
+			struct crp_inode in = { 0 };
+			uint64_t ino;
+
+			m->debug_no_checkpoint = true;
+			if (crp_meta_ialloc(m, &ino) == 0) {
+				in.ino = ino;
+				in.mode = MARK_MODE;
+				in.nlink = 1;
+				if (crp_meta_iwrite(m, &in) == 0 && crp_meta_commit(m) == 0)
+					msg[1] = (int64_t)ino;
+			}
+		}
+		if (hold_meta && crp_array_meta_lock(m->a) < 0)
+			msg[0] = -1;
+	} else {
+		fprintf(stderr, "host %s: %s\n", name, err);
+	}
+	if (write(fd, msg, sizeof(msg)) != (ssize_t)sizeof(msg))
+		_exit(1);
+	for (;;)
+		pause();
+}
+
 static pid_t fork_host_ex(const char *name, bool journal_inode, bool hold_meta, int *slot_out,
 			  uint64_t *ino_out)
 {
@@ -130,38 +166,23 @@ static pid_t fork_host_ex(const char *name, bool journal_inode, bool hold_meta, 
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		struct crp_meta *m;
-		struct crp_cluster *c;
-		char err[512];
+		char fd[16];
+		char *argv[8 + NM];
+		int k = 0;
 
 		close(fds[0]);
-		msg[0] = -1;
-		msg[1] = 0;
-		if (open_meta(name, &m, err, sizeof(err)) == 0 &&
-		    join(m, true, &c, err, sizeof(err)) == 0) {
-			msg[0] = crp_cluster_slot(c);
-			if (journal_inode) {
-				struct crp_inode in = { 0 };
-				uint64_t ino;
-
-				m->debug_no_checkpoint = true;
-				if (crp_meta_ialloc(m, &ino) == 0) {
-					in.ino = ino;
-					in.mode = MARK_MODE;
-					in.nlink = 1;
-					if (crp_meta_iwrite(m, &in) == 0 && crp_meta_commit(m) == 0)
-						msg[1] = (int64_t)ino;
-				}
-			}
-			if (hold_meta && crp_array_meta_lock(m->a) < 0)
-				msg[0] = -1;
-		} else {
-			fprintf(stderr, "host %s: %s\n", name, err);
-		}
-		if (write(fds[1], msg, sizeof(msg)) != (ssize_t)sizeof(msg))
-			_exit(1);
-		for (;;)
-			pause();
+		snprintf(fd, sizeof(fd), "%d", fds[1]);
+		argv[k++] = "check_cluster";
+		argv[k++] = "--host";
+		argv[k++] = (char *)name;
+		argv[k++] = journal_inode ? "1" : "0";
+		argv[k++] = hold_meta ? "1" : "0";
+		argv[k++] = fd;
+		for (int i = 0; i < NM; i++)
+			argv[k++] = (char *)fx.specs[i];
+		argv[k] = NULL;
+		execv("/proc/self/exe", argv);
+		_exit(127);
 	}
 	close(fds[1]);
 	ck_assert_int_eq(read(fds[0], msg, sizeof(msg)), (ssize_t)sizeof(msg));
@@ -579,16 +600,11 @@ START_TEST(test_dead_lock_holder_reserve)
 }
 END_TEST
 
-/* Not in the suite: in pr mode this recovery can hang (it timed out under
- * ASan in CI); see tests/it/pending/README.  Build with
- * -DCRPFS_PENDING_TESTS to run it. */
-#ifdef CRPFS_PENDING_TESTS
 START_TEST(test_dead_lock_holder_pr)
 {
 	dead_lock_holder(1);
 }
 END_TEST
-#endif
 
 /*
  * Load: another nexus keeps every member reserved (RESERVE(6), reads and
@@ -674,7 +690,7 @@ START_TEST(test_beats_pass_reservations)
 }
 END_TEST
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct {
 		const char *name;
@@ -692,13 +708,18 @@ int main(void)
 		{ "slow_recovery_reserve", test_slow_recovery_keeps_beating_reserve },
 		{ "slow_recovery_pr", test_slow_recovery_keeps_beating_pr },
 		{ "dead_lock_holder_reserve", test_dead_lock_holder_reserve },
-#ifdef CRPFS_PENDING_TESTS
 		{ "dead_lock_holder_pr", test_dead_lock_holder_pr },
-#endif
 	};
 	Suite *s = suite_create("cluster");
 	SRunner *sr;
 	int failed;
+
+	/* check_cluster --host NAME JOURNAL HOLD FD SPEC...: a forked host */
+	if (argc == 6 + NM && !strcmp(argv[1], "--host")) {
+		for (int i = 0; i < NM; i++)
+			fx.specs[i] = argv[6 + i];
+		host_child(argv[2], argv[3][0] == '1', argv[4][0] == '1', atoi(argv[5]));
+	}
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);
