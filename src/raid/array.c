@@ -445,6 +445,12 @@ int crp_array_writev(struct crp_array *a, const struct crp_array_iov *iov, int n
 		r = crp_stripe_write(a, w[i].s, w[i].src, w[i].lo, w[i].hi);
 		if (nn)
 			crp_mlock_queue(a, next, nn, -1);
+		if (r < 0 && nn) {
+			/* The next stripe will not come: what was kept for it
+			 * goes back (crp_mlock_give_local). */
+			crp_mlock_take_local(a, next, nn);
+			crp_mlock_give_local(a, next, nn);
+		}
 	}
 	free(w);
 	return r;

@@ -73,7 +73,22 @@ void crp_mlock_give_local(struct crp_array *a, const int *mem, int n)
 {
 	for (int k = n - 1; k >= 0; k--) {
 		struct crp_mlock *l = &a->lk[mem[k]];
+		bool idle;
 
+		/*
+		 * A reservation kept for local work that then did not use it
+		 * (it failed before its LOCK+READ: lease, fencing, a failed
+		 * member) must not outlive that interest: in reserve mode it
+		 * would lock every other host out of the member, reads
+		 * included, for as long as this host stays idle.
+		 */
+		if (l->reserved && !l->pinned) {
+			pthread_mutex_lock(&l->mu);
+			idle = l->waiters == 0 && l->queued == 0;
+			pthread_mutex_unlock(&l->mu);
+			if (idle)
+				crp_lock_release_now(a, &mem[k], 1);
+		}
 		pthread_mutex_lock(&l->mu);
 		l->busy = false;
 		pthread_cond_signal(&l->cv);

@@ -443,6 +443,16 @@ int crp_stripe_members(struct crp_array *a, uint64_t s, const uint8_t *const *sr
 	return n;
 }
 
+/* A transaction that gives up before it starts: a reservation of W kept for
+ * it by the previous one is given back if nobody else wants it (see
+ * crp_mlock_give_local). */
+static int bail(struct crp_array *a, const int *w, int nw, int r)
+{
+	crp_mlock_take_local(a, w, nw);
+	crp_mlock_give_local(a, w, nw);
+	return r;
+}
+
 int crp_stripe_write(struct crp_array *a, uint64_t s, const uint8_t *const *src,
 		     const uint32_t *lo, const uint32_t *hi)
 {
@@ -454,21 +464,21 @@ int crp_stripe_write(struct crp_array *a, uint64_t s, const uint8_t *const *src,
 	plan(&t);
 	for (int k = 0; k < t.nw; k++)
 		if (crp_member_failed(a->m[t.w[k]]))
-			return -CRP_EDEGRADED;
+			return bail(a, t.w, t.nw, -CRP_EDEGRADED);
 	for (int m = 0; m < a->n; m++)
 		if (t.need_read[m] && crp_member_failed(a->m[m]))
-			return -CRP_EDEGRADED;
+			return bail(a, t.w, t.nw, -CRP_EDEGRADED);
 	r = crp_array_gate_check(a, NULL);
 	if (r < 0)
-		return r;
+		return bail(a, t.w, t.nw, r);
 	r = alloc_bufs(&t);
 	if (r < 0)
-		return r;
+		return bail(a, t.w, t.nw, r);
 	if (a->intent) {
 		r = a->intent->begin(a->intent_ctx, s);
 		if (r < 0) {
 			free(t.mem);
-			return r;
+			return bail(a, t.w, t.nw, r);
 		}
 	}
 
