@@ -9,7 +9,7 @@
 # mount and sees the survivors' data; after unmounting all, crpfs fsck is
 # clean.  pr mode (registration preempted) and reserve mode (the same
 # lease fence: its slot was taken away).
-. "$(dirname "$0")/../lib_multihost.sh"
+. "$(dirname "$0")/lib_multihost.sh"
 
 HUNG=b
 
