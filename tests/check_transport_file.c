@@ -429,6 +429,68 @@ START_TEST(test_lun_reset_ua)
 }
 END_TEST
 
+/* A WRITE under a lock with its fence time passed is never sent: it fails
+ * with -CRP_EFENCED and the block keeps its old data; one with the time
+ * still ahead lands. */
+static int fenced_write(struct crp_member *m, uint64_t lba, uint32_t v, uint64_t fence_ns)
+{
+	uint32_t bs = crp_member_block_size(m);
+	uint32_t *buf = crp_alloc_buf(bs);
+	struct crp_cmd c;
+	int r;
+
+	buf[0] = v;
+	crp_cmd_init(&c);
+	crp_cdb_write16(&c, lba, 1, buf, bs, false);
+	c.fence_ns = fence_ns;
+	r = crp_member_exec(m, &c);
+	free(buf);
+	return r;
+}
+
+START_TEST(test_fence_time)
+{
+	struct crp_member *a = open_as(g_spec, "fence-a");
+	uint32_t v;
+
+	ck_assert_int_eq(write_u32(a, 3, 111, 0), 0);
+	ck_assert_int_eq(fenced_write(a, 3, 222, crp_now_ns() - 1), -CRP_EFENCED);
+	ck_assert_int_eq(read_u32(a, 3, &v, NULL), 0);
+	ck_assert_uint_eq(v, 111);
+	ck_assert_int_eq(fenced_write(a, 3, 333, crp_now_ns() + 60000000000ull), 0);
+	ck_assert_int_eq(read_u32(a, 3, &v, NULL), 0);
+	ck_assert_uint_eq(v, 333);
+	crp_member_close(a);
+}
+END_TEST
+
+/* A WRITE under a lock that meets the UNIT ATTENTION of an LU reset (its
+ * reservation is gone) fails with -CRP_ELOCKLOST and is not retried: the
+ * block keeps its old data.  The same UA on a plain command is retried. */
+START_TEST(test_lock_loss_not_retried)
+{
+	struct crp_member *a = open_as(g_spec, "fence-a");
+	struct crp_member *b = open_as(g_spec, "fence-b");
+	struct crp_member_counters *ca = crp_member_counters(a);
+	uint32_t v;
+
+	ck_assert_int_eq(write_u32(a, 5, 111, 0), 0);
+	ck_assert_int_eq(simple(a, crp_cdb_reserve6), 0);
+	ck_assert_int_eq(crp_member_lun_reset(b), 0); /* breaks a's reservation */
+	ck_assert_int_eq(fenced_write(a, 5, 222, crp_now_ns() + 60000000000ull), -CRP_ELOCKLOST);
+	ck_assert(crp_member_take_events(a) & CRP_EV_RESET);
+	ck_assert_uint_eq(atomic_load(&ca->ua_retries), 0);
+	ck_assert_int_eq(read_u32(a, 5, &v, NULL), 0);
+	ck_assert_uint_eq(v, 111);
+	/* the UA was reported once: the next write (no lock) lands */
+	ck_assert_int_eq(write_u32(a, 5, 444, 0), 0);
+	ck_assert_int_eq(read_u32(a, 5, &v, NULL), 0);
+	ck_assert_uint_eq(v, 444);
+	crp_member_close(b);
+	crp_member_close(a);
+}
+END_TEST
+
 /* PR registrations and the reservation outlive the nexus, as on tgt; the
  * next host fences the dead one with PREEMPT. */
 START_TEST(test_pr_survives_close)
@@ -579,6 +641,8 @@ static Suite *file_suite(void)
 	tcase_add_test(cmd, test_order);
 	tcase_add_test(cmd, test_chain);
 	tcase_add_test(cmd, test_lun_reset_ua);
+	tcase_add_test(cmd, test_fence_time);
+	tcase_add_test(cmd, test_lock_loss_not_retried);
 	tcase_add_test(cmd, test_pr_survives_close);
 	tcase_add_test(cmd, test_slots_reused);
 	tcase_add_test(conc, test_concurrent_reserve);
