@@ -26,13 +26,15 @@ uint64_t crp_pr_key_for_host(const char *host)
 	return k ? k : 1;
 }
 
-static int register_pr(struct crp_array *a, int i)
+/* One PERSISTENT RESERVE OUT on member @i, waited for. */
+static int pr_out(struct crp_array *a, int i, uint8_t sa, uint8_t type, uint64_t key,
+		  uint64_t sa_key)
 {
 	struct crp_cmd c;
 	uint8_t param[24];
 
 	crp_cmd_init(&c);
-	crp_cdb_pr_out(&c, CRP_PROUT_REGISTER_IGNORE, 0, 0, a->pr_key, param);
+	crp_cdb_pr_out(&c, sa, type, key, sa_key, param);
 	return crp_member_exec(a->m[i], &c);
 }
 
@@ -92,7 +94,7 @@ int crp_array_open(const char *const *specs, int n, const struct crp_array_opts 
 	}
 	if (a->opts.lock_mode == CRP_LOCK_PR) {
 		for (int i = 0; i < n; i++) {
-			r = register_pr(a, i);
+			r = pr_out(a, i, CRP_PROUT_REGISTER_IGNORE, 0, 0, a->pr_key);
 			if (r < 0) {
 				snprintf(err, errlen,
 					 "member '%s': PERSISTENT RESERVE OUT REGISTER failed: %s "
@@ -117,16 +119,9 @@ void crp_array_close(struct crp_array *a)
 	crp_array_drop_locks(a);
 	if (a->opts.lock_mode == CRP_LOCK_PR) {
 		/* Unregister: a zero service action key removes our registration. */
-		for (int i = 0; i < a->n; i++) {
-			struct crp_cmd c;
-			uint8_t param[24];
-
-			if (crp_member_failed(a->m[i]))
-				continue;
-			crp_cmd_init(&c);
-			crp_cdb_pr_out(&c, CRP_PROUT_REGISTER_IGNORE, 0, 0, 0, param);
-			crp_member_exec(a->m[i], &c);
-		}
+		for (int i = 0; i < a->n; i++)
+			if (!crp_member_failed(a->m[i]))
+				pr_out(a, i, CRP_PROUT_REGISTER_IGNORE, 0, 0, 0);
 	}
 	for (int i = 0; i < a->n; i++)
 		crp_member_close(a->m[i]);
@@ -445,12 +440,8 @@ int crp_array_writev(struct crp_array *a, const struct crp_array_iov *iov, int n
 		r = crp_stripe_write(a, w[i].s, w[i].src, w[i].lo, w[i].hi);
 		if (nn)
 			crp_mlock_queue(a, next, nn, -1);
-		if (r < 0 && nn) {
-			/* The next stripe will not come: what was kept for it
-			 * goes back (crp_mlock_give_local). */
-			crp_mlock_take_local(a, next, nn);
-			crp_mlock_give_local(a, next, nn);
-		}
+		if (r < 0 && nn)
+			crp_lock_release_idle(a, next, nn); /* the next stripe will not come */
 	}
 	free(w);
 	return r;
@@ -735,8 +726,7 @@ static int break_reserve(struct crp_array *a, int i, uint64_t deadline)
 		return r;
 	crp_warn("member %s: reservation held past the dead timeout: LU reset",
 		 crp_member_spec(a->m[i]));
-	r = crp_member_lun_reset(a->m[i]);
-	return r;
+	return crp_member_lun_reset(a->m[i]);
 }
 
 int crp_array_preempt(struct crp_array *a, uint64_t victim_key)
@@ -746,15 +736,9 @@ int crp_array_preempt(struct crp_array *a, uint64_t victim_key)
 	if (a->opts.lock_mode != CRP_LOCK_PR || !victim_key || victim_key == a->pr_key)
 		return 0;
 	for (int i = 0; i < a->n; i++) {
-		struct crp_cmd c;
-		uint8_t param[24];
-
-		if (crp_member_failed(a->m[i]))
-			continue;
-		crp_cmd_init(&c);
-		crp_cdb_pr_out(&c, CRP_PROUT_PREEMPT, CRP_PR_TYPE_WRITE_EXCLUSIVE, a->pr_key,
-			       victim_key, param);
-		if (crp_member_exec(a->m[i], &c) < 0)
+		if (crp_member_failed(a->m[i]) ||
+		    pr_out(a, i, CRP_PROUT_PREEMPT, CRP_PR_TYPE_WRITE_EXCLUSIVE, a->pr_key,
+			   victim_key) < 0)
 			continue; /* not registered (any more): nothing to take */
 		n++;
 		/*
@@ -767,10 +751,8 @@ int crp_array_preempt(struct crp_array *a, uint64_t victim_key)
 		 */
 		if (!crp_mlock_try_local(a, i))
 			continue;
-		if (!a->lk[i].reserved) {
-			crp_lock_cmd_release(a, &c, param);
-			(void)crp_member_exec(a->m[i], &c);
-		}
+		if (!a->lk[i].reserved)
+			(void)pr_out(a, i, CRP_PROUT_RELEASE, CRP_PR_TYPE_WRITE_EXCLUSIVE, a->pr_key, 0);
 		crp_mlock_give_local(a, &i, 1);
 	}
 	return n;
