@@ -77,6 +77,9 @@ void crp_mlock_destroy(struct crp_mlock *l);
 /* Take the local ownership of members @mem[0..n-1] (ascending, distinct). */
 void crp_mlock_take_local(struct crp_array *a, const int *mem, int n);
 void crp_mlock_give_local(struct crp_array *a, const int *mem, int n);
+/* Release the reservations of @mem (ascending) that this host keeps cached
+ * for local work that will not come, unless other local work wants them. */
+void crp_lock_release_idle(struct crp_array *a, const int *mem, int n);
 /* Take member @i's local ownership only if nobody has it; true if taken. */
 bool crp_mlock_try_local(struct crp_array *a, int i);
 /* Build the command that takes / drops this host's reservation of member i. */

@@ -96,6 +96,13 @@ void crp_mlock_give_local(struct crp_array *a, const int *mem, int n)
 	}
 }
 
+void crp_lock_release_idle(struct crp_array *a, const int *mem, int n)
+{
+	/* Giving back the local ownership releases what no one wants. */
+	crp_mlock_take_local(a, mem, n);
+	crp_mlock_give_local(a, mem, n);
+}
+
 void crp_mlock_queue(struct crp_array *a, const int *mem, int n, int delta)
 {
 	for (int k = 0; k < n; k++) {

@@ -444,12 +444,10 @@ int crp_stripe_members(struct crp_array *a, uint64_t s, const uint8_t *const *sr
 }
 
 /* A transaction that gives up before it starts: a reservation of W kept for
- * it by the previous one is given back if nobody else wants it (see
- * crp_mlock_give_local). */
+ * it by the previous one goes back if nobody else wants it. */
 static int bail(struct crp_array *a, const int *w, int nw, int r)
 {
-	crp_mlock_take_local(a, w, nw);
-	crp_mlock_give_local(a, w, nw);
+	crp_lock_release_idle(a, w, nw);
 	return r;
 }
 

@@ -269,17 +269,23 @@ static void io_unlink(struct ic_state *st, struct ic_io *io)
 	io->prev = io->next = NULL;
 }
 
+/* Append @cmd to the list @head/@tail (linked by q_next). */
+static void cmd_append(struct crp_cmd **head, struct crp_cmd **tail, struct crp_cmd *cmd)
+{
+	cmd->q_next = NULL;
+	if (*tail)
+		(*tail)->q_next = cmd;
+	else
+		*head = cmd;
+	*tail = cmd;
+}
+
 /* Complete @cmd with a transport error from the loop (never from issue()). */
 static void defer_error(struct ic_state *st, struct crp_cmd *cmd, int err)
 {
 	cmd->status = CRP_SAM_NONE;
 	cmd->result = err;
-	cmd->q_next = NULL;
-	if (st->deferred_tail)
-		st->deferred_tail->q_next = cmd;
-	else
-		st->deferred = cmd;
-	st->deferred_tail = cmd;
+	cmd_append(&st->deferred, &st->deferred_tail, cmd);
 }
 
 static void run_deferred(struct ic_state *st)
@@ -408,7 +414,7 @@ static void send_cmd(struct ic_state *st, struct crp_cmd *cmd)
 	struct iscsi_data d;
 	struct scsi_task *task;
 	struct ic_io *io;
-	int dir, failed = atomic_load(&m->failed);
+	int dir, e, failed = atomic_load(&m->failed);
 
 	/*
 	 * From the moment our LOGICAL UNIT RESET is requested until it is
@@ -419,20 +425,16 @@ static void send_cmd(struct ic_state *st, struct crp_cmd *cmd)
 	 * out can be aborted without an answer.
 	 */
 	if (!failed && st->ctx && reset_in_flight(st)) {
-		cmd->q_next = NULL;
-		if (st->held_tail)
-			st->held_tail->q_next = cmd;
-		else
-			st->held = cmd;
-		st->held_tail = cmd;
+		cmd_append(&st->held, &st->held_tail, cmd);
 		return;
 	}
 	if (!st->ctx || failed) {
 		defer_error(st, cmd, failed ? -CRP_EMEMBER : -CRP_ELOCKLOST);
 		return;
 	}
-	if (crp_member_may_send(cmd) < 0) {
-		defer_error(st, cmd, crp_member_may_send(cmd));
+	e = crp_member_may_send(cmd);
+	if (e < 0) {
+		defer_error(st, cmd, e);
 		return;
 	}
 	switch (cmd->dir) {
