@@ -11,9 +11,10 @@
  * Contract of the I/O thread (every transport):
  *  - commands go out in submission order; a command's @chain goes out from
  *    the completion of the command, before its @done callback runs;
- *  - UNIT ATTENTION is retried (up to CRP_UA_RETRIES times, within the
- *    command's deadline) and recorded in
- *    the member's events (reset, reservations preempted/released);
+ *  - UNIT ATTENTION, BUSY and TASK SET FULL are retried (up to
+ *    CRP_UA_RETRIES times, within the command's deadline); a UNIT
+ *    ATTENTION is recorded in the member's events (reset, reservations
+ *    preempted/released);
  *  - every command completes within its timeout: a command that has not
  *    completed by its deadline completes with -ETIMEDOUT and the member is
  *    marked failed, after which every command completes at once with
@@ -91,6 +92,7 @@ struct crp_member_counters {
 	atomic_uint_fast64_t bytes_written;
 	atomic_uint_fast64_t conflicts;	 /* RESERVATION CONFLICT statuses */
 	atomic_uint_fast64_t ua_retries; /* UNIT ATTENTIONs retried */
+	atomic_uint_fast64_t busy_retries; /* BUSY / TASK SET FULL retried */
 	atomic_uint_fast64_t timeouts;
 	atomic_uint_fast64_t errors;	 /* other failed commands */
 	atomic_uint_fast64_t busy_ns;	 /* sum of command latencies */
@@ -155,6 +157,14 @@ void crp_batch_wait(struct crp_batch *b);
 
 /* Submit one command and wait for it; returns its result. */
 int crp_member_exec(struct crp_member *m, struct crp_cmd *cmd);
+/*
+ * Take up to @max pending UNIT ATTENTIONs off our nexus (TEST UNIT READY
+ * in batches until one comes back GOOD), noting their events.  A target
+ * may queue one per reservation another host releases, without bound
+ * (tgt does); a host that issues few commands of its own drains them with
+ * this now and then.  0, or the first error other than a UNIT ATTENTION.
+ */
+int crp_member_drain_ua(struct crp_member *m, unsigned max);
 
 /* Convenience synchronous I/O in bytes (offset and length multiples of the
  * block size); return 0 or the command's error. */

@@ -115,7 +115,9 @@ struct crp_cmd {
 	uint32_t resid;
 	uint8_t sense_len;
 	uint8_t sense[CRP_SENSE_MAX];
-	uint8_t ua_retries; /* UNIT ATTENTIONs retried for this command */
+	uint32_t ua_retries; /* UNIT ATTENTIONs (BUSY...) retried for this command */
+	bool no_ua_retry;    /* complete a UNIT ATTENTION as is (-EAGAIN), noting its
+				event: crp_member_drain_ua */
 
 	/*
 	 * Issued by the I/O thread as soon as this command completes GOOD,

@@ -24,6 +24,7 @@
 
 #include "crpfs/err.h"
 #include "crpfs/log.h"
+#include "crpfs/member.h"
 #include "crpfs/util.h"
 #include "cluster_i.h"
 
@@ -512,12 +513,26 @@ static void watch(struct crp_cluster *c)
 	}
 }
 
+/* pr mode: every reservation another host releases may queue a UNIT
+ * ATTENTION on our nexus (tgt queues them without bound); take them off
+ * once a beat, so that our next command does not meet thousands. */
+static void drain_ua(struct crp_cluster *c)
+{
+	struct crp_array *a = c->m->a;
+
+	if (crp_array_lock_mode(a) != CRP_LOCK_PR)
+		return;
+	for (int i = 0; i < crp_array_nmembers(a); i++)
+		(void)crp_member_drain_ua(crp_array_member(a, i), 1u << 16);
+}
+
 int crp_cluster_tick(struct crp_cluster *c)
 {
 	bool was = in_cluster_thread;
 	int r;
 
 	in_cluster_thread = true;
+	drain_ua(c);
 	r = beat(c);
 	if (r < 0 && r != -CRP_EFENCED)
 		lapsed(c, r);

@@ -371,7 +371,10 @@ void crp_member_complete(struct crp_member *m, struct crp_cmd *cmd)
 		struct crp_sense s;
 
 		if (crp_sense_decode(cmd->sense, cmd->sense_len, &s) == 0 &&
-		    crp_sense_is_unit_attention(&s)) {
+		    crp_sense_is_unit_attention(&s) && cmd->no_ua_retry) {
+			crp_member_note_event(m, ua_event(&s));
+		} else if (crp_sense_decode(cmd->sense, cmd->sense_len, &s) == 0 &&
+			   crp_sense_is_unit_attention(&s)) {
 			unsigned ev = ua_event(&s);
 
 			crp_member_note_event(m, ev);
@@ -385,8 +388,14 @@ void crp_member_complete(struct crp_member *m, struct crp_cmd *cmd)
 						    CRP_EV_REG_PREEMPTED))) {
 				cmd->status = CRP_SAM_NONE;
 				cmd->result = -CRP_ELOCKLOST;
-			} else if (cmd->ua_retries < CRP_UA_RETRIES && !atomic_load(&m->failed) &&
-				   crp_now_ns() < cmd->deadline_ns) {
+			} else if ((cmd->ua_retries < CRP_UA_RETRIES ||
+				    (ev & (CRP_EV_RES_RELEASED | CRP_EV_PARAMS_CHANGED))) &&
+				   !atomic_load(&m->failed) && crp_now_ns() < cmd->deadline_ns) {
+				/* A target may queue one UNIT ATTENTION per
+				 * reservation another host released (tgt does,
+				 * without bound): those are retried for as long as
+				 * the deadline allows; crp_member_drain_ua keeps
+				 * the queue short. */
 				uint64_t deadline = cmd->deadline_ns;
 
 				cmd->ua_retries++;
@@ -401,6 +410,22 @@ void crp_member_complete(struct crp_member *m, struct crp_cmd *cmd)
 		}
 	}
 
+	/* BUSY and TASK SET FULL: the target asks us to try again; a write
+	 * under a fence time keeps it (the gate was passed for this send). */
+	if ((cmd->status == CRP_SAM_BUSY || cmd->status == CRP_SAM_TASK_SET_FULL) &&
+	    cmd->ua_retries < CRP_UA_RETRIES && !atomic_load(&m->failed) &&
+	    crp_now_ns() < cmd->deadline_ns) {
+		uint64_t deadline = cmd->deadline_ns;
+
+		cmd->ua_retries++;
+		atomic_fetch_add(&c->busy_retries, 1);
+		cmd->status = CRP_SAM_NONE;
+		cmd->sense_len = 0;
+		crp_member_prepare(m, cmd);
+		cmd->deadline_ns = deadline;
+		m->ops->issue(m, cmd);
+		return;
+	}
 	if (cmd->status != CRP_SAM_NONE)
 		cmd->result = crp_status_error(cmd->status, cmd->sense, cmd->sense_len);
 	else if (!cmd->result)
@@ -418,6 +443,8 @@ void crp_member_complete(struct crp_member *m, struct crp_cmd *cmd)
 			atomic_fetch_add(&c->bytes_written, moved);
 	} else if (cmd->result == -CRP_ECONFLICT) {
 		atomic_fetch_add(&c->conflicts, 1);
+	} else if (cmd->result == -EAGAIN && cmd->no_ua_retry) {
+		atomic_fetch_add(&c->ua_retries, 1); /* drained, not an error */
 	} else {
 		if (cmd->result == -ETIMEDOUT)
 			atomic_fetch_add(&c->timeouts, 1);
@@ -447,6 +474,44 @@ const char *crp_member_last_error(struct crp_member *m, char *buf, size_t len)
 	snprintf(buf, len, "%s", m->last_err[0] ? m->last_err : "no error");
 	pthread_mutex_unlock(&m->qmu);
 	return buf;
+}
+
+int crp_member_drain_ua(struct crp_member *m, unsigned max)
+{
+	enum { BATCH = 32 };
+	struct crp_cmd cmds[BATCH];
+	unsigned drained = 0;
+
+	/* One first: most of the time nothing is pending. */
+	for (int batch = 1; drained < max && !atomic_load(&m->failed); batch = BATCH) {
+		struct crp_batch b;
+		bool clear = false;
+		int r = 0;
+
+		crp_batch_init(&b);
+		for (int i = 0; i < batch; i++) {
+			struct crp_cmd *c = &cmds[i];
+
+			crp_cmd_init(c);
+			crp_cdb_test_unit_ready(c);
+			c->no_ua_retry = true;
+			crp_batch_add(&b, c);
+			crp_member_submit(m, &c, 1);
+		}
+		crp_batch_wait(&b);
+		crp_batch_destroy(&b);
+		for (int i = 0; i < batch; i++) {
+			if (cmds[i].result == 0)
+				clear = true;
+			else if (cmds[i].result == -EAGAIN)
+				drained++;
+			else if (!r)
+				r = cmds[i].result;
+		}
+		if (clear || r)
+			return r;
+	}
+	return 0;
 }
 
 /* Completion groups. */
