@@ -4,7 +4,9 @@
  * slots) mount the same file: members and must see each other's changes
  * (close-to-open data, names, attributes), never allocate the same inode or
  * block twice under concurrent creates, and keep a shared file exact under
- * concurrent writes of disjoint ranges; fsck stays clean.
+ * concurrent writes of disjoint ranges; a file one host holds open stays
+ * whole after another host unlinks it or renames over it, until its last
+ * close frees it; fsck stays clean.
  */
 #include <check.h>
 #include <errno.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "crpfs/err.h"
@@ -366,6 +369,115 @@ START_TEST(disjoint_ranges_of_one_file)
 }
 END_TEST
 
+static uint64_t free_blocks(struct crp_fs *fs)
+{
+	struct statvfs st;
+
+	ck_assert_int_eq(crp_fs_statfs(fs, &st), 0);
+	return st.f_bfree;
+}
+
+#define HELD_LEN (1u << 20)
+
+/* Host a holds a file open; host b takes its name away (unlink, or a rename
+ * of another file over it): a reads and writes it still, and its blocks
+ * are freed by a's close, not before. */
+static void held_across_hosts(bool rename_over)
+{
+	uint8_t *want = malloc(HELD_LEN), *got = malloc(HELD_LEN);
+	uint64_t ino, fh, before, held;
+	struct crp_attr a;
+
+	fill_pattern(want, HELD_LEN, 5);
+	before = free_blocks(hosts[1]);
+	ck_assert_int_eq(crp_fs_create(hosts[0], CRP_ROOT_INO, "held", 0644, O_RDWR | O_EXCL,
+				       &root_cred, &a, &fh), 0);
+	ino = a.ino;
+	ck_assert_int_eq(crp_fs_write(hosts[0], ino, fh, 0, want, HELD_LEN), (ssize_t)HELD_LEN);
+	if (rename_over) {
+		create_file(hosts[1], CRP_ROOT_INO, "newer", "newer", 5);
+		ck_assert_int_eq(crp_fs_rename(hosts[1], CRP_ROOT_INO, "newer", CRP_ROOT_INO, "held",
+					       0, &root_cred), 0);
+	} else {
+		ck_assert_int_eq(crp_fs_unlink(hosts[1], CRP_ROOT_INO, "held", &root_cred), 0);
+	}
+	/* a's descriptor: the old data, and new writes, read back. */
+	ck_assert_int_eq(crp_fs_read(hosts[0], ino, fh, 0, got, HELD_LEN), (ssize_t)HELD_LEN);
+	ck_assert(memcmp(got, want, HELD_LEN) == 0);
+	fill_pattern(want, HELD_LEN, 6);
+	ck_assert_int_eq(crp_fs_write(hosts[0], ino, fh, 0, want, HELD_LEN), (ssize_t)HELD_LEN);
+	ck_assert_int_eq(crp_fs_read(hosts[0], ino, fh, 0, got, HELD_LEN), (ssize_t)HELD_LEN);
+	ck_assert(memcmp(got, want, HELD_LEN) == 0);
+	ck_assert_int_eq(crp_fs_getattr(hosts[0], ino, &a), 0);
+	ck_assert_uint_eq(a.nlink, 0);
+	/* Still allocated, as b sees it. */
+	held = free_blocks(hosts[1]);
+	ck_assert_msg(held + HELD_LEN / 4096 <= before, "%llu free while held, %llu before",
+		      (unsigned long long)held, (unsigned long long)before);
+	ck_assert_int_eq(crp_fs_release(hosts[0], ino, fh), 0);
+	crp_fs_forget(hosts[0], ino, 1);
+	ck_assert_msg(free_blocks(hosts[1]) + 4 >= before, "%llu free after the close, %llu before",
+		      (unsigned long long)free_blocks(hosts[1]), (unsigned long long)before);
+	ck_assert_int_eq(crp_fs_getattr(hosts[1], ino, &a), -ESTALE);
+	if (rename_over) {
+		ck_assert_uint_ne(lookup(hosts[0], CRP_ROOT_INO, "held"), 0);
+		ck_assert_int_eq(crp_fs_unlink(hosts[0], CRP_ROOT_INO, "held", &root_cred), 0);
+	}
+	free(want);
+	free(got);
+}
+
+START_TEST(open_file_survives_unlink_elsewhere)
+{
+	format();
+	mount_all();
+	held_across_hosts(false);
+	held_across_hosts(true);
+	unmount_all_and_fsck();
+	rm_tree();
+}
+END_TEST
+
+/* A host that unmounts while it holds an unlinked file frees it. */
+START_TEST(unlinked_file_freed_when_its_holder_leaves)
+{
+	struct crp_attr a;
+	uint64_t fh, before;
+
+	format();
+	mount_all();
+	before = free_blocks(hosts[2]);
+	ck_assert_int_eq(crp_fs_create(hosts[0], CRP_ROOT_INO, "left", 0644, O_RDWR | O_EXCL,
+				       &root_cred, &a, &fh), 0);
+	{
+		uint8_t *buf = calloc(1, HELD_LEN);
+
+		ck_assert_int_eq(crp_fs_write(hosts[0], a.ino, fh, 0, buf, HELD_LEN),
+				 (ssize_t)HELD_LEN);
+		free(buf);
+	}
+	ck_assert_int_eq(crp_fs_unlink(hosts[1], CRP_ROOT_INO, "left", &root_cred), 0);
+	ck_assert(free_blocks(hosts[2]) + HELD_LEN / 4096 <= before);
+	/* The handle is never released: the unmount lets go of it. */
+	ck_assert_int_eq(crp_fs_unmount(hosts[0]), 0);
+	hosts[0] = NULL;
+	ck_assert_msg(free_blocks(hosts[2]) + 4 >= before, "%llu free, %llu before",
+		      (unsigned long long)free_blocks(hosts[2]), (unsigned long long)before);
+	for (int h = 1; h < NH; h++) {
+		ck_assert_int_eq(crp_fs_unmount(hosts[h]), 0);
+		hosts[h] = NULL;
+	}
+	{
+		struct crp_fsck_opts o = { .host = "fsckhost", .say = say_msg };
+		struct crp_fsck_result res;
+		char err[256];
+
+		ck_assert(crp_fsck_run(fx.specs, NM, &o, &res, err, sizeof(err)) == CRP_FSCK_OK);
+	}
+	rm_tree();
+}
+END_TEST
+
 static Suite *multi_suite(void)
 {
 	Suite *s = suite_create("fs_multi");
@@ -376,6 +488,8 @@ static Suite *multi_suite(void)
 	tcase_add_test(t, names_and_attrs_across_hosts);
 	tcase_add_test(t, concurrent_creates_in_one_directory);
 	tcase_add_test(t, disjoint_ranges_of_one_file);
+	tcase_add_test(t, open_file_survives_unlink_elsewhere);
+	tcase_add_test(t, unlinked_file_freed_when_its_holder_leaves);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -120,6 +120,12 @@ struct crp_meta {
 	void *changed_ctx;
 	uint64_t gen_drops;		/* times the generation moved under us */
 	uint64_t full_drops;		/* ... and we had to drop every cached block */
+
+	/* Open tables (opentab.c). */
+	GHashTable *open_refs;		/* ino -> handles this host holds open on it */
+	GArray *ot_ents[CRP_OTABLE_BLOCKS]; /* our table, uint64_t per block (may
+					   exceed what fits: OVERFLOW) */
+	uint8_t ot_dirty;		/* blocks whose last write failed */
 };
 
 /*
@@ -203,12 +209,44 @@ int crp_meta_rebuild_block(struct crp_meta *m, uint64_t blkno, void *buf,
 
 /* ---- orphans (this host's list) ---- */
 
+/* Add to our list, or to any slot's list with room when ours is full. */
 int crp_meta_orphan_add(struct crp_meta *m, uint64_t ino);
+/* Remove from whichever slot's list holds it (-ENOENT if none). */
 int crp_meta_orphan_del(struct crp_meta *m, uint64_t ino);
 /* The inodes on slot @slot's orphan list (g_free the array). */
 int crp_meta_orphan_list(struct crp_meta *m, int slot, uint64_t **inos, uint32_t *n);
 /* Empty slot @slot's orphan list (after recovery freed them). */
 int crp_meta_orphan_clear(struct crp_meta *m, int slot);
+
+/* ---- open tables (opentab.c) ----
+ *
+ * Every host lists on the disks the regular files it holds open, so that
+ * an inode whose last name goes stays allocated until its last close on
+ * every host (the rule is at the top of opentab.c).  All of it runs under
+ * the metadata lock: no open is entered between a check and a free.
+ */
+
+/* A handle of this host opened / closed on regular file @ino: the first
+ * enters @ino in our table on the disks before returning (an error: the
+ * open must fail), the last removes it. */
+int crp_meta_open_ref(struct crp_meta *m, uint64_t ino);
+int crp_meta_open_unref(struct crp_meta *m, uint64_t ino);
+/* Handles this host holds on @ino. */
+uint32_t crp_meta_open_count(const struct crp_meta *m, uint64_t ino);
+/* Does any other host's table list @ino (read from the disks)?  An
+ * unreadable block counts as yes. */
+int crp_meta_open_elsewhere(struct crp_meta *m, uint64_t ino, bool *held);
+/* Write slot @slot's table empty (ours: as memory has it): at claim, by
+ * the recoverer of a dead host, at a clean close. */
+int crp_meta_open_clear(struct crp_meta *m, int slot);
+/* This host lets go of every handle (unmount): its table is written empty. */
+int crp_meta_open_drop_all(struct crp_meta *m);
+/* Write again the blocks of our table whose write failed. */
+int crp_meta_open_flush(struct crp_meta *m);
+/* Slot @slot's table as the disks hold it (g_free @inos); @overflow: some
+ * block lists more than it holds (fsck, status). */
+int crp_meta_open_list(struct crp_meta *m, int slot, uint64_t **inos, uint32_t *n,
+		       bool *overflow);
 
 /* ---- journal ---- */
 

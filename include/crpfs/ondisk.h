@@ -26,6 +26,7 @@
  *     1                      shared state block (struct crp_shared)
  *     journal_start + h*journal_blocks   journal of host slot h:
  *                            +0 journal header, +1 orphan list, +2.. ring
+ *     otable_start + k*max_hosts + h     block k of host slot h's open table
  *     ibitmap_start          inode bitmap blocks (CRP_BITS_PER_BLOCK each)
  *     itable_start           inode table (CRP_INODES_PER_BLOCK per block)
  *     ag_start + g*ag_blocks allocation group g: +0 bitmap, +1..+64
@@ -86,6 +87,18 @@
 #define CRP_MAGIC_XATTR 0x58505243u	/* "CRPX" extended attributes */
 #define CRP_MAGIC_SHARED 0x53505243u	/* "CRPS" shared state */
 #define CRP_MAGIC_INTENT 0x57505243u	/* "CRPW" write-intent log */
+#define CRP_MAGIC_OPENTAB 0x54505243u	/* "CRPT" open table */
+
+/* Feature flags of the superblock.  Every flag is required: a superblock
+ * with a flag this crpfs does not know, or without one it needs, is
+ * refused. */
+#define CRP_FEAT_OPEN_TABLES (1u << 0) /* per-host open tables (otable_*) */
+#define CRP_FEATURES CRP_FEAT_OPEN_TABLES
+
+/* Open tables: blocks per host slot, inode numbers per block. */
+#define CRP_OTABLE_BLOCKS 8
+#define CRP_OTABLE_ENTRIES (CRP_PAYLOAD / 8) /* 504 */
+#define CRP_OTABLE_OVERFLOW 1u		      /* aux64: more inodes than fit */
 
 /* ---- member label (byte 0 of every member, 4096 bytes) ---- */
 
@@ -117,7 +130,9 @@ struct crp_sb {
 	uint64_t slot_offset;	 /* CRP_SLOT_OFFSET */
 	uint64_t intent_offset;	 /* CRP_INTENT_OFFSET */
 	uint32_t intent_bytes;	 /* CRP_INTENT_BYTES */
-	uint32_t features;	 /* 0 */
+	uint32_t features;	 /* CRP_FEATURES */
+	uint64_t otable_start;	 /* open tables: journal_start + max_hosts*journal_blocks */
+	uint32_t otable_blocks;	 /* per host slot: CRP_OTABLE_BLOCKS */
 };
 
 struct crp_label {

@@ -163,6 +163,9 @@ static int redo(struct crp_cluster *c, int slot, int *replayed, uint64_t *resync
 			*replayed = r;
 			r = crp_meta_intent_resync(m, slot, resynced);
 		}
+		/* The dead host holds nothing open any more: its orphans may go. */
+		if (r >= 0)
+			r = crp_meta_open_clear(m, slot);
 		e = crp_array_meta_unlock(m->a);
 		r = r < 0 ? r : e;
 	}

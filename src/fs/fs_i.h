@@ -42,6 +42,7 @@ struct crp_fs_inode {
 struct crp_fs_handle {
 	uint64_t ino;
 	int flags;
+	bool registered;	 /* counted in this host's open table (regular files) */
 	GArray *snap;		 /* directories: struct crp_fs_snapent, from opendir */
 };
 
@@ -82,9 +83,11 @@ void crp_fs_meta_changed(void *ctx, uint64_t blkno, const struct crp_mblk *cache
 int crp_fs_iget(struct crp_fs *fs, uint64_t ino, struct crp_fs_inode **out);
 /* Write the inode (and its extent list) into the running transaction. */
 int crp_fs_istore(struct crp_fs *fs, struct crp_fs_inode *ip);
-/* Free the inode if nothing references it any more; put it on the orphan
- * list if only open handles or lookups keep it. */
+/* Free the inode if its link count is 0 and no handle of any host holds
+ * it; put it on an orphan list if one still does (inode.c says more). */
 int crp_fs_iput_maybe(struct crp_fs *fs, struct crp_fs_inode *ip);
+/* Free every orphan (any host's list) that nothing holds any more. */
+int crp_fs_orphan_sweep(struct crp_fs *fs);
 /* A new inode of @mode in directory @dp. */
 int crp_fs_inew(struct crp_fs *fs, struct crp_fs_inode *dp, uint32_t mode, uint64_t rdev,
 		const struct crp_cred *cred, struct crp_fs_inode **out);

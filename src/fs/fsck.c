@@ -1,7 +1,8 @@
 /*
  * crp_fsck_run: check every structure against every other.
  *
- *  1. labels and superblock (crp_meta_open), journals (pending replay)
+ *  1. labels and superblock (crp_meta_open), journals (pending replay), the
+ *     open tables of free slots (empty)
  *  2. every allocated inode: record, extents (inside the data area, no
  *     block claimed twice), extent chain, xattr block, directory buckets
  *     and entries (names point at live inodes), block counts
@@ -10,7 +11,7 @@
  *  4. block and inode bitmaps against what the inodes reference
  *  5. every stripe's parity
  * With repair it fixes bitmaps, free counts, link counts, block counts,
- * orphans and parity (from the data); it reports the rest.
+ * orphans, open tables and parity (from the data); it reports the rest.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -233,6 +234,34 @@ static void fix_bitmaps(struct ck *c)
 	}
 }
 
+/* A free slot's open table holds nothing: its host is gone.  (A live
+ * host's is its own business; a dead one's is emptied by its replay.) */
+static void check_opentabs(struct ck *c)
+{
+	struct crp_meta *m = c->m;
+
+	for (int s = 0; s < (int)m->sb.max_hosts; s++) {
+		struct crp_slot sl;
+		uint64_t *inos = NULL;
+		uint32_t n = 0;
+		bool ovf = false;
+		int r;
+
+		if (s != m->slot && (crp_meta_slot_read(m, s, &sl) < 0 || sl.state != CRP_SLOT_FREE))
+			continue;
+		r = crp_meta_open_list(m, s, &inos, &n, &ovf);
+		if (r < 0)
+			say(c, c->o->repair, "host slot %d: its open table is unreadable: %s", s,
+			    crp_strerror(r));
+		else if (n || ovf)
+			say(c, c->o->repair, "host slot %d is free but its open table lists %u%s "
+			    "inodes", s, n, ovf ? " or more" : "");
+		if ((r < 0 || n || ovf) && c->o->repair && crp_meta_open_clear(m, s) < 0)
+			c->unfixed = true;
+		g_free(inos);
+	}
+}
+
 static void check_stripes(struct ck *c)
 {
 	struct crp_meta *m = c->m;
@@ -291,6 +320,7 @@ int crp_fsck_run(const char *const *specs, int n, const struct crp_fsck_opts *op
 	if (m->stats.replayed)
 		say(&c, true, "replayed %llu journal transactions",
 		    (unsigned long long)m->stats.replayed);
+	check_opentabs(&c);
 	c.ref = calloc(m->sb.total_blocks / 8 + 1, 1);
 	c.alive = calloc(m->sb.inode_count / 8 + 1, 1);
 	c.links = calloc(m->sb.inode_count, sizeof(*c.links));

@@ -15,6 +15,7 @@
 #include <dirent.h>
 
 #include "crpfs/err.h"
+#include "crpfs/log.h"
 #include "crpfs/util.h"
 #include "fs_i.h"
 
@@ -419,8 +420,11 @@ static int destroy(struct crp_fs *fs, struct crp_fs_inode *ip)
 	r = crp_fs_istore(fs, ip); /* frees the chain */
 	if (r)
 		return r;
-	if (ip->d.flags & CRP_IF_ORPHAN)
-		(void)crp_meta_orphan_del(fs->m, ip->d.ino);
+	if (ip->d.flags & CRP_IF_ORPHAN) {
+		r = crp_meta_orphan_del(fs->m, ip->d.ino);
+		if (r && r != -ENOENT)
+			return r;
+	}
 	r = crp_meta_ifree(fs->m, ip->d.ino);
 	if (r)
 		return r;
@@ -432,23 +436,100 @@ static int destroy(struct crp_fs *fs, struct crp_fs_inode *ip)
 	return r;
 }
 
+/*
+ * An inode lost a hold: its last name (unlink, rmdir, a rename over it), a
+ * handle of this host (release), or another host's opens (recovery, the
+ * orphan sweep).  Free it if its link count is 0 and nothing holds it: no
+ * handle of this host, and, for a regular file, no other host's open table
+ * (read from the disks).  Kernel lookups hold nothing: an unlinked inode
+ * that no one has open is freed at once, as a local filesystem does.  If
+ * something still holds it, it goes on an orphan list; whoever drops the
+ * last hold (a close, or the recovery of a dead holder) frees it then.
+ * @ip is the inode as the disks hold it (crp_fs_iget under the metadata
+ * lock); it may be freed from memory on return.
+ */
 int crp_fs_iput_maybe(struct crp_fs *fs, struct crp_fs_inode *ip)
 {
-	int r = 0;
+	bool held;
+	int r;
 
 	if (ip->d.nlink) {
 		crp_fs_inode_drop(fs, ip);
 		return 0;
 	}
-	if (!ip->nlookup && !ip->nopen)
-		return destroy(fs, ip);
-	if (!(ip->d.flags & CRP_IF_ORPHAN)) {
-		/* A full orphan list only costs a leak that fsck reports. */
-		if (crp_meta_orphan_add(fs->m, ip->d.ino) == 0)
-			ip->d.flags |= CRP_IF_ORPHAN;
-		r = crp_fs_istore(fs, ip);
+	held = ip->nopen || crp_meta_open_count(fs->m, ip->d.ino);
+	if (!held && S_ISREG(ip->d.mode) && fs->m->slot >= 0) {
+		r = crp_meta_open_elsewhere(fs->m, ip->d.ino, &held);
+		if (r)
+			return r;
 	}
-	return r;
+	if (!held)
+		return destroy(fs, ip);
+	if (ip->d.flags & CRP_IF_ORPHAN)
+		return 0;
+	r = crp_meta_orphan_add(fs->m, ip->d.ino);
+	if (r == -ENOSPC) {
+		/* Its last close still frees it; only a crash of its holder
+		 * would leave it for fsck. */
+		crp_warn("every host's orphan list is full: unlinked inode %llu, still open, is "
+			 "on none", (unsigned long long)ip->d.ino);
+		return 0;
+	}
+	if (r)
+		return r;
+	ip->d.flags |= CRP_IF_ORPHAN;
+	return crp_fs_istore(fs, ip);
+}
+
+/*
+ * Free every orphan nothing holds any more, on every host's list: after a
+ * dead host was recovered (its opens are gone), at mount, and now and then
+ * (a close that could not free one, an open table that overflowed).
+ */
+int crp_fs_orphan_sweep(struct crp_fs *fs)
+{
+	int r = crp_meta_open_flush(fs->m);
+
+	if (r)
+		return r;
+	for (int s = 0; s < (int)fs->m->sb.max_hosts; s++) {
+		uint64_t *inos;
+		uint32_t n;
+
+		r = crp_meta_orphan_list(fs->m, s, &inos, &n);
+		if (r)
+			return r;
+		for (uint32_t i = 0; i < n && !r; i++) {
+			struct crp_fs_inode *ip;
+
+			r = crp_fs_iget(fs, inos[i], &ip);
+			if (r == -ESTALE) {
+				/* Freed, its entry left behind: drop the entry. */
+				r = crp_meta_orphan_del(fs->m, inos[i]);
+				if (r == -ENOENT)
+					r = 0;
+				continue;
+			}
+			if (r)
+				break;
+			if (ip->d.nlink) {
+				/* Linked again (fsck): not an orphan. */
+				ip->d.flags &= ~(uint32_t)CRP_IF_ORPHAN;
+				r = crp_meta_orphan_del(fs->m, ip->d.ino);
+				if (!r || r == -ENOENT)
+					r = crp_fs_istore(fs, ip);
+				crp_fs_inode_drop(fs, ip);
+			} else {
+				r = crp_fs_iput_maybe(fs, ip);
+			}
+			if (!r)
+				r = crp_meta_maybe_commit(fs->m);
+		}
+		g_free(inos);
+		if (r)
+			return r;
+	}
+	return 0;
 }
 
 /* ---- extent map ---- */

@@ -157,6 +157,9 @@ static int sticky_ok(const struct crp_fs_inode *dp, const struct crp_fs_inode *i
 
 /* Seconds between intent-log sweeps, and the idle time that cleans a region. */
 #define CRP_FS_INTENT_SWEEP_S 5
+/* Seconds between sweeps of the orphan lists (the safety net: a close or a
+ * recovery frees what it can at once). */
+#define CRP_FS_ORPHAN_SWEEP_S 30
 
 /*
  * The background thread: polls the shared generation every attribute
@@ -168,7 +171,7 @@ static void *flusher(void *arg)
 {
 	struct crp_fs *fs = arg;
 	struct timespec ts;
-	uint64_t last_sweep = crp_now_ns();
+	uint64_t last_sweep = crp_now_ns(), last_orphans = last_sweep;
 
 	pthread_mutex_lock(&fs->mu);
 	while (!fs->stop) {
@@ -185,6 +188,19 @@ static void *flusher(void *arg)
 		(void)crp_meta_poll(fs->m); /* unreadable now: next time */
 		if (fs->ro)
 			continue;
+		if (crp_now_ns() - last_orphans >= CRP_FS_ORPHAN_SWEEP_S * 1000000000ull) {
+			uint64_t snap;
+			int r;
+
+			last_orphans = crp_now_ns();
+			pthread_mutex_unlock(&fs->mu);
+			snap = crp_fs_op_begin(fs);
+			r = fs->op_err ? 0 : crp_fs_orphan_sweep(fs);
+			(void)crp_fs_op_end(fs, snap, r);
+			pthread_mutex_lock(&fs->mu);
+			if (fs->stop)
+				continue;
+		}
 		/* Every few seconds, clean the intent log's idle regions (it has
 		 * its own locks; the members' sync must not hold up requests). */
 		if (crp_now_ns() - last_sweep >= CRP_FS_INTENT_SWEEP_S * 1000000000ull) {
@@ -200,56 +216,12 @@ static void *flusher(void *arg)
 	return NULL;
 }
 
-/* Free the orphan inodes of recovered slot @s (in the running transaction,
- * committed as it grows) and empty its list. */
-static int free_slot_orphans(struct crp_fs *fs, int s)
-{
-	uint64_t *inos;
-	uint32_t n;
-	int r = crp_meta_orphan_list(fs->m, s, &inos, &n);
-
-	if (r)
-		return r;
-	for (uint32_t i = 0; i < n && !r; i++) {
-		struct crp_fs_inode *ip;
-
-		if (crp_fs_iget(fs, inos[i], &ip))
-			continue; /* already gone */
-		ip->d.flags &= ~(uint32_t)CRP_IF_ORPHAN;
-		if (ip->d.nlink == 0)
-			r = crp_fs_iput_maybe(fs, ip);
-		else
-			crp_fs_inode_drop(fs, ip);
-		if (!r)
-			r = crp_meta_maybe_commit(fs->m);
-	}
-	g_free(inos);
-	if (!r)
-		r = crp_meta_orphan_clear(fs->m, s);
-	if (!r)
-		fs->m->recovered &= ~(1ull << s);
-	return r;
-}
-
-static int free_orphans(struct crp_fs *fs)
-{
-	for (int s = 0; s < (int)fs->m->sb.max_hosts; s++) {
-		int r;
-
-		if (!(fs->m->recovered & (1ull << s)))
-			continue;
-		r = free_slot_orphans(fs, s);
-		if (r)
-			return r;
-	}
-	return crp_meta_commit(fs->m);
-}
-
 /*
- * The cluster layer's callbacks.  free_orphans runs on the heartbeat thread
- * after a dead host's journal was replayed: one transaction of its own.
- * While joining (no slot of ours yet, so no journal to commit to) it leaves
- * the slot's bit in m->recovered for crp_fs_mount.
+ * The cluster layer's callback, on its recovery thread, after a dead host's
+ * journal was replayed and its open table emptied: the orphans only it held
+ * open are freed, in a transaction of our own.  While joining (no slot of
+ * ours yet, so no journal to commit to) there is nothing to do: the mount
+ * sweeps every orphan list once it has its slot.
  */
 static int cluster_free_orphans(void *ctx, int slot)
 {
@@ -257,8 +229,9 @@ static int cluster_free_orphans(void *ctx, int slot)
 	uint64_t snap = crp_fs_op_begin(fs);
 	int r = 0;
 
+	(void)slot;
 	if (fs->m->slot >= 0 && !fs->ro && !fs->op_err)
-		r = free_slot_orphans(fs, slot);
+		r = crp_fs_orphan_sweep(fs);
 	return crp_fs_op_end(fs, snap, r);
 }
 
@@ -336,10 +309,13 @@ int crp_fs_mount(const char *const *specs, int n, const struct crp_fs_opts *opts
 				 crp_strerror(r));
 	}
 	if (!r && !fs->ro) {
-		r = free_orphans(fs);
+		r = crp_fs_orphan_sweep(fs);
+		if (!r)
+			r = crp_meta_commit(fs->m);
 		if (r)
 			snprintf(err, errlen, "cannot free the orphan inodes of a crashed mount: %s",
 				 crp_strerror(r));
+		fs->m->recovered = 0;
 	}
 	if (r)
 		crp_meta_tx_abort(fs->m);
@@ -385,28 +361,21 @@ int crp_fs_unmount(struct crp_fs *fs)
 	pthread_mutex_unlock(&fs->mu);
 	if (fs->flusher_running)
 		pthread_join(fs->flusher, NULL);
-	/* Inodes still referenced by the kernel are forgotten now: those
-	 * unlinked are freed before the journal closes. */
+	/* Every handle still open goes with us: unlinked inodes that only we
+	 * held are freed before the journal closes. */
 	if (!fs->ro && !atomic_load(&fs->fenced) && crp_meta_tx_begin(fs->m) == 0) {
 		GHashTableIter it;
 		gpointer k, v;
-		GPtrArray *dead = g_ptr_array_new();
+		int r2;
 
 		g_hash_table_iter_init(&it, fs->inodes);
-		while (g_hash_table_iter_next(&it, &k, &v)) {
-			struct crp_fs_inode *ip = v;
-
-			if (!ip->d.nlink)
-				g_ptr_array_add(dead, ip);
-		}
-		for (guint i = 0; i < dead->len; i++) {
-			struct crp_fs_inode *ip = dead->pdata[i];
-
-			ip->nlookup = ip->nopen = 0;
-			if (crp_fs_iput_maybe(fs, ip) < 0)
-				break;
-		}
-		g_ptr_array_free(dead, TRUE);
+		while (g_hash_table_iter_next(&it, &k, &v))
+			((struct crp_fs_inode *)v)->nopen = 0;
+		r2 = crp_meta_open_drop_all(fs->m);
+		if (!r2)
+			r2 = crp_fs_orphan_sweep(fs);
+		if (r2 < 0)
+			fs->err = fs->err ? fs->err : r2;
 		if (crp_meta_tx_end(fs->m) < 0)
 			fs->err = fs->err ? fs->err : -EIO;
 	}
@@ -481,20 +450,18 @@ out:
 	return crp_fs_op_end(fs, s, r);
 }
 
+/* Lookups hold nothing on the disks: a forget only trims the cache. */
 void crp_fs_forget(struct crp_fs *fs, uint64_t ino, uint64_t nlookup)
 {
-	uint64_t s = crp_fs_op_begin(fs);
-	struct crp_fs_inode *ip = g_hash_table_lookup(fs->inodes, &ino);
-	int r = 0;
+	struct crp_fs_inode *ip;
 
+	pthread_mutex_lock(&fs->mu);
+	ip = g_hash_table_lookup(fs->inodes, &ino);
 	if (ip) {
 		ip->nlookup -= CRP_MIN(ip->nlookup, nlookup);
-		if (!fs->ro)
-			r = crp_fs_iput_maybe(fs, ip);
-		else
-			crp_fs_inode_drop(fs, ip);
+		crp_fs_inode_drop(fs, ip);
 	}
-	(void)crp_fs_op_end(fs, s, r);
+	pthread_mutex_unlock(&fs->mu);
 }
 
 int crp_fs_getattr(struct crp_fs *fs, uint64_t ino, struct crp_attr *out)
@@ -1054,6 +1021,16 @@ static int open_handle(struct crp_fs *fs, struct crp_fs_inode *ip, int flags, ui
 			return r;
 		}
 	}
+	if (S_ISREG(ip->d.mode) && !fs->ro) {
+		/* Entered in our open table before the open returns: no other
+		 * host frees it while we hold it (opentab.c). */
+		r = crp_meta_open_ref(fs->m, ip->d.ino);
+		if (r) {
+			free(h);
+			return r;
+		}
+		h->registered = true;
+	}
 	h->ino = ip->d.ino;
 	h->flags = flags;
 	ip->nopen++;
@@ -1111,27 +1088,41 @@ out:
 	return crp_fs_op_end(fs, s, r);
 }
 
-/* An open handle on @ino is gone: drop the open count, and the inode if
- * nothing holds it any more. */
-static int drop_open(struct crp_fs *fs, uint64_t ino)
+/*
+ * Handle @h is closed: it no longer holds its inode (our open table on the
+ * disks first, so that the check below and any other host's see it so),
+ * and an unlinked inode that nothing holds any more is freed.  The inode
+ * is taken as the disks hold it now: another host may have unlinked it.
+ */
+static int drop_open(struct crp_fs *fs, const struct crp_fs_handle *h)
 {
-	struct crp_fs_inode *ip = g_hash_table_lookup(fs->inodes, &ino);
-	int r = 0;
+	struct crp_fs_inode *ip = g_hash_table_lookup(fs->inodes, &h->ino);
+	int r;
 
-	if (ip && ip->nopen) {
+	if (ip && ip->nopen)
 		ip->nopen--;
-		if (!fs->ro)
-			r = crp_fs_iput_maybe(fs, ip);
-	}
-	return r;
+	if (h->registered && crp_meta_open_unref(fs->m, h->ino) < 0)
+		crp_warn("inode %llu: our open table could not be written at close; written "
+			 "again later", (unsigned long long)h->ino);
+	if (fs->ro || fs->op_err)
+		return 0;
+	r = crp_fs_iget(fs, h->ino, &ip);
+	if (r == -ESTALE)
+		return 0; /* freed already */
+	if (r)
+		return r;
+	return crp_fs_iput_maybe(fs, ip);
 }
 
 int crp_fs_release(struct crp_fs *fs, uint64_t ino, uint64_t fh)
 {
 	uint64_t s = crp_fs_op_begin(fs);
 	struct crp_fs_handle *h = (struct crp_fs_handle *)(uintptr_t)fh;
-	int r = drop_open(fs, ino);
+	int r = 0;
 
+	(void)ino;
+	if (h)
+		r = drop_open(fs, h);
 	free(h);
 	return crp_fs_op_end(fs, s, r);
 }
@@ -1242,6 +1233,12 @@ int crp_fs_readdir(struct crp_fs *fs, uint64_t ino, uint64_t fh, uint64_t cookie
 	struct crp_fs_inode *dp;
 	int r = get_dir(fs, ino, &dp);
 
+	if (r == -ESTALE && h) {
+		/* Removed by another host while open here: it reads as the
+		 * empty directory it was when it went. */
+		r = 0;
+		goto out;
+	}
 	if (r)
 		goto out;
 	/* Cookie 0 (opendir, rewinddir) takes a snapshot of the names; the
@@ -1274,8 +1271,11 @@ int crp_fs_releasedir(struct crp_fs *fs, uint64_t ino, uint64_t fh)
 {
 	uint64_t s = crp_fs_op_begin(fs);
 	struct crp_fs_handle *h = (struct crp_fs_handle *)(uintptr_t)fh;
-	int r = drop_open(fs, ino);
+	int r = 0;
 
+	(void)ino;
+	if (h)
+		r = drop_open(fs, h);
 	if (h) {
 		snap_clear(h->snap);
 		g_array_free(h->snap, TRUE);

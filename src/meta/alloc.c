@@ -502,15 +502,14 @@ static uint64_t orphan_blk(const struct crp_meta *m, int slot)
 	return m->sb.journal_start + (uint64_t)slot * m->sb.journal_blocks + 1;
 }
 
-int crp_meta_orphan_add(struct crp_meta *m, uint64_t ino)
+/* Add @ino to slot @slot's list: 0, or -ENOSPC when it is full. */
+static int orphan_add_to(struct crp_meta *m, int slot, uint64_t ino)
 {
 	struct crp_mblk *b;
 	uint32_t n;
 	int r;
 
-	if (m->slot < 0)
-		return -EROFS;
-	r = crp_meta_bread(m, orphan_blk(m, m->slot), CRP_MAGIC_ORPHAN, &b);
+	r = crp_meta_bread(m, orphan_blk(m, slot), CRP_MAGIC_ORPHAN, &b);
 	if (r < 0)
 		return r;
 	n = crp_mblk_count(b);
@@ -522,16 +521,28 @@ int crp_meta_orphan_add(struct crp_meta *m, uint64_t ino)
 	return 0;
 }
 
-int crp_meta_orphan_del(struct crp_meta *m, uint64_t ino)
+int crp_meta_orphan_add(struct crp_meta *m, uint64_t ino)
+{
+	int r;
+
+	if (m->slot < 0)
+		return -EROFS;
+	r = orphan_add_to(m, m->slot, ino);
+	for (int s = 0; r == -ENOSPC && s < (int)m->sb.max_hosts; s++)
+		if (s != m->slot)
+			r = orphan_add_to(m, s, ino);
+	return r;
+}
+
+/* Remove @ino from slot @slot's list: 0, or -ENOENT if it is not there. */
+static int orphan_del_from(struct crp_meta *m, int slot, uint64_t ino)
 {
 	struct crp_mblk *b;
 	uint8_t *p;
 	uint32_t n;
 	int r;
 
-	if (m->slot < 0)
-		return -EROFS;
-	r = crp_meta_bread(m, orphan_blk(m, m->slot), CRP_MAGIC_ORPHAN, &b);
+	r = crp_meta_bread(m, orphan_blk(m, slot), CRP_MAGIC_ORPHAN, &b);
 	if (r < 0)
 		return r;
 	p = crp_mblk_payload(b);
@@ -546,6 +557,18 @@ int crp_meta_orphan_del(struct crp_meta *m, uint64_t ino)
 		return 0;
 	}
 	return -ENOENT;
+}
+
+int crp_meta_orphan_del(struct crp_meta *m, uint64_t ino)
+{
+	int r = -ENOENT;
+
+	if (m->slot >= 0)
+		r = orphan_del_from(m, m->slot, ino);
+	for (int s = 0; r == -ENOENT && s < (int)m->sb.max_hosts; s++)
+		if (s != m->slot)
+			r = orphan_del_from(m, s, ino);
+	return r;
 }
 
 int crp_meta_orphan_list(struct crp_meta *m, int slot, uint64_t **inos, uint32_t *n)

@@ -114,6 +114,24 @@ static int write_journals(struct crp_array *a, const struct crp_sb *sb, uint64_t
 	return r;
 }
 
+/* Every host's open table, empty. */
+static int write_opentabs(struct crp_array *a, const struct crp_sb *sb, uint64_t fsid)
+{
+	uint64_t n = (uint64_t)sb->otable_blocks * sb->max_hosts;
+	uint8_t *buf = crp_alloc_buf((size_t)n * CRP_BLOCK);
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	memset(buf, 0, (size_t)n * CRP_BLOCK);
+	for (uint64_t i = 0; i < n; i++)
+		hdr(buf + (size_t)i * CRP_BLOCK, CRP_MAGIC_OPENTAB, sb->otable_start + i, fsid,
+		    i % sb->max_hosts, 0, 0);
+	r = wr(a, sb->otable_start, buf, (uint32_t)n);
+	free(buf);
+	return r;
+}
+
 int crp_meta_format(struct crp_array *a, const struct crp_mkfs_params *p, struct crp_sb *sb,
 		    char *err, size_t errlen)
 {
@@ -175,6 +193,8 @@ int crp_meta_format(struct crp_array *a, const struct crp_mkfs_params *p, struct
 	r = wr(a, 0, buf, 2);
 	if (!r)
 		r = write_journals(a, sb, fsid);
+	if (!r)
+		r = write_opentabs(a, sb, fsid);
 	if (!r)
 		r = write_inodes(a, sb, fsid);
 	if (!r)

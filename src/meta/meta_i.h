@@ -28,6 +28,10 @@ int crp_meta_shared_replayed(struct crp_meta *m);
 uint64_t crp_meta_shared_gen(const struct crp_meta *m);
 int crp_meta_shared_peek(struct crp_meta *m, uint64_t *gen);
 
+/* opentab.c: the in-memory table, made at open and freed at close. */
+int crp_meta_opentab_init(struct crp_meta *m);
+void crp_meta_opentab_free(struct crp_meta *m);
+
 /* alloc.c */
 /* Load the free counts of every allocation group and inode group. */
 int crp_meta_load_counts(struct crp_meta *m);

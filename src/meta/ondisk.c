@@ -144,6 +144,8 @@ void crp_sb_out(const struct crp_sb *sb, void *buf)
 	crp_put_le64(b + 248, sb->intent_offset);
 	crp_put_le32(b + 256, sb->intent_bytes);
 	crp_put_le32(b + 260, sb->features);
+	crp_put_le64(b + 264, sb->otable_start);
+	crp_put_le32(b + 272, sb->otable_blocks);
 	crp_put_le64(b + CSUM_OFF_SB, csum_skip(b, CRP_SB_SIZE, CSUM_OFF_SB));
 }
 
@@ -196,6 +198,8 @@ int crp_sb_in(const void *buf, struct crp_sb *sb, char *err, size_t errlen)
 	sb->intent_offset = crp_get_le64(b + 248);
 	sb->intent_bytes = crp_get_le32(b + 256);
 	sb->features = crp_get_le32(b + 260);
+	sb->otable_start = crp_get_le64(b + 264);
+	sb->otable_blocks = crp_get_le32(b + 272);
 	return crp_sb_check(sb, err, errlen);
 }
 
@@ -227,8 +231,15 @@ int crp_sb_check(const struct crp_sb *sb, char *err, size_t errlen)
 		return fail(-CRP_ECORRUPT, err, errlen,
 			    "superblock reserved-area layout is invalid (data offset %llu)",
 			    (unsigned long long)sb->data_offset);
+	if (sb->features != CRP_FEATURES)
+		return fail(-CRP_ECORRUPT, err, errlen,
+			    "superblock has features %#x, this crpfs needs exactly %#x (made by "
+			    "another version of mkfs.crpfs: format it again with this one)",
+			    sb->features, CRP_FEATURES);
 	if (sb->journal_blocks < 64 || sb->journal_start < 2 ||
-	    sb->ibitmap_start != sb->journal_start + (uint64_t)sb->max_hosts * sb->journal_blocks ||
+	    sb->otable_start != sb->journal_start + (uint64_t)sb->max_hosts * sb->journal_blocks ||
+	    sb->otable_blocks != CRP_OTABLE_BLOCKS ||
+	    sb->ibitmap_start != sb->otable_start + (uint64_t)sb->max_hosts * sb->otable_blocks ||
 	    sb->itable_start != sb->ibitmap_start + sb->ibitmap_blocks ||
 	    sb->inode_count < 2 ||
 	    (uint64_t)sb->ibitmap_blocks * CRP_BITS_PER_BLOCK < sb->inode_count ||
@@ -795,11 +806,14 @@ int crp_sb_layout(struct crp_sb *sb, char *err, size_t errlen)
 	jb = CRP_MIN(jb, 8192);
 	sb->journal_start = 2;
 	sb->journal_blocks = (uint32_t)jb;
+	sb->features = CRP_FEATURES;
+	sb->otable_start = sb->journal_start + (uint64_t)sb->max_hosts * jb;
+	sb->otable_blocks = CRP_OTABLE_BLOCKS;
 	/* One inode per 16 KiB of array. */
 	inodes = CRP_MAX(total / 4, 64);
 	inodes = CRP_MIN(inodes, (uint64_t)UINT32_MAX);
 	sb->inode_count = inodes;
-	sb->ibitmap_start = sb->journal_start + (uint64_t)sb->max_hosts * jb;
+	sb->ibitmap_start = sb->otable_start + (uint64_t)sb->max_hosts * sb->otable_blocks;
 	sb->ibitmap_blocks = (uint32_t)CRP_DIV_ROUND_UP(inodes, CRP_BITS_PER_BLOCK);
 	sb->itable_start = sb->ibitmap_start + sb->ibitmap_blocks;
 	sb->ag_start = sb->itable_start + CRP_DIV_ROUND_UP(inodes, CRP_INODES_PER_BLOCK);

@@ -176,6 +176,10 @@ int crp_meta_slot_adopt(struct crp_meta *m, int slot, const struct crp_slot *s)
 	r = crp_meta_journal_position(m, slot, &m->j_pos, &m->j_seq);
 	if (r < 0)
 		return r;
+	/* A table left by an earlier holder of the slot holds nothing now. */
+	r = crp_meta_open_clear(m, slot);
+	if (r < 0)
+		return r;
 	return crp_meta_intent_attach(m);
 }
 
@@ -286,6 +290,13 @@ static int recover_slots(struct crp_meta *m, char *err, size_t errlen)
 				 s.host, crp_strerror(r));
 			return r;
 		}
+		/* Its host is gone: so are its opens. */
+		r = crp_meta_open_clear(m, i);
+		if (r < 0) {
+			snprintf(err, errlen, "cannot empty the open table of host slot %d (%s): %s",
+				 i, s.host, crp_strerror(r));
+			return r;
+		}
 		m->recovered |= 1ull << i;
 	}
 	return 0;
@@ -331,7 +342,10 @@ static int claim_slot(struct crp_meta *m, char *err, size_t errlen)
 	m->slot = own;
 	m->heartbeat = mine.heartbeat;
 	m->slot_mount_ns = mine.mount_ns;
-	return crp_meta_journal_position(m, own, &m->j_pos, &m->j_seq);
+	r = crp_meta_journal_position(m, own, &m->j_pos, &m->j_seq);
+	if (r < 0)
+		return r;
+	return crp_meta_open_clear(m, own);
 }
 
 /* Free the slots recovered at open (except ours). */
@@ -378,6 +392,9 @@ int crp_meta_open(const char *const *specs, int n, const struct crp_meta_opts *o
 	m->dirty = g_ptr_array_new();
 	m->tx_freed = g_hash_table_new(g_direct_hash, g_direct_equal);
 	m->tx_new = g_hash_table_new(g_direct_hash, g_direct_equal);
+	r = crp_meta_opentab_init(m);
+	if (r < 0)
+		goto out;
 
 	r = crp_meta_read_labels(specs, n, m->host, opts->timeout_ms, sorted, &l, err, errlen);
 	if (r < 0)
@@ -500,7 +517,12 @@ int crp_meta_close(struct crp_meta *m)
 		r = r ? r : e;
 		crp_meta_intent_detach(m, r == 0);
 		if (!r) {
-			/* Everything is in place: the journal holds nothing to redo. */
+			/* Everything is in place: the journal holds nothing to redo,
+			 * and we hold nothing open any more. */
+			for (unsigned k = 0; k < CRP_OTABLE_BLOCKS; k++)
+				g_array_set_size(m->ot_ents[k], 0);
+			e = crp_meta_open_clear(m, m->slot);
+			r = r ? r : e;
 			e = crp_meta_journal_settle(m);
 			r = r ? r : e;
 			e = crp_array_sync(m->a);
@@ -527,6 +549,7 @@ int crp_meta_close(struct crp_meta *m)
 	free(m->ag_stale);
 	free(m->ig_stale);
 	free(m->sh);
+	crp_meta_opentab_free(m);
 	free(m);
 	return r;
 }

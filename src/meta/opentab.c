@@ -1,0 +1,310 @@
+/*
+ * Open tables: which inodes each host holds open.
+ *
+ * POSIX keeps a file usable through its open descriptors after its last
+ * name is gone, until the last close.  On one host the open count says
+ * when that is; across hosts nobody but the disks can say it.  So every
+ * host keeps, in the RAID area, a table of the regular files it has open:
+ *
+ *   otable_start + k * max_hosts + h    block k of host slot h's table
+ *
+ * (CRP_OTABLE_BLOCKS blocks per host, block-major, so that block k of every
+ * host is read in one array read).  Inode @ino lives in block ino % blocks;
+ * a block lists up to CRP_OTABLE_ENTRIES inode numbers, and when more of
+ * them are open its header says OVERFLOW: any inode of that block may be
+ * held.  The tables are plain blocks written in place (a stripe transaction
+ * each), not journalled: a host that dies loses its opens with it, and its
+ * recoverer empties its table.
+ *
+ * The rule that keeps an open file alive, with every step under the
+ * metadata lock (so that no open is entered between a check and a free):
+ *
+ *   open      the first handle of this host on @ino enters it in our table
+ *             on the disks before the open returns;
+ *   close     the last handle removes it;
+ *   free      an inode whose link count is 0 is freed only by a host that
+ *             holds no handle on it and finds it in no other host's table,
+ *             read from the disks; otherwise it goes on an orphan list, and
+ *             the host whose close (or whose recovery of a dead holder)
+ *             finds it unheld frees it then.
+ *
+ * An unreadable table block counts as holding everything it could hold:
+ * a free is put off, never done early.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crpfs/err.h"
+#include "crpfs/log.h"
+#include "crpfs/util.h"
+#include "meta_i.h"
+
+static unsigned ot_index(uint64_t ino)
+{
+	return (unsigned)(ino % CRP_OTABLE_BLOCKS);
+}
+
+/* RAID block of block @k of slot @slot's table. */
+static uint64_t ot_blkno(const struct crp_meta *m, int slot, unsigned k)
+{
+	return m->sb.otable_start + (uint64_t)k * m->sb.max_hosts + (uint64_t)slot;
+}
+
+int crp_meta_opentab_init(struct crp_meta *m)
+{
+	m->open_refs = g_hash_table_new(g_direct_hash, g_direct_equal);
+	for (unsigned k = 0; k < CRP_OTABLE_BLOCKS; k++)
+		m->ot_ents[k] = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+	return m->open_refs ? 0 : -ENOMEM;
+}
+
+void crp_meta_opentab_free(struct crp_meta *m)
+{
+	if (m->open_refs)
+		g_hash_table_destroy(m->open_refs);
+	m->open_refs = NULL;
+	for (unsigned k = 0; k < CRP_OTABLE_BLOCKS; k++) {
+		if (m->ot_ents[k])
+			g_array_free(m->ot_ents[k], TRUE);
+		m->ot_ents[k] = NULL;
+	}
+}
+
+/* Encode block @k of slot @slot from @ents (the first ENTRIES of them). */
+static void ot_encode(const struct crp_meta *m, int slot, unsigned k, const GArray *ents,
+		      uint8_t *buf)
+{
+	uint32_t n = ents ? CRP_MIN(ents->len, (uint32_t)CRP_OTABLE_ENTRIES) : 0;
+	struct crp_bhdr h = { .magic = CRP_MAGIC_OPENTAB, .blkno = ot_blkno(m, slot, k),
+			      .fsid = m->fsid, .owner = (uint64_t)slot, .count = n,
+			      .aux64 = ents && ents->len > n ? CRP_OTABLE_OVERFLOW : 0 };
+
+	memset(buf, 0, CRP_BLOCK);
+	if (n)
+		crp_u64s_out((const uint64_t *)(const void *)ents->data, n, buf + CRP_HDR_SIZE);
+	crp_bhdr_out(&h, buf);
+}
+
+/* Write our block @k as memory has it; a failure is retried at the next
+ * write of ours (the block stays marked). */
+static int ot_write(struct crp_meta *m, unsigned k)
+{
+	uint8_t *buf;
+	int r;
+
+	if (m->ro || m->slot < 0)
+		return 0;
+	buf = crp_alloc_buf(CRP_BLOCK);
+	if (!buf)
+		return -ENOMEM;
+	ot_encode(m, m->slot, k, m->ot_ents[k], buf);
+	r = crp_array_write(m->a, ot_blkno(m, m->slot, k) * CRP_BLOCK, buf, CRP_BLOCK);
+	free(buf);
+	if (r < 0)
+		m->ot_dirty |= (uint8_t)(1u << k);
+	else
+		m->ot_dirty &= (uint8_t)~(1u << k);
+	return r;
+}
+
+/* Blocks whose last write failed, written again. */
+int crp_meta_open_flush(struct crp_meta *m)
+{
+	int r = 0;
+
+	for (unsigned k = 0; k < CRP_OTABLE_BLOCKS && m->ot_dirty; k++) {
+		if (!(m->ot_dirty & (1u << k)))
+			continue;
+		int e = ot_write(m, k);
+
+		r = r ? r : e;
+	}
+	return r;
+}
+
+uint32_t crp_meta_open_count(const struct crp_meta *m, uint64_t ino)
+{
+	if (!m->open_refs)
+		return 0;
+	return (uint32_t)GPOINTER_TO_SIZE(g_hash_table_lookup(m->open_refs, GSIZE_TO_POINTER(ino)));
+}
+
+int crp_meta_open_ref(struct crp_meta *m, uint64_t ino)
+{
+	uint32_t n = crp_meta_open_count(m, ino);
+	unsigned k = ot_index(ino);
+	int r;
+
+	if (n) {
+		g_hash_table_insert(m->open_refs, GSIZE_TO_POINTER(ino), GSIZE_TO_POINTER(n + 1));
+		return 0;
+	}
+	g_array_append_val(m->ot_ents[k], ino);
+	r = ot_write(m, k);
+	if (r < 0) {
+		/* Not entered on the disks: the open fails, nothing is held. */
+		g_array_remove_index_fast(m->ot_ents[k], m->ot_ents[k]->len - 1);
+		m->ot_dirty &= (uint8_t)~(1u << k);
+		(void)ot_write(m, k);
+		return r;
+	}
+	g_hash_table_insert(m->open_refs, GSIZE_TO_POINTER(ino), GSIZE_TO_POINTER(1));
+	return 0;
+}
+
+int crp_meta_open_unref(struct crp_meta *m, uint64_t ino)
+{
+	uint32_t n = crp_meta_open_count(m, ino);
+	GArray *a = m->ot_ents[ot_index(ino)];
+
+	if (!n)
+		return 0;
+	if (n > 1) {
+		g_hash_table_insert(m->open_refs, GSIZE_TO_POINTER(ino), GSIZE_TO_POINTER(n - 1));
+		return 0;
+	}
+	g_hash_table_remove(m->open_refs, GSIZE_TO_POINTER(ino));
+	for (guint i = 0; i < a->len; i++) {
+		if (g_array_index(a, uint64_t, i) != ino)
+			continue;
+		/* Keep the order: an overflowed entry moves into the block. */
+		g_array_remove_index(a, i);
+		break;
+	}
+	/* A failed write leaves the inode listed: its free waits, never
+	 * happens early; the block is written again later. */
+	return ot_write(m, ot_index(ino));
+}
+
+int crp_meta_open_drop_all(struct crp_meta *m)
+{
+	if (m->open_refs)
+		g_hash_table_remove_all(m->open_refs);
+	for (unsigned k = 0; k < CRP_OTABLE_BLOCKS; k++)
+		g_array_set_size(m->ot_ents[k], 0);
+	m->ot_dirty = 0;
+	if (m->ro || m->slot < 0)
+		return 0;
+	return crp_meta_open_clear(m, m->slot);
+}
+
+struct ot_ctx {
+	uint64_t blkno, fsid;
+};
+
+static bool ot_ok(const void *blk, void *ctx)
+{
+	struct ot_ctx *c = ctx;
+	struct crp_bhdr h;
+
+	return crp_bhdr_in(blk, CRP_MAGIC_OPENTAB, c->blkno, c->fsid, &h, NULL, 0) == 0 &&
+	       h.count <= CRP_OTABLE_ENTRIES;
+}
+
+int crp_meta_open_elsewhere(struct crp_meta *m, uint64_t ino, bool *held)
+{
+	uint32_t hosts = m->sb.max_hosts;
+	unsigned k = ot_index(ino);
+	uint64_t first = ot_blkno(m, 0, k);
+	uint8_t *buf = crp_alloc_buf((size_t)hosts * CRP_BLOCK);
+	int r;
+
+	*held = false;
+	if (!buf)
+		return -ENOMEM;
+	r = crp_array_read(m->a, first * CRP_BLOCK, buf, (size_t)hosts * CRP_BLOCK);
+	if (r < 0)
+		goto out;
+	for (uint32_t s = 0; s < hosts && !*held; s++) {
+		uint8_t *b = buf + (size_t)s * CRP_BLOCK;
+		struct ot_ctx c = { first + s, m->fsid };
+		struct crp_bhdr h;
+
+		if ((int)s == m->slot)
+			continue;
+		if (!ot_ok(b, &c) && crp_meta_rebuild_block(m, c.blkno, b, ot_ok, &c) < 0) {
+			crp_warn("open table block %llu (host slot %u) is unreadable: inode %llu is "
+				 "kept as if that host held it open",
+				 (unsigned long long)c.blkno, s, (unsigned long long)ino);
+			*held = true;
+			break;
+		}
+		crp_bhdr_in(b, CRP_MAGIC_OPENTAB, c.blkno, m->fsid, &h, NULL, 0);
+		if (h.aux64 & CRP_OTABLE_OVERFLOW) {
+			*held = true;
+			break;
+		}
+		for (uint32_t i = 0; i < h.count; i++)
+			if (crp_get_le64(b + CRP_HDR_SIZE + 8 * i) == ino) {
+				*held = true;
+				break;
+			}
+	}
+out:
+	free(buf);
+	return r;
+}
+
+int crp_meta_open_clear(struct crp_meta *m, int slot)
+{
+	uint8_t *buf;
+	int r = 0;
+
+	if (m->ro)
+		return -EROFS;
+	if (slot < 0 || slot >= (int)m->sb.max_hosts)
+		return -EINVAL;
+	buf = crp_alloc_buf(CRP_BLOCK);
+	if (!buf)
+		return -ENOMEM;
+	for (unsigned k = 0; k < CRP_OTABLE_BLOCKS && !r; k++) {
+		ot_encode(m, slot, k, slot == m->slot ? m->ot_ents[k] : NULL, buf);
+		r = crp_array_write(m->a, ot_blkno(m, slot, k) * CRP_BLOCK, buf, CRP_BLOCK);
+	}
+	free(buf);
+	return r;
+}
+
+int crp_meta_open_list(struct crp_meta *m, int slot, uint64_t **inos, uint32_t *n,
+		       bool *overflow)
+{
+	uint8_t *buf = crp_alloc_buf(CRP_BLOCK);
+	GArray *out = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+	int r = 0;
+
+	*inos = NULL;
+	*n = 0;
+	*overflow = false;
+	if (!buf) {
+		g_array_free(out, TRUE);
+		return -ENOMEM;
+	}
+	for (unsigned k = 0; k < CRP_OTABLE_BLOCKS && !r; k++) {
+		struct ot_ctx c = { ot_blkno(m, slot, k), m->fsid };
+		struct crp_bhdr h;
+
+		r = crp_array_read(m->a, c.blkno * CRP_BLOCK, buf, CRP_BLOCK);
+		if (r < 0)
+			break;
+		if (!ot_ok(buf, &c) && crp_meta_rebuild_block(m, c.blkno, buf, ot_ok, &c) < 0) {
+			r = -CRP_ECORRUPT;
+			break;
+		}
+		crp_bhdr_in(buf, CRP_MAGIC_OPENTAB, c.blkno, m->fsid, &h, NULL, 0);
+		*overflow |= (h.aux64 & CRP_OTABLE_OVERFLOW) != 0;
+		for (uint32_t i = 0; i < h.count; i++) {
+			uint64_t ino = crp_get_le64(buf + CRP_HDR_SIZE + 8 * i);
+
+			g_array_append_val(out, ino);
+		}
+	}
+	free(buf);
+	if (r < 0) {
+		g_array_free(out, TRUE);
+		return r;
+	}
+	*n = out->len;
+	*inos = (uint64_t *)(void *)g_array_free(out, FALSE);
+	return 0;
+}
