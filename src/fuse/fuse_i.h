@@ -33,7 +33,8 @@ struct crp_mount_opts {
 	char *mountpoint;		/* canonical absolute path */
 	char host[CRP_MOUNT_HOST_MAX];	/* "" until defaulted to the hostname */
 	bool ro;
-	bool allow_other;
+	bool allow_other;		/* other users may use the mount (root's default) */
+	bool owner_only;		/* only the user who mounted (option owner_only) */
 	double attr_timeout;		/* seconds, for entries and attributes */
 	uint32_t timeout_ms;		/* member command timeout, 0 = default */
 	uint32_t heartbeat_ms;		/* host slot heartbeat interval */

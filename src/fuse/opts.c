@@ -135,6 +135,10 @@ static int apply_one(struct crp_mount_opts *o, char *opt, char *err, size_t errl
 		o->ro = false;
 	} else if (strcmp(opt, "allow_other") == 0) {
 		o->allow_other = true;
+		o->owner_only = false;
+	} else if (strcmp(opt, "owner_only") == 0) {
+		o->owner_only = true;
+		o->allow_other = false;
 	} else if (strcmp(opt, "strict") == 0) {
 		o->strict = true;
 	} else if (strcmp(opt, "default_permissions") == 0) {
@@ -308,6 +312,12 @@ int crp_mount_opts_parse(int argc, char **argv, struct crp_mount_opts *o, char *
 		if (r < 0)
 			return r;
 	}
+	/* Mounted by root, a filesystem serves every user, as a local one
+	 * does (the kernel checks permissions: default_permissions); owner_only
+	 * keeps it to root.  Another user's mount serves that user alone unless
+	 * it asks for allow_other (which fuse.conf must permit). */
+	if (!o->owner_only && geteuid() == 0)
+		o->allow_other = true;
 	if (o->dead_timeout_ms < 2 * o->heartbeat_ms) {
 		snprintf(err, errlen,
 			 "option dead_timeout=%u: must be at least two heartbeats (heartbeat=%u ms)",

@@ -19,6 +19,9 @@
  *   crp_fsop statvfs PATH               "bsize frsize blocks bfree bavail
  *                                        files ffree namemax"
  *   crp_fsop setxattr PATH NAME VALUE create|replace|none
+ *   crp_fsop chmod PATH MODE            chmod (MODE in octal)
+ *   crp_fsop stat PATH                  stat: "ok UID MODE" (mode in octal)
+ *   crp_fsop unlink PATH                unlink
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,7 +37,7 @@
 static int usage(void)
 {
 	fprintf(stderr, "usage: crp_fsop open|pwrite|pread|seek|rename2|unlinked|fsync|mksock|"
-			"statvfs|setxattr ARGS... (see the source)\n");
+			"statvfs|setxattr|chmod|stat|unlink ARGS... (see the source)\n");
 	return 2;
 }
 
@@ -232,6 +235,47 @@ static int cmd_rename2(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_chmod(int argc, char **argv)
+{
+	char *end;
+	unsigned long mode;
+
+	if (argc != 2)
+		return usage();
+	mode = strtoul(argv[1], &end, 8);
+	if (*end || mode > 07777)
+		return usage();
+	if (chmod(argv[0], (mode_t)mode) < 0)
+		print_err(errno);
+	else
+		printf("ok\n");
+	return 0;
+}
+
+static int cmd_stat(int argc, char **argv)
+{
+	struct stat st;
+
+	if (argc != 1)
+		return usage();
+	if (stat(argv[0], &st) < 0)
+		print_err(errno);
+	else
+		printf("ok %u %04o\n", (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
+static int cmd_unlink(int argc, char **argv)
+{
+	if (argc != 1)
+		return usage();
+	if (unlink(argv[0]) < 0)
+		print_err(errno);
+	else
+		printf("ok\n");
+	return 0;
+}
+
 static int check_read(int fd, const char *want, const char *what)
 {
 	char buf[256];
@@ -396,6 +440,7 @@ int main(int argc, char **argv)
 		{ "seek", cmd_seek },	    { "rename2", cmd_rename2 },
 		{ "unlinked", cmd_unlinked }, { "fsync", cmd_fsync }, { "mksock", cmd_mksock },
 		{ "statvfs", cmd_statvfs }, { "setxattr", cmd_setxattr },
+		{ "chmod", cmd_chmod },	    { "stat", cmd_stat },     { "unlink", cmd_unlink },
 	};
 
 	if (argc < 2)
