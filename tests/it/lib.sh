@@ -160,7 +160,7 @@ crp_mount() {
 	CRP_PID=$!
 	echo "$CRP_PID" >>"$T/pids"
 	echo "$MNT" >>"$T/mounts"
-	for i in $(seq 1 300); do
+	for i in $(seq 1 1200); do
 		crp_is_mounted "$MNT" && return 0
 		if ! kill -0 "$CRP_PID" 2>/dev/null; then
 			wait "$CRP_PID" || true
@@ -168,7 +168,7 @@ crp_mount() {
 		fi
 		sleep 0.1
 	done
-	crp_fail "mount.crpfs did not mount $MNT within 30 s"
+	crp_fail "mount.crpfs did not mount $MNT within 120 s"
 }
 
 # crp_try_mount [ARGS...]: like crp_mount, but a daemon that exits instead
@@ -182,7 +182,7 @@ crp_try_mount() {
 	CRP_PID=$!
 	echo "$CRP_PID" >>"$T/pids"
 	echo "$MNT" >>"$T/mounts"
-	for i in $(seq 1 600); do
+	for i in $(seq 1 1200); do
 		crp_is_mounted "$MNT" && return 0
 		if ! kill -0 "$CRP_PID" 2>/dev/null; then
 			CRP_EXIT=0
@@ -191,7 +191,7 @@ crp_try_mount() {
 		fi
 		sleep 0.1
 	done
-	crp_fail "mount.crpfs neither mounted $MNT nor exited within 60 s"
+	crp_fail "mount.crpfs neither mounted $MNT nor exited within 120 s"
 }
 
 # PIDs of mount.crpfs processes whose command line names $1 (a mount point

@@ -37,12 +37,16 @@ MH_HEARTBEAT_MS=200
 MH_DEAD_MS=2000
 MH_OPTS="heartbeat=$MH_HEARTBEAT_MS,dead_timeout=$MH_DEAD_MS"
 # Bounds of the waits (never timing assertions: a call that has not
-# returned by then is taken as hung).
-MH_ATTR_WAIT=5		# s: a change seen through the attribute timeout (1 s)
-MH_CALL_WAIT=30		# s: one call on a survivor, dead timeout and recovery included
-MH_MOUNT_WAIT=60	# s: a daemon mounts (joining watches the slots for the dead timeout)
+# returned by then is taken as hung).  Each bounds one step that normally
+# takes a second or two, generously, so that a slow but healthy machine
+# passes; a load of many steps is bounded by its progress instead
+# (mh_wait_progress: nothing moved for MH_STALL_WAIT s).
+MH_ATTR_WAIT=15		# s: a change seen through the attribute timeout (1 s)
+MH_CALL_WAIT=60		# s: one call on a survivor, dead timeout and recovery included
+MH_MOUNT_WAIT=120	# s: a daemon mounts (joining watches the slots for the dead timeout)
 MH_EXIT_WAIT=60		# s: a daemon exits after unmount
-MH_TOOL_WAIT=120	# s: crpfs-lab, mkfs.crpfs, crpfs
+MH_TOOL_WAIT=300	# s: crpfs-lab, mkfs.crpfs, crpfs
+MH_STALL_WAIT=60	# s: a load of many steps that made no progress at all
 
 MH_NAME=$(basename "$0" .sh)
 T=		# scratch directory
@@ -355,6 +359,28 @@ mh_wait_for() {
 		sleep 0.1
 	done
 	"$@" >/dev/null 2>&1
+}
+
+# mh_wait_progress WHAT DONE_CMD COUNT_CMD: wait until DONE_CMD succeeds,
+# as long as the number COUNT_CMD prints keeps growing: status 1 (and
+# MH_PROGRESS says how far it got) once it stood still for MH_STALL_WAIT s.
+mh_wait_progress() {
+	local what=$1 done_cmd=$2 count_cmd=$3 last=-1 now since=$SECONDS
+	MH_PROGRESS=0
+	while ! $done_cmd >/dev/null 2>&1; do
+		now=$($count_cmd 2>/dev/null || echo 0)
+		MH_PROGRESS=$now
+		if [ "$now" != "$last" ]; then
+			last=$now
+			since=$SECONDS
+		elif [ $((SECONDS - since)) -ge "$MH_STALL_WAIT" ]; then
+			mh_note "$what: no progress for $MH_STALL_WAIT s, stuck at $now"
+			return 1
+		fi
+		sleep 0.2
+	done
+	MH_PROGRESS=$($count_cmd 2>/dev/null || echo 0)
+	return 0
 }
 
 # mh_call HOST WHAT CMD...: run CMD (a call on HOST's mount) bounded by
