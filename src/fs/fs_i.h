@@ -56,6 +56,7 @@ struct crp_fs {
 	pthread_mutex_t mu;	 /* the big lock, see above */
 	struct crp_meta *m;	 /* protected by mu */
 	GHashTable *inodes;	 /* ino -> struct crp_fs_inode *, protected by mu */
+	GHashTable *handles;	 /* open struct crp_fs_handle *, protected by mu */
 	bool ro;
 	int err;		 /* sticky error of the background commit, protected by mu */
 	pthread_t flusher;

@@ -27,6 +27,20 @@
 
 #define RESERVE_BLOCKS 64 /* kept free for metadata of namespace operations */
 
+static void snap_clear(GArray *a);
+
+/* A handle's memory, when it is closed or left open at unmount. */
+static void handle_free(void *p)
+{
+	struct crp_fs_handle *h = p;
+
+	if (h->snap) {
+		snap_clear(h->snap);
+		g_array_free(h->snap, TRUE);
+	}
+	free(h);
+}
+
 /*
  * Every operation is one metadata transaction: the big lock, then the
  * metadata lock on the disks with the generation check (crp_meta_tx_begin:
@@ -261,6 +275,7 @@ int crp_fs_mount(const char *const *specs, int n, const struct crp_fs_opts *opts
 	pthread_cond_init(&fs->flush_cv, NULL);
 	fs->inodes = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL,
 					   crp_fs_inode_free_mem);
+	fs->handles = g_hash_table_new_full(g_direct_hash, g_direct_equal, handle_free, NULL);
 	mo.host = opts ? opts->host : NULL;
 	mo.ro = opts && opts->ro;
 	mo.timeout_ms = opts ? opts->timeout_ms : 0;
@@ -342,6 +357,7 @@ out:
 			crp_meta_close(fs->m);
 		}
 		g_hash_table_destroy(fs->inodes);
+		g_hash_table_destroy(fs->handles);
 		pthread_cond_destroy(&fs->flush_cv);
 		pthread_mutex_destroy(&fs->mu);
 		free(fs);
@@ -389,6 +405,7 @@ int crp_fs_unmount(struct crp_fs *fs)
 	if (fs->err && !r)
 		r = fs->err;
 	g_hash_table_destroy(fs->inodes);
+	g_hash_table_destroy(fs->handles); /* those never released */
 	pthread_cond_destroy(&fs->flush_cv);
 	pthread_mutex_destroy(&fs->mu);
 	free(fs);
@@ -1034,6 +1051,7 @@ static int open_handle(struct crp_fs *fs, struct crp_fs_inode *ip, int flags, ui
 	h->ino = ip->d.ino;
 	h->flags = flags;
 	ip->nopen++;
+	g_hash_table_add(fs->handles, h);
 	*fh = (uint64_t)(uintptr_t)h;
 	return 0;
 }
@@ -1121,9 +1139,10 @@ int crp_fs_release(struct crp_fs *fs, uint64_t ino, uint64_t fh)
 	int r = 0;
 
 	(void)ino;
-	if (h)
+	if (h) {
 		r = drop_open(fs, h);
-	free(h);
+		g_hash_table_remove(fs->handles, h);
+	}
 	return crp_fs_op_end(fs, s, r);
 }
 
@@ -1220,6 +1239,7 @@ int crp_fs_opendir(struct crp_fs *fs, uint64_t ino, uint64_t *fh)
 	h->ino = ino;
 	h->snap = g_array_new(FALSE, FALSE, sizeof(struct crp_fs_snapent));
 	dp->nopen++;
+	g_hash_table_add(fs->handles, h);
 	*fh = (uint64_t)(uintptr_t)h;
 out:
 	return crp_fs_op_end(fs, s, r);
@@ -1274,12 +1294,9 @@ int crp_fs_releasedir(struct crp_fs *fs, uint64_t ino, uint64_t fh)
 	int r = 0;
 
 	(void)ino;
-	if (h)
-		r = drop_open(fs, h);
 	if (h) {
-		snap_clear(h->snap);
-		g_array_free(h->snap, TRUE);
-		free(h);
+		r = drop_open(fs, h);
+		g_hash_table_remove(fs->handles, h);
 	}
 	return crp_fs_op_end(fs, s, r);
 }
