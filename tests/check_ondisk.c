@@ -134,9 +134,29 @@ START_TEST(label_round_trip)
 	a.generation = 7;
 	a.member_size = 1ull << 30;
 	snprintf(a.fslabel, sizeof(a.fslabel), "test-fs");
+	a.events = 9;
+	a.rebuild_ns = 12345;
+	snprintf(a.rebuilder, sizeof(a.rebuilder), "node-b");
+	for (int i = 0; i < 4; i++) {
+		memset(a.table[i].uuid, 0x10 + i, 16);
+		a.table[i].state = i == 1 ? CRP_MS_FAILED : i == 3 ? CRP_MS_REBUILDING : CRP_MS_IN_SYNC;
+	}
+	a.table[3].checkpoint = 77;
+	memcpy(a.member_uuid, a.table[2].uuid, 16);
 	crp_label_out(&a, blk);
 	ck_assert_int_eq(crp_label_in(blk, &b, err, sizeof(err)), 0);
 	ck_assert_int_eq(memcmp(&a, &b, sizeof(a)), 0);
+	/* A table that does not name the member at its position is refused. */
+	memset(a.member_uuid, 0x77, 16);
+	crp_label_out(&a, blk);
+	ck_assert_int_eq(crp_label_in(blk, &b, err, sizeof(err)), -CRP_ECORRUPT);
+	memcpy(a.member_uuid, a.table[2].uuid, 16);
+	/* So is one with a state beyond the member count. */
+	a.table[5].state = CRP_MS_IN_SYNC;
+	crp_label_out(&a, blk);
+	ck_assert_int_eq(crp_label_in(blk, &b, err, sizeof(err)), -CRP_ECORRUPT);
+	a.table[5].state = CRP_MS_NONE;
+	crp_label_out(&a, blk);
 	for (unsigned i = 0; i < CRP_BLOCK; i += 7) {
 		blk[i] ^= 0x01;
 		ck_assert_int_lt(crp_label_in(blk, &b, err, sizeof(err)), 0);

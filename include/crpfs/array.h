@@ -62,6 +62,8 @@ struct crp_host_counters {
 	atomic_uint_fast64_t lock_hold_max_ns;
 	atomic_uint_fast64_t read_conflict_retries; /* unlocked reads retried */
 	atomic_uint_fast64_t degraded_reads; /* reads served by rebuilding from parity */
+	atomic_uint_fast64_t medium_repairs; /* unreadable blocks rebuilt and rewritten */
+	atomic_uint_fast64_t degraded_writes; /* stripe transactions without a member */
 	atomic_uint_fast64_t lock_lost;      /* transactions that lost their locks */
 };
 
@@ -74,6 +76,13 @@ struct crp_array;
  */
 int crp_array_open(const char *const *specs, int n, const struct crp_array_opts *opts,
 		   struct crp_array **out, char *err, size_t errlen);
+/* The same, with absent members: @specs[i] NULL or "missing" is a member
+ * that is not there (FAILED from the start); so is one that cannot be
+ * opened when @tolerate says how many may be (its reason in @why[i] if
+ * @why is given, CRP_SPEC_MAX bytes each). */
+int crp_array_open_degraded(const char *const *specs, int n, const struct crp_array_opts *opts,
+			    int tolerate, char (*why)[256], struct crp_array **out, char *err,
+			    size_t errlen);
 void crp_array_close(struct crp_array *a);
 
 int crp_array_set_geometry(struct crp_array *a, const struct crp_geom *g);
@@ -90,8 +99,55 @@ enum crp_lock_mode crp_array_lock_mode(const struct crp_array *a);
 uint64_t crp_array_pr_key(const struct crp_array *a);
 
 /*
- * Read @len bytes at array offset @off.  A failed member's chunks are
- * rebuilt from the others.
+ * Member states.  The array reads a member only while it is in sync and
+ * writes it while it is in sync or being rebuilt; a failed member is left
+ * alone.  The metadata layer sets the states from the member table on the
+ * disks; the array itself turns a member that fails in I/O (its commands
+ * complete with -CRP_EMEMBER) to FAILED at once and remembers it for
+ * crp_array_take_failures, so that the failure is recorded on the disks
+ * before a degraded write relies on it (the failure hook, below).
+ */
+enum crp_array_mstate {
+	CRP_AM_IN_SYNC = 1,
+	CRP_AM_FAILED = 2,
+	CRP_AM_REBUILDING = 3,
+};
+void crp_array_set_mstate(struct crp_array *a, int i, enum crp_array_mstate st);
+enum crp_array_mstate crp_array_mstate(struct crp_array *a, int i);
+/* Read (in sync and answering) / written (in sync or rebuilding, answering). */
+bool crp_array_readable(struct crp_array *a, int i);
+bool crp_array_writable(struct crp_array *a, int i);
+/* Members not readable, and how many the level can lose (1, or 2 for RAID-6). */
+int crp_array_nlost(struct crp_array *a);
+int crp_array_tolerance(const struct crp_array *a);
+/* Turn members that failed in I/O to FAILED, remembering them for
+ * crp_array_take_failures; true if any did just now. */
+bool crp_array_note_failures(struct crp_array *a);
+/* Has a failure been noted that crp_array_take_failures has not taken? */
+bool crp_array_failures_pending(struct crp_array *a);
+/* The members that failed in I/O since the last call (bit i: member i), now
+ * FAILED; 0 if none. */
+uint64_t crp_array_take_failures(struct crp_array *a);
+/*
+ * The failure hook: called, with no member lock of the calling thread held,
+ * when a write found a member failed that no one has recorded yet (before
+ * the write goes on without it).  It records crp_array_take_failures on the
+ * disks; a negative return fails the write.  Set before I/O starts.
+ */
+void crp_array_set_failure_hook(struct crp_array *a, int (*fn)(void *ctx), void *ctx);
+/*
+ * Put member object @m at position @i (a replacement being rebuilt), in
+ * state @st.  The old object is kept open until the array closes (readers
+ * may still hold it).  The caller's own: the array takes it over.
+ */
+int crp_array_swap_member(struct crp_array *a, int i, struct crp_member *m,
+			  enum crp_array_mstate st);
+
+/*
+ * Read @len bytes at array offset @off.  A chunk on a member that is not
+ * readable is rebuilt from the others; a block the member cannot read
+ * (MEDIUM ERROR) is rebuilt and rewritten in place under the stripe's
+ * locks, and the member stays in the array.
  */
 int crp_array_read(struct crp_array *a, uint64_t off, void *buf, size_t len);
 
@@ -132,6 +188,14 @@ int crp_array_rebuild_range(struct crp_array *a, uint64_t off, void *buf, size_t
 			    bool repair);
 
 /*
+ * Rebuild position @pos (a replacement, REBUILDING) over stripes
+ * [s0, s0 + count): under the locks of every writable member, each chunk
+ * of @pos is computed from the others and written.  Bounded by the
+ * members' timeouts; -CRP_EDEGRADED if too few members are readable.
+ */
+int crp_array_rebuild_stripes(struct crp_array *a, uint64_t s0, uint32_t count, int pos);
+
+/*
  * Recompute stripe @s's parity from its data under the locks of every
  * member, and write it: the resync of a stripe that a dead host may have
  * left half-written.
@@ -152,18 +216,23 @@ struct crp_array_intent_ops {
 void crp_array_set_intent(struct crp_array *a, const struct crp_array_intent_ops *ops, void *ctx);
 
 /*
- * The metadata lock, taken through the disks: while it is held no other
- * host holds it, and no other host writes member CRP_META_LOCK_MEMBER.
- * Blocks (randomized backoff) up to the lock deadline; -ETIMEDOUT then.
- * Not recursive.  unlock returns -CRP_ELOCKLOST if the lock was broken
- * (LU reset, PREEMPT) while held: whatever the holder wrote meanwhile may
- * have raced another host, and the holder must stop writing.
+ * The metadata lock, taken through the disks: the reservations of the
+ * members at positions 0 .. tolerance (the first two, three for RAID-6)
+ * that are writable.  Any two hosts whose views of the failed members
+ * differ by no more than the level tolerates share at least one of them,
+ * so while it is held no other host holds it.  Blocks (randomized
+ * backoff) up to the lock deadline; -ETIMEDOUT then.  Not recursive.
+ * unlock returns -CRP_ELOCKLOST if the lock was broken (LU reset,
+ * PREEMPT) while held: whatever the holder wrote meanwhile may have raced
+ * another host, and the holder must stop writing.
  */
 #define CRP_META_LOCK_MEMBER 0
 int crp_array_meta_lock(struct crp_array *a);
 int crp_array_meta_unlock(struct crp_array *a);
 /* Does a thread of this host hold the metadata lock right now? */
 bool crp_array_meta_held(struct crp_array *a);
+/* Does the calling thread hold it? */
+bool crp_array_meta_mine(struct crp_array *a);
 
 /* The same with a deadline (crp_now_ns clock) instead of the default one:
  * recovery uses it so that a dead host holding the lock cannot stall it.

@@ -107,6 +107,15 @@ struct crp_member;
  */
 int crp_member_open(const char *spec, const struct crp_member_opts *opts,
 		    struct crp_member **out, char *err, size_t errlen);
+/*
+ * A stand-in for a member that is not there (named "missing", or that
+ * could not be opened): failed from the start with @reason (-CRP_EMEMBER
+ * if not negative); every command completes at once with -CRP_EMEMBER.
+ * @text names it in messages.  Closed with crp_member_close.
+ */
+int crp_member_open_absent(const char *text, int reason, struct crp_member **out);
+/* Is @spec the word "missing" (or NULL): no member at that position? */
+bool crp_spec_is_missing(const char *spec);
 /* Stop the I/O thread (completing anything queued with -CRP_EMEMBER) and
  * close the nexus, which releases its SCSI-2 reservation. */
 void crp_member_close(struct crp_member *m);

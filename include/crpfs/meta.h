@@ -29,6 +29,7 @@
 #ifndef CRPFS_META_H
 #define CRPFS_META_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,6 +37,7 @@
 #include <glib.h>
 
 #include "crpfs/array.h"
+#include "crpfs/member.h"
 #include "crpfs/ondisk.h"
 
 struct crp_mblk {
@@ -120,6 +122,15 @@ struct crp_meta {
 	void *changed_ctx;
 	uint64_t gen_drops;		/* times the generation moved under us */
 	uint64_t full_drops;		/* ... and we had to drop every cached block */
+
+	/* The member table (members.c). */
+	struct crp_label mt;		/* the freshest label we know: the table */
+	char names[CRP_LABEL_MEMBERS][CRP_NAME_SPEC_MAX]; /* the names members were added under */
+	uint8_t pos_uuid[CRP_LABEL_MEMBERS][16]; /* the member object at each position */
+	uint64_t unreachable;		/* positions this host cannot serve, to record failed */
+	bool in_update;			/* a table update runs (its own writes do not recurse) */
+	int replacing;			/* position + 1 that a replace is setting up, or 0 */
+	uint32_t timeout_ms;		/* member command timeout (opening replacements) */
 
 	/* Open tables (opentab.c). */
 	GHashTable *open_refs;		/* ino -> handles this host holds open on it */
@@ -247,6 +258,77 @@ int crp_meta_open_flush(struct crp_meta *m);
  * block lists more than it holds (fsck, status). */
 int crp_meta_open_list(struct crp_meta *m, int slot, uint64_t **inos, uint32_t *n,
 		       bool *overflow);
+
+/* ---- the member table (members.c) ---- */
+
+/* What the labels of a member list say, before the array is opened. */
+struct crp_assembly {
+	struct crp_label label;		/* the freshest label: its table rules */
+	const char *spec[CRP_LABEL_MEMBERS]; /* the member to open at each position, or NULL */
+	char spec_buf[CRP_LABEL_MEMBERS][CRP_SPEC_MAX]; /* names found in the labels */
+	char names[CRP_LABEL_MEMBERS][CRP_NAME_SPEC_MAX]; /* every position's recorded name */
+	char why[CRP_LABEL_MEMBERS][256];	/* a position out of service: why */
+	char given_why[CRP_LABEL_MEMBERS][256]; /* a given member not usable: why */
+	int given_pos[CRP_LABEL_MEMBERS];	/* given member i serves position - 1 (0: none) */
+	uint64_t missing;		/* in-sync positions nothing serves */
+	uint64_t renamed;		/* positions served under their recorded name */
+	int lost;			/* positions out of service (failed, rebuilding, missing) */
+	int tolerance;			/* how many the level survives */
+};
+/* Read the labels of @specs (any order; "missing" for one that is gone)
+ * and decide which member serves each position.  Errors only for a list
+ * that cannot be an array (foreign members, a wrong count); a member that
+ * cannot be read is only out of service (as->why). */
+int crp_meta_assemble(const char *const *specs, int n, const char *host, uint32_t timeout_ms,
+		      struct crp_assembly *as, char *err, size_t errlen);
+/* The positions out of service, as one sentence. */
+void crp_meta_assembly_lost(const struct crp_assembly *as, char *buf, size_t len);
+/* Members the level survives losing: 1, or 2 for RAID-6. */
+int crp_meta_tolerance(uint32_t level);
+
+/* A change to the member table: edit @l (the freshest table); return 0 if
+ * changed, 1 if there is nothing to change, or an error. */
+typedef int (*crp_members_fn)(struct crp_meta *m, struct crp_label *l, void *ctx);
+/* Apply @fn (and every failure the array saw) to the table on the disks,
+ * under the metadata lock (taken unless this thread holds it). */
+int crp_meta_members_update(struct crp_meta *m, crp_members_fn fn, void *ctx);
+/* Read the table again from the labels and apply it to the array. */
+int crp_meta_members_reload(struct crp_meta *m);
+/* Take position @pos out of the array by hand (crpfs fail): -CRP_EDEGRADED
+ * if that would leave the array without enough members. */
+int crp_meta_member_fail(struct crp_meta *m, int pos);
+/* Open the member recorded for position @p and put it there. */
+int crp_meta_member_open_name(struct crp_meta *m, int p);
+
+/* ---- replace and rebuild (rebuild.c) ---- */
+
+/*
+ * Put the member named @spec at position @pos, to be rebuilt: it takes the
+ * position in the member table (REBUILDING, checkpoint 0) and its name is
+ * recorded for the other hosts.  If @spec already is the member being
+ * rebuilt there, nothing changes and *@resumed says so.  The array must be
+ * able to lose the position (it is failed or missing, or the others are
+ * all in sync).  @err says what is wrong.
+ */
+int crp_meta_member_replace(struct crp_meta *m, int pos, const char *spec, bool *resumed,
+			    char *err, size_t errlen);
+
+struct crp_rebuild_opts {
+	uint64_t rate_bps;	/* bytes a second written to the new member; 0: no limit */
+	/* After each batch: stripes done of @total, bytes written since the
+	 * start of this run, and the stripe this run started from. */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total, uint64_t bytes,
+			 uint64_t start);
+	void *ctx;
+	atomic_bool *stop;	/* set: stop at the next batch (-EINTR) */
+};
+/*
+ * Rebuild position @pos (REBUILDING) from its checkpoint to the end, with
+ * checkpoints in the labels about once a second; at the end it is in
+ * sync.  -ECANCELED if the position stopped being this rebuild (failed,
+ * replaced again); -CRP_EMEMBER if the new member failed.
+ */
+int crp_meta_rebuild(struct crp_meta *m, int pos, const struct crp_rebuild_opts *o);
 
 /* ---- journal ---- */
 

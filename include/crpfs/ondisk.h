@@ -16,7 +16,9 @@
  * Where things are (B = 4096-byte filesystem block):
  *
  *   Each member, from byte 0 (the reserved area, outside the RAID area):
- *     0                      label (4 KiB), with a copy of the superblock
+ *     0                      label (4 KiB), with a copy of the superblock and
+ *                            the member table
+ *     CRP_NAMES_OFFSET + i*CRP_NAME_REC   name of the member at position i
  *     CRP_SLOT_OFFSET + i*B  host slot i, i < max_hosts (mirrored on all)
  *     CRP_INTENT_OFFSET + i*CRP_INTENT_BYTES   intent log of host i (issue 4)
  *     data_offset            RAID area (md layout, include/crpfs/geom.h)
@@ -49,6 +51,7 @@
 #define CRP_INTENT_OFFSET (1024u * 1024)
 #define CRP_INTENT_BYTES (256u * 1024)
 #define CRP_LABEL_SB_OFFSET 1024 /* superblock copy inside the label */
+#define CRP_LABEL_TABLE_OFFSET 2048 /* member table inside the label */
 
 #define CRP_SB_SIZE 1024
 #define CRP_INODE_SIZE 512
@@ -135,6 +138,30 @@ struct crp_sb {
 	uint32_t otable_blocks;	 /* per host slot: CRP_OTABLE_BLOCKS */
 };
 
+/*
+ * The member table: the state of every position of the array, as the
+ * freshest label says (highest @events).  Every change (a member failed,
+ * replaced, rebuilt) is written to the label of every member still in the
+ * array with @events one higher, so that a member that was away when it
+ * changed carries an older table and is known stale.
+ */
+#define CRP_LABEL_MEMBERS 64
+
+enum crp_member_state {
+	CRP_MS_NONE = 0,	/* no member at this position */
+	CRP_MS_IN_SYNC = 1,	/* current: read and written */
+	CRP_MS_FAILED = 2,	/* out of the array: never read nor written */
+	CRP_MS_REBUILDING = 3,	/* a new member being rebuilt: written, never read;
+				   stripes below @checkpoint are rebuilt */
+};
+
+struct crp_member_ent {
+	uint8_t uuid[16];	/* the member that holds this position */
+	uint32_t state;		/* enum crp_member_state */
+	uint32_t flags;		/* 0 */
+	uint64_t checkpoint;	/* REBUILDING: stripes [0, checkpoint) are rebuilt */
+};
+
 struct crp_label {
 	uint8_t uuid[16];
 	uint32_t index;		/* this member's position in the array */
@@ -149,7 +176,35 @@ struct crp_label {
 	uint64_t member_size;	/* the size used (smallest member), bytes */
 	char fslabel[CRP_LABEL_MAX];
 	struct crp_sb sb;	/* copy of the superblock */
+	/* The member table, as this member last heard of it. */
+	uint8_t member_uuid[16]; /* this member's own identity */
+	uint64_t events;	/* version of the table: 1 at mkfs, +1 per change */
+	uint64_t rebuild_ns;	/* wall clock of the last rebuild checkpoint, 0 if none */
+	char rebuilder[CRP_HOST_MAX]; /* host rebuilding a member, "" if none */
+	struct crp_member_ent table[CRP_LABEL_MEMBERS];
 };
+
+/*
+ * Member names, on every member from byte CRP_NAMES_OFFSET: one record of
+ * CRP_NAME_REC bytes per position, the name (member spec) the member at
+ * that position was last added under (mkfs, replace), so that a host whose
+ * member list names a member since replaced finds the new one.  A hint:
+ * the label's member UUID decides.
+ */
+#define CRP_NAMES_OFFSET (16u * 1024)
+#define CRP_NAME_REC 512
+#define CRP_NAME_MAGIC 0x4d505243u /* "CRPM" */
+#define CRP_NAME_SPEC_MAX (CRP_NAME_REC - 32)
+
+struct crp_member_name {
+	uint8_t uuid[16];	/* the member it names */
+	char spec[CRP_NAME_SPEC_MAX]; /* NUL-terminated; "" if none */
+};
+
+/* @buf: CRP_NAME_REC bytes.  in: 0, 1 if the record is empty (never
+ * written), or an error. */
+void crp_member_name_out(const struct crp_member_name *n, void *buf);
+int crp_member_name_in(const void *buf, struct crp_member_name *n);
 
 /* The identifier that stamps every metadata block: first 8 bytes of the
  * UUID xor the generation, so a block from an earlier mkfs never passes. */
@@ -262,6 +317,8 @@ struct crp_shared {
 	uint64_t pos;		/* ring index of its descriptor */
 	uint64_t lost_gen;	/* newest generation some of whose records were overwritten */
 	uint32_t head;		/* next record to overwrite */
+	uint32_t member_epoch;	/* low 32 bits of the member table's events: a host
+				   whose table is older reads the labels again */
 	struct crp_shared_rec rec[CRP_SHARED_RECS];
 };
 

@@ -14,10 +14,11 @@
 
 struct crp_status_member {
 	char spec[1024];
-	int index;	 /* position in the array, from its label; -1 if unknown */
-	uint64_t size;	 /* bytes */
-	char state[16];	 /* "ok", "failed", "missing", "foreign" */
-	char detail[160]; /* why, when not ok */
+	int index;	 /* position in the array */
+	uint64_t size;	 /* bytes (0 if it cannot be opened) */
+	char state[16];	 /* "ok", "failed", "missing", "stale", "rebuilding" */
+	double rebuilt_pct; /* rebuilding: how far */
+	char detail[256]; /* why, when not ok */
 };
 
 struct crp_status_slot {
@@ -39,6 +40,11 @@ struct crp_status_slot {
 struct crp_status {
 	char uuid[37];
 	char label[64];
+	/* "clean", "degraded" (a member out, no rebuild), "rebuilding",
+	 * "inoperable" (more members out than the level survives). */
+	char array_state[16];
+	uint64_t events;	/* member table version */
+	char rebuilder[64];	/* host rebuilding a member, "" if none */
 	int level;
 	uint32_t chunk_size;	/* bytes */
 	uint64_t data_offset;	/* bytes from the start of each member */
@@ -90,6 +96,7 @@ struct crp_fsck_result {
 	uint64_t inodes_checked;
 	uint64_t blocks_checked;
 	uint64_t stripes_checked;
+	uint64_t stripes_degraded; /* not checked: a member of theirs is out of service */
 	uint64_t problems;	/* found */
 	uint64_t fixed;		/* repaired (only with repair) */
 };

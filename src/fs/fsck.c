@@ -271,6 +271,11 @@ static void check_stripes(struct ck *c)
 	for (uint64_t s = 0; s < m->geom.nstripes; s++) {
 		int r = crp_array_verify_stripe(m->a, s);
 
+		if (r == -CRP_EDEGRADED) {
+			/* A member is out: nothing to check the parity against. */
+			c->res->stripes_degraded++;
+			continue;
+		}
 		c->res->stripes_checked++;
 		if (r == 0)
 			continue;

@@ -174,6 +174,8 @@ int crp_meta_poll(struct crp_meta *m)
 	r = shared_read(m, s, false);
 	if (r == 0)
 		catch_up(m, s);
+	if (r == 0 && crp_meta_members_stale(m, s))
+		(void)crp_meta_members_reload(m); /* unreadable now: next time */
 	free(s);
 	return r;
 }
@@ -194,6 +196,8 @@ int crp_meta_tx_begin(struct crp_meta *m)
 		r = shared_read(m, m->sh, false);
 		if (r == 0)
 			catch_up(m, m->sh);
+		if (r == 0 && crp_meta_members_stale(m, m->sh))
+			(void)crp_meta_members_reload(m);
 		return r == -CRP_ECHECKSUM || r == -CRP_ECORRUPT ? 0 : r;
 	}
 	r = crp_array_meta_lock(m->a);
@@ -216,6 +220,16 @@ int crp_meta_tx_begin(struct crp_meta *m)
 			goto fail;
 	}
 	catch_up(m, m->sh);
+	/* Another host changed the member table: follow it before reading
+	 * anything; a member this host cannot serve is recorded failed. */
+	if (crp_meta_members_stale(m, m->sh) || m->unreachable ||
+	    crp_array_failures_pending(m->a)) {
+		r = crp_meta_members_reload(m);
+		if (r == 0 && (m->unreachable || crp_array_failures_pending(m->a)))
+			r = crp_meta_members_update(m, NULL, NULL);
+		if (r < 0)
+			goto fail;
+	}
 	return 0;
 fail:
 	m->locked = false;
@@ -319,6 +333,11 @@ int crp_meta_shared_done(struct crp_meta *m)
 		m->gen_known = true;
 	}
 	return r;
+}
+
+int crp_meta_shared_store(struct crp_meta *m)
+{
+	return m->sh ? shared_write(m, m->sh) : -EINVAL;
 }
 
 /* The generation a transaction committed now creates (0: no lock held). */

@@ -236,6 +236,12 @@ int crp_meta_format(struct crp_array *a, const struct crp_mkfs_params *p, struct
 	}
 	memset(&l, 0, sizeof(l));
 	memcpy(l.uuid, sb->uuid, 16);
+	l.events = 1;
+	for (int i = 0; i < n; i++) {
+		crp_put_le64(l.table[i].uuid, crp_random());
+		crp_put_le64(l.table[i].uuid + 8, crp_random());
+		l.table[i].state = CRP_MS_IN_SYNC;
+	}
 	l.nmembers = (uint32_t)n;
 	l.level = sb->level;
 	l.chunk = sb->chunk;
@@ -247,8 +253,34 @@ int crp_meta_format(struct crp_array *a, const struct crp_mkfs_params *p, struct
 	l.member_size = p->member_size;
 	snprintf(l.fslabel, sizeof(l.fslabel), "%s", sb->label);
 	l.sb = *sb;
+	/* The names the members were given, on every member. */
+	for (int i = 0; i < n && !r; i++) {
+		uint8_t *names = crp_alloc_buf((size_t)CRP_LABEL_MEMBERS * CRP_NAME_REC);
+
+		if (!names) {
+			r = -ENOMEM;
+			break;
+		}
+		memset(names, 0, (size_t)CRP_LABEL_MEMBERS * CRP_NAME_REC);
+		for (int j = 0; j < n; j++) {
+			struct crp_member_name nm = { 0 };
+
+			memcpy(nm.uuid, l.table[j].uuid, 16);
+			snprintf(nm.spec, sizeof(nm.spec), "%s", crp_member_spec(crp_array_member(a, j)));
+			crp_member_name_out(&nm, names + (size_t)j * CRP_NAME_REC);
+		}
+		r = crp_member_write(crp_array_member(a, i), CRP_NAMES_OFFSET, names,
+				     CRP_LABEL_MEMBERS * CRP_NAME_REC);
+		free(names);
+		if (r < 0)
+			snprintf(err, errlen, "member %s: cannot write the member names: %s",
+				 crp_member_spec(crp_array_member(a, i)), crp_strerror(r));
+	}
+	if (r < 0)
+		goto out;
 	for (int i = 0; i < n; i++) {
 		l.index = (uint32_t)i;
+		memcpy(l.member_uuid, l.table[i].uuid, 16);
 		crp_label_out(&l, buf);
 		r = crp_member_write(crp_array_member(a, i), CRP_LABEL_OFFSET, buf, CRP_BLOCK);
 		if (r < 0) {

@@ -27,6 +27,17 @@ int crp_meta_shared_load(struct crp_meta *m);
 int crp_meta_shared_replayed(struct crp_meta *m);
 uint64_t crp_meta_shared_gen(const struct crp_meta *m);
 int crp_meta_shared_peek(struct crp_meta *m, uint64_t *gen);
+/* Write m->sh as it is (under the lock). */
+int crp_meta_shared_store(struct crp_meta *m);
+
+/* members.c */
+/* Take the member table of the assembly, set the array's states, hook the
+ * failure recording. */
+int crp_meta_members_attach(struct crp_meta *m, const struct crp_assembly *as);
+/* Write our table to the label of the member at @pos (a new member). */
+int crp_meta_members_write_label(struct crp_meta *m, int pos);
+/* Does the shared block say the table moved since ours? */
+bool crp_meta_members_stale(const struct crp_meta *m, const struct crp_shared *s);
 
 /* opentab.c: the in-memory table, made at open and freed at close. */
 int crp_meta_opentab_init(struct crp_meta *m);

@@ -287,7 +287,19 @@ void crp_label_out(const struct crp_label *l, void *buf)
 	crp_put_le64(b + 80, l->generation);
 	crp_put_le64(b + 88, l->member_size);
 	str_out(b + 96, CRP_LABEL_MAX, l->fslabel);
+	memcpy(b + 160, l->member_uuid, 16);
+	crp_put_le64(b + 176, l->events);
+	crp_put_le64(b + 184, l->rebuild_ns);
+	str_out(b + 192, CRP_HOST_MAX, l->rebuilder);
 	crp_sb_out(&l->sb, b + CRP_LABEL_SB_OFFSET);
+	for (int i = 0; i < CRP_LABEL_MEMBERS; i++) {
+		uint8_t *e = b + CRP_LABEL_TABLE_OFFSET + (size_t)i * 32;
+
+		memcpy(e, l->table[i].uuid, 16);
+		crp_put_le32(e + 16, l->table[i].state);
+		crp_put_le32(e + 20, l->table[i].flags);
+		crp_put_le64(e + 24, l->table[i].checkpoint);
+	}
 	crp_put_le64(b + CSUM_OFF_SB, csum_skip(b, CRP_BLOCK, CSUM_OFF_SB));
 }
 
@@ -322,6 +334,30 @@ int crp_label_in(const void *buf, struct crp_label *l, char *err, size_t errlen)
 	l->member_size = crp_get_le64(b + 88);
 	if (str_in(b + 96, CRP_LABEL_MAX, l->fslabel) < 0)
 		return fail(-CRP_ECORRUPT, err, errlen, "label name is not terminated");
+	memcpy(l->member_uuid, b + 160, 16);
+	l->events = crp_get_le64(b + 176);
+	l->rebuild_ns = crp_get_le64(b + 184);
+	if (str_in(b + 192, CRP_HOST_MAX, l->rebuilder) < 0)
+		return fail(-CRP_ECORRUPT, err, errlen, "label's rebuilder name is not terminated");
+	for (int i = 0; i < CRP_LABEL_MEMBERS; i++) {
+		const uint8_t *e = b + CRP_LABEL_TABLE_OFFSET + (size_t)i * 32;
+
+		memcpy(l->table[i].uuid, e, 16);
+		l->table[i].state = crp_get_le32(e + 16);
+		l->table[i].flags = crp_get_le32(e + 20);
+		l->table[i].checkpoint = crp_get_le64(e + 24);
+		if (l->table[i].state > CRP_MS_REBUILDING ||
+		    ((uint32_t)i < l->nmembers) != (l->table[i].state != CRP_MS_NONE))
+			return fail(-CRP_ECORRUPT, err, errlen,
+				    "label's member table is invalid at position %d", i);
+	}
+	if (!l->events)
+		return fail(-CRP_ECORRUPT, err, errlen,
+			    "label has no member table (made by another version of mkfs.crpfs: "
+			    "format it again with this one)");
+	if (memcmp(l->table[l->index < CRP_LABEL_MEMBERS ? l->index : 0].uuid, l->member_uuid, 16))
+		return fail(-CRP_ECORRUPT, err, errlen,
+			    "label's member table does not name this member at its position");
 	r = crp_sb_in(b + CRP_LABEL_SB_OFFSET, &l->sb, why, sizeof(why));
 	if (r < 0)
 		return fail(r, err, errlen, "label's superblock copy: %s", why);
@@ -332,6 +368,36 @@ int crp_label_in(const void *buf, struct crp_label *l, char *err, size_t errlen)
 	    l->member_size < l->data_offset + l->nstripes * l->chunk)
 		return fail(-CRP_ECORRUPT, err, errlen,
 			    "label fields disagree with its superblock copy");
+	return 0;
+}
+
+/* ---- member names ---- */
+
+void crp_member_name_out(const struct crp_member_name *n, void *buf)
+{
+	uint8_t *b = buf;
+
+	memset(b, 0, CRP_NAME_REC);
+	crp_put_le32(b + 0, CRP_NAME_MAGIC);
+	crp_put_le16(b + 4, CRP_ONDISK_VERSION);
+	memcpy(b + 16, n->uuid, 16);
+	str_out(b + 32, CRP_NAME_SPEC_MAX, n->spec);
+	crp_put_le64(b + 8, csum_skip(b, CRP_NAME_REC, 8));
+}
+
+int crp_member_name_in(const void *buf, struct crp_member_name *n)
+{
+	const uint8_t *b = buf;
+
+	memset(n, 0, sizeof(*n));
+	if (all_zero(b, CRP_NAME_REC))
+		return 1;
+	if (crp_get_le32(b) != CRP_NAME_MAGIC || crp_get_le16(b + 4) != CRP_ONDISK_VERSION ||
+	    crp_get_le64(b + 8) != csum_skip(b, CRP_NAME_REC, 8))
+		return -CRP_ECORRUPT;
+	memcpy(n->uuid, b + 16, 16);
+	if (str_in(b + 32, CRP_NAME_SPEC_MAX, n->spec) < 0)
+		return -CRP_ECORRUPT;
 	return 0;
 }
 
@@ -492,6 +558,7 @@ void crp_shared_out(const struct crp_shared *s, uint64_t fsid, void *blk)
 	crp_put_le64(p + 24, s->pos);
 	crp_put_le64(p + 32, s->lost_gen);
 	crp_put_le32(p + 40, s->head);
+	crp_put_le32(p + 44, s->member_epoch);
 	for (uint32_t i = 0; i < CRP_SHARED_RECS; i++) {
 		crp_put_le64(p + 48 + 16 * i, s->rec[i].gen);
 		crp_put_le64(p + 56 + 16 * i, s->rec[i].blkno);
@@ -517,6 +584,7 @@ int crp_shared_in(const void *blk, uint64_t fsid, struct crp_shared *s, char *er
 	s->pos = crp_get_le64(p + 24);
 	s->lost_gen = crp_get_le64(p + 32);
 	s->head = crp_get_le32(p + 40);
+	s->member_epoch = crp_get_le32(p + 44);
 	for (uint32_t i = 0; i < CRP_SHARED_RECS; i++) {
 		s->rec[i].gen = crp_get_le64(p + 48 + 16 * i);
 		s->rec[i].blkno = crp_get_le64(p + 56 + 16 * i);

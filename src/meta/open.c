@@ -372,8 +372,9 @@ static int release_recovered(struct crp_meta *m)
 int crp_meta_open(const char *const *specs, int n, const struct crp_meta_opts *opts,
 		  struct crp_meta **out, char *err, size_t errlen)
 {
-	const char *sorted[CRP_MAX_MEMBERS];
 	struct crp_array_opts ao = { 0 };
+	struct crp_assembly *as = NULL;
+	char (*why)[256] = NULL;
 	struct crp_label l;
 	struct crp_meta *m;
 	int r;
@@ -396,15 +397,41 @@ int crp_meta_open(const char *const *specs, int n, const struct crp_meta_opts *o
 	if (r < 0)
 		goto out;
 
-	r = crp_meta_read_labels(specs, n, m->host, opts->timeout_ms, sorted, &l, err, errlen);
+	m->timeout_ms = opts->timeout_ms;
+	as = calloc(1, sizeof(*as));
+	why = calloc(CRP_MAX_MEMBERS, sizeof(*why));
+	if (!as || !why) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = crp_meta_assemble(specs, n, m->host, opts->timeout_ms, as, err, errlen);
 	if (r < 0)
 		goto out;
+	l = as->label;
+	if (as->lost > as->tolerance) {
+		char lost[1024];
+
+		crp_meta_assembly_lost(as, lost, sizeof(lost));
+		snprintf(err, errlen, "the array cannot run: %d of its %u members are out of service "
+			 "and RAID-%u survives %d (%s)", as->lost, l.nmembers, l.level,
+			 as->tolerance, lost);
+		r = -CRP_EDEGRADED;
+		goto out;
+	}
 	ao.host = m->host;
 	ao.timeout_ms = opts->timeout_ms;
 	ao.lock_mode = l.lock_mode ? CRP_LOCK_PR : CRP_LOCK_RESERVE;
-	r = crp_array_open(sorted, n, &ao, &m->a, err, errlen);
+	r = crp_array_open_degraded(as->spec, n, &ao, as->tolerance, why, &m->a, err, errlen);
 	if (r < 0)
 		goto out;
+	for (int p = 0; p < n; p++) {
+		/* Assembled, but not opened now: missing after all. */
+		if (as->spec[p] && why[p][0]) {
+			snprintf(as->why[p], sizeof(as->why[p]), "missing: %s", why[p]);
+			as->spec[p] = NULL;
+			as->missing |= 1ull << p;
+		}
+	}
 	r = crp_geom_init(&m->geom, (int)l.level, n, l.chunk, l.data_offset, l.member_size, err,
 			  errlen);
 	if (r < 0)
@@ -428,6 +455,31 @@ int crp_meta_open(const char *const *specs, int n, const struct crp_meta_opts *o
 		snprintf(err, errlen, "cannot set the array geometry: %s", crp_strerror(r));
 		goto out;
 	}
+	crp_meta_members_attach(m, as);
+	if (crp_array_nlost(m->a) > as->tolerance) {
+		char lost[1024];
+
+		crp_meta_assembly_lost(as, lost, sizeof(lost));
+		snprintf(err, errlen, "the array cannot run: %d of its %u members are out of service "
+			 "and RAID-%u survives %d (%s)", crp_array_nlost(m->a), l.nmembers, l.level,
+			 as->tolerance, lost);
+		r = -CRP_EDEGRADED;
+		goto out;
+	}
+	if (crp_array_nlost(m->a)) {
+		char lost[1024];
+
+		crp_meta_assembly_lost(as, lost, sizeof(lost));
+		crp_warn("the array runs degraded: %d of its %u members out of service (%s); reads "
+			 "of what they held are rebuilt from parity%s", crp_array_nlost(m->a),
+			 l.nmembers, lost,
+			 m->ro ? "" : "; missing members are recorded failed: crpfs replace puts a "
+				      "new one in");
+	}
+	for (int p = 0; p < n; p++)
+		if (as->renamed & (1ull << p))
+			crp_warn("position %d is served by %s, the name the array recorded for it "
+				 "(not the one given)", p, as->spec[p]);
 	r = read_sb(m, &l, err, errlen);
 	if (r < 0)
 		goto out;
@@ -458,9 +510,22 @@ int crp_meta_open(const char *const *specs, int n, const struct crp_meta_opts *o
 			goto out;
 		}
 	}
+	/* Missing members are recorded failed, so that they are never taken
+	 * for current again (read-only: nothing is written). */
+	if (!m->ro && (as->missing || m->unreachable)) {
+		m->unreachable |= as->missing;
+		r = crp_meta_members_update(m, NULL, NULL);
+		if (r < 0) {
+			snprintf(err, errlen, "cannot record the missing members in the member "
+				 "table: %s", crp_strerror(r));
+			goto out;
+		}
+	}
 	*out = m;
 	m = NULL;
 out:
+	free(as);
+	free(why);
 	if (m) {
 		if (m->a)
 			crp_array_close(m->a);

@@ -41,9 +41,16 @@ static int pr_out(struct crp_array *a, int i, uint8_t sa, uint8_t type, uint64_t
 int crp_array_open(const char *const *specs, int n, const struct crp_array_opts *opts,
 		   struct crp_array **out, char *err, size_t errlen)
 {
+	return crp_array_open_degraded(specs, n, opts, 0, NULL, out, err, errlen);
+}
+
+int crp_array_open_degraded(const char *const *specs, int n, const struct crp_array_opts *opts,
+			    int tolerate, char (*why)[256], struct crp_array **out, char *err,
+			    size_t errlen)
+{
 	struct crp_array *a;
 	struct crp_member_opts mo = { 0 };
-	int r = 0;
+	int r = 0, absent = 0;
 
 	*out = NULL;
 	if (n < 1 || n > CRP_MAX_MEMBERS) {
@@ -71,6 +78,7 @@ int crp_array_open(const char *const *specs, int n, const struct crp_array_opts 
 	for (int i = 0; i < CRP_MAX_MEMBERS; i++)
 		crp_mlock_init(&a->lk[i]);
 	pthread_mutex_init(&a->meta_mu, NULL);
+	pthread_mutex_init(&a->retire_mu, NULL);
 
 	mo.host = a->host;
 	mo.timeout_ms = a->opts.timeout_ms;
@@ -78,22 +86,54 @@ int crp_array_open(const char *const *specs, int n, const struct crp_array_opts 
 	mo.create_size = a->opts.create_size;
 	a->min_size = UINT64_MAX;
 	for (int i = 0; i < n; i++) {
+		char e[256] = "";
+
+		if (why)
+			why[i][0] = '\0';
 		for (int j = 0; j < i; j++) {
-			if (!strcmp(specs[i], specs[j])) {
+			if (!crp_spec_is_missing(specs[i]) && !crp_spec_is_missing(specs[j]) &&
+			    !strcmp(specs[i], specs[j])) {
 				snprintf(err, errlen, "member '%s' is given twice", specs[i]);
 				r = -EINVAL;
 				goto out;
 			}
 		}
-		r = crp_member_open(specs[i], &mo, &a->m[i], err, errlen);
-		if (r < 0)
-			goto out;
+		if (crp_spec_is_missing(specs[i])) {
+			snprintf(e, sizeof(e), "named missing");
+			r = -CRP_EMEMBER;
+		} else {
+			r = crp_member_open(specs[i], &mo, &a->m[i], e, sizeof(e));
+		}
+		if (r < 0) {
+			if (r == -ENOMEM || r == -CRP_EBADSPEC || absent >= tolerate) {
+				snprintf(err, errlen, "%s", e);
+				goto out;
+			}
+			absent++;
+			if (why)
+				snprintf(why[i], 256, "%s", e);
+			r = crp_member_open_absent(crp_spec_is_missing(specs[i]) ? "missing" : specs[i],
+						   -CRP_EMEMBER, &a->m[i]);
+			if (r < 0)
+				goto out;
+			atomic_store(&a->mstate[i], CRP_AM_FAILED);
+			a->n = i + 1;
+			continue;
+		}
+		atomic_store(&a->mstate[i], CRP_AM_IN_SYNC);
 		a->n = i + 1;
 		a->block_size = CRP_MAX(a->block_size, crp_member_block_size(a->m[i]));
 		a->min_size = CRP_MIN(a->min_size, crp_member_size(a->m[i]));
 	}
+	if (absent == n) {
+		snprintf(err, errlen, "no member could be opened");
+		r = -CRP_EDEGRADED;
+		goto out;
+	}
 	if (a->opts.lock_mode == CRP_LOCK_PR) {
 		for (int i = 0; i < n; i++) {
+			if (crp_member_failed(a->m[i]))
+				continue;
 			r = pr_out(a, i, CRP_PROUT_REGISTER_IGNORE, 0, 0, a->pr_key);
 			if (r < 0) {
 				snprintf(err, errlen,
@@ -125,9 +165,12 @@ void crp_array_close(struct crp_array *a)
 	}
 	for (int i = 0; i < a->n; i++)
 		crp_member_close(a->m[i]);
+	for (int i = 0; i < a->nretired; i++)
+		crp_member_close(a->retired[i]);
 	for (int i = 0; i < CRP_MAX_MEMBERS; i++)
 		crp_mlock_destroy(&a->lk[i]);
 	pthread_mutex_destroy(&a->meta_mu);
+	pthread_mutex_destroy(&a->retire_mu);
 	free(a);
 }
 
@@ -203,12 +246,13 @@ static int check_io(const struct crp_array *a, uint64_t off, size_t len)
  * Rebuild rows [off, off+len) of stripe @s's member @bad from the others
  * into @out.  Reads are unlocked (the caller holds locks if it needs them).
  */
-static int rebuild_rows(struct crp_array *a, uint64_t s, int bad, uint32_t off, uint32_t len,
-			uint8_t *out)
+static int rebuild_rows_once(struct crp_array *a, uint64_t s, int bad, uint32_t off,
+			     uint32_t len, uint8_t *out)
 {
 	const struct crp_geom *g = &a->g;
 	struct crp_cmd cmds[CRP_MAX_MEMBERS];
 	void *data[CRP_MAX_MEMBERS];
+	bool skip[CRP_MAX_MEMBERS];
 	uint8_t *mem, *p = NULL, *q = NULL;
 	int fail[2], nfail = 0, r = 0, pm, qm, role;
 	struct crp_batch b;
@@ -232,7 +276,8 @@ static int rebuild_rows(struct crp_array *a, uint64_t s, int bad, uint32_t off, 
 
 		role = crp_geom_role(g, s, m);
 		buf = role == CRP_ROLE_P ? (void *)p : role == CRP_ROLE_Q ? (void *)q : data[role];
-		if (m == bad || crp_member_failed(a->m[m])) {
+		skip[m] = m == bad || !crp_array_readable(a, m);
+		if (skip[m]) {
 			if (nfail == 2) {
 				r = -CRP_EDEGRADED;
 				continue;
@@ -251,7 +296,7 @@ static int rebuild_rows(struct crp_array *a, uint64_t s, int bad, uint32_t off, 
 	if (r < 0)
 		goto out;
 	for (int m = 0; m < a->n; m++) {
-		if (m == bad || crp_member_failed(a->m[m]))
+		if (skip[m])
 			continue;
 		if (cmds[m].result) {
 			r = cmds[m].result;
@@ -269,6 +314,17 @@ static int rebuild_rows(struct crp_array *a, uint64_t s, int bad, uint32_t off, 
 	memcpy(out, role == CRP_ROLE_P ? p : role == CRP_ROLE_Q ? q : (uint8_t *)data[role], len);
 out:
 	free(mem);
+	return r;
+}
+
+/* The same, once more if a member failed meanwhile (it is left out then). */
+static int rebuild_rows(struct crp_array *a, uint64_t s, int bad, uint32_t off, uint32_t len,
+			uint8_t *out)
+{
+	int r = rebuild_rows_once(a, s, bad, off, len, out);
+
+	if (r < 0 && crp_array_note_failures(a))
+		r = rebuild_rows_once(a, s, bad, off, len, out);
 	return r;
 }
 
@@ -320,7 +376,7 @@ int crp_array_read(struct crp_array *a, uint64_t off, void *buf, size_t len)
 			uint32_t bs = crp_member_block_size(m);
 			struct crp_cmd *c = &cmds[i];
 
-			if (done[i] || crp_member_failed(m))
+			if (done[i] || !crp_array_readable(a, pc[i].member))
 				continue;
 			crp_cmd_init(c);
 			crp_cdb_read16(c, crp_geom_member_off(&a->g, pc[i].s, pc[i].off) / bs,
@@ -330,10 +386,11 @@ int crp_array_read(struct crp_array *a, uint64_t off, void *buf, size_t len)
 		}
 		crp_batch_wait(&b);
 		crp_batch_destroy(&b);
+		crp_array_note_failures(a);
 		for (size_t i = 0; i < np; i++) {
 			if (done[i])
 				continue;
-			if (crp_member_failed(a->m[pc[i].member])) {
+			if (!crp_array_readable(a, pc[i].member)) {
 				/* Degraded: rebuild this piece from the rest of its stripe. */
 				r = rebuild_rows(a, pc[i].s, pc[i].member, pc[i].off, pc[i].len,
 						 pc[i].buf);
@@ -345,6 +402,26 @@ int crp_array_read(struct crp_array *a, uint64_t off, void *buf, size_t len)
 				done[i] = true;
 			} else if (cmds[i].result == -CRP_ECONFLICT) {
 				conflict = true;
+			} else if (cmds[i].result == -CRP_EMEDIUM) {
+				/* A block the member cannot read: rebuild the piece from
+				 * parity and write it back (the drive remaps it), as md
+				 * corrects read errors; the member stays in. */
+				uint64_t aoff;
+
+				r = crp_geom_unmap(&a->g, pc[i].member,
+						   crp_geom_member_off(&a->g, pc[i].s, pc[i].off), &aoff);
+				if (r == 0)
+					r = crp_array_rebuild_range(a, aoff, pc[i].buf, pc[i].len,
+								    pc[i].member, true);
+				if (r == 0)
+					crp_warn("member %s: unreadable block at array offset %llu rebuilt "
+						 "from parity and rewritten",
+						 crp_member_spec(a->m[pc[i].member]),
+						 (unsigned long long)aoff);
+				if (r < 0)
+					goto out;
+				atomic_fetch_add(&a->ctr.medium_repairs, 1);
+				done[i] = true;
 			} else {
 				r = cmds[i].result;
 				goto out;
@@ -462,19 +539,27 @@ int crp_array_sync(struct crp_array *a)
 	struct crp_batch b;
 	int r = 0;
 
+	bool sent[CRP_MAX_MEMBERS] = { false };
+
 	crp_batch_init(&b);
 	for (int i = 0; i < a->n; i++) {
 		struct crp_cmd *c = &cmds[i];
 
+		if (!crp_array_writable(a, i))
+			continue; /* out of service: nothing of ours to make durable */
 		crp_cmd_init(c);
 		crp_cdb_sync_cache16(c);
 		crp_batch_add(&b, c);
 		crp_member_submit(a->m[i], &c, 1);
+		sent[i] = true;
 	}
 	crp_batch_wait(&b);
 	crp_batch_destroy(&b);
+	/* A member that failed on the way is out of service, not an error of
+	 * the sync: what it held is in the parity of the others. */
+	crp_array_note_failures(a);
 	for (int i = 0; i < a->n; i++)
-		if (cmds[i].result && !r)
+		if (sent[i] && cmds[i].result && !r && crp_array_writable(a, i))
 			r = cmds[i].result;
 	return r;
 }
@@ -510,7 +595,7 @@ static int lock_all(struct crp_array *a, const int *all)
 		for (int i = 0; i < a->n; i++) {
 			struct crp_cmd *c = &cmds[i];
 
-			if (a->lk[all[i]].reserved)
+			if (a->lk[all[i]].reserved || !crp_array_writable(a, all[i]))
 				continue;
 			crp_lock_cmd_reserve(a, c, params[i]);
 			crp_batch_add(&b, c);
@@ -549,16 +634,26 @@ void crp_array_set_intent(struct crp_array *a, const struct crp_array_intent_ops
 
 /* Read stripe @s whole into @data/@p/@q under the locks of every member
  * (the caller holds the local ownership of all members); with @resync,
- * write back parity recomputed from the data before releasing. */
+ * write back parity recomputed from the data before releasing.  A member
+ * that is not readable: -CRP_EDEGRADED for a check (there is nothing to
+ * check it against), and for a resync unless it is a parity member (the
+ * data are all there: the parity that is left is rewritten). */
 static int stripe_whole(struct crp_array *a, uint64_t s, void *const *data, uint8_t *p,
 			uint8_t *q, bool resync)
 {
 	const struct crp_geom *g = &a->g;
 	int all[CRP_MAX_MEMBERS], r, pm, qm;
 	struct crp_cmd cmds[CRP_MAX_MEMBERS];
+	bool sent[CRP_MAX_MEMBERS] = { false };
 	struct crp_batch b;
 
 	crp_geom_parity(g, s, &pm, &qm);
+	for (int m = 0; m < a->n; m++) {
+		int role = crp_geom_role(g, s, m);
+
+		if (!crp_array_readable(a, m) && (!resync || role >= 0))
+			return -CRP_EDEGRADED;
+	}
 	for (int i = 0; i < a->n; i++)
 		all[i] = i;
 	r = lock_all(a, all);
@@ -571,15 +666,19 @@ static int stripe_whole(struct crp_array *a, uint64_t s, void *const *data, uint
 		int role = crp_geom_role(g, s, m);
 		void *buf = role == CRP_ROLE_P ? (void *)p : role == CRP_ROLE_Q ? (void *)q : data[role];
 
+		if (!crp_array_readable(a, m))
+			continue;
 		crp_cmd_init(c);
 		crp_cdb_read16(c, crp_geom_member_off(g, s, 0) / bs, g->chunk / bs, buf, g->chunk);
 		crp_batch_add(&b, c);
 		crp_member_submit(a->m[m], &c, 1);
+		sent[m] = true;
 	}
 	crp_batch_wait(&b);
 	crp_batch_destroy(&b);
 	for (int m = 0; m < a->n && r == 0; m++)
-		r = cmds[m].result;
+		if (sent[m])
+			r = cmds[m].result;
 	if (r == 0 && resync) {
 		int pms[2] = { pm, qm };
 
@@ -592,6 +691,11 @@ static int stripe_whole(struct crp_array *a, uint64_t s, void *const *data, uint
 			struct crp_cmd *c = &cmds[pms[k]];
 			uint32_t bs = crp_member_block_size(a->m[pms[k]]);
 
+			if (!crp_array_writable(a, pms[k])) {
+				crp_cmd_init(c);
+				c->result = 0;
+				continue;
+			}
 			crp_cmd_init(c);
 			crp_cdb_write16(c, crp_geom_member_off(g, s, 0) / bs, g->chunk / bs,
 					k ? q : p, g->chunk, false);
@@ -673,7 +777,7 @@ int crp_array_rebuild_range(struct crp_array *a, uint64_t off, void *buf, size_t
 		r = repair ? lock_all(a, all) : 0;
 		if (r == 0)
 			r = rebuild_rows(a, loc.stripe, bad, loc.chunk_off, n, (uint8_t *)buf + o);
-		if (r == 0 && repair && !crp_member_failed(a->m[bad])) {
+		if (r == 0 && repair && crp_array_writable(a, bad)) {
 			uint32_t bs = crp_member_block_size(a->m[bad]);
 			struct crp_cmd c;
 
@@ -692,6 +796,44 @@ int crp_array_rebuild_range(struct crp_array *a, uint64_t off, void *buf, size_t
 		o += n;
 	}
 	return 0;
+}
+
+int crp_array_rebuild_stripes(struct crp_array *a, uint64_t s0, uint32_t count, int pos)
+{
+	const struct crp_geom *g = &a->g;
+	int all[CRP_MAX_MEMBERS], r = 0;
+	uint8_t *buf;
+
+	if (!a->has_geom || pos < 0 || pos >= a->n || s0 + count > g->nstripes)
+		return -ERANGE;
+	if (!crp_array_writable(a, pos))
+		return -CRP_EMEMBER;
+	buf = crp_alloc_buf(g->chunk);
+	if (!buf)
+		return -ENOMEM;
+	for (int i = 0; i < a->n; i++)
+		all[i] = i;
+	/* Every writable member locked: no transaction of any host is half
+	 * way through these stripes while we read them and write @pos. */
+	crp_mlock_take_local(a, all, a->n);
+	r = lock_all(a, all);
+	for (uint64_t s = s0; r == 0 && s < s0 + count; s++) {
+		uint32_t bs = crp_member_block_size(a->m[pos]);
+		struct crp_cmd c;
+
+		r = rebuild_rows_once(a, s, pos, 0, g->chunk, buf);
+		if (r < 0)
+			break;
+		crp_cmd_init(&c);
+		crp_cdb_write16(&c, crp_geom_member_off(g, s, 0) / bs, g->chunk / bs, buf, g->chunk,
+				false);
+		r = crp_member_exec(a->m[pos], &c);
+	}
+	crp_lock_release_now(a, all, a->n);
+	crp_mlock_give_local(a, all, a->n);
+	free(buf);
+	crp_array_note_failures(a);
+	return r;
 }
 
 /*

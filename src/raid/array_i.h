@@ -61,10 +61,25 @@ struct crp_array {
 	void *intent_ctx;
 	crp_txn_hook_fn txn_hook;
 	void *txn_hook_ctx;
+	atomic_int mstate[CRP_MAX_MEMBERS]; /* enum crp_array_mstate */
+	atomic_uint_fast64_t new_failed;    /* members failed in I/O, not yet taken */
+	int (*failure_hook)(void *ctx);	    /* records new failures; set before I/O */
+	void *failure_ctx;
+	pthread_mutex_t retire_mu;	    /* protects retired[], nretired */
+	struct crp_member *retired[2 * CRP_MAX_MEMBERS]; /* replaced, closed at close */
+	int nretired;
+	/* The metadata lock (lock.c): the members pinned for it, and who
+	 * holds it; both change only under meta_mu. */
+	int meta_set[3];
+	int nmeta_set;
+	pthread_t meta_owner;
 	atomic_bool fenced;	/* sticky: preempted, or declared dead (crp_array_fence) */
 	int (*gate)(void *ctx, uint64_t *until); /* write gate (cluster lease), set before I/O starts */
 	void *gate_ctx;
 };
+
+/* members.c: run the failure hook if failures are pending: 0, or its error. */
+int crp_array_record_failures(struct crp_array *a);
 
 /* Before any write: -CRP_EFENCED once fenced, else the gate's verdict;
  * *until (if not NULL): the fence time for the writes that follow (struct

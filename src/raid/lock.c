@@ -280,11 +280,13 @@ uint64_t crp_lock_deadline_ns(const struct crp_array *a)
 /*
  * The metadata lock.  A metadata transaction must see and change the
  * metadata alone, across many stripe transactions, so it holds the
- * reservation of member 0 from start to end: pinned, so that no stripe
- * transaction releases it, and shared by this host's own stripe
- * transactions (a cache hit).  Other hosts' writes to member 0 wait
- * meanwhile (in reserve mode their reads too), so a holder keeps it for a
- * few round trips only.
+ * reservations of the lock members from start to end: pinned, so that no
+ * stripe transaction releases them, and shared by this host's own stripe
+ * transactions (cache hits).  The lock members are the writable ones among
+ * positions 0 .. tolerance (array.h says why that keeps two hosts apart
+ * while a member is failed in one's view and not yet in the other's).
+ * Other hosts' writes to those members wait meanwhile (in reserve mode
+ * their reads too), so a holder keeps it for a few round trips only.
  */
 /* pthread_mutex_timedlock with a deadline on crp_now_ns()'s clock. */
 static int timedlock_mono(pthread_mutex_t *mu, uint64_t deadline)
@@ -303,10 +305,20 @@ int crp_array_meta_lock(struct crp_array *a)
 	return crp_array_meta_lock_until(a, crp_lock_deadline_ns(a));
 }
 
+/* The lock members now: writable, among positions 0 .. tolerance. */
+static int meta_members(struct crp_array *a, int *set)
+{
+	int n = 0, t = crp_array_tolerance(a);
+
+	for (int i = 0; i <= t && i < a->n; i++)
+		if (crp_array_writable(a, i))
+			set[n++] = i;
+	return n;
+}
+
 int crp_array_meta_lock_until(struct crp_array *a, uint64_t deadline)
 {
-	struct crp_mlock *l = &a->lk[CRP_META_LOCK_MEMBER];
-	int m = CRP_META_LOCK_MEMBER, r;
+	int set[3], n, r;
 	unsigned attempt = 0;
 
 	r = crp_array_gate_check(a, NULL);
@@ -320,43 +332,90 @@ int crp_array_meta_lock_until(struct crp_array *a, uint64_t deadline)
 		return -EBUSY; /* a local thread holds it (or waits for it) */
 	if (r < 0)
 		return r;
-	crp_mlock_take_local(a, &m, 1);
-	if (crp_lock_check_events(a, m))
-		l->reserved = false;
-	while (!l->reserved && !(a->opts.debug & CRP_DEBUG_NO_LOCKS)) {
-		struct crp_cmd c;
-		uint8_t param[24];
+	crp_array_note_failures(a);
+	n = meta_members(a, set);
+	if (!n) {
+		pthread_mutex_unlock(&a->meta_mu);
+		return -CRP_EDEGRADED;
+	}
+	crp_mlock_take_local(a, set, n);
+	for (int k = 0; k < n; k++)
+		if (crp_lock_check_events(a, set[k]))
+			a->lk[set[k]].reserved = false;
+	while (!(a->opts.debug & CRP_DEBUG_NO_LOCKS)) {
+		struct crp_cmd c[3];
+		uint8_t param[3][24];
+		bool sent[3] = { false }, conflict = false;
+		struct crp_batch b;
 
-		crp_lock_cmd_reserve(a, &c, param);
-		r = crp_member_exec(a->m[m], &c);
-		if (r == 0) {
-			crp_lock_taken(a, m);
-			break;
+		crp_batch_init(&b);
+		for (int k = 0; k < n; k++) {
+			struct crp_cmd *cp = &c[k];
+
+			if (a->lk[set[k]].reserved)
+				continue;
+			crp_lock_cmd_reserve(a, cp, param[k]);
+			crp_batch_add(&b, cp);
+			crp_member_submit(a->m[set[k]], &cp, 1);
+			sent[k] = true;
 		}
+		crp_batch_wait(&b);
+		crp_batch_destroy(&b);
+		r = 0;
+		for (int k = 0; k < n; k++) {
+			if (!sent[k])
+				continue;
+			if (c[k].result == 0)
+				crp_lock_taken(a, set[k]);
+			else if (c[k].result == -CRP_ECONFLICT)
+				conflict = true;
+			else if (!r)
+				r = c[k].result;
+		}
+		if (!r && !conflict)
+			break;
 		/* A preempted registration conflicts for ever: fenced. */
-		if (crp_lock_check_events(a, m) == -CRP_EFENCED ||
-		    (attempt == 1 && crp_array_pr_check(a) == -CRP_EFENCED) ||
-		    atomic_load(&a->fenced)) {
+		for (int k = 0; k < n; k++)
+			if (crp_lock_check_events(a, set[k]) == -CRP_EFENCED)
+				r = -CRP_EFENCED;
+		if ((attempt == 1 && crp_array_pr_check(a) == -CRP_EFENCED) ||
+		    atomic_load(&a->fenced))
 			r = -CRP_EFENCED;
-			break;
+		/* Never wait holding part of the set: others take it in the
+		 * same order and would wait for us. */
+		crp_lock_release_now(a, set, n);
+		if (r == -CRP_EMEMBER && crp_array_note_failures(a)) {
+			/* A lock member failed: the set is one smaller. */
+			crp_mlock_give_local(a, set, n);
+			n = meta_members(a, set);
+			if (!n) {
+				pthread_mutex_unlock(&a->meta_mu);
+				return -CRP_EDEGRADED;
+			}
+			crp_mlock_take_local(a, set, n);
+			continue;
 		}
-		if (r != -CRP_ECONFLICT)
+		if (r)
 			break;
 		atomic_fetch_add(&a->ctr.lock_conflicts, 1);
 		if (crp_now_ns() > deadline) {
 			r = -ETIMEDOUT;
 			break;
 		}
-		/* Sleep without the member's local ownership, so that breaking a
+		/* Sleep without the members' local ownership, so that breaking a
 		 * hung host's locks (crp_array_break_locks) is not held up. */
-		crp_mlock_give_local(a, &m, 1);
+		crp_mlock_give_local(a, set, n);
 		crp_lock_backoff(a, attempt++);
-		crp_mlock_take_local(a, &m, 1);
-		r = 0;
+		crp_mlock_take_local(a, set, n);
 	}
-	if (r == 0)
-		l->pinned = true;
-	crp_mlock_give_local(a, &m, 1);
+	if (r == 0) {
+		for (int k = 0; k < n; k++)
+			a->lk[set[k]].pinned = true;
+		memcpy(a->meta_set, set, sizeof(set));
+		a->nmeta_set = n;
+		a->meta_owner = pthread_self();
+	}
+	crp_mlock_give_local(a, set, n);
 	if (r < 0)
 		pthread_mutex_unlock(&a->meta_mu);
 	return r;
@@ -364,33 +423,47 @@ int crp_array_meta_lock_until(struct crp_array *a, uint64_t deadline)
 
 bool crp_array_meta_held(struct crp_array *a)
 {
-	struct crp_mlock *l = &a->lk[CRP_META_LOCK_MEMBER];
-	bool held;
+	bool held = false;
 
 	/* pinned changes under the member's local ownership; this is a
 	 * snapshot, good for a decision that tolerates its staleness. */
-	pthread_mutex_lock(&l->mu);
-	held = l->pinned;
-	pthread_mutex_unlock(&l->mu);
+	for (int k = 0; k < a->nmeta_set && !held; k++) {
+		struct crp_mlock *l = &a->lk[a->meta_set[k]];
+
+		pthread_mutex_lock(&l->mu);
+		held = l->pinned;
+		pthread_mutex_unlock(&l->mu);
+	}
 	return held;
+}
+
+bool crp_array_meta_mine(struct crp_array *a)
+{
+	return crp_array_meta_held(a) && pthread_equal(a->meta_owner, pthread_self());
 }
 
 int crp_array_meta_unlock(struct crp_array *a)
 {
-	struct crp_mlock *l = &a->lk[CRP_META_LOCK_MEMBER];
-	int m = CRP_META_LOCK_MEMBER, r = 0;
+	int set[3], n = a->nmeta_set, r = 0;
 
-	crp_mlock_take_local(a, &m, 1);
-	l->pinned = false;
-	if (crp_lock_check_events(a, m))
-		l->reserved = false;
-	if (!l->reserved && !(a->opts.debug & CRP_DEBUG_NO_LOCKS)) {
-		/* A reset or preemption took it while we held it. */
-		atomic_fetch_add(&a->ctr.lock_lost, 1);
-		r = -CRP_ELOCKLOST;
+	memcpy(set, a->meta_set, sizeof(set));
+	crp_mlock_take_local(a, set, n);
+	for (int k = 0; k < n; k++) {
+		struct crp_mlock *l = &a->lk[set[k]];
+
+		l->pinned = false;
+		if (crp_lock_check_events(a, set[k]))
+			l->reserved = false;
+		if (!l->reserved && !(a->opts.debug & CRP_DEBUG_NO_LOCKS) &&
+		    crp_array_writable(a, set[k]) && !r) {
+			/* A reset or preemption took it while we held it. */
+			atomic_fetch_add(&a->ctr.lock_lost, 1);
+			r = -CRP_ELOCKLOST;
+		}
 	}
-	crp_lock_release_now(a, &m, 1);
-	crp_mlock_give_local(a, &m, 1);
+	crp_lock_release_now(a, set, n);
+	a->nmeta_set = 0;
+	crp_mlock_give_local(a, set, n);
 	pthread_mutex_unlock(&a->meta_mu);
 	return r;
 }

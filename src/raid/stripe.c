@@ -28,6 +28,19 @@
  *            GOOD.
  *   DONE     give back the local ownership.
  *
+ * Degraded: when a member of the stripe is not readable (failed, or a
+ * replacement being rebuilt), the transaction locks every writable member
+ * of the stripe, reads every readable one over the rows it touches,
+ * rebuilds the rows of the missing data chunks from the parity that is
+ * left, applies the new data, recomputes P (and Q) from the whole rows and
+ * writes the new data and parity to the members that can take them (a
+ * data chunk whose member is gone lives on in the parity).  Before a write
+ * goes on without a member that just failed, the failure is recorded on
+ * the disks (crp_array_record_failures), so that a crash cannot bring
+ * back the stale member as current.  A block a member cannot read
+ * (MEDIUM ERROR) is read around the same way, and rewritten if the
+ * transaction writes it.
+ *
  * Invariant: no block of a stripe is read for an update or written unless
  * this host holds the reservation of every member of W, taken before the
  * first read.  A WRITE whose member saw a reset or preemption during the
@@ -44,7 +57,7 @@
 #include "crpfs/util.h"
 #include "array_i.h"
 
-enum txn_mode { TXN_RMW, TXN_RCW, TXN_FULL };
+enum txn_mode { TXN_RMW, TXN_RCW, TXN_FULL, TXN_DEG };
 
 struct txn {
 	struct crp_array *a;
@@ -55,8 +68,9 @@ struct txn {
 	const uint8_t *const *src;	 /* new data per data chunk, or NULL */
 	const uint32_t *dlo, *dhi;	 /* range written per data chunk */
 	enum txn_mode mode;
-	int w[CRP_MAX_MEMBERS];		 /* members written, ascending */
+	int w[CRP_MAX_MEMBERS];		 /* members locked, ascending */
 	int nw;
+	bool wr[CRP_MAX_MEMBERS];	 /* by member: written (all of w unless degraded) */
 	bool need_read[CRP_MAX_MEMBERS]; /* by member */
 	uint8_t *cur[CRP_MAX_MEMBERS];	 /* by data index: rows [lo, hi) */
 	uint8_t *old[CRP_MAX_MEMBERS];	 /* by data index, RMW: old rows [lo, hi) */
@@ -64,6 +78,8 @@ struct txn {
 	void *mem;
 	struct crp_txn_stats st;
 	uint64_t fence_ns;		 /* the WRITEs' fence time (the lease) */
+	uint64_t skip;			 /* members not read this time (unreadable blocks) */
+	uint64_t medium;		 /* members whose read met an unreadable block */
 };
 
 static bool written(const struct txn *t, int d)
@@ -107,6 +123,9 @@ static void plan(struct txn *t)
 	if (t->q >= 0)
 		t->w[t->nw++] = t->q;
 	qsort(t->w, (size_t)t->nw, sizeof(int), cmp_int);
+	memset(t->wr, 0, sizeof(t->wr));
+	for (int k = 0; k < t->nw; k++)
+		t->wr[t->w[k]] = true;
 
 	memset(t->need_read, 0, sizeof(t->need_read));
 	if (full == nd && t->lo == 0 && t->hi == g->chunk) {
@@ -133,6 +152,50 @@ static void plan(struct txn *t)
 			if (!(written(t, d) && t->dlo[d] <= t->lo && t->dhi[d] >= t->hi))
 				t->need_read[crp_geom_data_member(g, t->s, d)] = true;
 	}
+}
+
+/*
+ * The degraded plan: lock every writable member of the stripe, read every
+ * readable one over [lo, hi), write the written data chunks and the parity
+ * to the members that can take them.  -CRP_EDEGRADED when more members are
+ * missing than the level can rebuild, or when nothing is left to write to.
+ */
+static int plan_degraded(struct txn *t)
+{
+	const struct crp_geom *g = t->g;
+	struct crp_array *a = t->a;
+	int lost = 0, nwr = 0;
+
+	t->mode = TXN_DEG;
+	t->lo = g->chunk;
+	t->hi = 0;
+	for (int d = 0; d < g->ndata; d++) {
+		if (!written(t, d))
+			continue;
+		t->lo = CRP_MIN(t->lo, t->dlo[d]);
+		t->hi = CRP_MAX(t->hi, t->dhi[d]);
+	}
+	t->nw = 0;
+	memset(t->wr, 0, sizeof(t->wr));
+	memset(t->need_read, 0, sizeof(t->need_read));
+	for (int m = 0; m < a->n; m++) {
+		int role = crp_geom_role(g, t->s, m);
+
+		if (crp_array_readable(a, m) && !(t->skip & (1ull << m)))
+			t->need_read[m] = true;
+		else
+			lost++;
+		if (!crp_array_writable(a, m))
+			continue;
+		t->w[t->nw++] = m;
+		if (role < 0 || written(t, role)) {
+			t->wr[m] = true;
+			nwr++;
+		}
+	}
+	if (lost > (t->q >= 0 ? 2 : 1) || !nwr)
+		return -CRP_EDEGRADED;
+	return 0;
 }
 
 static int alloc_bufs(struct txn *t)
@@ -279,7 +342,9 @@ static int lock_and_read(struct txn *t)
 				have_read[m] = true;
 			else if (rd[m].result == -CRP_ECONFLICT && !in_w(t, m))
 				read_conflict = true;
-			else if (!err)
+			else if (rd[m].result == -CRP_EMEDIUM)
+				t->medium |= 1ull << m;
+			if (rd[m].result && rd[m].result != -CRP_ECONFLICT && !err)
 				err = rd[m].result;
 		}
 		if (err) {
@@ -322,6 +387,46 @@ static int lock_and_read(struct txn *t)
 		}
 		return 0;
 	}
+}
+
+/* COMPUTE, degraded: rebuild the rows of the missing data chunks from the
+ * parity read, apply the new data, and recompute the parity. */
+static int compute_degraded(struct txn *t)
+{
+	const struct crp_geom *g = t->g;
+	size_t rows = t->hi - t->lo;
+	int fail[2], nfail = 0, ndfail = 0;
+
+	for (int d = 0; d < g->ndata; d++) {
+		if (t->need_read[crp_geom_data_member(g, t->s, d)])
+			continue;
+		if (nfail == 2)
+			return -CRP_EDEGRADED;
+		fail[nfail++] = d;
+		ndfail++;
+	}
+	if (ndfail) {
+		if (!t->need_read[t->p] && nfail < 2)
+			fail[nfail++] = g->ndata;
+		else if (!t->need_read[t->p])
+			return -CRP_EDEGRADED;
+		if (t->q >= 0 && !t->need_read[t->q]) {
+			if (nfail == 2)
+				return -CRP_EDEGRADED;
+			fail[nfail++] = g->ndata + 1;
+		}
+		if (crp_parity_rebuild(g->ndata, rows, (void *const *)t->cur, t->pbuf,
+				       t->q >= 0 ? t->qbuf : NULL, fail, nfail) < 0)
+			return -CRP_EDEGRADED;
+	}
+	for (int d = 0; d < g->ndata; d++)
+		if (written(t, d))
+			memcpy(t->cur[d] + (t->dlo[d] - t->lo), t->src[d], t->dhi[d] - t->dlo[d]);
+	if (t->q >= 0)
+		crp_parity_pq(g->ndata, rows, (void *const *)t->cur, t->pbuf, t->qbuf);
+	else
+		crp_parity_p(g->ndata, rows, (void *const *)t->cur, t->pbuf);
+	return 0;
 }
 
 /* COMPUTE: fill cur[] with the new data rows and pbuf/qbuf with new parity. */
@@ -369,6 +474,8 @@ static int write_and_unlock(struct txn *t, bool locks)
 		int m = t->w[k], role = crp_geom_role(t->g, t->s, m);
 		struct crp_cmd *c = &wr[m];
 
+		if (!t->wr[m])
+			continue;
 		if (role == CRP_ROLE_P)
 			set_rw(t, c, m, true, t->pbuf, t->lo, t->hi - t->lo);
 		else if (role == CRP_ROLE_Q)
@@ -388,11 +495,20 @@ static int write_and_unlock(struct txn *t, bool locks)
 	for (int k = 0; k < t->nw; k++) {
 		struct crp_cmd *c = &wr[t->w[k]];
 
-		crp_member_submit(a->m[t->w[k]], &c, 1);
+		if (t->wr[t->w[k]])
+			crp_member_submit(a->m[t->w[k]], &c, 1);
 	}
 	crp_batch_wait(&b);
 	crp_batch_destroy(&b);
 	t->st.round_trips++;
+	/* Members locked only to be read (degraded): released, or kept for
+	 * local work that waits for them. */
+	for (int k = 0; k < t->nw; k++) {
+		int m = t->w[k];
+
+		if (!t->wr[m] && locks && a->lk[m].reserved && !crp_lock_keep(a, m))
+			crp_lock_release_now(a, &m, 1);
+	}
 
 	/* The broken protocol of CRP_DEBUG_EARLY_RELEASE writes anyway, as an
 	 * implementation that released too early would: retry conflicts. */
@@ -402,7 +518,7 @@ static int write_and_unlock(struct txn *t, bool locks)
 		for (int k = 0; k < t->nw; k++) {
 			struct crp_cmd *c = &wr[t->w[k]];
 
-			if (c->result != -CRP_ECONFLICT)
+			if (!t->wr[t->w[k]] || c->result != -CRP_ECONFLICT)
 				continue;
 			again = true;
 			crp_lock_backoff(a, 0);
@@ -415,6 +531,8 @@ static int write_and_unlock(struct txn *t, bool locks)
 	for (int k = 0; k < t->nw; k++) {
 		int m = t->w[k];
 
+		if (!t->wr[m])
+			continue;
 		if (wr[m].result && !err)
 			err = wr[m].result;
 		/* A failed WRITE cancelled its chained RELEASE: the lock is still
@@ -451,21 +569,28 @@ static int bail(struct crp_array *a, const int *w, int nw, int r)
 	return r;
 }
 
-int crp_stripe_write(struct crp_array *a, uint64_t s, const uint8_t *const *src,
-		     const uint32_t *lo, const uint32_t *hi)
+/* One attempt.  @full: read every readable member and recompute the
+ * parity from whole rows (the degraded plan), as a retry after a lost lock
+ * must: a WRITE of the failed attempt may have landed, and a
+ * read-modify-write would take it for the old data. */
+static int stripe_write_once(struct crp_array *a, uint64_t s, const uint8_t *const *src,
+			     const uint32_t *lo, const uint32_t *hi, bool full, uint64_t *skip)
 {
-	struct txn t = { .a = a, .g = &a->g, .s = s, .src = src, .dlo = lo, .dhi = hi };
-	bool locks = !(a->opts.debug & CRP_DEBUG_NO_LOCKS);
+	struct txn t = { .a = a, .g = &a->g, .s = s, .src = src, .dlo = lo, .dhi = hi,
+			 .skip = *skip };
+	bool locks = !(a->opts.debug & CRP_DEBUG_NO_LOCKS), degraded = full;
 	int r, lost = 0;
 
 	crp_geom_parity(&a->g, s, &t.p, &t.q);
-	plan(&t);
-	for (int k = 0; k < t.nw; k++)
-		if (crp_member_failed(a->m[t.w[k]]))
-			return bail(a, t.w, t.nw, -CRP_EDEGRADED);
-	for (int m = 0; m < a->n; m++)
-		if (t.need_read[m] && crp_member_failed(a->m[m]))
-			return bail(a, t.w, t.nw, -CRP_EDEGRADED);
+	for (int m = 0; m < a->n && !degraded; m++)
+		degraded = !crp_array_readable(a, m);
+	if (degraded) {
+		r = plan_degraded(&t);
+		if (r < 0)
+			return bail(a, t.w, t.nw, r);
+	} else {
+		plan(&t);
+	}
 	r = crp_array_gate_check(a, NULL);
 	if (r < 0)
 		return bail(a, t.w, t.nw, r);
@@ -505,7 +630,15 @@ int crp_stripe_write(struct crp_array *a, uint64_t s, const uint8_t *const *src,
 	}
 	if (locks && (a->opts.debug & CRP_DEBUG_EARLY_RELEASE))
 		crp_lock_release_now(a, t.w, t.nw);
-	compute(&t);
+	if (t.mode == TXN_DEG) {
+		r = compute_degraded(&t);
+		if (r < 0) {
+			crp_lock_release_now(a, t.w, t.nw);
+			goto out;
+		}
+	} else {
+		compute(&t);
+	}
 	r = write_and_unlock(&t, locks);
 	for (int k = 0; k < t.nw; k++) {
 		int e = crp_lock_check_events(a, t.w[k]);
@@ -530,7 +663,8 @@ int crp_stripe_write(struct crp_array *a, uint64_t s, const uint8_t *const *src,
 		       !atomic_compare_exchange_weak(&a->ctr.max_round_trips, &max, t.st.round_trips))
 			;
 		atomic_fetch_add(t.mode == TXN_FULL ? &a->ctr.full_stripe :
-				 t.mode == TXN_RMW ? &a->ctr.rmw : &a->ctr.rcw, 1);
+				 t.mode == TXN_RMW ? &a->ctr.rmw :
+				 t.mode == TXN_DEG ? &a->ctr.degraded_writes : &a->ctr.rcw, 1);
 		if (a->txn_hook)
 			a->txn_hook(a->txn_hook_ctx, &t.st);
 	}
@@ -539,5 +673,56 @@ out:
 	if (a->intent)
 		a->intent->end(a->intent_ctx, s);
 	free(t.mem);
+	*skip |= t.medium;
+	return r;
+}
+
+/* Is the metadata lock held here?  A reset that took a stripe lock may have
+ * taken it too: that is the metadata layer's to find out (it stops
+ * writing), not a stripe write's to retry past.  A snapshot: the pins
+ * change under meta_mu, and a holder that comes or goes meanwhile only
+ * makes the answer conservative. */
+static bool meta_lock_pinned(struct crp_array *a)
+{
+	for (int k = 0; k < a->nmeta_set; k++)
+		if (a->lk[a->meta_set[k]].pinned)
+			return true;
+	return false;
+}
+
+int crp_stripe_write(struct crp_array *a, uint64_t s, const uint8_t *const *src,
+		     const uint32_t *lo, const uint32_t *hi)
+{
+	uint64_t skip = 0;
+	bool full = false;
+	int r = 0;
+
+	/*
+	 * A member that failed (here or in another transaction) is recorded
+	 * on the disks before any write goes on without it; a lost lock (a
+	 * reconnected session, a reset) is retried with the whole rows read
+	 * again.  Bounded: each failure takes a member away for good, and a
+	 * lock lost three times in a row is given up.
+	 */
+	for (int attempt = 0; attempt < CRP_MAX_MEMBERS + 3; attempt++) {
+		r = crp_array_record_failures(a);
+		if (r < 0)
+			return r;
+		r = stripe_write_once(a, s, src, lo, hi, full, &skip);
+		if (r == -CRP_EMEMBER || (r < 0 && crp_array_failures_pending(a)))
+			continue;
+		if (r == -CRP_EMEDIUM && attempt < CRP_MAX_MEMBERS + 2) {
+			/* An unreadable block in the rows read: read around it
+			 * (rebuilt from parity); the write puts it back. */
+			full = true;
+			continue;
+		}
+		if (r == -CRP_ELOCKLOST && attempt < 3 && !atomic_load(&a->fenced) &&
+		    !meta_lock_pinned(a)) {
+			full = true;
+			continue;
+		}
+		break;
+	}
 	return r;
 }
