@@ -73,6 +73,8 @@ struct crp_cluster_opts {
 	void (*fenced)(void *ctx, const char *msg);
 	void *ctx;
 	bool no_thread;		  /* tests: no heartbeat thread, call crp_cluster_tick */
+	bool no_recovery;	  /* never recover another host (administration tools:
+				     the mounted hosts do it) */
 };
 
 struct crp_cluster;
@@ -93,6 +95,20 @@ int crp_cluster_join(struct crp_meta *m, const struct crp_cluster_opts *opts,
  * its array fenced, so that close writes nothing.  Frees @c.
  */
 void crp_cluster_leave(struct crp_cluster *c);
+
+/*
+ * An administration tool's hold on an array (crpfs replace, fail, scrub):
+ * the metadata open read-write with a host slot and a heartbeat of its
+ * own, so that its locks and writes follow the rules every host follows
+ * (the lease, fencing; recovered by the others if it dies), but it never
+ * recovers another host.  @host must differ from every mounted host's.
+ */
+struct crp_admin;
+int crp_admin_open(const char *const *specs, int n, const char *host, uint32_t timeout_ms,
+		   struct crp_admin **out, char *err, size_t errlen);
+struct crp_meta *crp_admin_meta(struct crp_admin *ad);
+/* Leave the cluster (the slot is freed) and close: 0 or the first error. */
+int crp_admin_close(struct crp_admin *ad);
 
 /* One heartbeat and one round of watching (the thread's loop body; tests
  * with no_thread call it, and recover dead hosts inline).  0, or

@@ -471,7 +471,7 @@ static void watch(struct crp_cluster *c)
 			c->seen_ns[i] = now;
 		}
 	}
-	for (int i = 0; i < n && !atomic_load(&c->fenced); i++) {
+	for (int i = 0; i < n && !atomic_load(&c->fenced) && !c->o.no_recovery; i++) {
 		struct crp_slot *s = &c->watch_slots[i];
 
 		if (i == c->slot || !c->watch_got[i] || !c->seen_valid[i] ||
@@ -805,6 +805,8 @@ static int recover_dead(struct crp_cluster *c, char *err, size_t errlen)
 			}
 			continue;
 		}
+		if (c->o.no_recovery)
+			continue; /* left to the mounted hosts */
 		crp_warn("host %s (slot %d) did not beat for %llu ms: recovering it before mounting",
 			 slots[i].host, i, (unsigned long long)(c->dead_ns / 1000000));
 		r = crp_cluster_recover(c, i, &slots[i]);

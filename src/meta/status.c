@@ -13,40 +13,61 @@
 #include "crpfs/util.h"
 #include "meta_i.h"
 
-static void member_states(const char *const *specs, int n, const char *host,
-			  struct crp_status *st)
+/* Every position as the member table says, with the member serving it. */
+static void member_states(const struct crp_assembly *as, struct crp_meta *m,
+			  const char *const *specs, int n, const char *host, struct crp_status *st)
 {
+	const struct crp_label *l = m ? &m->mt : &as->label;
 	struct crp_member_opts mo = { .host = host };
-	uint8_t *buf = crp_alloc_buf(CRP_BLOCK);
+	int lost = 0, rebuilding = 0;
 
-	st->nmembers = n;
-	for (int i = 0; i < n && i < CRP_MAX_MEMBERS; i++) {
-		struct crp_status_member *sm = &st->members[i];
+	st->nmembers = (int)l->nmembers;
+	st->events = l->events;
+	snprintf(st->rebuilder, sizeof(st->rebuilder), "%s", l->rebuilder);
+	for (uint32_t p = 0; p < l->nmembers && p < CRP_MAX_MEMBERS; p++) {
+		struct crp_status_member *sm = &st->members[p];
+		const struct crp_member_ent *e = &l->table[p];
+		const char *spec = as->spec[p] ? as->spec[p] : as->names[p];
 		struct crp_member *mem;
-		struct crp_label l;
 		char err[256];
 
-		snprintf(sm->spec, sizeof(sm->spec), "%s", specs[i]);
-		sm->index = -1;
-		if (crp_member_open(specs[i], &mo, &mem, err, sizeof(err)) < 0) {
-			snprintf(sm->state, sizeof(sm->state), "missing");
-			snprintf(sm->detail, sizeof(sm->detail), "%.159s", err);
-			continue;
+		sm->index = (int)p;
+		snprintf(sm->spec, sizeof(sm->spec), "%s", spec[0] ? spec : "missing");
+		/* A given member the table no longer lists there: say which. */
+		for (int i = 0; i < n && !as->spec[p]; i++)
+			if (as->given_pos[i] == 0 && !crp_spec_is_missing(specs[i]) &&
+			    strstr(as->why[p], specs[i]))
+				snprintf(sm->spec, sizeof(sm->spec), "%s", specs[i]);
+		if (!crp_spec_is_missing(sm->spec) &&
+		    crp_member_open(sm->spec, &mo, &mem, err, sizeof(err)) == 0) {
+			sm->size = crp_member_size(mem);
+			crp_member_close(mem);
 		}
-		sm->size = crp_member_size(mem);
-		if (!buf || crp_member_read(mem, 0, buf, CRP_BLOCK) < 0) {
-			snprintf(sm->state, sizeof(sm->state), "failed");
-			snprintf(sm->detail, sizeof(sm->detail), "cannot read its label");
-		} else if (crp_label_in(buf, &l, err, sizeof(err)) < 0) {
-			snprintf(sm->state, sizeof(sm->state), "foreign");
-			snprintf(sm->detail, sizeof(sm->detail), "%.159s", err);
+		if (e->state == CRP_MS_FAILED) {
+			snprintf(sm->state, sizeof(sm->state), "%s", strstr(as->why[p], "stale") ?
+				 "stale" : "failed");
+			snprintf(sm->detail, sizeof(sm->detail), "%s", as->why[p]);
+			lost++;
+		} else if (e->state == CRP_MS_REBUILDING) {
+			snprintf(sm->state, sizeof(sm->state), "rebuilding");
+			sm->rebuilt_pct = l->nstripes ? 100.0 * (double)e->checkpoint /
+							    (double)l->nstripes : 0;
+			snprintf(sm->detail, sizeof(sm->detail), "%.1f%% rebuilt%s%s",
+				 sm->rebuilt_pct, l->rebuilder[0] ? " by " : "", l->rebuilder);
+			lost++;
+			rebuilding++;
+		} else if (!as->spec[p] || (m && !crp_array_readable(m->a, (int)p))) {
+			snprintf(sm->state, sizeof(sm->state), "missing");
+			snprintf(sm->detail, sizeof(sm->detail), "%s", as->why[p][0] ? as->why[p] :
+				 "cannot be reached");
+			lost++;
 		} else {
-			sm->index = (int)l.index;
 			snprintf(sm->state, sizeof(sm->state), "ok");
 		}
-		crp_member_close(mem);
 	}
-	free(buf);
+	snprintf(st->array_state, sizeof(st->array_state), "%s",
+		 lost > as->tolerance ? "inoperable" : rebuilding ? "rebuilding" :
+		 lost ? "degraded" : "clean");
 }
 
 /* The slots as watched for @watch_ms (see status.h). */
@@ -106,8 +127,8 @@ int crp_status_read_watch(const char *const *specs, int n, const char *host,
 			  uint64_t watch_ms, struct crp_status *out, char *err, size_t errlen)
 {
 	struct crp_meta_opts mo = { .host = host, .ro = true };
+	struct crp_assembly *as = NULL;
 	struct crp_meta *m = NULL;
-	const char *sorted[CRP_MAX_MEMBERS];
 	int r;
 
 	memset(out, 0, sizeof(*out));
@@ -115,32 +136,36 @@ int crp_status_read_watch(const char *const *specs, int n, const char *host,
 		snprintf(err, errlen, "give 1 to %d members, not %d", CRP_MAX_MEMBERS, n);
 		return -EINVAL;
 	}
-	member_states(specs, n, host, out);
-	r = crp_meta_open(specs, n, &mo, &m, err, errlen);
+	as = calloc(1, sizeof(*as));
+	if (!as)
+		return -ENOMEM;
+	r = crp_meta_assemble(specs, n, host, 0, as, err, errlen);
 	if (r < 0)
-		return r;
-	/* Members in array order. */
-	for (int i = 0; i < n; i++)
-		sorted[i] = crp_member_spec(crp_array_member(m->a, i));
-	{
-		struct crp_status_member tmp[CRP_MAX_MEMBERS];
+		goto out_free;
+	r = crp_meta_open(specs, n, &mo, &m, err, errlen);
+	if (r == -CRP_EDEGRADED) {
+		/* Too many members out to open it: what the labels say. */
+		const struct crp_label *l = &as->label;
 
-		memcpy(tmp, out->members, sizeof(tmp[0]) * (size_t)n);
-		for (int i = 0; i < n; i++) {
-			for (int j = 0; j < n; j++) {
-				if (!strcmp(tmp[j].spec, sorted[i])) {
-					out->members[i] = tmp[j];
-					break;
-				}
-			}
-			out->members[i].index = i;
-			if (crp_member_failed(crp_array_member(m->a, i))) {
-				snprintf(out->members[i].state, sizeof(out->members[i].state), "failed");
-				snprintf(out->members[i].detail, sizeof(out->members[i].detail),
-					 "%s", crp_strerror(crp_member_fail_reason(crp_array_member(m->a, i))));
-			}
+		member_states(as, NULL, specs, n, host, out);
+		crp_uuid_str(l->uuid, out->uuid);
+		snprintf(out->label, sizeof(out->label), "%s", l->fslabel);
+		out->level = (int)l->level;
+		out->chunk_size = l->chunk;
+		out->data_offset = l->data_offset;
+		snprintf(out->lock_mode, sizeof(out->lock_mode), "%s", l->lock_mode ? "pr" : "reserve");
+		out->max_hosts = (int)l->max_hosts;
+		/* Not opened: the slots were not watched. */
+		for (int i = 0; i < out->max_hosts && i < CRP_MAX_HOSTS; i++) {
+			out->slots[i].slot = i;
+			snprintf(out->slots[i].state, sizeof(out->slots[i].state), "unreadable");
 		}
+		r = 0;
+		goto out_free;
 	}
+	if (r < 0)
+		goto out_free;
+	member_states(as, m, specs, n, host, out);
 	crp_uuid_str(m->sb.uuid, out->uuid);
 	snprintf(out->label, sizeof(out->label), "%s", m->sb.label);
 	out->level = (int)m->sb.level;
@@ -176,5 +201,8 @@ int crp_status_read_watch(const char *const *specs, int n, const char *host,
 	out->inodes_total = m->sb.inode_count - 1;
 	out->inodes_used = out->inodes_total - crp_meta_free_inodes(m);
 	crp_meta_close(m);
-	return 0;
+	r = 0;
+out_free:
+	free(as);
+	return r;
 }

@@ -4,6 +4,8 @@
  *   crpfs status MEMBER[,MEMBER...]|MOUNTPOINT [--json] [--watch MS] [--host NAME]
  *   crpfs hosts MEMBER[,MEMBER...]|MOUNTPOINT [--json] [--watch MS] [--host NAME]
  *   crpfs fsck MEMBER[,MEMBER...] [--repair] [--host NAME]
+ *   crpfs fail MEMBER[,MEMBER...]|MOUNTPOINT MEMBER [--host NAME]
+ *   crpfs replace MEMBER[,MEMBER...]|MOUNTPOINT OLD NEW [--rate MIB/S] [--json] [--host NAME]
  *
  * Each subcommand is a thin main over the library (crpfs/status.h).  Bad
  * arguments print the usage on standard error before anything is opened:
@@ -20,7 +22,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <signal.h>
+#include <stdatomic.h>
+
+#include "crpfs/cluster.h"
 #include "crpfs/err.h"
+#include "crpfs/log.h"
+#include "crpfs/meta.h"
 #include "crpfs/status.h"
 
 #define EXIT_USAGE 2
@@ -33,9 +41,13 @@ static void usage(FILE *f)
 		"usage: crpfs status MEMBER[,MEMBER...]|MOUNTPOINT [--json] [--watch MS] [--host NAME]\n"
 		"       crpfs hosts MEMBER[,MEMBER...]|MOUNTPOINT [--json] [--watch MS] [--host NAME]\n"
 		"       crpfs fsck MEMBER[,MEMBER...] [--repair] [--host NAME]\n"
+		"       crpfs fail MEMBER[,MEMBER...]|MOUNTPOINT MEMBER [--host NAME]\n"
+		"       crpfs replace MEMBER[,MEMBER...]|MOUNTPOINT OLD NEW [--rate MIB/S] [--json]\n"
+		"                     [--host NAME]\n"
 		"       crpfs help\n"
 		"\n"
-		"  MEMBER  file:PATH, iscsi://HOST[:PORT]/IQN/LUN, /dev/sgN or /dev/sdX\n"
+		"  MEMBER  file:PATH, iscsi://HOST[:PORT]/IQN/LUN, /dev/sgN or /dev/sdX, or\n"
+		"          missing; OLD may also be a position number\n"
 		"See crpfs(8).\n");
 }
 
@@ -177,9 +189,12 @@ static int default_host(char *host, size_t len)
 /* Common options of the subcommands. */
 struct args {
 	const char *target;
+	const char *operand[2];	/* fail: MEMBER; replace: OLD NEW */
+	int noperands;
 	bool json;
 	bool repair;
 	uint64_t watch_ms;	/* --watch: how long the heartbeats are watched */
+	uint64_t rate_bps;	/* --rate (MiB/s), 0: no limit */
 	char host[HOST_MAX];
 };
 
@@ -206,6 +221,17 @@ static int parse_args(int argc, char **argv, const char *allowed, struct args *a
 			a->watch_ms = ms;
 		} else if (strcmp(s, "--repair") == 0 && strstr(allowed, "repair")) {
 			a->repair = true;
+		} else if ((strcmp(s, "--rate") == 0 || strncmp(s, "--rate=", 7) == 0) &&
+			   strstr(allowed, "rate")) {
+			const char *v = s[6] == '=' ? s + 7 : (i + 1 < argc ? argv[++i] : NULL);
+			char *end = NULL;
+			double mib = v ? strtod(v, &end) : 0;
+
+			if (!v || end == v || *end || !(mib > 0) || mib > 1e6) {
+				fprintf(stderr, "crpfs: --rate needs MiB a second, above 0\n");
+				return -EINVAL;
+			}
+			a->rate_bps = (uint64_t)(mib * 1048576.0);
 		} else if (strcmp(s, "--host") == 0 || strncmp(s, "--host=", 7) == 0) {
 			const char *v = s[6] == '=' ? s + 7 : (i + 1 < argc ? argv[++i] : NULL);
 
@@ -218,11 +244,13 @@ static int parse_args(int argc, char **argv, const char *allowed, struct args *a
 		} else if (s[0] == '-' && s[1] != '\0') {
 			fprintf(stderr, "crpfs: unknown option '%s'\n", s);
 			return -EINVAL;
-		} else if (a->target) {
+		} else if (!a->target) {
+			a->target = s;
+		} else if (strstr(allowed, "operands") && a->noperands < 2) {
+			a->operand[a->noperands++] = s;
+		} else {
 			fprintf(stderr, "crpfs: unexpected argument '%s'\n", s);
 			return -EINVAL;
-		} else {
-			a->target = s;
 		}
 	}
 	if (!a->target) {
@@ -281,6 +309,10 @@ static void status_json(FILE *f, const struct crp_status *st)
 	json_str(f, st->uuid);
 	fputs(",\n  \"label\": ", f);
 	json_str(f, st->label);
+	fputs(",\n  \"state\": ", f);
+	json_str(f, st->array_state);
+	fprintf(f, ",\n  \"events\": %llu,\n  \"rebuilder\": ", (unsigned long long)st->events);
+	json_str(f, st->rebuilder);
 	fprintf(f, ",\n  \"level\": %d,\n  \"chunk_size\": %u,\n  \"data_offset\": %llu,\n",
 		st->level, st->chunk_size, (unsigned long long)st->data_offset);
 	fputs("  \"lock_mode\": ", f);
@@ -293,7 +325,8 @@ static void status_json(FILE *f, const struct crp_status *st)
 		json_str(f, m->spec);
 		fputs(", \"state\": ", f);
 		json_str(f, m->state);
-		fprintf(f, ", \"size\": %llu, \"detail\": ", (unsigned long long)m->size);
+		fprintf(f, ", \"size\": %llu, \"rebuilt_pct\": %.1f, \"detail\": ",
+			(unsigned long long)m->size, m->rebuilt_pct);
 		json_str(f, m->detail);
 		fputc('}', f);
 	}
@@ -344,6 +377,8 @@ static void status_text(FILE *f, const struct crp_status *st)
 		now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	fprintf(f, "uuid:        %s\n", st->uuid);
 	fprintf(f, "label:       %s\n", st->label[0] ? st->label : "(none)");
+	fprintf(f, "state:       %s (member table events %llu)\n", st->array_state,
+		(unsigned long long)st->events);
 	fprintf(f, "level:       RAID-%d\n", st->level);
 	fprintf(f, "chunk size:  %u bytes (%s)\n", st->chunk_size,
 		human(st->chunk_size, h1, sizeof(h1)));
@@ -362,8 +397,8 @@ static void status_text(FILE *f, const struct crp_status *st)
 	for (int i = 0; i < st->nmembers; i++) {
 		const struct crp_status_member *m = &st->members[i];
 
-		fprintf(f, "  %3d  %-8s %10s  %s", m->index, m->state,
-			human(m->size, h1, sizeof(h1)), m->spec);
+		fprintf(f, "  %3d  %-10s %10s  %s", m->index, m->state,
+			m->size ? human(m->size, h1, sizeof(h1)) : "-", m->spec);
 		if (m->detail[0])
 			fprintf(f, "  (%s)", m->detail);
 		fputc('\n', f);
@@ -606,6 +641,271 @@ static int cmd_fsck(int argc, char **argv)
 	return r;
 }
 
+/* ---- fail and replace ---- */
+
+/* The member list named by a mount point, or the list itself. */
+static char *target_list(const char *cmd, const char *target)
+{
+	char err[1024] = "";
+	struct stat sb;
+	char *list;
+
+	if (stat(target, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		list = members_of_mountpoint(target, err, sizeof(err));
+		if (!list)
+			fprintf(stderr, "crpfs %s: %s\n", cmd, err);
+		return list;
+	}
+	list = strdup(target);
+	if (!list)
+		fprintf(stderr, "crpfs %s: out of memory\n", cmd);
+	return list;
+}
+
+/* The host name a writing tool uses: its own, never a mounted host's. */
+static void admin_host(struct args *a, bool given)
+{
+	size_t n = strnlen(a->host, HOST_MAX - 7);
+
+	if (given)
+		return;
+	memcpy(a->host + n, ".admin", 7);
+}
+
+static bool host_given(int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++)
+		if (!strcmp(argv[i], "--host") || !strncmp(argv[i], "--host=", 7))
+			return true;
+	return false;
+}
+
+/* The position @what names: a number, a recorded member name, the member
+ * at a position, or a member whose label says where it stood. */
+static int position_of(struct crp_meta *m, const char *what)
+{
+	char *end;
+	long v = strtol(what, &end, 10);
+	struct crp_member_opts mo = { .host = m->host };
+	struct crp_member *mem;
+	uint8_t *buf;
+	char why[256];
+	int pos = -1;
+
+	if (*what && !*end)
+		return v >= 0 && v < (long)m->mt.nmembers ? (int)v : -1;
+	for (uint32_t p = 0; p < m->mt.nmembers; p++)
+		if (!strcmp(m->names[p], what) ||
+		    !strcmp(crp_member_spec(crp_array_member(m->a, (int)p)), what))
+			return (int)p;
+	if (crp_member_open(what, &mo, &mem, why, sizeof(why)) < 0)
+		return -1;
+	buf = malloc(CRP_BLOCK);
+	if (buf && crp_member_read(mem, CRP_LABEL_OFFSET, buf, CRP_BLOCK) == 0) {
+		struct crp_label l;
+
+		if (crp_label_in(buf, &l, NULL, 0) == 0 && !memcmp(l.uuid, m->mt.uuid, 16))
+			pos = (int)l.index;
+	}
+	free(buf);
+	crp_member_close(mem);
+	return pos;
+}
+
+static atomic_bool stop_requested;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	atomic_store(&stop_requested, true);
+}
+
+/* Progress of a long operation: a bar on a terminal, plain lines
+ * otherwise, one JSON object a line with --json. */
+struct progress {
+	const char *op;
+	int pos;
+	bool json, tty;
+	uint64_t t0, last_ns, last_pct10;
+};
+
+static void progress_show(void *ctx, uint64_t done, uint64_t total, uint64_t bytes,
+			  uint64_t start)
+{
+	struct progress *p = ctx;
+	uint64_t now = wall_now_ns(), el = now - p->t0;
+	double pct = total ? 100.0 * (double)done / (double)total : 100.0;
+	double rate = el ? (double)bytes * 1e9 / (double)el : 0;
+	double eta = done > start && done < total ?
+			     (double)el / 1e9 * (double)(total - done) / (double)(done - start) : 0;
+	bool last = done >= total;
+
+	if (!last && now - p->last_ns < (p->tty ? 200000000ull : 5000000000ull) &&
+	    (uint64_t)(pct / 10) == p->last_pct10)
+		return;
+	p->last_ns = now;
+	p->last_pct10 = (uint64_t)(pct / 10);
+	if (p->json) {
+		printf("{\"op\": \"%s\", \"position\": %d, \"done\": %llu, \"total\": %llu, "
+		       "\"percent\": %.1f, \"resumed_at\": %llu, \"bytes\": %llu, "
+		       "\"rate_bps\": %.0f, \"eta_s\": %.0f}\n",
+		       p->op, p->pos, (unsigned long long)done, (unsigned long long)total, pct,
+		       (unsigned long long)start, (unsigned long long)bytes, rate, eta);
+	} else if (p->tty) {
+		int w = 30, fill = (int)(pct * w / 100.0);
+
+		fprintf(stderr, "\r%s position %d [%.*s%*s] %5.1f%% %8.1f MiB/s ETA %4.0f s", p->op,
+			p->pos, fill, "##############################", w - fill, "", pct,
+			rate / 1048576.0, eta);
+		if (last)
+			fputc('\n', stderr);
+	} else {
+		printf("%s position %d: %.1f%% (%llu of %llu stripes%s), %.1f MiB/s, ETA %.0f s\n",
+		       p->op, p->pos, pct, (unsigned long long)done, (unsigned long long)total,
+		       start ? ", resumed" : "", rate / 1048576.0, eta);
+	}
+	fflush(stdout);
+}
+
+static int open_admin(const char *cmd, struct args *a, struct members *mb, char **list,
+		      struct crp_admin **ad)
+{
+	char err[1024] = "";
+	int r;
+
+	*list = target_list(cmd, a->target);
+	if (!*list)
+		return EXIT_FAILED;
+	r = members_split(*list, mb, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "crpfs %s: %s\n", cmd, err[0] ? err : crp_strerror(r));
+		return EXIT_USAGE;
+	}
+	r = crp_admin_open(mb->specs, mb->n, a->host, 0, ad, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "crpfs %s: %s\n", cmd, err[0] ? err : crp_strerror(r));
+		return EXIT_FAILED;
+	}
+	return 0;
+}
+
+static int cmd_fail(int argc, char **argv)
+{
+	struct crp_admin *ad = NULL;
+	struct members mb = { 0 };
+	char *list = NULL;
+	struct args a;
+	int code, pos, r;
+
+	if (parse_args(argc, argv, "operands", &a) < 0 || a.noperands != 1) {
+		if (a.noperands != 1)
+			fprintf(stderr, "crpfs fail: name the member to take out\n");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	admin_host(&a, host_given(argc, argv));
+	code = open_admin("fail", &a, &mb, &list, &ad);
+	if (code)
+		goto out;
+	pos = position_of(crp_admin_meta(ad), a.operand[0]);
+	if (pos < 0) {
+		fprintf(stderr, "crpfs fail: %s is not a member of this array (give its position: "
+			"crpfs status shows them)\n", a.operand[0]);
+		code = EXIT_USAGE;
+		goto out;
+	}
+	r = crp_meta_member_fail(crp_admin_meta(ad), pos);
+	if (r == -CRP_EDEGRADED) {
+		fprintf(stderr, "crpfs fail: taking position %d out would leave the array without "
+			"enough members; nothing changed\n", pos);
+		code = EXIT_FAILED;
+	} else if (r < 0) {
+		fprintf(stderr, "crpfs fail: position %d: %s\n", pos, crp_strerror(r));
+		code = EXIT_FAILED;
+	} else {
+		printf("crpfs fail: position %d (%s) is out of the array; every host stops using it "
+		       "within its next operation; crpfs replace puts a new member in\n", pos,
+		       a.operand[0]);
+	}
+out:
+	if (ad && crp_admin_close(ad) < 0 && !code)
+		code = EXIT_FAILED;
+	members_free(&mb);
+	free(list);
+	return code;
+}
+
+static int cmd_replace(int argc, char **argv)
+{
+	struct crp_admin *ad = NULL;
+	struct members mb = { 0 };
+	struct progress pg = { .op = "rebuild" };
+	struct crp_rebuild_opts ro = { 0 };
+	struct sigaction sa = { .sa_handler = on_stop_signal };
+	char *list = NULL, err[1024] = "";
+	struct args a;
+	bool resumed;
+	int code, pos, r;
+
+	if (parse_args(argc, argv, "operands,json,rate", &a) < 0 || a.noperands != 2) {
+		if (a.noperands != 2)
+			fprintf(stderr, "crpfs replace: name the member to replace and the new one\n");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	admin_host(&a, host_given(argc, argv));
+	code = open_admin("replace", &a, &mb, &list, &ad);
+	if (code)
+		goto out;
+	pos = position_of(crp_admin_meta(ad), a.operand[0]);
+	if (pos < 0) {
+		fprintf(stderr, "crpfs replace: %s is not a member of this array (give its position: "
+			"crpfs status shows them)\n", a.operand[0]);
+		code = EXIT_USAGE;
+		goto out;
+	}
+	r = crp_meta_member_replace(crp_admin_meta(ad), pos, a.operand[1], &resumed, err,
+				    sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "crpfs replace: %s\n", err[0] ? err : crp_strerror(r));
+		code = EXIT_FAILED;
+		goto out;
+	}
+	if (!a.json)
+		printf("crpfs replace: %s takes position %d%s\n", a.operand[1], pos,
+		       resumed ? " (its rebuild resumes where it stopped)" : "");
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	pg.pos = pos;
+	pg.json = a.json;
+	pg.tty = !a.json && isatty(STDERR_FILENO);
+	pg.t0 = wall_now_ns();
+	ro.rate_bps = a.rate_bps;
+	ro.progress = progress_show;
+	ro.ctx = &pg;
+	ro.stop = &stop_requested;
+	r = crp_meta_rebuild(crp_admin_meta(ad), pos, &ro);
+	if (r == -EINTR) {
+		fprintf(stderr, "crpfs replace: stopped; the rebuild resumes from its checkpoint when "
+			"the same command runs again\n");
+		code = EXIT_FAILED;
+	} else if (r < 0) {
+		fprintf(stderr, "crpfs replace: the rebuild of position %d failed: %s\n", pos,
+			crp_strerror(r));
+		code = EXIT_FAILED;
+	} else if (a.json) {
+		printf("{\"op\": \"rebuild\", \"position\": %d, \"state\": \"done\"}\n", pos);
+	} else {
+		printf("crpfs replace: position %d rebuilt; the array is redundant again\n", pos);
+	}
+out:
+	if (ad && crp_admin_close(ad) < 0 && !code)
+		code = EXIT_FAILED;
+	members_free(&mb);
+	free(list);
+	return code;
+}
+
 /* ---- dispatch ---- */
 
 struct subcommand {
@@ -618,6 +918,8 @@ static const struct subcommand subcommands[] = {
 	{ "status", cmd_status, EXIT_USAGE },
 	{ "fsck", cmd_fsck, CRP_FSCK_USAGE },
 	{ "hosts", cmd_hosts, EXIT_USAGE },
+	{ "fail", cmd_fail, EXIT_USAGE },
+	{ "replace", cmd_replace, EXIT_USAGE },
 };
 
 int main(int argc, char **argv)

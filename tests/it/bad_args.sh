@@ -72,12 +72,15 @@ t_mount() {
 	run_bad 1 USAGE "$MOUNT_CRPFS" "$MEMBERS" "$T/does/not/exist"
 	run_bad 1 USAGE "$MOUNT_CRPFS" "file:$T/m0,,file:$T/m2" "$MNT"
 	run_bad 1 USAGE "$MOUNT_CRPFS" "bogus://x,file:$T/m1,file:$T/m2" "$MNT"
-	# A missing member file: refused at mount (not created), naming it.
-	# (-f under a timeout: a daemon that wrongly mounts must not hang the test)
+	# More missing members than RAID-5 survives: refused at mount (not
+	# created), naming them.  (One missing mounts degraded: see
+	# degraded_mount.)  (-f under a timeout: a daemon that wrongly mounts
+	# must not hang the test)
 	echo "$MNT" >>"$T/mounts"
-	run_bad 32 MESSAGE timeout 60 "$MOUNT_CRPFS" "file:$T/m0,file:$T/m1,file:$T/absent" "$MNT" -f
-	sed "s|file:$T/m0,file:$T/m1,file:$T/absent||g" "$T/err" | grep -q absent || crp_fail "the missing member is not named: $(cat "$T/err")"
-	[ ! -e "$T/absent" ] || crp_fail "mount.crpfs created a missing member"
+	run_bad 32 MESSAGE timeout 60 "$MOUNT_CRPFS" "file:$T/m0,file:$T/absent1,file:$T/absent2" "$MNT" -f
+	sed "s|file:$T/m0,file:$T/absent1,file:$T/absent2||g" "$T/err" | grep -q absent2 || crp_fail "the missing member is not named: $(cat "$T/err")"
+	grep -q "cannot run" "$T/err" || crp_fail "the refusal does not say the array cannot run: $(cat "$T/err")"
+	[ ! -e "$T/absent1" ] && [ ! -e "$T/absent2" ] || crp_fail "mount.crpfs created a missing member"
 	# A file that is not crpfs.
 	head -c $((256 * 1024 * 1024)) /dev/zero >"$T/zeros" 2>/dev/null || truncate -s 256M "$T/zeros"
 	run_bad 32 MESSAGE timeout 60 "$MOUNT_CRPFS" "file:$T/zeros,file:$T/m1,file:$T/m2" "$MNT" -f
@@ -100,7 +103,12 @@ t_crpfs() {
 	# Right syntax, wrong target: a message (not usage), not a crash.
 	run_bad 1 MESSAGE "$CRPFS" status "$T"	# a directory that is no mount point
 	grep -q "not a crpfs mount point" "$T/err" || crp_fail "status on a plain directory: $(cat "$T/err")"
-	run_bad nonzero MESSAGE "$CRPFS" status "file:$T/m0,file:$T/m1,file:$T/absent"
+	# A member gone: status still answers, says which, and writes nothing.
+	"$CRPFS" status "file:$T/m0,file:$T/m1,file:$T/absent" --json >"$T/out" 2>"$T/err" ||
+		crp_fail "crpfs status with a member gone: $(cat "$T/err")"
+	crp_eq "$(jq -r .state "$T/out")" degraded "array state with a member gone"
+	crp_eq "$(jq -r '[.members[] | select(.state == "missing")] | length' "$T/out")" 1 "members missing"
+	crp_eq "$(crp_member_sums)" "$SUMS" "crpfs status with a member gone changed the members"
 	[ ! -e "$T/absent" ] || crp_fail "crpfs status created a missing member"
 	run_bad 8 MESSAGE "$CRPFS" fsck "file:$T/absent1,file:$T/absent2,file:$T/absent3"
 	# And the good form works on the untouched members.
