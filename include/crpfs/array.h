@@ -123,6 +123,10 @@ int crp_array_tolerance(const struct crp_array *a);
 /* Turn members that failed in I/O to FAILED, remembering them for
  * crp_array_take_failures; true if any did just now. */
 bool crp_array_note_failures(struct crp_array *a);
+/* Position @i cannot be served by this host (a member it cannot reach):
+ * FAILED, and remembered like a failure in I/O, so that no write goes on
+ * without it before the failure is recorded. */
+void crp_array_mark_failed(struct crp_array *a, int i);
 /* Has a failure been noted that crp_array_take_failures has not taken? */
 bool crp_array_failures_pending(struct crp_array *a);
 /* The members that failed in I/O since the last call (bit i: member i), now

@@ -126,6 +126,7 @@ struct crp_meta {
 	/* The member table (members.c). */
 	struct crp_label mt;		/* the freshest label we know: the table */
 	char names[CRP_LABEL_MEMBERS][CRP_NAME_SPEC_MAX]; /* the names members were added under */
+	uint8_t name_uuid[CRP_LABEL_MEMBERS][16]; /* the member each name names */
 	uint8_t pos_uuid[CRP_LABEL_MEMBERS][16]; /* the member object at each position */
 	uint64_t unreachable;		/* positions this host cannot serve, to record failed */
 	bool in_update;			/* a table update runs (its own writes do not recurse) */
@@ -267,6 +268,7 @@ struct crp_assembly {
 	const char *spec[CRP_LABEL_MEMBERS]; /* the member to open at each position, or NULL */
 	char spec_buf[CRP_LABEL_MEMBERS][CRP_SPEC_MAX]; /* names found in the labels */
 	char names[CRP_LABEL_MEMBERS][CRP_NAME_SPEC_MAX]; /* every position's recorded name */
+	uint8_t name_uuid[CRP_LABEL_MEMBERS][16]; /* the member each name names */
 	char why[CRP_LABEL_MEMBERS][256];	/* a position out of service: why */
 	char given_why[CRP_LABEL_MEMBERS][256]; /* a given member not usable: why */
 	int given_pos[CRP_LABEL_MEMBERS];	/* given member i serves position - 1 (0: none) */

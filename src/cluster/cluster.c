@@ -805,8 +805,8 @@ static int recover_dead(struct crp_cluster *c, char *err, size_t errlen)
 			}
 			continue;
 		}
-		if (c->o.no_recovery)
-			continue; /* left to the mounted hosts */
+		if (c->o.no_recovery && strcmp(slots[i].host, m->host))
+			continue; /* left to the mounted hosts: only our own name's is ours */
 		crp_warn("host %s (slot %d) did not beat for %llu ms: recovering it before mounting",
 			 slots[i].host, i, (unsigned long long)(c->dead_ns / 1000000));
 		r = crp_cluster_recover(c, i, &slots[i]);

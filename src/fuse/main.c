@@ -42,7 +42,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: mount.crpfs MEMBER[,MEMBER...] MOUNTPOINT [-o OPTIONS] [-f] [-d] [-n] [-s] [-v]\n"
 		"\n"
-		"  MEMBER       file:PATH, iscsi://HOST[:PORT]/IQN/LUN, /dev/sgN or /dev/sdX\n"
+		"  MEMBER       file:PATH, iscsi://HOST[:PORT]/IQN/LUN, /dev/sgN or /dev/sdX;\n"
+		"               missing for one that is gone (a degraded mount)\n"
 		"  -o OPTIONS   comma-separated: host=NAME, ro, rw, allow_other (root's\n"
 		"               default), owner_only,\n"
 		"               default_permissions (always on), attr_timeout=SECONDS,\n"

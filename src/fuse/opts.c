@@ -213,7 +213,8 @@ static int split_members(struct crp_mount_opts *o, const char *list, char *err,
 			goto out;
 		}
 		o->specs[o->nspecs++] = s;
-		if (crp_spec_parse(s, spec, err, errlen) < 0) {
+		/* "missing" holds the place of a member that is gone. */
+		if (!crp_spec_is_missing(s) && crp_spec_parse(s, spec, err, errlen) < 0) {
 			r = -EINVAL;
 			goto out;
 		}

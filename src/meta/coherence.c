@@ -221,15 +221,11 @@ int crp_meta_tx_begin(struct crp_meta *m)
 	}
 	catch_up(m, m->sh);
 	/* Another host changed the member table: follow it before reading
-	 * anything; a member this host cannot serve is recorded failed. */
-	if (crp_meta_members_stale(m, m->sh) || m->unreachable ||
-	    crp_array_failures_pending(m->a)) {
-		r = crp_meta_members_reload(m);
-		if (r == 0 && (m->unreachable || crp_array_failures_pending(m->a)))
-			r = crp_meta_members_update(m, NULL, NULL);
-		if (r < 0)
-			goto fail;
-	}
+	 * anything.  A member this host cannot serve is failed in the array
+	 * and recorded before any write goes on without it (the failure
+	 * hook); reads need not wait for that. */
+	if (crp_meta_members_stale(m, m->sh))
+		(void)crp_meta_members_reload(m);
 	return 0;
 fail:
 	m->locked = false;

@@ -82,24 +82,52 @@ static int write_block(struct crp_meta *m, int slot, int k, const uint8_t *bits,
 		return -ENOMEM;
 	memcpy(blk + CRP_HDR_SIZE, bits, CRP_PAYLOAD);
 	crp_bhdr_out(&h, blk);
-	crp_batch_init(&b);
-	for (int i = 0; i < n; i++) {
-		struct crp_member *mem = crp_array_member(m->a, i);
-		uint32_t bs = crp_member_block_size(mem);
-		struct crp_cmd *c = &cmds[i];
+	/* Members reserved by other hosts (reserve mode) refuse the write for
+	 * a few round trips: those are tried again until one copy lands or
+	 * the deadline passes. */
+	bool want[CRP_MAX_MEMBERS];
+	/* As long as a stripe transaction waits for its locks. */
+	uint64_t deadline = crp_now_ns() +
+			    (uint64_t)(m->timeout_ms ? m->timeout_ms : CRP_DEFAULT_TIMEOUT_MS) * 12000000ull;
 
-		crp_cmd_init(c);
-		crp_cdb_write16(c, h.blkno * CRP_BLOCK / bs, CRP_BLOCK / bs, blk, CRP_BLOCK, true);
-		crp_batch_add(&b, c);
-		crp_member_submit(mem, &c, 1);
-	}
-	crp_batch_wait(&b);
-	crp_batch_destroy(&b);
-	for (int i = 0; i < n; i++) {
-		if (cmds[i].result == 0)
-			ok++;
-		else if (!r)
-			r = cmds[i].result;
+	for (int i = 0; i < n; i++)
+		want[i] = crp_array_writable(m->a, i);
+	for (unsigned attempt = 0;; attempt++) {
+		bool conflict = false;
+
+		crp_batch_init(&b);
+		for (int i = 0; i < n; i++) {
+			struct crp_member *mem = crp_array_member(m->a, i);
+			uint32_t bs = crp_member_block_size(mem);
+			struct crp_cmd *c = &cmds[i];
+
+			if (!want[i])
+				continue;
+			crp_cmd_init(c);
+			crp_cdb_write16(c, h.blkno * CRP_BLOCK / bs, CRP_BLOCK / bs, blk, CRP_BLOCK, true);
+			crp_batch_add(&b, c);
+			crp_member_submit(mem, &c, 1);
+		}
+		crp_batch_wait(&b);
+		crp_batch_destroy(&b);
+		for (int i = 0; i < n; i++) {
+			if (!want[i])
+				continue;
+			if (cmds[i].result == 0) {
+				ok++;
+				want[i] = false;
+			} else if (cmds[i].result == -CRP_ECONFLICT) {
+				conflict = true;
+				r = r ? r : cmds[i].result;
+			} else {
+				want[i] = false;
+				if (!r || r == -CRP_ECONFLICT)
+					r = cmds[i].result;
+			}
+		}
+		if (ok || !conflict || crp_now_ns() >= deadline)
+			break;
+		crp_sleep_ns((200000ull << CRP_MIN(attempt, 5u)) + crp_random() % 200000ull);
 	}
 	free(blk);
 	/* One durable copy is enough for a survivor to find the bit. */

@@ -231,6 +231,7 @@ int crp_meta_assemble(const char *const *specs, int n, const char *host, uint32_
 		int found = -1;
 
 		memcpy(as->names[p], names[p], CRP_NAME_SPEC_MAX);
+		memcpy(as->name_uuid[p], nuuids[p], 16);
 		for (int i = 0; i < n && found < 0; i++)
 			if (valid[i] && !memcmp(given[i].member_uuid, e->uuid, 16))
 				found = i;
@@ -338,7 +339,9 @@ static uint64_t apply(struct crp_meta *m)
 		if (!same && crp_meta_member_open_name(m, (int)p) == 0)
 			same = true;
 		if (!same || crp_member_failed(mem)) {
-			crp_array_set_mstate(m->a, (int)p, CRP_AM_FAILED);
+			/* The table has it in service and this host cannot serve it:
+			 * failed, recorded before any write goes around it. */
+			crp_array_mark_failed(m->a, (int)p);
 			if (!same)
 				unreachable |= 1ull << p;
 			continue;
@@ -360,7 +363,20 @@ int crp_meta_member_open_name(struct crp_meta *m, int p)
 
 	if (!m->names[p][0])
 		return -ENOENT;
-	r = crp_member_open(m->names[p], &mo, &mem, why, sizeof(why));
+	/* Another host's reservation refuses even the open's TEST UNIT READY
+	 * (reserve mode): a member that answers that way is there. */
+	{
+		uint64_t deadline = crp_now_ns() +
+				    (uint64_t)(m->timeout_ms ? m->timeout_ms : CRP_DEFAULT_TIMEOUT_MS) *
+					    12000000ull;
+
+		for (unsigned attempt = 0;; attempt++) {
+			r = crp_member_open(m->names[p], &mo, &mem, why, sizeof(why));
+			if (r != -CRP_ECONFLICT || crp_now_ns() >= deadline)
+				break;
+			crp_sleep_ns((1000000ull << CRP_MIN(attempt, 5u)) + crp_random() % 1000000ull);
+		}
+	}
 	if (r < 0) {
 		crp_warn("position %d: cannot open member %s: %s", p, m->names[p], why);
 		return r;
@@ -421,14 +437,7 @@ int crp_meta_members_reload(struct crp_meta *m)
 		crp_info("member table: events %llu -> %llu", (unsigned long long)m->mt.events,
 			 (unsigned long long)l.events);
 		m->mt = l;
-		{
-			uint8_t (*nu)[16] = calloc(CRP_LABEL_MEMBERS, 16);
-
-			if (nu) {
-				(void)read_names(crp_array_member(m->a, from), m->names, nu);
-				free(nu);
-			}
-		}
+		(void)read_names(crp_array_member(m->a, from), m->names, m->name_uuid);
 	}
 	m->unreachable |= apply(m);
 	return 0;
@@ -589,6 +598,7 @@ int crp_meta_members_attach(struct crp_meta *m, const struct crp_assembly *as)
 {
 	m->mt = as->label;
 	memcpy(m->names, as->names, sizeof(m->names));
+	memcpy(m->name_uuid, as->name_uuid, sizeof(m->name_uuid));
 	for (uint32_t p = 0; p < as->label.nmembers; p++)
 		if (as->spec[p])
 			memcpy(m->pos_uuid[p], as->label.table[p].uuid, 16);

@@ -186,22 +186,43 @@ int crp_meta_slot_adopt(struct crp_meta *m, int slot, const struct crp_slot *s)
 int crp_meta_slot_write(struct crp_meta *m, const struct crp_slot *s)
 {
 	uint8_t *buf = crp_alloc_buf(CRP_BLOCK);
+	bool want[CRP_MAX_MEMBERS];
+	uint64_t deadline = crp_now_ns() +
+			    (uint64_t)(m->timeout_ms ? m->timeout_ms : CRP_DEFAULT_TIMEOUT_MS) * 4000000ull;
 	int r = 0, ok = 0;
 
 	if (!buf)
 		return -ENOMEM;
 	crp_slot_out(s, slot_blkno((int)s->slot), m->fsid, buf);
-	for (int i = 0; i < m->geom.nmembers; i++) {
-		struct crp_member *mem = crp_array_member(m->a, i);
-		int e;
+	for (int i = 0; i < m->geom.nmembers; i++)
+		want[i] = !crp_member_failed(crp_array_member(m->a, i));
+	/* Every member that can take it; one reserved by another host (reserve
+	 * mode) is tried again for a while. */
+	for (unsigned attempt = 0;; attempt++) {
+		bool conflict = false;
 
-		if (crp_member_failed(mem))
-			continue;
-		e = crp_member_write(mem, slot_blkno((int)s->slot) * CRP_BLOCK, buf, CRP_BLOCK);
-		if (e < 0)
-			r = r ? r : e;
-		else
-			ok++;
+		for (int i = 0; i < m->geom.nmembers; i++) {
+			struct crp_member *mem = crp_array_member(m->a, i);
+			int e;
+
+			if (!want[i])
+				continue;
+			e = crp_member_write(mem, slot_blkno((int)s->slot) * CRP_BLOCK, buf, CRP_BLOCK);
+			if (e == 0) {
+				ok++;
+				want[i] = false;
+			} else if (e == -CRP_ECONFLICT) {
+				conflict = true;
+				r = r ? r : e;
+			} else {
+				want[i] = false;
+				r = r && r != -CRP_ECONFLICT ? r : e;
+			}
+		}
+		/* One copy is enough: readers take the freshest. */
+		if (ok || !conflict || crp_now_ns() >= deadline)
+			break;
+		crp_sleep_ns((500000ull << CRP_MIN(attempt, 4u)) + crp_random() % 500000ull);
 	}
 	free(buf);
 	return ok ? 0 : (r ? r : -CRP_EDEGRADED);

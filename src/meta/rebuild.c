@@ -48,7 +48,7 @@ static int write_names(struct crp_meta *m)
 	for (uint32_t p = 0; p < m->mt.nmembers; p++) {
 		struct crp_member_name nm = { 0 };
 
-		memcpy(nm.uuid, m->mt.table[p].uuid, 16);
+		memcpy(nm.uuid, m->name_uuid[p], 16);
 		snprintf(nm.spec, sizeof(nm.spec), "%s", m->names[p]);
 		crp_member_name_out(&nm, buf + (size_t)p * CRP_NAME_REC);
 	}
@@ -175,13 +175,47 @@ int crp_meta_member_replace(struct crp_meta *m, int pos, const char *spec, bool 
 		crp_put_le64(c.uuid, crp_random());
 		crp_put_le64(c.uuid + 8, crp_random());
 	}
-	/* The table first (the other members' labels), then the new member
-	 * takes the position and gets its own label: a crash in between
-	 * leaves a position being rebuilt with no member yet, which a new
-	 * replace takes over. */
+	/* The name first (the other hosts find the member by it), then the
+	 * member at its position, then the table with it, written to every
+	 * member's label, the new one's included, before any host is told. */
+	snprintf(m->names[pos], sizeof(m->names[pos]), "%s", spec);
+	memcpy(m->name_uuid[pos], c.uuid, 16);
+	/* Under the metadata lock: the other hosts' stripe locks come and go
+	 * meanwhile, and no other change to the table races ours. */
+	r = crp_array_meta_lock(m->a);
+	if (r == 0) {
+		int e;
+
+		r = write_names(m);
+		e = crp_array_meta_unlock(m->a);
+		r = r ? r : e;
+	}
+	if (r < 0) {
+		snprintf(err, errlen, "cannot record the name of member %s: %s", spec,
+			 crp_strerror(r));
+		goto out;
+	}
 	m->replacing = pos + 1;
+	if (memcmp(m->pos_uuid[pos], c.uuid, 16)) {
+		r = crp_array_swap_member(m->a, pos, mem, CRP_AM_REBUILDING);
+		if (r < 0) {
+			m->replacing = 0;
+			snprintf(err, errlen, "cannot put member %s at position %d: %s", spec, pos,
+				 crp_strerror(r));
+			goto out;
+		}
+		mem = NULL;
+		memcpy(m->pos_uuid[pos], c.uuid, 16);
+	}
+	crp_array_set_mstate(m->a, pos, CRP_AM_REBUILDING);
 	r = crp_meta_members_update(m, replace_fn, &c);
 	m->replacing = 0;
+	if (r < 0) {
+		/* Not taken: the position stays as the table has it. */
+		crp_array_mark_failed(m->a, pos);
+		(void)crp_array_take_failures(m->a);
+		(void)crp_meta_members_reload(m);
+	}
 	if (r == -CRP_EDEGRADED) {
 		snprintf(err, errlen, "taking position %d out for the rebuild would leave the array "
 			 "without enough members: put the new member in for one that is failed or "
@@ -193,28 +227,7 @@ int crp_meta_member_replace(struct crp_meta *m, int pos, const char *spec, bool 
 			 crp_strerror(r));
 		goto out;
 	}
-	if (memcmp(m->pos_uuid[pos], c.uuid, 16)) {
-		r = crp_array_swap_member(m->a, pos, mem, CRP_AM_REBUILDING);
-		if (r < 0) {
-			snprintf(err, errlen, "cannot put member %s at position %d: %s", spec, pos,
-				 crp_strerror(r));
-			goto out;
-		}
-		mem = NULL;
-		memcpy(m->pos_uuid[pos], c.uuid, 16);
-	}
-	crp_array_set_mstate(m->a, pos, CRP_AM_REBUILDING);
-	r = crp_meta_members_write_label(m, pos);
-	if (r < 0) {
-		snprintf(err, errlen, "cannot write the label of member %s: %s", spec,
-			 crp_strerror(r));
-		goto out;
-	}
-	snprintf(m->names[pos], sizeof(m->names[pos]), "%s", spec);
-	r = write_names(m);
-	if (r < 0)
-		crp_warn("cannot record the name of member %s on every member (%s): the other hosts "
-			 "will not find it by name", spec, crp_strerror(r));
+	r = 0;
 	*resumed = c.resume;
 	r = 0;
 out:

@@ -391,9 +391,14 @@ int crp_array_read(struct crp_array *a, uint64_t off, void *buf, size_t len)
 			if (done[i])
 				continue;
 			if (!crp_array_readable(a, pc[i].member)) {
-				/* Degraded: rebuild this piece from the rest of its stripe. */
+				/* Degraded: rebuild this piece from the rest of its stripe
+				 * (a member of it reserved by another host: retried). */
 				r = rebuild_rows(a, pc[i].s, pc[i].member, pc[i].off, pc[i].len,
 						 pc[i].buf);
+				if (r == -CRP_ECONFLICT) {
+					conflict = true;
+					continue;
+				}
 				if (r < 0)
 					goto out;
 				atomic_fetch_add(&a->ctr.degraded_reads, 1);
@@ -536,31 +541,54 @@ int crp_array_write(struct crp_array *a, uint64_t off, const void *buf, size_t l
 int crp_array_sync(struct crp_array *a)
 {
 	struct crp_cmd cmds[CRP_MAX_MEMBERS];
-	struct crp_batch b;
+	bool want[CRP_MAX_MEMBERS];
+	uint64_t deadline = crp_lock_deadline_ns(a);
 	int r = 0;
 
-	bool sent[CRP_MAX_MEMBERS] = { false };
-
-	crp_batch_init(&b);
-	for (int i = 0; i < a->n; i++) {
-		struct crp_cmd *c = &cmds[i];
-
-		if (!crp_array_writable(a, i))
-			continue; /* out of service: nothing of ours to make durable */
-		crp_cmd_init(c);
-		crp_cdb_sync_cache16(c);
-		crp_batch_add(&b, c);
-		crp_member_submit(a->m[i], &c, 1);
-		sent[i] = true;
-	}
-	crp_batch_wait(&b);
-	crp_batch_destroy(&b);
-	/* A member that failed on the way is out of service, not an error of
-	 * the sync: what it held is in the parity of the others. */
-	crp_array_note_failures(a);
 	for (int i = 0; i < a->n; i++)
-		if (sent[i] && cmds[i].result && !r && crp_array_writable(a, i))
-			r = cmds[i].result;
+		want[i] = crp_array_writable(a, i); /* out of service: nothing of ours there */
+	/* reserve mode: a member another host holds refuses the SYNCHRONIZE
+	 * CACHE for a few round trips; it is asked again within the lock
+	 * deadline. */
+	for (unsigned attempt = 0;; attempt++) {
+		bool sent[CRP_MAX_MEMBERS] = { false }, conflict = false;
+		struct crp_batch b;
+
+		crp_batch_init(&b);
+		for (int i = 0; i < a->n; i++) {
+			struct crp_cmd *c = &cmds[i];
+
+			if (!want[i])
+				continue;
+			crp_cmd_init(c);
+			crp_cdb_sync_cache16(c);
+			crp_batch_add(&b, c);
+			crp_member_submit(a->m[i], &c, 1);
+			sent[i] = true;
+		}
+		crp_batch_wait(&b);
+		crp_batch_destroy(&b);
+		/* A member that failed on the way is out of service, not an error
+		 * of the sync: what it held is in the parity of the others. */
+		crp_array_note_failures(a);
+		r = 0;
+		for (int i = 0; i < a->n; i++) {
+			if (!sent[i])
+				continue;
+			if (cmds[i].result == 0 || !crp_array_writable(a, i)) {
+				want[i] = false;
+			} else if (cmds[i].result == -CRP_ECONFLICT) {
+				conflict = true;
+				r = r ? r : cmds[i].result;
+			} else {
+				want[i] = false;
+				r = cmds[i].result;
+			}
+		}
+		if (!conflict || (r && r != -CRP_ECONFLICT) || crp_now_ns() > deadline)
+			break;
+		crp_lock_backoff(a, CRP_MIN(attempt, 6u));
+	}
 	return r;
 }
 
@@ -777,6 +805,18 @@ int crp_array_rebuild_range(struct crp_array *a, uint64_t off, void *buf, size_t
 		r = repair ? lock_all(a, all) : 0;
 		if (r == 0)
 			r = rebuild_rows(a, loc.stripe, bad, loc.chunk_off, n, (uint8_t *)buf + o);
+		/* Unlocked, another host's reservation may refuse a read for a
+		 * few round trips: again, within the lock deadline. */
+		if (r == -CRP_ECONFLICT && !repair) {
+			uint64_t deadline = crp_lock_deadline_ns(a);
+
+			for (unsigned attempt = 0; r == -CRP_ECONFLICT && crp_now_ns() < deadline;
+			     attempt++) {
+				crp_lock_backoff(a, CRP_MIN(attempt, 6u));
+				r = rebuild_rows(a, loc.stripe, bad, loc.chunk_off, n,
+						 (uint8_t *)buf + o);
+			}
+		}
 		if (r == 0 && repair && crp_array_writable(a, bad)) {
 			uint32_t bs = crp_member_block_size(a->m[bad]);
 			struct crp_cmd c;

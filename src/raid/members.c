@@ -76,6 +76,17 @@ bool crp_array_note_failures(struct crp_array *a)
 	return any;
 }
 
+void crp_array_mark_failed(struct crp_array *a, int i)
+{
+	int st;
+
+	if (i < 0 || i >= a->n)
+		return;
+	st = atomic_exchange(&a->mstate[i], CRP_AM_FAILED);
+	if (st != CRP_AM_FAILED)
+		atomic_fetch_or(&a->new_failed, 1ull << i);
+}
+
 bool crp_array_failures_pending(struct crp_array *a)
 {
 	crp_array_note_failures(a);

@@ -789,6 +789,17 @@ static int open_admin(const char *cmd, struct args *a, struct members *mb, char 
 	return 0;
 }
 
+static int close_admin(const char *cmd, struct crp_admin *ad, int code)
+{
+	int r = crp_admin_close(ad);
+
+	if (r < 0) {
+		fprintf(stderr, "crpfs %s: leaving the array: %s\n", cmd, crp_strerror(r));
+		return code ? code : EXIT_FAILED;
+	}
+	return code;
+}
+
 static int cmd_fail(int argc, char **argv)
 {
 	struct crp_admin *ad = NULL;
@@ -828,8 +839,7 @@ static int cmd_fail(int argc, char **argv)
 		       a.operand[0]);
 	}
 out:
-	if (ad && crp_admin_close(ad) < 0 && !code)
-		code = EXIT_FAILED;
+	code = close_admin("fail", ad, code);
 	members_free(&mb);
 	free(list);
 	return code;
@@ -899,8 +909,7 @@ static int cmd_replace(int argc, char **argv)
 		printf("crpfs replace: position %d rebuilt; the array is redundant again\n", pos);
 	}
 out:
-	if (ad && crp_admin_close(ad) < 0 && !code)
-		code = EXIT_FAILED;
+	code = close_admin("replace", ad, code);
 	members_free(&mb);
 	free(list);
 	return code;
