@@ -276,10 +276,13 @@ END_TEST
 
 /* ---- a LUN going away, a daemon hanging or dying ------------------------ */
 
+/* A LUN deleted at the target (every command: ILLEGAL REQUEST, LOGICAL UNIT
+ * NOT SUPPORTED) is a dead member, not a field crpfs got wrong. */
 START_TEST(test_lun_offline)
 {
 	struct crp_member *m = open_host(spec_of(LUN_OFFLINE), "h-offline", SHORT_TIMEOUT_MS);
 	uint8_t *buf = crp_alloc_buf(4096);
+	char last[256];
 	uint64_t t0;
 	int r;
 
@@ -287,15 +290,19 @@ START_TEST(test_lun_offline)
 	ck_assert_int_eq(crp_tgt_lun_offline(g_tgt, LUN_OFFLINE, true), 0);
 	t0 = crp_now_ns();
 	r = crp_member_read(m, 0, buf, 4096);
-	ck_assert_msg(r < 0, "read from an offline LUN succeeded");
+	ck_assert_msg(r == -CRP_EMEMBER, "read from a deleted LUN: %d (%s)", r, crp_strerror(r));
 	ck_assert_msg(ms_since(t0) < SHORT_TIMEOUT_MS + MARGIN_MS, "read took %llu ms",
 		      (unsigned long long)ms_since(t0));
-	/* An error of the command (LOGICAL UNIT NOT SUPPORTED), not of the
-	 * session: the member stays usable. */
-	ck_assert_msg(r == -EINVAL || r == -CRP_ESENSE, "unexpected error %d (%s)", r,
-		      crp_strerror(r));
-	ck_assert(!crp_member_failed(m));
+	ck_assert(crp_member_failed(m));
+	ck_assert_int_eq(crp_member_fail_reason(m), -CRP_EMEMBER);
+	crp_member_last_error(m, last, sizeof(last));
+	ck_assert_msg(strcasestr(last, "logical unit not supported"),
+		      "last error does not say what the target said: %s", last);
+	/* Failed for good: the LUN coming back does not revive this member. */
 	ck_assert_int_eq(crp_tgt_lun_offline(g_tgt, LUN_OFFLINE, false), 0);
+	ck_assert_int_eq(crp_member_read(m, 0, buf, 4096), -CRP_EMEMBER);
+	crp_member_close(m);
+	m = open_host(spec_of(LUN_OFFLINE), "h-offline", SHORT_TIMEOUT_MS);
 	ck_assert_int_eq(crp_member_read(m, 0, buf, 4096), 0);
 	crp_member_close(m);
 	free(buf);

@@ -15,6 +15,17 @@
  *    CRP_UA_RETRIES times, within the command's deadline); a UNIT
  *    ATTENTION is recorded in the member's events (reset, reservations
  *    preempted/released);
+ *  - NOT READY of the passing kind (04h: becoming ready, an operation in
+ *    progress) is retried after a pause (10 ms doubling to 250 ms) until
+ *    the command's deadline; one that lasts past it, or any other NOT
+ *    READY (3Ah medium not present...), fails the member;
+ *  - a bad block is not a dead member: MEDIUM ERROR on a READ completes
+ *    with -CRP_EMEDIUM, cmd->info_lba (info_valid) naming the first LBA
+ *    the unit could not read, and the member stays in service; MEDIUM
+ *    ERROR on anything else (a WRITE), HARDWARE ERROR and ILLEGAL REQUEST
+ *    25h (LOGICAL UNIT NOT SUPPORTED: the LUN was deleted) fail the member
+ *    and complete with -CRP_EMEMBER, last_err and the log naming what the
+ *    target said; other ILLEGAL REQUESTs are -EINVAL (a bad field);
  *  - every command completes within its timeout: a command that has not
  *    completed by its deadline completes with -ETIMEDOUT and the member is
  *    marked failed, after which every command completes at once with
@@ -93,6 +104,7 @@ struct crp_member_counters {
 	atomic_uint_fast64_t conflicts;	 /* RESERVATION CONFLICT statuses */
 	atomic_uint_fast64_t ua_retries; /* UNIT ATTENTIONs retried */
 	atomic_uint_fast64_t busy_retries; /* BUSY / TASK SET FULL retried */
+	atomic_uint_fast64_t not_ready_retries; /* NOT READY (becoming ready...) retried */
 	atomic_uint_fast64_t timeouts;
 	atomic_uint_fast64_t errors;	 /* other failed commands */
 	atomic_uint_fast64_t busy_ns;	 /* sum of command latencies */

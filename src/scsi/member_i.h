@@ -12,7 +12,10 @@
  *               send it (or execute it)
  *     on each completion: fill cmd->status, sense, resid, then
  *               crp_member_complete(m, cmd)     may call ops->issue() for a
- *                                               retry or a chained command
+ *                                               retry or a chained command;
+ *                                               a retry may carry
+ *                                               cmd->not_before_ns: send it
+ *                                               no sooner (NOT READY)
  *     a command past cmd->deadline_ns: crp_member_fail(m, -ETIMEDOUT) and
  *               complete it with status CRP_SAM_NONE, result -ETIMEDOUT
  */
@@ -30,9 +33,11 @@ struct crp_transport_ops {
 	/* Commands were queued: wake the I/O thread.  Any thread. */
 	void (*kick)(struct crp_member *m);
 	/*
-	 * Send @cmd now, ahead of anything still queued.  Called only from the
-	 * I/O thread (by crp_member_complete for retries and chains); must not
-	 * complete @cmd before returning.
+	 * Send @cmd now, ahead of anything still queued, or once the clock
+	 * has passed cmd->not_before_ns when that is set (a NOT READY retry:
+	 * the pause is at most 250 ms).  Called only from the I/O thread (by
+	 * crp_member_complete for retries and chains); must not complete @cmd
+	 * before returning.
 	 */
 	void (*issue)(struct crp_member *m, struct crp_cmd *cmd);
 	/* Logical unit reset; any thread other than the I/O thread. */
@@ -87,6 +92,9 @@ void crp_member_abort(struct crp_member *m, struct crp_cmd *cmd, int err);
 
 /* Mark the member failed with @err (first reason sticks) and log it. */
 void crp_member_fail(struct crp_member *m, int err);
+/* The same, logging @why (what the target said, why the session could not
+ * be had) instead of the text of @err when it is not NULL or empty. */
+void crp_member_fail_why(struct crp_member *m, int err, const char *why);
 
 /*
  * Once a transport's nexus is up and its I/O thread runs: TEST UNIT READY

@@ -884,6 +884,8 @@ static void execute(struct file_tp *t, struct crp_cmd *cmd)
 	}
 	cmd->status = CRP_SAM_NONE;
 	cmd->sense_len = 0;
+	if (cmd->not_before_ns > crp_now_ns()) /* a NOT READY retry: a short pause */
+		crp_sleep_ns(cmd->not_before_ns - crp_now_ns());
 	if (crp_now_ns() > cmd->deadline_ns) {
 		r = -ETIMEDOUT;
 	} else if ((r = crp_member_may_send(cmd)) < 0) {

@@ -93,6 +93,8 @@ struct ic_state {
 	struct crp_cmd *deferred_tail;
 	struct crp_cmd *held;	   /* issued while our LUN reset is in flight */
 	struct crp_cmd *held_tail;
+	struct crp_cmd *delayed;   /* retries waiting for their not_before_ns */
+	struct crp_cmd *delayed_tail;
 	bool lost;		   /* the session failed inside a libiscsi callback */
 	bool logout_done;
 
@@ -432,6 +434,10 @@ static void send_cmd(struct ic_state *st, struct crp_cmd *cmd)
 		defer_error(st, cmd, failed ? -CRP_EMEMBER : -CRP_ELOCKLOST);
 		return;
 	}
+	if (cmd->not_before_ns > crp_now_ns()) { /* a NOT READY retry: later */
+		cmd_append(&st->delayed, &st->delayed_tail, cmd);
+		return;
+	}
 	e = crp_member_may_send(cmd);
 	if (e < 0) {
 		defer_error(st, cmd, e);
@@ -520,6 +526,14 @@ static void reset_finish(struct ic_state *st, int result)
 /* Close the session without a logout: the nexus and its reservations go. */
 static void drop_session(struct ic_state *st, int err)
 {
+	/* Retries waiting for their pause belong to this nexus too. */
+	while (st->delayed) {
+		struct crp_cmd *cmd = st->delayed;
+
+		st->delayed = cmd->q_next;
+		defer_error(st, cmd, err);
+	}
+	st->delayed_tail = NULL;
 	cancel_inflight(st, err);
 	reset_finish(st, err);
 	if (st->ctx) {
@@ -596,6 +610,8 @@ static int next_wait_ms(struct ic_state *st)
 
 	for (struct ic_io *io = st->inflight; io; io = io->next)
 		first = CRP_MIN(first, io->cmd->deadline_ns);
+	for (struct crp_cmd *c = st->delayed; c; c = c->q_next)
+		first = CRP_MIN(first, c->not_before_ns);
 	pthread_mutex_lock(&st->rmu);
 	if (st->rstate == IC_RESET_SENT)
 		first = CRP_MIN(first, st->rdeadline);
@@ -657,6 +673,34 @@ static void check_deadlines(struct ic_state *st)
 		}
 	}
 	drop_session(st, -CRP_EMEMBER);
+}
+
+/* Send the retries whose pause is over. */
+static void send_delayed(struct ic_state *st)
+{
+	uint64_t now = crp_now_ns();
+	struct crp_cmd *list = st->delayed, *keep = NULL, *keep_tail = NULL;
+
+	st->delayed = st->delayed_tail = NULL;
+	while (list) {
+		struct crp_cmd *cmd = list;
+
+		list = cmd->q_next;
+		if (cmd->not_before_ns > now) {
+			cmd_append(&keep, &keep_tail, cmd);
+			continue;
+		}
+		cmd->q_next = NULL;
+		cmd->not_before_ns = 0;
+		send_cmd(st, cmd);
+	}
+	/* Those still waiting go first again, in their order. */
+	if (keep) {
+		keep_tail->q_next = st->delayed;
+		if (!st->delayed)
+			st->delayed_tail = keep_tail;
+		st->delayed = keep;
+	}
 }
 
 /* Send what was held back during our LUN reset, once it is over. */
@@ -780,6 +824,7 @@ static void *io_thread(void *arg)
 			session_lost(st);
 		run_deferred(st);
 		send_held(st);
+		send_delayed(st);
 		dispatch_queue(st);
 		reset_start(st);
 		check_deadlines(st);

@@ -63,6 +63,10 @@ static void sg_execute(struct sg_state *st, struct crp_cmd *cmd)
 		cmd->result = -CRP_EMEMBER;
 		return;
 	}
+	if (cmd->not_before_ns > now) { /* a NOT READY retry: a short pause */
+		crp_sleep_ns(cmd->not_before_ns - now);
+		now = crp_now_ns();
+	}
 	cmd->result = crp_member_may_send(cmd);
 	if (cmd->result < 0)
 		return;
