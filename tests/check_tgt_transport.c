@@ -50,6 +50,7 @@ enum {
 	LUN_OFFLINE,
 	LUN_UA,
 	LUN_LOST,
+	LUN_GONE,
 	LUN_COUNT
 };
 
@@ -119,6 +120,19 @@ END_TEST
 START_TEST(test_sem_lun_reset)
 {
 	crp_sem_lun_reset(spec_of(LUN_RESET));
+}
+END_TEST
+
+static void tgt_lun_gone(void *arg, bool gone)
+{
+	(void)arg;
+	ck_assert_msg(crp_tgt_lun_offline(g_tgt, LUN_GONE, gone) == 0, "tgtadm: %s LUN %d",
+		      gone ? "delete" : "re-create", LUN_GONE + 1);
+}
+
+START_TEST(test_sem_lun_gone)
+{
+	crp_sem_lun_gone(spec_of(LUN_GONE), tgt_lun_gone, NULL);
 }
 END_TEST
 
@@ -485,6 +499,7 @@ static Suite *tgt_transport_suite(void)
 	tcase_add_test(tc, test_sem_pr_write_exclusive);
 	tcase_add_test(tc, test_sem_pr_preempt);
 	tcase_add_test(tc, test_sem_lun_reset);
+	tcase_add_test(tc, test_sem_lun_gone);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("chap");

@@ -187,4 +187,65 @@ int crp_member_sync(struct crp_member *m);
 /* Text of the last failed command of this member for messages. */
 const char *crp_member_last_error(struct crp_member *m, char *buf, size_t len);
 
+/*
+ * Fault injection in file: members.  The faults live in the image's shared
+ * state file (PATH.crpfs-scsi, next to the image @path as in file:PATH),
+ * so a fault set by one process is seen by the next command of every
+ * process that has the image open; they last until cleared, across opens.
+ * Each call takes the state lock like a reservation command (bounded by
+ * CRP_DEFAULT_TIMEOUT_MS).  An image that has no state file (never opened
+ * as a member) is refused with -ENOENT; errors write why into @err.
+ *
+ *  - bad blocks: a READ whose blocks hold a bad one completes CHECK
+ *    CONDITION, MEDIUM ERROR, 11h/00h (unrecovered read error), with the
+ *    first bad LBA of the range read in the INFORMATION field (VALID), so
+ *    the member layer completes it with -CRP_EMEDIUM and info_lba; a WRITE
+ *    over bad blocks succeeds and makes them good (a drive remaps a
+ *    sector on write).  LBAs count blocks of @block_size bytes (0: 512,
+ *    the block size crpfs opens file members with); they are kept in
+ *    512-byte sectors, so members opened with other block sizes agree.
+ *  - CRP_FAULT_GONE: the logical unit is deleted, as tgt does when a LUN
+ *    is removed: every command but INQUIRY completes CHECK CONDITION,
+ *    ILLEGAL REQUEST, 25h/00h (LOGICAL UNIT NOT SUPPORTED); INQUIRY
+ *    answers with peripheral qualifier 011b, device type 1Fh (no unit
+ *    here); opening the image fails with -CRP_EMEMBER.  The LU's
+ *    reservations and PR registrations go with it.  Clearing it creates
+ *    the unit again, with a power-on UNIT ATTENTION (29h/00h) for every
+ *    nexus.
+ *  - CRP_FAULT_NOT_READY: every command but INQUIRY completes CHECK
+ *    CONDITION, NOT READY, 04h/01h (becoming ready) until it is cleared.
+ */
+#define CRP_FAULT_BAD_MAX 64 /* bad block ranges an image holds */
+enum {
+	CRP_FAULT_GONE = 1u << 0,
+	CRP_FAULT_NOT_READY = 1u << 1,
+};
+
+struct crp_fault_range {
+	uint64_t lba;
+	uint64_t count;
+};
+
+struct crp_faults {
+	unsigned flags; /* CRP_FAULT_* */
+	int nbad;	/* ranges in bad[], in ascending order */
+	struct crp_fault_range bad[CRP_FAULT_BAD_MAX];
+	/* 512-byte sectors forgotten: a WRITE in the middle of a range
+	 * splits it, and with CRP_FAULT_BAD_MAX ranges in use the last range
+	 * is dropped. */
+	uint64_t dropped;
+};
+
+/* Mark blocks [@lba, @lba + @count) bad (merged with ranges they touch);
+ * -EINVAL past the end of the image, -ENOSPC with the list full. */
+int crp_file_fault_medium(const char *path, uint32_t block_size, uint64_t lba, uint64_t count,
+			  char *err, size_t errlen);
+/* Set and clear CRP_FAULT_* flags (clear first, then set). */
+int crp_file_fault_set(const char *path, unsigned set, unsigned clear, char *err, size_t errlen);
+/* No faults at all: the unit back, ready, every block good. */
+int crp_file_fault_clear(const char *path, char *err, size_t errlen);
+/* The faults now, bad ranges in blocks of @block_size (0: 512). */
+int crp_file_fault_list(const char *path, uint32_t block_size, struct crp_faults *out,
+			char *err, size_t errlen);
+
 #endif
