@@ -30,9 +30,27 @@
  *    completed by its deadline completes with -ETIMEDOUT and the member is
  *    marked failed, after which every command completes at once with
  *    -CRP_EMEMBER;
- *  - a lost session (iSCSI) completes everything outstanding with
- *    -CRP_ELOCKLOST and marks the member failed: reconnecting would be a
- *    new nexus without our reservations, so it is never done silently.
+ *  - a lost session (iSCSI) completes everything in flight with
+ *    -CRP_ELOCKLOST: the nexus and every reservation it held are gone.
+ *    The member notes CRP_EV_NEXUS_LOST before any of them completes and
+ *    logs in again itself, with a growing pause between attempts, for up
+ *    to opts.reconnect_ms; each attempt (connect, login, and a READ
+ *    CAPACITY that checks the unit is the one it had) is bounded by the
+ *    command timeout and by the window.  Commands submitted meanwhile
+ *    wait in the queue and are sent on the new session, each with its own
+ *    timeout from then on, so none waits longer than the window plus its
+ *    timeout.  A reconnect notes CRP_EV_NEXUS_LOST again and counts in
+ *    counters.reconnects; no reservation is taken back and no PR key
+ *    registered again: that is the caller's (the array's) job.  If the
+ *    window passes without a session, or the unit that answers is not
+ *    there (ILLEGAL REQUEST 25h) or not the same size, the member fails
+ *    with -CRP_EMEMBER and every waiting command completes with it;
+ *  - a command that relies on a reservation (fence_ns set) is never sent
+ *    on a nexus newer than the one its submitter knew of: if a session
+ *    was lost after the submitter last took CRP_EV_NEXUS_LOST with
+ *    crp_member_take_events (or after the member opened), the command
+ *    completes with -CRP_ELOCKLOST unsent.  Take the event, take the
+ *    locks again, then submit.
  */
 #ifndef CRPFS_MEMBER_H
 #define CRPFS_MEMBER_H
@@ -46,6 +64,7 @@
 
 #define CRP_UA_RETRIES 250
 #define CRP_DEFAULT_TIMEOUT_MS 5000
+#define CRP_DEFAULT_RECONNECT_MS 20000
 #define CRP_SPEC_MAX 1024
 
 enum crp_transport_kind {
@@ -81,6 +100,12 @@ struct crp_member_opts {
 	bool create;	      /* file: create the image if missing ... */
 	uint64_t create_size; /* ... with this size in bytes */
 	uint32_t file_block_size; /* file: logical block size (512 if 0) */
+	/*
+	 * iscsi: how long a lost session is logged in again for before the
+	 * member fails (CRP_DEFAULT_RECONNECT_MS if 0; UINT32_MAX: never, the
+	 * member fails at once with -CRP_ELOCKLOST).
+	 */
+	uint32_t reconnect_ms;
 };
 
 /* The iSCSI initiator name of host @host: "iqn.2026-11.org.crpfs:<host>". */
@@ -106,6 +131,7 @@ struct crp_member_counters {
 	atomic_uint_fast64_t busy_retries; /* BUSY / TASK SET FULL retried */
 	atomic_uint_fast64_t not_ready_retries; /* NOT READY (becoming ready...) retried */
 	atomic_uint_fast64_t timeouts;
+	atomic_uint_fast64_t reconnects; /* lost sessions logged in again */
 	atomic_uint_fast64_t errors;	 /* other failed commands */
 	atomic_uint_fast64_t busy_ns;	 /* sum of command latencies */
 };
@@ -132,7 +158,8 @@ bool crp_member_failed(const struct crp_member *m);
 int crp_member_fail_reason(const struct crp_member *m);
 uint32_t crp_member_default_timeout(const struct crp_member *m);
 
-/* Return and clear the CRP_EV_* bits seen since the last call. */
+/* Return and clear the CRP_EV_* bits seen since the last call.  Taking
+ * CRP_EV_NEXUS_LOST lets commands with fence_ns go out again (above). */
 unsigned crp_member_take_events(struct crp_member *m);
 
 struct crp_member_counters *crp_member_counters(struct crp_member *m);

@@ -173,6 +173,8 @@ int crp_member_open(const char *spec, const struct crp_member_opts *opts,
 		m->opts.timeout_ms = CRP_DEFAULT_TIMEOUT_MS;
 	if (!m->opts.file_block_size)
 		m->opts.file_block_size = 512;
+	if (!m->opts.reconnect_ms)
+		m->opts.reconnect_ms = CRP_DEFAULT_RECONNECT_MS;
 	if (opts && opts->host && opts->host[0]) {
 		snprintf(m->host, sizeof(m->host), "%s", opts->host);
 	} else if (gethostname(m->host, sizeof(m->host) - 1) < 0 || !m->host[0]) {
@@ -239,7 +241,24 @@ uint32_t crp_member_default_timeout(const struct crp_member *m)
 
 unsigned crp_member_take_events(struct crp_member *m)
 {
-	return atomic_exchange(&m->events, 0u);
+	unsigned ev;
+
+	/* With the loss counted and noted under the same lock, a caller who
+	 * takes the event knows of every loss counted so far. */
+	pthread_mutex_lock(&m->qmu);
+	ev = atomic_exchange(&m->events, 0u);
+	if (ev & CRP_EV_NEXUS_LOST)
+		m->gen_seen = atomic_load(&m->nexus_gen);
+	pthread_mutex_unlock(&m->qmu);
+	return ev;
+}
+
+void crp_member_nexus_lost(struct crp_member *m)
+{
+	pthread_mutex_lock(&m->qmu);
+	atomic_fetch_add(&m->nexus_gen, 1);
+	atomic_fetch_or(&m->events, (unsigned)CRP_EV_NEXUS_LOST);
+	pthread_mutex_unlock(&m->qmu);
 }
 
 void crp_member_note_event(struct crp_member *m, unsigned ev)
@@ -263,6 +282,11 @@ void crp_member_fail_why(struct crp_member *m, int err, const char *why)
 
 	if (err >= 0)
 		err = -CRP_EMEMBER;
+	if (why && why[0] && why != m->last_err) {
+		pthread_mutex_lock(&m->qmu);
+		snprintf(m->last_err, sizeof(m->last_err), "%s", why);
+		pthread_mutex_unlock(&m->qmu);
+	}
 	if (atomic_compare_exchange_strong(&m->failed, &zero, err))
 		crp_err("member %s failed: %s; it takes no more commands until the array is "
 			"mounted again", m->spec.text, why && why[0] ? why : crp_strerror(err));
@@ -289,6 +313,7 @@ void crp_member_submit(struct crp_member *m, struct crp_cmd *const *cmds, int n)
 		c->info_valid = false;
 		c->info_lba = 0;
 		c->not_before_ns = 0;
+		c->nexus_gen = m->gen_seen;
 		if (m->qtail)
 			m->qtail->q_next = c;
 		else
@@ -319,10 +344,12 @@ void crp_member_prepare(struct crp_member *m, struct crp_cmd *cmd)
 	cmd->not_before_ns = 0;
 }
 
-int crp_member_may_send(const struct crp_cmd *cmd)
+int crp_member_may_send(struct crp_member *m, const struct crp_cmd *cmd)
 {
 	if (cmd->fence_ns && crp_now_ns() >= cmd->fence_ns)
 		return -CRP_EFENCED;
+	if (cmd->fence_ns && cmd->nexus_gen != atomic_load(&m->nexus_gen))
+		return -CRP_ELOCKLOST; /* its reservation belonged to a lost nexus */
 	return 0;
 }
 

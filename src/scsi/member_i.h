@@ -62,10 +62,16 @@ struct crp_member {
 	atomic_uint events;    /* CRP_EV_* */
 	struct crp_member_counters ctr;
 
-	pthread_mutex_t qmu;	/* protects qhead, qtail, last_err */
+	/* Nexus losses so far; changed under qmu with CRP_EV_NEXUS_LOST. */
+	atomic_uint nexus_gen;
+
+	pthread_mutex_t qmu;	/* protects qhead, qtail, last_err, gen_seen */
 	struct crp_cmd *qhead;
 	struct crp_cmd *qtail;
 	char last_err[256];
+	/* nexus_gen when CRP_EV_NEXUS_LOST was last taken: what a submitter
+	 * knows of (stamped into each command as cmd->nexus_gen). */
+	unsigned gen_seen;
 };
 
 /* Take every queued command, in submission order (NULL-terminated list
@@ -76,8 +82,15 @@ struct crp_cmd *crp_member_dequeue(struct crp_member *m);
 void crp_member_prepare(struct crp_member *m, struct crp_cmd *cmd);
 
 /* Right before @cmd goes to the device: 0, or the error to complete it
- * with unsent (its fence time has passed: see struct crp_cmd). */
-int crp_member_may_send(const struct crp_cmd *cmd);
+ * with unsent: -CRP_EFENCED (its fence time has passed: see struct
+ * crp_cmd), -CRP_ELOCKLOST (it relies on a reservation of a nexus lost
+ * since its submitter last took CRP_EV_NEXUS_LOST). */
+int crp_member_may_send(struct crp_member *m, const struct crp_cmd *cmd);
+
+/* The nexus is gone with every reservation it held (I/O thread): counts
+ * the loss and notes CRP_EV_NEXUS_LOST, before any command completes
+ * with it. */
+void crp_member_nexus_lost(struct crp_member *m);
 
 /*
  * A command completed (status, sense, resid filled, or status CRP_SAM_NONE
@@ -93,7 +106,8 @@ void crp_member_abort(struct crp_member *m, struct crp_cmd *cmd, int err);
 /* Mark the member failed with @err (first reason sticks) and log it. */
 void crp_member_fail(struct crp_member *m, int err);
 /* The same, logging @why (what the target said, why the session could not
- * be had) instead of the text of @err when it is not NULL or empty. */
+ * be had) instead of the text of @err when it is not NULL or empty; @why
+ * becomes the member's last error too. */
 void crp_member_fail_why(struct crp_member *m, int err, const char *why);
 
 /*

@@ -906,7 +906,7 @@ static void execute(struct file_tp *t, struct crp_cmd *cmd)
 		crp_sleep_ns(cmd->not_before_ns - crp_now_ns());
 	if (crp_now_ns() > cmd->deadline_ns) {
 		r = -ETIMEDOUT;
-	} else if ((r = crp_member_may_send(cmd)) < 0) {
+	} else if ((r = crp_member_may_send(m, cmd)) < 0) {
 		/* refused unsent */
 	} else {
 		r = emulate(t, cmd);
