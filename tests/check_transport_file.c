@@ -945,6 +945,75 @@ START_TEST(test_not_ready_lasts)
 }
 END_TEST
 
+/*
+ * What each answer means for the member, whatever the transport (sense.c
+ * and member.c): a bad block, a dead unit, a field crpfs got wrong.  The
+ * unit answers every command with the sense given; none of these is
+ * retried.
+ */
+START_TEST(test_sense_judged)
+{
+	static const struct {
+		uint8_t key, asc, ascq;
+		bool write;
+		int want;
+		bool fails;
+	} cases[] = {
+		{ CRP_SK_MEDIUM_ERROR, 0x11, 0x00, false, -CRP_EMEDIUM, false },
+		{ CRP_SK_MEDIUM_ERROR, 0x0c, 0x00, true, -CRP_EMEMBER, true },
+		{ CRP_SK_MEDIUM_ERROR, 0x11, 0x00, true, -CRP_EMEMBER, true },
+		{ CRP_SK_HARDWARE_ERROR, 0x44, 0x00, false, -CRP_EMEMBER, true },
+		{ CRP_SK_HARDWARE_ERROR, 0x44, 0x00, true, -CRP_EMEMBER, true },
+		{ CRP_SK_NOT_READY, 0x3a, 0x00, false, -CRP_EMEMBER, true },
+		{ CRP_SK_NOT_READY, 0x04, 0x02, false, -CRP_EMEMBER, true },
+		{ CRP_SK_ILLEGAL_REQUEST, 0x25, 0x00, true, -CRP_EMEMBER, true },
+		{ CRP_SK_ILLEGAL_REQUEST, 0x24, 0x00, false, -EINVAL, false },
+		{ CRP_SK_ILLEGAL_REQUEST, 0x21, 0x00, true, -EINVAL, false },
+		{ CRP_SK_DATA_PROTECT, 0x27, 0x00, true, -EROFS, false },
+		{ CRP_SK_ABORTED_COMMAND, 0x47, 0x00, false, -CRP_ESENSE, false },
+	};
+	uint8_t *buf = crp_alloc_buf(4096);
+	char err[1024];
+
+	memset(buf, 0, 4096);
+	for (size_t i = 0; i < CRP_ARRAY_SIZE(cases); i++) {
+		struct crp_member *m = open_as(g_spec, "t");
+		uint64_t t0;
+		struct crp_cmd c;
+		int r;
+
+		ck_assert_int_eq(crp_file_fault_sense(g_img, cases[i].key, cases[i].asc,
+						      cases[i].ascq, err, sizeof(err)),
+				 0);
+		crp_cmd_init(&c);
+		if (cases[i].write)
+			crp_cdb_write16(&c, 8, 8, buf, 4096, false);
+		else
+			crp_cdb_read16(&c, 8, 8, buf, 4096);
+		t0 = crp_now_ns();
+		r = crp_member_exec(m, &c);
+		ck_assert_msg(r == cases[i].want && crp_member_failed(m) == cases[i].fails,
+			      "%s with sense %x/%02x/%02x: %d (%s), member %s", crp_cdb_name(&c),
+			      cases[i].key, cases[i].asc, cases[i].ascq, r, crp_strerror(r),
+			      crp_member_failed(m) ? "failed" : "in service");
+		ck_assert_uint_eq(c.ua_retries, 0);
+		ck_assert_uint_lt((crp_now_ns() - t0) / 1000000, 1000);
+		if (cases[i].fails) {
+			ck_assert_int_eq(crp_member_fail_reason(m), -CRP_EMEMBER);
+			ck_assert_int_eq(read_blocks(m, &c, 0, 1), -CRP_EMEMBER);
+		}
+		ck_assert_int_eq(crp_file_fault_set(g_img, 0, CRP_FAULT_SENSE, err, sizeof(err)), 0);
+		if (!cases[i].fails)
+			ck_assert_int_eq(read_blocks(m, &c, 0, 1), 0);
+		crp_member_close(m);
+	}
+	ck_assert_int_eq(crp_file_fault_sense(g_img, CRP_SK_UNIT_ATTENTION, 0x29, 0, err,
+					      sizeof(err)),
+			 -EINVAL);
+	free(buf);
+}
+END_TEST
+
 /* The path of the crp_inject tool: next to this test program. */
 static void inject_path(char *buf, size_t len)
 {
@@ -1021,6 +1090,11 @@ START_TEST(test_inject_tool)
 	ck_assert_str_eq(out, "unit: gone\nready: no\nmedium: 40 3\nmedium: 90 1\n");
 	ck_assert_int_eq(simple(m, crp_cdb_test_unit_ready), -CRP_EMEMBER);
 	ck_assert(crp_member_failed(m));
+	ck_assert_int_eq(run_inject((const char *[]){ g_img, "sense", "4", "44", "0", NULL }, out,
+				    sizeof(out)),
+			 0);
+	ck_assert_int_eq(run_inject((const char *[]){ g_img, "list", NULL }, out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "unit: gone\nready: no\nsense: 4 44 00\nmedium: 40 3\nmedium: 90 1\n");
 	ck_assert_int_eq(run_inject((const char *[]){ g_img, "back", NULL }, out, sizeof(out)), 0);
 	ck_assert_int_eq(run_inject((const char *[]){ g_img, "list", NULL }, out, sizeof(out)), 0);
 	ck_assert_str_eq(out, "unit: present\nready: yes\nmedium: 40 3\nmedium: 90 1\n");
@@ -1047,6 +1121,13 @@ START_TEST(test_inject_tool)
 				    sizeof(out)),
 			 2);
 	ck_assert_int_eq(run_inject((const char *[]){ g_img, "medium", "1", "0", NULL }, out,
+				    sizeof(out)),
+			 2);
+	ck_assert_int_eq(run_inject((const char *[]){ g_img, "sense", "6", "29", "0", NULL }, out,
+				    sizeof(out)),
+			 1);
+	ck_assert_msg(strstr(out, "UNIT ATTENTION"), "'%s'", out);
+	ck_assert_int_eq(run_inject((const char *[]){ g_img, "sense", "4", "444", "0", NULL }, out,
 				    sizeof(out)),
 			 2);
 	ck_assert_int_eq(run_inject((const char *[]){ g_img, "gone", "1", NULL }, out, sizeof(out)),
@@ -1143,6 +1224,7 @@ static Suite *file_suite(void)
 	tcase_add_test(flt, test_gone_file);
 	tcase_add_test(flt, test_not_ready_passes);
 	tcase_add_test(flt, test_not_ready_lasts);
+	tcase_add_test(flt, test_sense_judged);
 	tcase_add_test(flt, test_inject_tool);
 	tcase_add_test(flt, test_sidecar_v1);
 	return s;

@@ -241,11 +241,17 @@ const char *crp_member_last_error(struct crp_member *m, char *buf, size_t len);
  *    nexus.
  *  - CRP_FAULT_NOT_READY: every command but INQUIRY completes CHECK
  *    CONDITION, NOT READY, 04h/01h (becoming ready) until it is cleared.
+ *  - CRP_FAULT_SENSE (crp_file_fault_sense): every command but INQUIRY
+ *    completes CHECK CONDITION with the given sense key, ASC and ASCQ
+ *    (HARDWARE ERROR, NOT READY 3Ah no medium, ...) until it is cleared.
+ * A deleted unit answers before anything else, then pending UNIT
+ * ATTENTIONs, then NOT READY, then the given sense.
  */
 #define CRP_FAULT_BAD_MAX 64 /* bad block ranges an image holds */
 enum {
 	CRP_FAULT_GONE = 1u << 0,
 	CRP_FAULT_NOT_READY = 1u << 1,
+	CRP_FAULT_SENSE = 1u << 2,
 };
 
 struct crp_fault_range {
@@ -255,6 +261,7 @@ struct crp_fault_range {
 
 struct crp_faults {
 	unsigned flags; /* CRP_FAULT_* */
+	uint8_t sense_key, asc, ascq; /* with CRP_FAULT_SENSE */
 	int nbad;	/* ranges in bad[], in ascending order */
 	struct crp_fault_range bad[CRP_FAULT_BAD_MAX];
 	/* 512-byte sectors forgotten: a WRITE in the middle of a range
@@ -267,8 +274,12 @@ struct crp_faults {
  * -EINVAL past the end of the image, -ENOSPC with the list full. */
 int crp_file_fault_medium(const char *path, uint32_t block_size, uint64_t lba, uint64_t count,
 			  char *err, size_t errlen);
-/* Set and clear CRP_FAULT_* flags (clear first, then set). */
+/* Set and clear CRP_FAULT_GONE and CRP_FAULT_NOT_READY, and clear
+ * CRP_FAULT_SENSE (clear first, then set). */
 int crp_file_fault_set(const char *path, unsigned set, unsigned clear, char *err, size_t errlen);
+/* Answer every command but INQUIRY with this sense (CRP_FAULT_SENSE). */
+int crp_file_fault_sense(const char *path, uint8_t key, uint8_t asc, uint8_t ascq, char *err,
+			 size_t errlen);
 /* No faults at all: the unit back, ready, every block good. */
 int crp_file_fault_clear(const char *path, char *err, size_t errlen);
 /* The faults now, bad ranges in blocks of @block_size (0: 512). */

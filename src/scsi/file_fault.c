@@ -378,12 +378,13 @@ out:
 
 int crp_file_fault_set(const char *path, unsigned set, unsigned clear, char *err, size_t errlen)
 {
-	const unsigned known = CRP_FAULT_GONE | CRP_FAULT_NOT_READY;
+	const unsigned known = CRP_FAULT_GONE | CRP_FAULT_NOT_READY | CRP_FAULT_SENSE;
 	struct fault_ctx f;
 	int r;
 
-	if ((set | clear) & ~known) {
-		snprintf(err, errlen, "unknown fault flags 0x%x", (set | clear) & ~known);
+	if ((set | clear) & ~known || (set & CRP_FAULT_SENSE)) {
+		snprintf(err, errlen, "fault flags 0x%x cannot be set this way (CRP_FAULT_SENSE: "
+			 "crp_file_fault_sense)", set | clear);
 		return -EINVAL;
 	}
 	r = fault_begin(path, &f, err, errlen);
@@ -393,8 +394,30 @@ int crp_file_fault_set(const char *path, unsigned set, unsigned clear, char *err
 		crp_sc_set_gone(f.sc, false);
 	if (set & CRP_FAULT_GONE)
 		crp_sc_set_gone(f.sc, true);
-	f.sc->faults.flags &= ~(uint32_t)(clear & CRP_FAULT_NOT_READY);
+	f.sc->faults.flags &= ~(uint32_t)(clear & (CRP_FAULT_NOT_READY | CRP_FAULT_SENSE));
 	f.sc->faults.flags |= set & CRP_FAULT_NOT_READY;
+	fault_end(&f);
+	return 0;
+}
+
+int crp_file_fault_sense(const char *path, uint8_t key, uint8_t asc, uint8_t ascq, char *err,
+			 size_t errlen)
+{
+	struct fault_ctx f;
+	int r;
+
+	if (key == 0 || key > 0x0f || key == 0x06) {
+		snprintf(err, errlen, "sense key 0x%x is not an error a unit keeps answering "
+			 "(1 to 15, not 6: UNIT ATTENTION)", key);
+		return -EINVAL;
+	}
+	r = fault_begin(path, &f, err, errlen);
+	if (r < 0)
+		return r;
+	f.sc->faults.sense_key = key;
+	f.sc->faults.asc = asc;
+	f.sc->faults.ascq = ascq;
+	f.sc->faults.flags |= CRP_FAULT_SENSE;
 	fault_end(&f);
 	return 0;
 }
@@ -408,6 +431,7 @@ int crp_file_fault_clear(const char *path, char *err, size_t errlen)
 		return r;
 	crp_sc_set_gone(f.sc, false);
 	f.sc->faults.flags = 0;
+	f.sc->faults.sense_key = f.sc->faults.asc = f.sc->faults.ascq = 0;
 	f.sc->faults.nbad = 0;
 	f.sc->faults.dropped = 0;
 	memset(f.sc->faults.bad, 0, sizeof(f.sc->faults.bad));
@@ -431,6 +455,11 @@ int crp_file_fault_list(const char *path, uint32_t block_size, struct crp_faults
 	spb = block_size / SC_SECTOR;
 	out->flags = f.sc->faults.flags;
 	out->dropped = f.sc->faults.dropped;
+	if (out->flags & CRP_FAULT_SENSE) {
+		out->sense_key = f.sc->faults.sense_key;
+		out->asc = f.sc->faults.asc;
+		out->ascq = f.sc->faults.ascq;
+	}
 	for (uint32_t i = 0; i < nbad(&f.sc->faults); i++) {
 		const struct sc_bad *b = &f.sc->faults.bad[i];
 		uint64_t first = b->first / spb, end = CRP_DIV_ROUND_UP(b->first + b->count, spb);

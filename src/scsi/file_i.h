@@ -44,8 +44,9 @@ struct sc_bad {
 };
 
 /*
- * Injected faults (version 2).  flags takes CRP_FAULT_GONE and
- * CRP_FAULT_NOT_READY (member.h).  bad[0..nbad) is sorted by first, the
+ * Injected faults (version 2).  flags takes CRP_FAULT_GONE,
+ * CRP_FAULT_NOT_READY and CRP_FAULT_SENSE (member.h); the last answers
+ * every command but INQUIRY with sense key / ASC / ASCQ below.  bad[0..nbad) is sorted by first, the
  * ranges neither overlap nor touch.  dropped counts the bad sectors a
  * WRITE could not keep on the list: clearing the middle of a range splits
  * it in two, and with SC_BAD_MAX ranges in use the last range of the list
@@ -55,7 +56,10 @@ struct sc_faults {
 	uint32_t flags;
 	uint32_t nbad;
 	uint64_t dropped;
-	uint8_t reserved[48];
+	uint8_t sense_key;
+	uint8_t asc;
+	uint8_t ascq;
+	uint8_t reserved[45];
 	struct sc_bad bad[SC_BAD_MAX];
 };
 

@@ -25,8 +25,9 @@
  *        RESERVE(6) holder, PR holder and type, 32 reserved bytes (64 bytes)
  *    64  128 nexus slots of 64 bytes: PR key, pending UAs, last pid and host
  *  8256  faults (version 2; version 1 files end before them): flags
- *        (CRP_FAULT_GONE, CRP_FAULT_NOT_READY), the number of bad ranges,
- *        the count of forgotten bad sectors, 48 reserved bytes, then 64
+ *        (CRP_FAULT_GONE, CRP_FAULT_NOT_READY, CRP_FAULT_SENSE), the number
+ *        of bad ranges, the count of forgotten bad sectors, the sense key,
+ *        ASC and ASCQ of CRP_FAULT_SENSE, 45 reserved bytes, then 64
  *        bad ranges of (first sector, count) in 512-byte sectors, sorted,
  *        disjoint (9344 bytes in all)
  * A version 1 file is brought to version 2 in place by the first open (or
@@ -45,6 +46,8 @@
  *    UNIT ATTENTION for every nexus.
  *  - not ready: every command but INQUIRY completes NOT READY, BECOMING
  *    READY (04h/01h), after any pending UNIT ATTENTION.
+ *  - sense: every command but INQUIRY completes CHECK CONDITION with the
+ *    sense key, ASC and ASCQ given, after those above.
  *  - bad blocks: after the reservation and range checks, a READ over a bad
  *    sector completes MEDIUM ERROR, UNRECOVERED READ ERROR (11h/00h), no
  *    data moved, INFORMATION (VALID) the first bad LBA of the range read;
@@ -803,6 +806,10 @@ again:
 		goto unlock;
 	if ((faults & CRP_FAULT_NOT_READY) && k != K_INQUIRY) {
 		set_check(cmd, CRP_SK_NOT_READY, 0x04, 0x01); /* becoming ready */
+		goto unlock;
+	}
+	if ((faults & CRP_FAULT_SENSE) && k != K_INQUIRY) {
+		set_check(cmd, t->sc->faults.sense_key, t->sc->faults.asc, t->sc->faults.ascq);
 		goto unlock;
 	}
 	switch (k) {

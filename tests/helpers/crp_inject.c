@@ -8,7 +8,9 @@
  *                                                  written
  *   crp_inject PATH gone       every command: LOGICAL UNIT NOT SUPPORTED
  *   crp_inject PATH notready   every command: NOT READY, BECOMING READY
- *   crp_inject PATH back       the unit is there and ready again
+ *   crp_inject PATH sense KEY ASC ASCQ   every command: this sense (hex
+ *                              bytes, e.g. "4 44 0" for HARDWARE ERROR)
+ *   crp_inject PATH back       the unit is there, ready, answering again
  *   crp_inject PATH clear      no faults at all
  *   crp_inject [-b BYTES] PATH list
  *
@@ -18,6 +20,7 @@
  * list prints one line each:
  *   unit: present|gone
  *   ready: yes|no
+ *   sense: KEY ASC ASCQ      (only with a sense fault, hex)
  *   medium: LBA COUNT        (one line per bad range, ascending)
  *   dropped: SECTORS         (only when a WRITE made the list forget some)
  * Exit status: 0 done, 1 failed (the reason on stderr), 2 bad usage.
@@ -36,6 +39,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: crp_inject [-b BYTES] PATH medium LBA [COUNT]\n"
 		   "       crp_inject PATH gone|notready|back|clear\n"
+		   "       crp_inject PATH sense KEY ASC ASCQ   (hex bytes)\n"
 		   "       crp_inject [-b BYTES] PATH list\n"
 		   "  PATH is the image of a file: member; LBAs count blocks of BYTES "
 		   "(default 512)\n");
@@ -62,6 +66,21 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* A byte in hex (at most two digits, no sign). */
+static int parse_hex8(const char *s, uint8_t *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!s[0] || strlen(s) > 2 || !strchr("0123456789abcdefABCDEF", s[0]))
+		return -EINVAL;
+	v = strtoul(s, &end, 16);
+	if (*end)
+		return -EINVAL;
+	*out = (uint8_t)v;
+	return 0;
+}
+
 static int list(const char *path, uint32_t bs)
 {
 	struct crp_faults f;
@@ -74,6 +93,8 @@ static int list(const char *path, uint32_t bs)
 	}
 	printf("unit: %s\n", (f.flags & CRP_FAULT_GONE) ? "gone" : "present");
 	printf("ready: %s\n", (f.flags & CRP_FAULT_NOT_READY) ? "no" : "yes");
+	if (f.flags & CRP_FAULT_SENSE)
+		printf("sense: %x %02x %02x\n", f.sense_key, f.asc, f.ascq);
 	for (int i = 0; i < f.nbad; i++)
 		printf("medium: %" PRIu64 " %" PRIu64 "\n", f.bad[i].lba, f.bad[i].count);
 	if (f.dropped)
@@ -115,6 +136,15 @@ int main(int argc, char **argv)
 		if (nargs == 4 && (parse_u64(argv[optind + 3], &count) < 0 || !count))
 			return bad_usage("COUNT must be a number of blocks, at least 1");
 		r = crp_file_fault_medium(path, (uint32_t)bs, lba, count, err, sizeof(err));
+	} else if (!strcmp(op, "sense")) {
+		uint8_t b[3];
+
+		if (nargs != 5)
+			return bad_usage("sense needs KEY ASC ASCQ");
+		for (int i = 0; i < 3; i++)
+			if (parse_hex8(argv[optind + 2 + i], &b[i]) < 0)
+				return bad_usage("KEY, ASC and ASCQ are bytes in hex (00 to ff)");
+		r = crp_file_fault_sense(path, b[0], b[1], b[2], err, sizeof(err));
 	} else if (nargs != 2) {
 		return bad_usage("too many arguments");
 	} else if (!strcmp(op, "gone")) {
@@ -122,14 +152,16 @@ int main(int argc, char **argv)
 	} else if (!strcmp(op, "notready")) {
 		r = crp_file_fault_set(path, CRP_FAULT_NOT_READY, 0, err, sizeof(err));
 	} else if (!strcmp(op, "back")) {
-		r = crp_file_fault_set(path, 0, CRP_FAULT_GONE | CRP_FAULT_NOT_READY, err,
+		r = crp_file_fault_set(path, 0,
+				       CRP_FAULT_GONE | CRP_FAULT_NOT_READY | CRP_FAULT_SENSE, err,
 				       sizeof(err));
 	} else if (!strcmp(op, "clear")) {
 		r = crp_file_fault_clear(path, err, sizeof(err));
 	} else if (!strcmp(op, "list")) {
 		return list(path, (uint32_t)bs);
 	} else {
-		return bad_usage("unknown operation (medium, gone, notready, back, clear, list)");
+		return bad_usage("unknown operation (medium, gone, notready, sense, back, clear, "
+				 "list)");
 	}
 	if (r < 0) {
 		fprintf(stderr, "crp_inject: %s\n", err[0] ? err : crp_strerror(r));
