@@ -579,6 +579,7 @@ START_TEST(test_tgtd_restart)
 	ck_assert_int_eq(crp_tgt_daemon_stop(t, false), 0);
 	for (int i = 0; i < 500 && !(crp_member_take_events(m) & CRP_EV_NEXUS_LOST); i++)
 		crp_sleep_ns(10 * 1000000ull);
+	ck_assert(crp_member_reconnecting(m));
 	t0 = crp_now_ns();
 	bg_read_start(&rd, m, 16);
 	/* no session to send a LUN reset on: refused at once */
@@ -592,6 +593,7 @@ START_TEST(test_tgtd_restart)
 	ck_assert_mem_eq(rd.buf, buf, 4096);
 	free(rd.buf);
 	ck_assert(!crp_member_failed(m));
+	ck_assert(!crp_member_reconnecting(m));
 	ck_assert_uint_eq(atomic_load(&crp_member_counters(m)->reconnects), 1);
 	ck_assert(crp_member_take_events(m) & CRP_EV_NEXUS_LOST);
 
@@ -668,6 +670,7 @@ START_TEST(test_tgtd_gone_too_long)
 		      "the READ waited %llu ms with a %d ms window and a %d ms timeout",
 		      (unsigned long long)ms_since(t0), WINDOW_MS, TIMEOUT_MS);
 	ck_assert(crp_member_failed(m));
+	ck_assert(!crp_member_reconnecting(m));
 	ck_assert_int_eq(crp_member_fail_reason(m), -CRP_EMEMBER);
 	crp_member_last_error(m, last, sizeof(last));
 	ck_assert_msg(strstr(last, "reconnect window"), "last error: %s", last);

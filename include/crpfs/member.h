@@ -154,6 +154,13 @@ const struct crp_spec *crp_member_parsed_spec(const struct crp_member *m);
 uint64_t crp_member_size(const struct crp_member *m);	    /* bytes */
 uint32_t crp_member_block_size(const struct crp_member *m); /* bytes */
 bool crp_member_failed(const struct crp_member *m);
+/*
+ * True from the loss of the member's session until it is logged in again
+ * or the member fails (iSCSI): commands submitted meanwhile wait, up to
+ * reconnect_ms plus their timeout.  A caller that must not wait that long
+ * (a heartbeat) can leave the member alone meanwhile.
+ */
+bool crp_member_reconnecting(const struct crp_member *m);
 /* Why the member failed (0 if it has not). */
 int crp_member_fail_reason(const struct crp_member *m);
 uint32_t crp_member_default_timeout(const struct crp_member *m);

@@ -229,6 +229,11 @@ bool crp_member_failed(const struct crp_member *m)
 	return atomic_load(&((struct crp_member *)m)->failed) != 0;
 }
 
+bool crp_member_reconnecting(const struct crp_member *m)
+{
+	return atomic_load(&((struct crp_member *)m)->reconnecting);
+}
+
 int crp_member_fail_reason(const struct crp_member *m)
 {
 	return atomic_load(&((struct crp_member *)m)->failed);

@@ -64,6 +64,7 @@ struct crp_member {
 
 	/* Nexus losses so far; changed under qmu with CRP_EV_NEXUS_LOST. */
 	atomic_uint nexus_gen;
+	atomic_bool reconnecting; /* set and cleared by the transport */
 
 	pthread_mutex_t qmu;	/* protects qhead, qtail, last_err, gen_seen */
 	struct crp_cmd *qhead;

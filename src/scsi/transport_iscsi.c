@@ -360,6 +360,8 @@ static void mark_lost(struct ic_state *st)
 	crp_member_nexus_lost(st->m);
 	if (st->m->opts.reconnect_ms == UINT32_MAX)
 		crp_member_fail(st->m, -CRP_ELOCKLOST);
+	else
+		atomic_store(&st->m->reconnecting, true);
 }
 
 /* Was a task cancelled by our own LOGICAL UNIT RESET (libiscsi cancels the
@@ -582,6 +584,7 @@ static void session_lost(struct ic_state *st)
 			 m->spec.text, st->portal);
 	drop_session(st, -CRP_ELOCKLOST);
 	st->reconnecting = again;
+	atomic_store(&m->reconnecting, again);
 }
 
 /* ---- LUN reset -------------------------------------------------------- */
@@ -1175,6 +1178,7 @@ static void reconnect(struct ic_state *st)
 		if (r == 0) {
 			st->reconnecting = false;
 			atomic_fetch_add(&m->ctr.reconnects, 1);
+			atomic_store(&m->reconnecting, false);
 			crp_member_note_event(m, CRP_EV_NEXUS_LOST);
 			crp_warn("member %s: iSCSI session to %s logged in again after %llu ms "
 				 "(%u attempt%s); it is a new nexus: every reservation this host "
@@ -1192,6 +1196,7 @@ static void reconnect(struct ic_state *st)
 		if (r == -CRP_EMEMBER) { /* the unit is gone: nothing to wait for */
 			st->reconnecting = false;
 			crp_member_fail_why(m, -CRP_EMEMBER, why);
+			atomic_store(&m->reconnecting, false);
 			return;
 		}
 		crp_debug("member %s: login attempt %u to %s failed: %s", m->spec.text, attempts,
@@ -1205,8 +1210,10 @@ static void reconnect(struct ic_state *st)
 		pause = CRP_MIN(pause * 2, (uint64_t)IC_RECONNECT_MAX_MS);
 	}
 	st->reconnecting = false;
-	if (atomic_load(&st->stop) || atomic_load(&m->failed))
+	if (atomic_load(&st->stop) || atomic_load(&m->failed)) {
+		atomic_store(&m->reconnecting, false);
 		return; /* closing (io_shutdown completes the queue), or failed already */
+	}
 	{
 		char text[sizeof(why) + 256];
 
@@ -1217,6 +1224,7 @@ static void reconnect(struct ic_state *st)
 			 without_member(why));
 		crp_member_fail_why(m, -CRP_EMEMBER, text);
 	}
+	atomic_store(&m->reconnecting, false);
 }
 
 /* ---- state ------------------------------------------------------------ */
