@@ -7,6 +7,10 @@
  * private tgtd.  Each host is its own initiator name and so its own
  * session (nexus).  If tgtd cannot start, every test fails with the reason.
  *
+ * Reconnection: a session dropped at the target, a daemon stopped and
+ * started again on the same port and files, one that stays away past the
+ * window, a LUN found gone when logging in again.
+ *
  * Some tests bound how long a failure takes to be reported: a member must
  * report an error within its command timeout instead of hanging.  Those
  * bounds are the timeout plus a wide margin; they check that the timeout
@@ -50,6 +54,7 @@ enum {
 	LUN_OFFLINE,
 	LUN_UA,
 	LUN_LOST,
+	LUN_GONE,
 	LUN_COUNT
 };
 
@@ -62,15 +67,22 @@ static const char *spec_of(int lun)
 	return crp_tgt_spec(g_tgt, lun);
 }
 
-static struct crp_member *open_host(const char *spec, const char *host, uint32_t timeout_ms)
+static struct crp_member *open_rc(const char *spec, const char *host, uint32_t timeout_ms,
+				  uint32_t reconnect_ms)
 {
-	struct crp_member_opts o = { .host = host, .timeout_ms = timeout_ms };
+	struct crp_member_opts o = { .host = host, .timeout_ms = timeout_ms,
+				     .reconnect_ms = reconnect_ms };
 	struct crp_member *m = NULL;
 	char err[512];
 	int r = crp_member_open(spec, &o, &m, err, sizeof(err));
 
 	ck_assert_msg(r == 0, "open %s as %s: %s", spec, host, err);
 	return m;
+}
+
+static struct crp_member *open_host(const char *spec, const char *host, uint32_t timeout_ms)
+{
+	return open_rc(spec, host, timeout_ms, 0);
 }
 
 static uint64_t ms_since(uint64_t t0)
@@ -119,6 +131,19 @@ END_TEST
 START_TEST(test_sem_lun_reset)
 {
 	crp_sem_lun_reset(spec_of(LUN_RESET));
+}
+END_TEST
+
+static void tgt_lun_gone(void *arg, bool gone)
+{
+	(void)arg;
+	ck_assert_msg(crp_tgt_lun_offline(g_tgt, LUN_GONE, gone) == 0, "tgtadm: %s LUN %d",
+		      gone ? "delete" : "re-create", LUN_GONE + 1);
+}
+
+START_TEST(test_sem_lun_gone)
+{
+	crp_sem_lun_gone(spec_of(LUN_GONE), tgt_lun_gone, NULL);
 }
 END_TEST
 
@@ -276,10 +301,13 @@ END_TEST
 
 /* ---- a LUN going away, a daemon hanging or dying ------------------------ */
 
+/* A LUN deleted at the target (every command: ILLEGAL REQUEST, LOGICAL UNIT
+ * NOT SUPPORTED) is a dead member, not a field crpfs got wrong. */
 START_TEST(test_lun_offline)
 {
 	struct crp_member *m = open_host(spec_of(LUN_OFFLINE), "h-offline", SHORT_TIMEOUT_MS);
 	uint8_t *buf = crp_alloc_buf(4096);
+	char last[256];
 	uint64_t t0;
 	int r;
 
@@ -287,15 +315,20 @@ START_TEST(test_lun_offline)
 	ck_assert_int_eq(crp_tgt_lun_offline(g_tgt, LUN_OFFLINE, true), 0);
 	t0 = crp_now_ns();
 	r = crp_member_read(m, 0, buf, 4096);
-	ck_assert_msg(r < 0, "read from an offline LUN succeeded");
-	ck_assert_msg(ms_since(t0) < SHORT_TIMEOUT_MS + MARGIN_MS, "read took %llu ms",
-		      (unsigned long long)ms_since(t0));
-	/* An error of the command (LOGICAL UNIT NOT SUPPORTED), not of the
-	 * session: the member stays usable. */
-	ck_assert_msg(r == -EINVAL || r == -CRP_ESENSE, "unexpected error %d (%s)", r,
-		      crp_strerror(r));
-	ck_assert(!crp_member_failed(m));
+	ck_assert_msg(r == -CRP_EMEMBER, "read from a deleted LUN: %d (%s)", r, crp_strerror(r));
+	/* at once: no retries, no reconnect loop */
+	ck_assert_msg(ms_since(t0) < 1000, "read took %llu ms", (unsigned long long)ms_since(t0));
+	ck_assert_uint_eq(atomic_load(&crp_member_counters(m)->reconnects), 0);
+	ck_assert(crp_member_failed(m));
+	ck_assert_int_eq(crp_member_fail_reason(m), -CRP_EMEMBER);
+	crp_member_last_error(m, last, sizeof(last));
+	ck_assert_msg(strcasestr(last, "logical unit not supported"),
+		      "last error does not say what the target said: %s", last);
+	/* Failed for good: the LUN coming back does not revive this member. */
 	ck_assert_int_eq(crp_tgt_lun_offline(g_tgt, LUN_OFFLINE, false), 0);
+	ck_assert_int_eq(crp_member_read(m, 0, buf, 4096), -CRP_EMEMBER);
+	crp_member_close(m);
+	m = open_host(spec_of(LUN_OFFLINE), "h-offline", SHORT_TIMEOUT_MS);
 	ck_assert_int_eq(crp_member_read(m, 0, buf, 4096), 0);
 	crp_member_close(m);
 	free(buf);
@@ -347,7 +380,8 @@ START_TEST(test_tgtd_killed)
 
 	t = crp_tgt_start(1, LUN_SIZE, err, sizeof(err));
 	ck_assert_msg(t, "private tgtd: %s", err);
-	m = open_host(crp_tgt_spec(t, 0), "h-killed", 30000);
+	/* reconnect_ms UINT32_MAX: a lost session fails the member at once */
+	m = open_rc(crp_tgt_spec(t, 0), "h-killed", 30000, UINT32_MAX);
 	ck_assert_int_eq(crp_member_read(m, 0, buf, 4096), 0);
 	pid = crp_tgt_pid(t);
 
@@ -368,49 +402,317 @@ START_TEST(test_tgtd_killed)
 	ck_assert_int_eq(crp_member_fail_reason(m), -CRP_ELOCKLOST);
 	ck_assert(crp_member_take_events(m) & CRP_EV_NEXUS_LOST);
 	ck_assert_int_eq(crp_member_read(m, 0, buf, 4096), -CRP_EMEMBER);
+	ck_assert_uint_eq(atomic_load(&crp_member_counters(m)->reconnects), 0);
 	crp_member_close(m);
 	crp_tgt_stop(t);
 	free(buf);
 }
 END_TEST
 
-/* The target closes an idle session: the member notices on its own. */
-START_TEST(test_session_lost)
+/* Drop @host's session at @t with tgtadm (delete its connection). */
+static void drop_session_of(struct crp_tgt *t, const char *host)
 {
-	struct crp_member *m = open_host(spec_of(LUN_LOST), "h-lost", SHORT_TIMEOUT_MS);
-	uint8_t *buf = crp_alloc_buf(4096);
-	char out[4096], sid[32] = "", *line, *save = NULL;
 	const char *show[] = { "--lld", "iscsi", "--op", "show", "--mode", "conn", "--tid", "1",
 			       NULL };
-	char cur[32] = "";
-	int r;
+	char out[4096], sid[32] = "", cur[32] = "", initiator[300], *line, *save = NULL;
 
-	ck_assert_int_eq(crp_member_read(m, 0, buf, 4096), 0);
-	ck_assert_int_eq(crp_tgt_admin(g_tgt, out, sizeof(out), show), 0);
+	crp_initiator_name(host, initiator, sizeof(initiator));
+	ck_assert_int_eq(crp_tgt_admin(t, out, sizeof(out), show), 0);
 	for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		if (sscanf(line, " Session: %31s", cur) == 1)
 			continue;
-		if (strstr(line, "iqn.2026-11.org.crpfs:h-lost"))
+		if (strstr(line, initiator))
 			snprintf(sid, sizeof(sid), "%s", cur);
 	}
-	ck_assert_msg(sid[0], "tgtadm shows no session of h-lost");
+	ck_assert_msg(sid[0], "tgtadm shows no session of %s", initiator);
 	{
 		const char *del[] = { "--lld", "iscsi", "--op", "delete", "--mode", "conn",
 				      "--tid", "1", "--sid", sid, "--cid", "0", NULL };
 
-		ck_assert_int_eq(crp_tgt_admin(g_tgt, out, sizeof(out), del), 0);
+		ck_assert_int_eq(crp_tgt_admin(t, out, sizeof(out), del), 0);
 	}
-	/* Whether the I/O thread has noticed yet or not, the next command
-	 * fails and the member reports lost reservations. */
-	for (int i = 0; i < 100 && !crp_member_failed(m); i++)
-		crp_sleep_ns(20 * 1000000ull);
-	r = crp_member_read(m, 0, buf, 4096);
-	ck_assert_msg(r == -CRP_EMEMBER || r == -CRP_ELOCKLOST, "read after session loss: %d (%s)",
-		      r, crp_strerror(r));
-	ck_assert(crp_member_failed(m));
-	ck_assert_int_eq(crp_member_fail_reason(m), -CRP_ELOCKLOST);
+}
+
+/* Wait (bounded by @ms) until @m has logged in again @n times. */
+static bool wait_reconnects(struct crp_member *m, uint64_t n, unsigned ms)
+{
+	uint64_t end = crp_now_ns() + (uint64_t)ms * 1000000ull;
+
+	while (atomic_load(&crp_member_counters(m)->reconnects) < n) {
+		if (crp_now_ns() > end || crp_member_failed(m))
+			return false;
+		crp_sleep_ns(10 * 1000000ull);
+	}
+	return true;
+}
+
+/* A write that relies on a reservation (its fence time a minute ahead). */
+static int fenced_write(struct crp_member *m, uint64_t off, const void *buf, uint32_t len)
+{
+	struct crp_cmd cmd;
+
+	crp_cmd_init(&cmd);
+	crp_cdb_write16(&cmd, off / 512, len / 512, buf, len, false);
+	cmd.fence_ns = crp_now_ns() + 60000000000ull;
+	return crp_member_exec(m, &cmd);
+}
+
+static int reserve6(struct crp_member *m)
+{
+	struct crp_cmd cmd;
+
+	crp_cmd_init(&cmd);
+	crp_cdb_reserve6(&cmd);
+	return crp_member_exec(m, &cmd);
+}
+
+static int release6(struct crp_member *m)
+{
+	struct crp_cmd cmd;
+
+	crp_cmd_init(&cmd);
+	crp_cdb_release6(&cmd);
+	return crp_member_exec(m, &cmd);
+}
+
+/*
+ * The target closes an idle session: the member notices on its own, logs
+ * in again, and the next commands succeed.  The loss is an event; the
+ * reservation held on the old nexus is gone (another host takes it); a
+ * write that relies on a reservation is refused until the event is taken.
+ */
+START_TEST(test_session_lost)
+{
+	struct crp_member *m = open_host(spec_of(LUN_LOST), "h-lost", SHORT_TIMEOUT_MS);
+	struct crp_member *other = open_host(spec_of(LUN_LOST), "h-lost-other", SHORT_TIMEOUT_MS);
+	uint8_t *buf = crp_alloc_buf(4096), *back = crp_alloc_buf(4096);
+	uint64_t end;
+	int r;
+
+	memset(buf, 0x3c, 4096);
+	ck_assert_int_eq(crp_member_write(m, 0, buf, 4096), 0);
+	ck_assert_int_eq(reserve6(m), 0);
+	ck_assert_int_eq(reserve6(other), -CRP_ECONFLICT);
+	crp_member_take_events(m);
+	drop_session_of(g_tgt, "h-lost");
+	ck_assert_msg(wait_reconnects(m, 1, 10000), "no reconnect within 10 s (failed: %d)",
+		      crp_member_fail_reason(m));
+	ck_assert_int_eq(crp_member_read(m, 0, back, 4096), 0);
+	ck_assert_mem_eq(buf, back, 4096);
+	ck_assert(!crp_member_failed(m));
+	ck_assert_uint_eq(atomic_load(&crp_member_counters(m)->reconnects), 1);
+
+	/* The old nexus's reservation went with it: the other host gets it
+	 * (tgt may take a moment to end the old session). */
+	end = crp_now_ns() + 10000000000ull;
+	while ((r = reserve6(other)) == -CRP_ECONFLICT && crp_now_ns() < end)
+		crp_sleep_ns(50 * 1000000ull);
+	ck_assert_msg(r == 0, "the other host's RESERVE(6) after the loss: %s", crp_strerror(r));
+	ck_assert_int_eq(release6(other), 0);
+
+	/* A write under a reservation of the lost nexus never goes out... */
+	ck_assert_int_eq(fenced_write(m, 4096, buf, 4096), -CRP_ELOCKLOST);
+	/* ... until the loss has been heard of. */
 	ck_assert(crp_member_take_events(m) & CRP_EV_NEXUS_LOST);
+	ck_assert_int_eq(fenced_write(m, 4096, buf, 4096), 0);
+	ck_assert_int_eq(crp_member_read(m, 4096, back, 4096), 0);
+	ck_assert_mem_eq(buf, back, 4096);
+	crp_member_close(other);
 	crp_member_close(m);
+	free(buf);
+	free(back);
+}
+END_TEST
+
+/* A stopped target's reset request, while the member logs in again. */
+struct bg_read {
+	struct crp_batch b;
+	struct crp_cmd cmd;
+	uint8_t *buf;
+};
+
+static void bg_read_start(struct bg_read *r, struct crp_member *m, uint64_t lba)
+{
+	r->buf = crp_alloc_buf(4096);
+	crp_cmd_init(&r->cmd);
+	crp_cdb_read16(&r->cmd, lba, 8, r->buf, 4096);
+	crp_batch_init(&r->b);
+	crp_batch_add(&r->b, &r->cmd);
+	crp_member_submit(m, (struct crp_cmd *[]){ &r->cmd }, 1);
+}
+
+static int bg_read_wait(struct bg_read *r)
+{
+	crp_batch_wait(&r->b);
+	crp_batch_destroy(&r->b);
+	return r->cmd.result;
+}
+
+/*
+ * tgtd stopped and started again on the same port with the same LUN files,
+ * within the window: commands submitted meanwhile wait and succeed, the
+ * data is intact.  Then killed with a READ in flight: that READ completes
+ * with lock loss, a write relying on a reservation submitted meanwhile is
+ * refused, a plain one lands once the daemon is back.
+ */
+START_TEST(test_tgtd_restart)
+{
+	struct crp_member *m;
+	struct crp_tgt *t;
+	struct bg_read rd;
+	uint8_t *buf = crp_alloc_buf(4096), *back = crp_alloc_buf(4096);
+	struct crp_batch b;
+	struct crp_cmd wf, wp;
+	char err[512];
+	uint64_t t0;
+	int r;
+
+	t = crp_tgt_start(1, LUN_SIZE, err, sizeof(err));
+	ck_assert_msg(t, "private tgtd: %s", err);
+	m = open_rc(crp_tgt_spec(t, 0), "h-restart", SHORT_TIMEOUT_MS, 20000);
+	for (int i = 0; i < 4096; i++)
+		buf[i] = (uint8_t)(i * 13 + 1);
+	ck_assert_int_eq(crp_member_write(m, 8192, buf, 4096), 0);
+	crp_member_take_events(m);
+
+	/* Stopped (its sessions end), a READ waits, started again. */
+	ck_assert_int_eq(crp_tgt_daemon_stop(t, false), 0);
+	for (int i = 0; i < 500 && !(crp_member_take_events(m) & CRP_EV_NEXUS_LOST); i++)
+		crp_sleep_ns(10 * 1000000ull);
+	ck_assert(crp_member_reconnecting(m));
+	t0 = crp_now_ns();
+	bg_read_start(&rd, m, 16);
+	/* no session to send a LUN reset on: refused at once */
+	ck_assert_int_eq(crp_member_lun_reset(m), -CRP_ELOCKLOST);
+	crp_sleep_ns(1000 * 1000000ull);
+	ck_assert_msg(crp_tgt_daemon_start(t, err, sizeof(err)) == 0, "restart: %s", err);
+	r = bg_read_wait(&rd);
+	ck_assert_msg(r == 0, "READ submitted while tgtd was down: %s", crp_strerror(r));
+	ck_assert_msg(ms_since(t0) < 20000 + SHORT_TIMEOUT_MS, "the READ waited %llu ms",
+		      (unsigned long long)ms_since(t0));
+	ck_assert_mem_eq(rd.buf, buf, 4096);
+	free(rd.buf);
+	ck_assert(!crp_member_failed(m));
+	ck_assert(!crp_member_reconnecting(m));
+	ck_assert_uint_eq(atomic_load(&crp_member_counters(m)->reconnects), 1);
+	ck_assert(crp_member_take_events(m) & CRP_EV_NEXUS_LOST);
+
+	/* Killed with a READ in flight. */
+	ck_assert_int_eq(kill(crp_tgt_pid(t), SIGSTOP), 0);
+	bg_read_start(&rd, m, 16);
+	crp_sleep_ns(300 * 1000000ull); /* let it reach the socket */
+	ck_assert_int_eq(crp_tgt_daemon_stop(t, true), 0);
+	r = bg_read_wait(&rd);
+	free(rd.buf);
+	ck_assert_msg(r == -CRP_ELOCKLOST, "READ in flight at the loss: %d (%s)", r,
+		      crp_strerror(r));
+	ck_assert(!crp_member_failed(m));
+	/* submitted while down, without taking the event: one relies on a
+	 * reservation of the old nexus, one does not */
+	memset(back, 0xee, 4096);
+	crp_cmd_init(&wf);
+	crp_cdb_write16(&wf, 32, 8, back, 4096, false);
+	wf.fence_ns = crp_now_ns() + 60000000000ull;
+	crp_cmd_init(&wp);
+	crp_cdb_write16(&wp, 40, 8, buf, 4096, false);
+	crp_batch_init(&b);
+	crp_batch_add(&b, &wf);
+	crp_batch_add(&b, &wp);
+	crp_member_submit(m, (struct crp_cmd *[]){ &wf, &wp }, 2);
+	ck_assert_msg(crp_tgt_daemon_start(t, err, sizeof(err)) == 0, "restart: %s", err);
+	crp_batch_wait(&b);
+	crp_batch_destroy(&b);
+	ck_assert_int_eq(wf.result, -CRP_ELOCKLOST);
+	ck_assert_int_eq(wp.result, 0);
+	ck_assert(crp_member_take_events(m) & CRP_EV_NEXUS_LOST);
+	ck_assert_int_eq(crp_member_read(m, 16384, back, 4096), 0);
+	ck_assert_msg(back[0] == 0 && back[4095] == 0, "the refused write landed");
+	ck_assert_int_eq(crp_member_read(m, 20480, back, 4096), 0);
+	ck_assert_mem_eq(back, buf, 4096);
+	ck_assert_int_eq(crp_member_read(m, 8192, back, 4096), 0);
+	ck_assert_mem_eq(back, buf, 4096);
+	ck_assert_uint_eq(atomic_load(&crp_member_counters(m)->reconnects), 2);
+	crp_member_close(m);
+	crp_tgt_stop(t);
+	free(buf);
+	free(back);
+}
+END_TEST
+
+/* tgtd stays away longer than the window: the member fails, every waiting
+ * command with it, within the window plus the command timeout. */
+START_TEST(test_tgtd_gone_too_long)
+{
+	enum { TIMEOUT_MS = 1000, WINDOW_MS = 1500 };
+	struct crp_member *m;
+	struct crp_tgt *t;
+	struct bg_read rd;
+	uint8_t *buf = crp_alloc_buf(4096);
+	char err[512], last[256];
+	uint64_t t0;
+	int r;
+
+	t = crp_tgt_start(1, LUN_SIZE, err, sizeof(err));
+	ck_assert_msg(t, "private tgtd: %s", err);
+	m = open_rc(crp_tgt_spec(t, 0), "h-gone", TIMEOUT_MS, WINDOW_MS);
+	ck_assert_int_eq(crp_member_read(m, 0, buf, 4096), 0);
+	crp_member_take_events(m);
+	ck_assert_int_eq(crp_tgt_daemon_stop(t, false), 0);
+	for (int i = 0; i < 500 && !(crp_member_take_events(m) & CRP_EV_NEXUS_LOST); i++)
+		crp_sleep_ns(10 * 1000000ull);
+	t0 = crp_now_ns();
+	bg_read_start(&rd, m, 0);
+	r = bg_read_wait(&rd);
+	free(rd.buf);
+	ck_assert_msg(r == -CRP_EMEMBER, "READ while the target is away: %d (%s)", r,
+		      crp_strerror(r));
+	ck_assert_msg(ms_since(t0) < WINDOW_MS + TIMEOUT_MS + MARGIN_MS,
+		      "the READ waited %llu ms with a %d ms window and a %d ms timeout",
+		      (unsigned long long)ms_since(t0), WINDOW_MS, TIMEOUT_MS);
+	ck_assert(crp_member_failed(m));
+	ck_assert(!crp_member_reconnecting(m));
+	ck_assert_int_eq(crp_member_fail_reason(m), -CRP_EMEMBER);
+	crp_member_last_error(m, last, sizeof(last));
+	ck_assert_msg(strstr(last, "reconnect window"), "last error: %s", last);
+	ck_assert_uint_eq(atomic_load(&crp_member_counters(m)->reconnects), 0);
+	ck_assert_int_eq(crp_member_read(m, 0, buf, 4096), -CRP_EMEMBER);
+	crp_member_close(m);
+	crp_tgt_stop(t);
+	free(buf);
+}
+END_TEST
+
+/* The LUN deleted while the session was up, then the session lost: the
+ * login again finds no unit and fails the member at once, not at the end
+ * of the window. */
+START_TEST(test_lun_gone_at_reconnect)
+{
+	struct crp_member *m;
+	struct crp_tgt *t;
+	uint8_t *buf = crp_alloc_buf(4096);
+	char err[512], last[256];
+	uint64_t t0;
+
+	t = crp_tgt_start(1, LUN_SIZE, err, sizeof(err));
+	ck_assert_msg(t, "private tgtd: %s", err);
+	m = open_rc(crp_tgt_spec(t, 0), "h-lungone", SHORT_TIMEOUT_MS, 20000);
+	ck_assert_int_eq(crp_member_read(m, 0, buf, 4096), 0);
+	ck_assert_int_eq(crp_tgt_lun_offline(t, 0, true), 0);
+	t0 = crp_now_ns();
+	drop_session_of(t, "h-lungone");
+	while (!crp_member_failed(m) && ms_since(t0) < 15000)
+		crp_sleep_ns(10 * 1000000ull);
+	ck_assert_msg(crp_member_failed(m), "not failed after %llu ms",
+		      (unsigned long long)ms_since(t0));
+	ck_assert_msg(ms_since(t0) < SHORT_TIMEOUT_MS + MARGIN_MS, "failed after %llu ms",
+		      (unsigned long long)ms_since(t0));
+	ck_assert_int_eq(crp_member_fail_reason(m), -CRP_EMEMBER);
+	crp_member_last_error(m, last, sizeof(last));
+	ck_assert_msg(strcasestr(last, "logical unit not supported"), "last error: %s", last);
+	ck_assert_uint_eq(atomic_load(&crp_member_counters(m)->reconnects), 0);
+	ck_assert_int_eq(crp_member_read(m, 0, buf, 4096), -CRP_EMEMBER);
+	crp_member_close(m);
+	crp_tgt_stop(t);
 	free(buf);
 }
 END_TEST
@@ -478,6 +780,7 @@ static Suite *tgt_transport_suite(void)
 	tcase_add_test(tc, test_sem_pr_write_exclusive);
 	tcase_add_test(tc, test_sem_pr_preempt);
 	tcase_add_test(tc, test_sem_lun_reset);
+	tcase_add_test(tc, test_sem_lun_gone);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("chap");
@@ -496,7 +799,14 @@ static Suite *tgt_transport_suite(void)
 	tcase_add_test(tc, test_lun_offline);
 	tcase_add_test(tc, test_tgtd_hung);
 	tcase_add_test(tc, test_tgtd_killed);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("reconnect");
+	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, test_session_lost);
+	tcase_add_test(tc, test_tgtd_restart);
+	tcase_add_test(tc, test_tgtd_gone_too_long);
+	tcase_add_test(tc, test_lun_gone_at_reconnect);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("unit_attention");

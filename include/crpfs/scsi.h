@@ -111,11 +111,21 @@ struct crp_cmd {
 
 	/* results */
 	int status;  /* SCSI status, or CRP_SAM_NONE */
-	int result;  /* 0 when status is GOOD, else a negative error (crp_cmd_error) */
+	int result;  /* 0 when status is GOOD, else a negative error (see
+			crp_status_error and crp_member_complete) */
 	uint32_t resid;
 	uint8_t sense_len;
 	uint8_t sense[CRP_SENSE_MAX];
-	uint32_t ua_retries; /* UNIT ATTENTIONs (BUSY...) retried for this command */
+	uint32_t ua_retries; /* UNIT ATTENTIONs (BUSY, NOT READY...) retried for this
+				command */
+	/*
+	 * The sense data's INFORMATION field, when the target set it VALID
+	 * (fixed format, or a descriptor-format Information descriptor).  For
+	 * a READ that failed with -CRP_EMEDIUM it is the first LBA the unit
+	 * could not read.
+	 */
+	uint64_t info_lba;
+	bool info_valid;
 	bool no_ua_retry;    /* complete a UNIT ATTENTION as is (-EAGAIN), noting its
 				event: crp_member_drain_ua */
 
@@ -134,6 +144,8 @@ struct crp_cmd {
 	struct crp_cmd *q_next;
 	uint64_t deadline_ns;
 	uint64_t issued_ns;
+	uint64_t not_before_ns; /* a retry goes out no sooner (NOT READY), 0: now */
+	uint32_t nexus_gen;	/* the nexus losses the submitter knew of */
 	void *tpriv;
 };
 
@@ -187,6 +199,8 @@ struct crp_sense {
 	uint8_t key;
 	uint8_t asc;
 	uint8_t ascq;
+	bool info_valid; /* the INFORMATION field is VALID ... */
+	uint64_t info;	 /* ... and holds this (an LBA for medium errors) */
 };
 
 /* Decode @len bytes of sense data; returns 0, or -EINVAL if it is not sense. */
@@ -196,17 +210,41 @@ int crp_sense_decode(const uint8_t *sense, size_t len, struct crp_sense *out);
  * code 0x70) for @key/@asc/@ascq and set sense_len; status is not touched. */
 void crp_sense_set_fixed(struct crp_cmd *cmd, uint8_t key, uint8_t asc, uint8_t ascq);
 
+/*
+ * Like crp_sense_set_fixed, with the INFORMATION field @info and the VALID
+ * bit set; an @info above 32 bits takes descriptor format (72h) with an
+ * Information descriptor, as SPC-4 asks.
+ */
+void crp_sense_set_info(struct crp_cmd *cmd, uint8_t key, uint8_t asc, uint8_t ascq,
+			uint64_t info);
+
 /* One line of text for the sense data (via sg_lib), into @buf. */
 const char *crp_sense_text(const uint8_t *sense, size_t len, char *buf, size_t buflen);
 
 /* True for UNIT ATTENTION sense: the command was not executed; retry it. */
 bool crp_sense_is_unit_attention(const struct crp_sense *s);
 
+/* True for NOT READY that passes by itself (04h: becoming ready, an
+ * operation in progress, an ALUA transition): retry until the deadline. */
+bool crp_sense_is_transient_not_ready(const struct crp_sense *s);
+
 /*
- * The error a completed command stands for: 0 for GOOD, -CRP_ECONFLICT for
- * RESERVATION CONFLICT, -EAGAIN for BUSY/TASK SET FULL/UNIT ATTENTION,
- * -EIO for medium and hardware errors, -EINVAL for ILLEGAL REQUEST,
- * -EROFS for DATA PROTECT, -CRP_ESENSE for other check conditions.
+ * The error a completed command stands for, whatever the command:
+ *   0               GOOD
+ *   -CRP_ECONFLICT  RESERVATION CONFLICT
+ *   -EAGAIN         BUSY, TASK SET FULL, UNIT ATTENTION, NOT READY of the
+ *                   passing kind (crp_sense_is_transient_not_ready)
+ *   -CRP_EMEDIUM    MEDIUM ERROR (a bad block)
+ *   -CRP_EMEMBER    the unit is gone or broken: HARDWARE ERROR, ILLEGAL
+ *                   REQUEST with ASC 25h (logical unit not supported: the
+ *                   LUN was deleted), any other NOT READY (3Ah no medium)
+ *   -EINVAL         other ILLEGAL REQUEST (a field crpfs got wrong)
+ *   -EROFS          DATA PROTECT
+ *   -CRP_ESENSE     other check conditions
+ *   -EIO            no status, or one crpfs never expects
+ * The member layer refines this per command (crp_member_complete: a
+ * MEDIUM ERROR other than on a READ is -CRP_EMEMBER, a NOT READY that
+ * lasts past the deadline too) and fails the member on -CRP_EMEMBER.
  */
 int crp_status_error(int status, const uint8_t *sense, size_t sense_len);
 

@@ -173,6 +173,8 @@ int crp_member_open(const char *spec, const struct crp_member_opts *opts,
 		m->opts.timeout_ms = CRP_DEFAULT_TIMEOUT_MS;
 	if (!m->opts.file_block_size)
 		m->opts.file_block_size = 512;
+	if (!m->opts.reconnect_ms)
+		m->opts.reconnect_ms = CRP_DEFAULT_RECONNECT_MS;
 	if (opts && opts->host && opts->host[0]) {
 		snprintf(m->host, sizeof(m->host), "%s", opts->host);
 	} else if (gethostname(m->host, sizeof(m->host) - 1) < 0 || !m->host[0]) {
@@ -227,6 +229,11 @@ bool crp_member_failed(const struct crp_member *m)
 	return atomic_load(&((struct crp_member *)m)->failed) != 0;
 }
 
+bool crp_member_reconnecting(const struct crp_member *m)
+{
+	return atomic_load(&((struct crp_member *)m)->reconnecting);
+}
+
 int crp_member_fail_reason(const struct crp_member *m)
 {
 	return atomic_load(&((struct crp_member *)m)->failed);
@@ -239,7 +246,24 @@ uint32_t crp_member_default_timeout(const struct crp_member *m)
 
 unsigned crp_member_take_events(struct crp_member *m)
 {
-	return atomic_exchange(&m->events, 0u);
+	unsigned ev;
+
+	/* With the loss counted and noted under the same lock, a caller who
+	 * takes the event knows of every loss counted so far. */
+	pthread_mutex_lock(&m->qmu);
+	ev = atomic_exchange(&m->events, 0u);
+	if (ev & CRP_EV_NEXUS_LOST)
+		m->gen_seen = atomic_load(&m->nexus_gen);
+	pthread_mutex_unlock(&m->qmu);
+	return ev;
+}
+
+void crp_member_nexus_lost(struct crp_member *m)
+{
+	pthread_mutex_lock(&m->qmu);
+	atomic_fetch_add(&m->nexus_gen, 1);
+	atomic_fetch_or(&m->events, (unsigned)CRP_EV_NEXUS_LOST);
+	pthread_mutex_unlock(&m->qmu);
 }
 
 void crp_member_note_event(struct crp_member *m, unsigned ev)
@@ -254,13 +278,23 @@ struct crp_member_counters *crp_member_counters(struct crp_member *m)
 
 void crp_member_fail(struct crp_member *m, int err)
 {
+	crp_member_fail_why(m, err, NULL);
+}
+
+void crp_member_fail_why(struct crp_member *m, int err, const char *why)
+{
 	int zero = 0;
 
 	if (err >= 0)
 		err = -CRP_EMEMBER;
+	if (why && why[0] && why != m->last_err) {
+		pthread_mutex_lock(&m->qmu);
+		snprintf(m->last_err, sizeof(m->last_err), "%s", why);
+		pthread_mutex_unlock(&m->qmu);
+	}
 	if (atomic_compare_exchange_strong(&m->failed, &zero, err))
 		crp_err("member %s failed: %s; it takes no more commands until the array is "
-			"mounted again", m->spec.text, crp_strerror(err));
+			"mounted again", m->spec.text, why && why[0] ? why : crp_strerror(err));
 }
 
 void crp_member_submit(struct crp_member *m, struct crp_cmd *const *cmds, int n)
@@ -281,6 +315,10 @@ void crp_member_submit(struct crp_member *m, struct crp_cmd *const *cmds, int n)
 		c->result = 0;
 		c->sense_len = 0;
 		c->ua_retries = 0;
+		c->info_valid = false;
+		c->info_lba = 0;
+		c->not_before_ns = 0;
+		c->nexus_gen = m->gen_seen;
 		if (m->qtail)
 			m->qtail->q_next = c;
 		else
@@ -308,12 +346,15 @@ void crp_member_prepare(struct crp_member *m, struct crp_cmd *cmd)
 
 	cmd->issued_ns = crp_now_ns();
 	cmd->deadline_ns = cmd->issued_ns + (uint64_t)t * 1000000ull;
+	cmd->not_before_ns = 0;
 }
 
-int crp_member_may_send(const struct crp_cmd *cmd)
+int crp_member_may_send(struct crp_member *m, const struct crp_cmd *cmd)
 {
 	if (cmd->fence_ns && crp_now_ns() >= cmd->fence_ns)
 		return -CRP_EFENCED;
+	if (cmd->fence_ns && cmd->nexus_gen != atomic_load(&m->nexus_gen))
+		return -CRP_ELOCKLOST; /* its reservation belonged to a lost nexus */
 	return 0;
 }
 
@@ -362,51 +403,87 @@ void crp_member_abort(struct crp_member *m, struct crp_cmd *cmd, int err)
 	finish(cmd);
 }
 
+/* Send @cmd again from its completion, keeping its deadline, no sooner than
+ * @delay_ns from now. */
+static void retry(struct crp_member *m, struct crp_cmd *cmd, uint64_t delay_ns)
+{
+	uint64_t deadline = cmd->deadline_ns;
+
+	cmd->ua_retries++;
+	cmd->status = CRP_SAM_NONE;
+	cmd->sense_len = 0;
+	crp_member_prepare(m, cmd);
+	cmd->deadline_ns = deadline;
+	if (delay_ns)
+		cmd->not_before_ns = cmd->issued_ns + delay_ns;
+	m->ops->issue(m, cmd);
+}
+
+/* The pause before NOT READY retry @n: 10 ms doubling to 250 ms. */
+static uint64_t not_ready_pause_ns(uint32_t n)
+{
+	return CRP_MIN(10000000ull << CRP_MIN(n, 5u), 250000000ull);
+}
+
+/*
+ * What a CHECK CONDITION means for this command and this member: a MEDIUM
+ * ERROR is a bad block only for a READ (a WRITE or a SYNCHRONIZE CACHE that
+ * cannot reach the medium is a broken unit), and a NOT READY that did not
+ * pass by the deadline is a dead one.  -CRP_EMEMBER fails the member, with
+ * what the target said in last_err and in the log (crp_member_complete).
+ */
+static void judge_check_condition(struct crp_cmd *cmd, const struct crp_sense *s)
+{
+	if (cmd->result == -CRP_EMEDIUM && crp_cdb_class(cmd) != CRP_OPC_READ)
+		cmd->result = -CRP_EMEMBER;
+	else if (cmd->result == -EAGAIN && s->key == CRP_SK_NOT_READY)
+		cmd->result = -CRP_EMEMBER;
+}
+
 void crp_member_complete(struct crp_member *m, struct crp_cmd *cmd)
 {
 	struct crp_member_counters *c = &m->ctr;
 	enum crp_opclass cls = crp_cdb_class(cmd);
+	struct crp_sense s = { .valid = false };
+	bool sense_ok = cmd->status == CRP_SAM_CHECK_CONDITION &&
+			crp_sense_decode(cmd->sense, cmd->sense_len, &s) == 0;
 
-	if (cmd->status == CRP_SAM_CHECK_CONDITION) {
-		struct crp_sense s;
+	if (sense_ok && crp_sense_is_unit_attention(&s) && cmd->no_ua_retry) {
+		crp_member_note_event(m, ua_event(&s));
+	} else if (sense_ok && crp_sense_is_unit_attention(&s)) {
+		unsigned ev = ua_event(&s);
 
-		if (crp_sense_decode(cmd->sense, cmd->sense_len, &s) == 0 &&
-		    crp_sense_is_unit_attention(&s) && cmd->no_ua_retry) {
-			crp_member_note_event(m, ua_event(&s));
-		} else if (crp_sense_decode(cmd->sense, cmd->sense_len, &s) == 0 &&
-			   crp_sense_is_unit_attention(&s)) {
-			unsigned ev = ua_event(&s);
+		crp_member_note_event(m, ev);
+		/*
+		 * A write under a reservation that is gone must not land;
+		 * anything else is retried within its original deadline
+		 * (other hosts' reservation traffic can raise a UA per
+		 * command).
+		 */
+		if (cmd->fence_ns &&
+		    (ev & (CRP_EV_RESET | CRP_EV_RES_PREEMPTED | CRP_EV_REG_PREEMPTED))) {
+			cmd->status = CRP_SAM_NONE;
+			cmd->result = -CRP_ELOCKLOST;
+		} else if ((cmd->ua_retries < CRP_UA_RETRIES ||
+			    (ev & (CRP_EV_RES_RELEASED | CRP_EV_PARAMS_CHANGED))) &&
+			   !atomic_load(&m->failed) && crp_now_ns() < cmd->deadline_ns) {
+			/* A target may queue one UNIT ATTENTION per reservation
+			 * another host released (tgt does, without bound): those
+			 * are retried for as long as the deadline allows;
+			 * crp_member_drain_ua keeps the queue short. */
+			atomic_fetch_add(&c->ua_retries, 1);
+			retry(m, cmd, 0);
+			return;
+		}
+	} else if (sense_ok && crp_sense_is_transient_not_ready(&s) && !atomic_load(&m->failed)) {
+		/* Becoming ready, or busy with something of its own: ask again
+		 * after a pause, for as long as the deadline allows. */
+		uint64_t pause = not_ready_pause_ns(cmd->ua_retries);
 
-			crp_member_note_event(m, ev);
-			/*
-			 * A write under a reservation that is gone must not
-			 * land; anything else is retried within its original
-			 * deadline (other hosts' reservation traffic can raise
-			 * a UA per command).
-			 */
-			if (cmd->fence_ns && (ev & (CRP_EV_RESET | CRP_EV_RES_PREEMPTED |
-						    CRP_EV_REG_PREEMPTED))) {
-				cmd->status = CRP_SAM_NONE;
-				cmd->result = -CRP_ELOCKLOST;
-			} else if ((cmd->ua_retries < CRP_UA_RETRIES ||
-				    (ev & (CRP_EV_RES_RELEASED | CRP_EV_PARAMS_CHANGED))) &&
-				   !atomic_load(&m->failed) && crp_now_ns() < cmd->deadline_ns) {
-				/* A target may queue one UNIT ATTENTION per
-				 * reservation another host released (tgt does,
-				 * without bound): those are retried for as long as
-				 * the deadline allows; crp_member_drain_ua keeps
-				 * the queue short. */
-				uint64_t deadline = cmd->deadline_ns;
-
-				cmd->ua_retries++;
-				atomic_fetch_add(&c->ua_retries, 1);
-				cmd->status = CRP_SAM_NONE;
-				cmd->sense_len = 0;
-				crp_member_prepare(m, cmd);
-				cmd->deadline_ns = deadline;
-				m->ops->issue(m, cmd);
-				return;
-			}
+		if (crp_now_ns() + pause < cmd->deadline_ns) {
+			atomic_fetch_add(&c->not_ready_retries, 1);
+			retry(m, cmd, pause);
+			return;
 		}
 	}
 
@@ -415,21 +492,18 @@ void crp_member_complete(struct crp_member *m, struct crp_cmd *cmd)
 	if ((cmd->status == CRP_SAM_BUSY || cmd->status == CRP_SAM_TASK_SET_FULL) &&
 	    cmd->ua_retries < CRP_UA_RETRIES && !atomic_load(&m->failed) &&
 	    crp_now_ns() < cmd->deadline_ns) {
-		uint64_t deadline = cmd->deadline_ns;
-
-		cmd->ua_retries++;
 		atomic_fetch_add(&c->busy_retries, 1);
-		cmd->status = CRP_SAM_NONE;
-		cmd->sense_len = 0;
-		crp_member_prepare(m, cmd);
-		cmd->deadline_ns = deadline;
-		m->ops->issue(m, cmd);
+		retry(m, cmd, 0);
 		return;
 	}
 	if (cmd->status != CRP_SAM_NONE)
 		cmd->result = crp_status_error(cmd->status, cmd->sense, cmd->sense_len);
 	else if (!cmd->result)
 		cmd->result = -EIO;
+	cmd->info_valid = sense_ok && s.info_valid;
+	cmd->info_lba = cmd->info_valid ? s.info : 0;
+	if (sense_ok)
+		judge_check_condition(cmd, &s);
 
 	atomic_fetch_add(&c->cmds[cls], 1);
 	if (cmd->issued_ns)
@@ -451,6 +525,13 @@ void crp_member_complete(struct crp_member *m, struct crp_cmd *cmd)
 		else
 			atomic_fetch_add(&c->errors, 1);
 		record_failure(m, cmd);
+		/* Before @done runs: whoever it wakes sees the member failed. */
+		if (cmd->result == -CRP_EMEMBER && cmd->status == CRP_SAM_CHECK_CONDITION) {
+			char why[sizeof(m->last_err)];
+
+			crp_member_fail_why(m, -CRP_EMEMBER,
+					    crp_member_last_error(m, why, sizeof(why)));
+		}
 	}
 
 	if (cmd->chain) {
@@ -460,6 +541,7 @@ void crp_member_complete(struct crp_member *m, struct crp_cmd *cmd)
 			cmd->chain->result = 0;
 			cmd->chain->sense_len = 0;
 			cmd->chain->ua_retries = 0;
+			cmd->chain->nexus_gen = cmd->nexus_gen;
 			m->ops->issue(m, cmd->chain);
 		} else {
 			crp_member_abort(m, cmd->chain, -ECANCELED);

@@ -12,7 +12,10 @@
  *               send it (or execute it)
  *     on each completion: fill cmd->status, sense, resid, then
  *               crp_member_complete(m, cmd)     may call ops->issue() for a
- *                                               retry or a chained command
+ *                                               retry or a chained command;
+ *                                               a retry may carry
+ *                                               cmd->not_before_ns: send it
+ *                                               no sooner (NOT READY)
  *     a command past cmd->deadline_ns: crp_member_fail(m, -ETIMEDOUT) and
  *               complete it with status CRP_SAM_NONE, result -ETIMEDOUT
  */
@@ -30,9 +33,11 @@ struct crp_transport_ops {
 	/* Commands were queued: wake the I/O thread.  Any thread. */
 	void (*kick)(struct crp_member *m);
 	/*
-	 * Send @cmd now, ahead of anything still queued.  Called only from the
-	 * I/O thread (by crp_member_complete for retries and chains); must not
-	 * complete @cmd before returning.
+	 * Send @cmd now, ahead of anything still queued, or once the clock
+	 * has passed cmd->not_before_ns when that is set (a NOT READY retry:
+	 * the pause is at most 250 ms).  Called only from the I/O thread (by
+	 * crp_member_complete for retries and chains); must not complete @cmd
+	 * before returning.
 	 */
 	void (*issue)(struct crp_member *m, struct crp_cmd *cmd);
 	/* Logical unit reset; any thread other than the I/O thread. */
@@ -57,10 +62,17 @@ struct crp_member {
 	atomic_uint events;    /* CRP_EV_* */
 	struct crp_member_counters ctr;
 
-	pthread_mutex_t qmu;	/* protects qhead, qtail, last_err */
+	/* Nexus losses so far; changed under qmu with CRP_EV_NEXUS_LOST. */
+	atomic_uint nexus_gen;
+	atomic_bool reconnecting; /* set and cleared by the transport */
+
+	pthread_mutex_t qmu;	/* protects qhead, qtail, last_err, gen_seen */
 	struct crp_cmd *qhead;
 	struct crp_cmd *qtail;
 	char last_err[256];
+	/* nexus_gen when CRP_EV_NEXUS_LOST was last taken: what a submitter
+	 * knows of (stamped into each command as cmd->nexus_gen). */
+	unsigned gen_seen;
 };
 
 /* Take every queued command, in submission order (NULL-terminated list
@@ -71,8 +83,15 @@ struct crp_cmd *crp_member_dequeue(struct crp_member *m);
 void crp_member_prepare(struct crp_member *m, struct crp_cmd *cmd);
 
 /* Right before @cmd goes to the device: 0, or the error to complete it
- * with unsent (its fence time has passed: see struct crp_cmd). */
-int crp_member_may_send(const struct crp_cmd *cmd);
+ * with unsent: -CRP_EFENCED (its fence time has passed: see struct
+ * crp_cmd), -CRP_ELOCKLOST (it relies on a reservation of a nexus lost
+ * since its submitter last took CRP_EV_NEXUS_LOST). */
+int crp_member_may_send(struct crp_member *m, const struct crp_cmd *cmd);
+
+/* The nexus is gone with every reservation it held (I/O thread): counts
+ * the loss and notes CRP_EV_NEXUS_LOST, before any command completes
+ * with it. */
+void crp_member_nexus_lost(struct crp_member *m);
 
 /*
  * A command completed (status, sense, resid filled, or status CRP_SAM_NONE
@@ -87,6 +106,10 @@ void crp_member_abort(struct crp_member *m, struct crp_cmd *cmd, int err);
 
 /* Mark the member failed with @err (first reason sticks) and log it. */
 void crp_member_fail(struct crp_member *m, int err);
+/* The same, logging @why (what the target said, why the session could not
+ * be had) instead of the text of @err when it is not NULL or empty; @why
+ * becomes the member's last error too. */
+void crp_member_fail_why(struct crp_member *m, int err, const char *why);
 
 /*
  * Once a transport's nexus is up and its I/O thread runs: TEST UNIT READY

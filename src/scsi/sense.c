@@ -2,6 +2,28 @@
  * Sense data: decoding of fixed (70h/71h) and descriptor (72h/73h) format,
  * text through sg3_utils' sg_lib, and the mapping of a completed command's
  * status to a crpfs error.
+ *
+ * The mapping is the one place that tells a bad block from a dead member
+ * (member.c adds what depends on the command: see crp_member_complete):
+ *
+ *   GOOD                                     0
+ *   RESERVATION CONFLICT                     -CRP_ECONFLICT
+ *   BUSY, TASK SET FULL                      -EAGAIN (retried)
+ *   UNIT ATTENTION                           -EAGAIN (retried)
+ *   NOT READY 04h, passing kind              -EAGAIN (retried until the
+ *                                            deadline, then -CRP_EMEMBER)
+ *   NOT READY otherwise (3Ah no medium ...)  -CRP_EMEMBER
+ *   MEDIUM ERROR                             -CRP_EMEDIUM (a READ: the block
+ *                                            is bad, the member serves on;
+ *                                            anything else: -CRP_EMEMBER)
+ *   HARDWARE ERROR                           -CRP_EMEMBER
+ *   ILLEGAL REQUEST 25h (LU not supported)   -CRP_EMEMBER
+ *   ILLEGAL REQUEST otherwise                -EINVAL (crpfs sent a bad field)
+ *   DATA PROTECT                             -EROFS
+ *   other CHECK CONDITION                    -CRP_ESENSE
+ *   no status, others                        -EIO
+ *
+ * -CRP_EMEMBER from here fails the member (crp_member_complete).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,6 +33,30 @@
 
 #include "crpfs/err.h"
 #include "crpfs/scsi.h"
+#include "crpfs/util.h"
+
+/* The Information sense data descriptor (type 00h) of descriptor-format
+ * sense, if there is one with its VALID bit set. */
+static void decode_info_descriptor(const uint8_t *sense, size_t len, struct crp_sense *out)
+{
+	size_t end, o = 8;
+
+	if (len < 8)
+		return;
+	end = CRP_MIN(len, (size_t)sense[7] + 8);
+	while (o + 2 <= end) {
+		size_t dlen = (size_t)sense[o + 1] + 2;
+
+		if (o + dlen > end)
+			return;
+		if (sense[o] == 0x00 && dlen >= 12 && (sense[o + 2] & 0x80)) {
+			out->info_valid = true;
+			out->info = crp_get_be64(&sense[o + 4]);
+			return;
+		}
+		o += dlen;
+	}
+}
 
 int crp_sense_decode(const uint8_t *sense, size_t len, struct crp_sense *out)
 {
@@ -32,6 +78,11 @@ int crp_sense_decode(const uint8_t *sense, size_t len, struct crp_sense *out)
 			out->asc = sense[12];
 			out->ascq = sense[13];
 		}
+		/* INFORMATION (bytes 3-6) counts only with the VALID bit. */
+		if ((sense[0] & 0x80) && len >= 7) {
+			out->info_valid = true;
+			out->info = crp_get_be32(&sense[3]);
+		}
 		break;
 	case 0x72: /* descriptor, current */
 	case 0x73: /* descriptor, deferred */
@@ -40,6 +91,7 @@ int crp_sense_decode(const uint8_t *sense, size_t len, struct crp_sense *out)
 		out->key = sense[1] & 0x0f;
 		out->asc = sense[2];
 		out->ascq = sense[3];
+		decode_info_descriptor(sense, len, out);
 		break;
 	default:
 		return -EINVAL;
@@ -57,6 +109,30 @@ void crp_sense_set_fixed(struct crp_cmd *cmd, uint8_t key, uint8_t asc, uint8_t 
 	cmd->sense[12] = asc;
 	cmd->sense[13] = ascq;
 	cmd->sense_len = 18;
+}
+
+void crp_sense_set_info(struct crp_cmd *cmd, uint8_t key, uint8_t asc, uint8_t ascq,
+			uint64_t info)
+{
+	if (info <= UINT32_MAX) {
+		crp_sense_set_fixed(cmd, key, asc, ascq);
+		cmd->sense[0] |= 0x80; /* VALID */
+		crp_put_be32(&cmd->sense[3], (uint32_t)info);
+		return;
+	}
+	/* Fixed format holds 32 bits of INFORMATION: descriptor format with
+	 * an Information descriptor for the rest (SPC-4 4.5.2.2). */
+	memset(cmd->sense, 0, 20);
+	cmd->sense[0] = 0x72;
+	cmd->sense[1] = key;
+	cmd->sense[2] = asc;
+	cmd->sense[3] = ascq;
+	cmd->sense[7] = 12;   /* additional sense length: one descriptor */
+	cmd->sense[8] = 0x00; /* Information */
+	cmd->sense[9] = 0x0a;
+	cmd->sense[10] = 0x80; /* VALID */
+	crp_put_be64(&cmd->sense[12], info);
+	cmd->sense_len = 20;
 }
 
 const char *crp_sense_text(const uint8_t *sense, size_t len, char *buf, size_t buflen)
@@ -124,6 +200,37 @@ bool crp_sense_is_unit_attention(const struct crp_sense *s)
 	return s && s->valid && s->key == CRP_SK_UNIT_ATTENTION;
 }
 
+/*
+ * NOT READY that passes by itself (SPC-4 ASC 04h): the unit is becoming
+ * ready, busy with an operation of its own, or changing its ALUA state.
+ * The others (04h/00h cause not reportable, 04h/02h and 04h/03h: someone
+ * must act; 3Ah: no medium; 05h: no answer) do not.  The list follows the
+ * one Linux retries in scsi_io_completion_action().
+ */
+bool crp_sense_is_transient_not_ready(const struct crp_sense *s)
+{
+	if (!s || !s->valid || s->key != CRP_SK_NOT_READY || s->asc != 0x04)
+		return false;
+	switch (s->ascq) {
+	case 0x01: /* becoming ready */
+	case 0x04: /* format in progress */
+	case 0x05: /* rebuild in progress */
+	case 0x06: /* recalculation in progress */
+	case 0x07: /* operation in progress */
+	case 0x08: /* long write in progress */
+	case 0x09: /* self-test in progress */
+	case 0x0a: /* asymmetric access state transition */
+	case 0x11: /* notify (enable spinup) required */
+	case 0x14: /* space allocation in progress */
+	case 0x1a: /* start stop unit command in progress */
+	case 0x1b: /* sanitize in progress */
+	case 0x1d: /* configuration of incapacity in progress */
+	case 0x24: /* depopulation in progress */
+		return true;
+	}
+	return false;
+}
+
 int crp_status_error(int status, const uint8_t *sense, size_t sense_len)
 {
 	struct crp_sense s;
@@ -148,11 +255,16 @@ int crp_status_error(int status, const uint8_t *sense, size_t sense_len)
 	switch (s.key) {
 	case CRP_SK_UNIT_ATTENTION:
 		return -EAGAIN;
+	case CRP_SK_NOT_READY:
+		return crp_sense_is_transient_not_ready(&s) ? -EAGAIN : -CRP_EMEMBER;
 	case CRP_SK_MEDIUM_ERROR:
+		return -CRP_EMEDIUM;
 	case CRP_SK_HARDWARE_ERROR:
-		return -EIO;
+		return -CRP_EMEMBER;
 	case CRP_SK_ILLEGAL_REQUEST:
-		return -EINVAL;
+		/* 25h: the logical unit is not there (deleted at the target);
+		 * anything else is a field crpfs got wrong. */
+		return s.asc == 0x25 ? -CRP_EMEMBER : -EINVAL;
 	case CRP_SK_DATA_PROTECT:
 		return -EROFS;
 	}

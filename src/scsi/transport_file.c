@@ -15,9 +15,44 @@
  *
  * Shared state.  Reservations are shared by every process on the machine
  * through a sidecar file, PATH.crpfs-scsi, mapped by every nexus (struct
- * sidecar below): the SCSI-2 reservation holder, the PR registrations (one
- * key per nexus slot), the PR holder and type, PRgeneration, and the UNIT
- * ATTENTIONs pending for each nexus slot.
+ * sidecar in file_i.h): the SCSI-2 reservation holder, the PR registrations
+ * (one key per nexus slot), the PR holder and type, PRgeneration, the UNIT
+ * ATTENTIONs pending for each nexus slot, and the injected faults.
+ *
+ * Sidecar layout, all in host byte order (the file never leaves the
+ * machine):
+ *     0  header: magic "CRPSCSI1", version, nslots (128), PRgeneration,
+ *        RESERVE(6) holder, PR holder and type, 32 reserved bytes (64 bytes)
+ *    64  128 nexus slots of 64 bytes: PR key, pending UAs, last pid and host
+ *  8256  faults (version 2; version 1 files end before them): flags
+ *        (CRP_FAULT_GONE, CRP_FAULT_NOT_READY, CRP_FAULT_SENSE), the number
+ *        of bad ranges, the count of forgotten bad sectors, the sense key,
+ *        ASC and ASCQ of CRP_FAULT_SENSE, 45 reserved bytes, then 64
+ *        bad ranges of (first sector, count) in 512-byte sectors, sorted,
+ *        disjoint (9344 bytes in all)
+ * A version 1 file is brought to version 2 in place by the first open (or
+ * crp_file_fault_*) under the exclusive state lock: it grows by the
+ * faults area, which reads as zero, that is no faults.  The byte-range
+ * locks below use offsets 0 to 191 of the same file.
+ *
+ * Faults (crp_file_fault_*, member.h; the test tool crp_inject).  They are
+ * changed under the exclusive state lock and read by every command under
+ * its own lock, so the next command of every nexus sees a change:
+ *  - gone: every command but INQUIRY completes ILLEGAL REQUEST, LOGICAL
+ *    UNIT NOT SUPPORTED (25h/00h), ahead of any UNIT ATTENTION; INQUIRY
+ *    answers peripheral qualifier 011b, type 1Fh, as tgt does for a
+ *    deleted LUN; open fails; an LU reset does nothing.  Setting it drops
+ *    every reservation and registration; clearing it leaves a power-on
+ *    UNIT ATTENTION for every nexus.
+ *  - not ready: every command but INQUIRY completes NOT READY, BECOMING
+ *    READY (04h/01h), after any pending UNIT ATTENTION.
+ *  - sense: every command but INQUIRY completes CHECK CONDITION with the
+ *    sense key, ASC and ASCQ given, after those above.
+ *  - bad blocks: after the reservation and range checks, a READ over a bad
+ *    sector completes MEDIUM ERROR, UNRECOVERED READ ERROR (11h/00h), no
+ *    data moved, INFORMATION (VALID) the first bad LBA of the range read;
+ *    a WRITE over bad sectors takes the state lock exclusively, writes,
+ *    and clears them from the list.
  *
  * Nexus slots and liveness.  A nexus claims a free slot of the sidecar by
  * taking an exclusive open-file-description lock (F_OFD_SETLK) on the
@@ -93,48 +128,8 @@
 
 #include "crpfs/err.h"
 #include "crpfs/util.h"
+#include "file_i.h"
 #include "member_i.h"
-
-#define SC_SUFFIX ".crpfs-scsi"
-#define SC_MAGIC 0x4352505343534931ull /* "CRPSCSI1" */
-#define SC_VERSION 1u
-#define SC_SLOTS 128
-#define SC_LOCK_STATE 0		    /* byte offset of the state lock */
-#define SC_LOCK_SLOT(s) (64 + (s)) /* byte offset of slot s's liveness lock */
-
-/* Pending UNIT ATTENTIONs of a slot, reported in this order. */
-enum {
-	UA_RESET = 1u << 0,	       /* 29h/00h */
-	UA_RES_PREEMPTED = 1u << 1, /* 2Ah/03h */
-	UA_REG_PREEMPTED = 1u << 2, /* 2Ah/05h */
-	UA_RES_RELEASED = 1u << 3,  /* 2Ah/04h */
-};
-
-/* One nexus slot of the sidecar. */
-struct sc_slot {
-	uint64_t key;  /* PR registration key; 0: not registered */
-	uint32_t ua;   /* UA_* pending; set under the exclusive state lock,
-			* taken by the slot's own nexus with atomics */
-	uint32_t pid;  /* last claimer, for a human reading the file */
-	char host[48]; /* last claimer's host name, likewise */
-};
-
-/*
- * The sidecar, mapped shared by every nexus of the image.  Every field is
- * protected by the state lock (exclusive to write, shared to read), except
- * slot[].ua (see above).  A zeroed file is the empty state.
- */
-struct sidecar {
-	uint64_t magic;
-	uint32_t version;
-	uint32_t nslots;
-	uint32_t prgen;	    /* PRgeneration */
-	uint32_t r6_holder; /* slot + 1 holding RESERVE(6); 0: none */
-	uint32_t pr_holder; /* slot + 1 holding the PR; 0: none */
-	uint32_t pr_type;   /* its type (CRP_PR_TYPE_* and the others) */
-	uint8_t reserved[32];
-	struct sc_slot slot[SC_SLOTS];
-};
 
 struct file_tp {
 	struct crp_member *m;
@@ -222,37 +217,15 @@ static int ofd_setlk(int fd, short type, off_t off)
 	return -errno;
 }
 
-/*
- * Take the state lock (F_RDLCK shared, F_WRLCK exclusive) by @deadline_ns.
- * Polls with a growing pause: a blocking F_OFD_SETLKW could not honour the
- * deadline.  Caller holds t->lkmu.
- */
+/* Take the state lock (crp_sc_lock) by @deadline_ns.  Caller holds t->lkmu. */
 static int state_lock(struct file_tp *t, short type, uint64_t deadline_ns)
 {
-	uint64_t pause = 2000;
-
-	for (int tries = 0;; tries++) {
-		int r = ofd_setlk(t->scfd, type, SC_LOCK_STATE);
-
-		if (r == 0)
-			return 0;
-		if (r != -EAGAIN && r != -EACCES && r != -EINTR)
-			return r;
-		if (crp_now_ns() > deadline_ns)
-			return -ETIMEDOUT;
-		if (tries < 8) {
-			sched_yield();
-			continue;
-		}
-		crp_sleep_ns(pause);
-		if (pause < 1000000)
-			pause *= 2;
-	}
+	return crp_sc_lock(t->scfd, type, deadline_ns);
 }
 
 static void state_unlock(struct file_tp *t)
 {
-	ofd_setlk(t->scfd, F_UNLCK, SC_LOCK_STATE);
+	crp_sc_unlock(t->scfd);
 }
 
 /* Is the nexus of slot @s alive (its liveness byte locked by someone)? */
@@ -389,13 +362,14 @@ static void do_inquiry(struct file_tp *t, struct crp_cmd *cmd)
 {
 	uint8_t d[36];
 
-	(void)t;
 	if (cmd->cdb[1] & 0x01) { /* EVPD: no vital product data pages */
 		set_invalid_cdb(cmd);
 		return;
 	}
 	memset(d, 0, sizeof(d));
-	d[0] = 0x00;	       /* direct-access block device */
+	/* direct-access block device; with the unit gone, tgt's answer for a
+	 * LUN it does not have: qualifier 011b, type 1Fh */
+	d[0] = (t->sc->faults.flags & CRP_FAULT_GONE) ? 0x7f : 0x00;
 	d[2] = 0x05;	       /* SPC-3 */
 	d[3] = 0x02;	       /* response data format 2 */
 	d[4] = sizeof(d) - 5; /* additional length */
@@ -420,22 +394,45 @@ static void do_read_capacity(struct file_tp *t, struct crp_cmd *cmd)
 	put_data(cmd, d, sizeof(d), crp_get_be32(&cmd->cdb[10]));
 }
 
-/* READ(16) / WRITE(16), under the shared state lock. */
-static void do_rw(struct file_tp *t, struct crp_cmd *cmd, bool wr)
+/*
+ * READ(16) / WRITE(16), under the state lock, shared unless @excl.  A WRITE
+ * over bad blocks clears them from the list, which needs the exclusive
+ * lock: without it, returns -EAGAIN having done nothing (emulate() comes
+ * back with it).
+ */
+static int do_rw(struct file_tp *t, struct crp_cmd *cmd, bool wr, bool excl)
 {
 	uint64_t lba = crp_get_be64(&cmd->cdb[2]);
 	uint32_t n = crp_get_be32(&cmd->cdb[10]);
-	uint64_t bytes, done = 0;
+	uint64_t bytes, done = 0, spb = t->bs / SC_SECTOR, bad;
+	struct sc_faults *f = &t->sc->faults;
+	bool remap = false;
 	uint8_t *p = cmd->buf;
 
 	if (lba > t->nblocks || n > t->nblocks - lba) {
 		set_check(cmd, CRP_SK_ILLEGAL_REQUEST, 0x21, 0x00); /* LBA OUT OF RANGE */
-		return;
+		return 0;
 	}
 	bytes = (uint64_t)n * t->bs;
 	if (bytes > cmd->len || (bytes && !p)) {
 		set_invalid_cdb(cmd); /* the data buffer cannot hold the transfer */
-		return;
+		return 0;
+	}
+	if (f->nbad && n) {
+		uint64_t lo = lba * spb, hi = (lba + n) * spb;
+
+		if (!wr && crp_sc_bad_first(f, lo, hi, &bad)) {
+			/* UNRECOVERED READ ERROR at the first bad block */
+			crp_sense_set_info(cmd, CRP_SK_MEDIUM_ERROR, 0x11, 0x00, bad / spb);
+			cmd->status = CRP_SAM_CHECK_CONDITION;
+			cmd->resid = cmd->len;
+			return 0;
+		}
+		if (wr && crp_sc_bad_any(f, lo, hi)) {
+			if (!excl)
+				return -EAGAIN;
+			remap = true;
+		}
 	}
 	while (done < bytes) {
 		off_t off = (off_t)(lba * t->bs + done);
@@ -449,12 +446,12 @@ static void do_rw(struct file_tp *t, struct crp_cmd *cmd, bool wr)
 				set_check(cmd, CRP_SK_MEDIUM_ERROR, 0x0c, 0x00);
 			else
 				set_check(cmd, CRP_SK_MEDIUM_ERROR, 0x11, 0x00);
-			return;
+			return 0;
 		}
 		if (r == 0) {
 			if (wr) {
 				set_check(cmd, CRP_SK_MEDIUM_ERROR, 0x0c, 0x00);
-				return;
+				return 0;
 			}
 			/* the image shrank under us: what is gone reads as zeros */
 			memset(p + done, 0, bytes - done);
@@ -462,8 +459,11 @@ static void do_rw(struct file_tp *t, struct crp_cmd *cmd, bool wr)
 		}
 		done += (uint64_t)r;
 	}
+	if (remap) /* the blocks were written: they are good again */
+		crp_sc_bad_clear(f, lba * spb, (lba + n) * spb);
 	cmd->resid = cmd->len - (uint32_t)bytes;
 	set_good(cmd);
+	return 0;
 }
 
 static void do_sync(struct file_tp *t, struct crp_cmd *cmd)
@@ -781,16 +781,37 @@ static int emulate(struct file_tp *t, struct crp_cmd *cmd)
 	enum cmd_kind k = kind_of(cmd);
 	bool excl = k == K_RESERVE6 || k == K_RELEASE6 || k == K_PR_OUT;
 	bool sync_after = false;
+	uint32_t faults;
 	int r;
 
+	/* A WRITE over bad blocks changes the list: exclusive from the start
+	 * when there are any (do_rw asks for it if some came meanwhile). */
+	if (k == K_WRITE && __atomic_load_n(&t->sc->faults.nbad, __ATOMIC_RELAXED))
+		excl = true;
 	cmd->resid = 0;
 	pthread_mutex_lock(&t->lkmu);
+again:
 	r = state_lock(t, excl ? F_WRLCK : F_RDLCK, cmd->deadline_ns);
 	if (r < 0)
 		goto out;
+	faults = t->sc->faults.flags;
+	/* A deleted unit answers nothing but INQUIRY, before any UNIT
+	 * ATTENTION (its nexus has nothing left to be told). */
+	if ((faults & CRP_FAULT_GONE) && k != K_INQUIRY) {
+		set_check(cmd, CRP_SK_ILLEGAL_REQUEST, 0x25, 0x00);
+		goto unlock;
+	}
 	/* INQUIRY never reports a UNIT ATTENTION (SPC-3 5.9.7). */
 	if (k != K_INQUIRY && take_ua(t, cmd))
 		goto unlock;
+	if ((faults & CRP_FAULT_NOT_READY) && k != K_INQUIRY) {
+		set_check(cmd, CRP_SK_NOT_READY, 0x04, 0x01); /* becoming ready */
+		goto unlock;
+	}
+	if ((faults & CRP_FAULT_SENSE) && k != K_INQUIRY) {
+		set_check(cmd, t->sc->faults.sense_key, t->sc->faults.asc, t->sc->faults.ascq);
+		goto unlock;
+	}
 	switch (k) {
 	case K_INQUIRY:
 		do_inquiry(t, cmd);
@@ -813,7 +834,11 @@ static int emulate(struct file_tp *t, struct crp_cmd *cmd)
 			set_conflict(cmd);
 			break;
 		}
-		do_rw(t, cmd, k == K_WRITE);
+		if (do_rw(t, cmd, k == K_WRITE, excl) == -EAGAIN) {
+			state_unlock(t);
+			excl = true;
+			goto again;
+		}
 		sync_after = k == K_WRITE && (cmd->cdb[1] & 0x08) && cmd->status == CRP_SAM_GOOD;
 		break;
 	case K_SYNC:
@@ -884,9 +909,11 @@ static void execute(struct file_tp *t, struct crp_cmd *cmd)
 	}
 	cmd->status = CRP_SAM_NONE;
 	cmd->sense_len = 0;
+	if (cmd->not_before_ns > crp_now_ns()) /* a NOT READY retry: a short pause */
+		crp_sleep_ns(cmd->not_before_ns - crp_now_ns());
 	if (crp_now_ns() > cmd->deadline_ns) {
 		r = -ETIMEDOUT;
-	} else if ((r = crp_member_may_send(cmd)) < 0) {
+	} else if ((r = crp_member_may_send(m, cmd)) < 0) {
 		/* refused unsent */
 	} else {
 		r = emulate(t, cmd);
@@ -1060,8 +1087,7 @@ static int claim_slot(struct file_tp *t)
 static int open_sidecar(struct file_tp *t, mode_t mode, char *err, size_t errlen)
 {
 	struct crp_member *m = t->m;
-	struct stat st;
-	void *p;
+	char why[CRP_SPEC_MAX * 2 + 256];
 	int r;
 
 	t->scfd = open(t->scpath, O_RDWR | O_CREAT | O_CLOEXEC, mode | 0600);
@@ -1078,33 +1104,18 @@ static int open_sidecar(struct file_tp *t, mode_t mode, char *err, size_t errlen
 				  "cannot lock reservation state file %s: %s", t->scpath,
 				  strerror(-r));
 	}
-	if (fstat(t->scfd, &st) < 0 ||
-	    ((size_t)st.st_size < sizeof(struct sidecar) &&
-	     ftruncate(t->scfd, sizeof(struct sidecar)) < 0)) {
-		r = -errno;
-		open_error(m, err, errlen, r, "cannot size reservation state file %s: %s",
-			   t->scpath, strerror(-r));
+	r = crp_sc_map(t->scfd, t->scpath, true, &t->sc, why, sizeof(why));
+	if (r < 0) {
+		open_error(m, err, errlen, r, "%s", why);
 		goto out;
 	}
-	p = mmap(NULL, sizeof(struct sidecar), PROT_READ | PROT_WRITE, MAP_SHARED, t->scfd, 0);
-	if (p == MAP_FAILED) {
-		r = -errno;
-		open_error(m, err, errlen, r, "cannot map reservation state file %s: %s",
-			   t->scpath, strerror(-r));
-		goto out;
-	}
-	t->sc = p;
-	if (t->sc->magic == 0) {
-		memset(t->sc, 0, sizeof(*t->sc));
-		t->sc->magic = SC_MAGIC;
-		t->sc->version = SC_VERSION;
-		t->sc->nslots = SC_SLOTS;
-	} else if (t->sc->magic != SC_MAGIC || t->sc->version != SC_VERSION ||
-		   t->sc->nslots != SC_SLOTS) {
-		r = open_error(m, err, errlen, -EINVAL,
-			       "%s is not a reservation state file of this crpfs version; "
-			       "remove it while no host uses the image",
-			       t->scpath);
+	if (t->sc->faults.flags & CRP_FAULT_GONE) {
+		/* What TEST UNIT READY would say: the unit is not there. */
+		r = open_error(m, err, errlen, -CRP_EMEMBER,
+			       "the logical unit is gone (ILLEGAL REQUEST, LOGICAL UNIT NOT "
+			       "SUPPORTED: a fault injected in %s; clear it with crp_inject %s "
+			       "back)",
+			       t->scpath, t->path);
 		goto out;
 	}
 	r = claim_slot(t);
@@ -1121,8 +1132,7 @@ out:
 
 static void file_free(struct file_tp *t)
 {
-	if (t->sc)
-		munmap(t->sc, sizeof(*t->sc));
+	crp_sc_unmap(t->sc);
 	if (t->scfd >= 0)
 		close(t->scfd); /* drops our slot lock: the nexus is gone */
 	if (t->fd >= 0)
@@ -1240,6 +1250,10 @@ static int file_lun_reset(struct crp_member *m)
 	r = state_lock(t, F_WRLCK, crp_now_ns() + (uint64_t)m->opts.timeout_ms * 1000000ull);
 	if (r < 0)
 		goto out;
+	if (sc->faults.flags & CRP_FAULT_GONE) { /* no unit to reset (tgt: FUNCTION COMPLETE) */
+		state_unlock(t);
+		goto out;
+	}
 	sc->r6_holder = 0;
 	for (int s = 0; s < SC_SLOTS; s++)
 		if (s != t->slot && slot_live(t, s))

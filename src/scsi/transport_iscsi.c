@@ -17,9 +17,20 @@
  *     -ETIMEDOUT; the member is failed and the session dropped, since the
  *     state of the nexus is then unknown;
  *   - a lost session (the target closed it, the socket failed) completes
- *     everything in flight with -CRP_ELOCKLOST, records CRP_EV_NEXUS_LOST
- *     and fails the member.  Auto-reconnect is off: a reconnect would be a
- *     new nexus without our reservations.
+ *     everything in flight with -CRP_ELOCKLOST and records
+ *     CRP_EV_NEXUS_LOST first.  libiscsi's auto-reconnect stays off: it
+ *     would be a new nexus without our reservations, behind our back.
+ *     Instead the I/O thread logs in again itself (reconnect() below) for
+ *     up to opts.reconnect_ms, on a new context, with a growing, jittered
+ *     pause between attempts (100 ms doubling to 2 s); an attempt is
+ *     connect, login and READ CAPACITY(16), bounded by the command timeout
+ *     and by the window.  Meanwhile the queue is not dispatched: commands
+ *     submitted wait there and go out on the new session with fresh
+ *     deadlines.  A LUN reset asked for meanwhile returns -CRP_ELOCKLOST
+ *     at once.  The member fails (-CRP_EMEMBER) when the window passes, or
+ *     at once when the unit that answers is not there (ILLEGAL REQUEST
+ *     25h) or has another capacity.  With reconnect_ms UINT32_MAX the
+ *     member fails at the loss with -CRP_ELOCKLOST, as it always did.
  *
  * Sense data: for CHECK CONDITION libiscsi keeps the SCSI Response data
  * segment in task->datain (two bytes of SenseLength, then the sense bytes
@@ -49,6 +60,8 @@
 
 #define IC_TICK_MS 100		   /* the I/O thread wakes at least this often */
 #define IC_LOGOUT_MAX_MS 2000	   /* bound on the logout at close */
+#define IC_RECONNECT_FIRST_MS 100  /* first pause between login attempts ... */
+#define IC_RECONNECT_MAX_MS 2000   /* ... doubling up to this */
 #define IC_CHAP_FILE_MAX (64 * 1024)
 
 /* One command in flight: owned by the I/O thread. */
@@ -93,8 +106,15 @@ struct ic_state {
 	struct crp_cmd *deferred_tail;
 	struct crp_cmd *held;	   /* issued while our LUN reset is in flight */
 	struct crp_cmd *held_tail;
+	struct crp_cmd *delayed;   /* retries waiting for their not_before_ns */
+	struct crp_cmd *delayed_tail;
 	bool lost;		   /* the session failed inside a libiscsi callback */
+	bool reconnecting;	   /* the session was lost: log in again */
 	bool logout_done;
+
+	/* What a new login needs again (scrubbed at free): set at open. */
+	char *chap_user;
+	char *chap_secret;
 
 	/* LUN reset request: protected by rmu (rserial serializes callers). */
 	pthread_mutex_t rserial;
@@ -325,19 +345,23 @@ static void copy_sense(struct crp_cmd *cmd, struct scsi_task *task)
 
 /*
  * The session failed (seen inside a libiscsi callback or after
- * iscsi_service): the member fails at once, before any command completes
- * with the loss, so that a caller woken by the completion sees it failed.
- * The context itself is dropped from the loop (session_lost).
+ * iscsi_service): the loss is noted at once, before any command completes
+ * with it, so that a caller woken by the completion sees the event (and,
+ * when the member does not log in again, sees it failed).  The context
+ * itself is dropped from the loop (session_lost).
  */
 static void mark_lost(struct ic_state *st)
 {
 	if (st->lost)
 		return;
 	st->lost = true;
-	if (st->login != IC_LOGIN_DONE)
-		return; /* still opening: ic_connect reports it */
-	crp_member_note_event(st->m, CRP_EV_NEXUS_LOST);
-	crp_member_fail(st->m, -CRP_ELOCKLOST);
+	if (st->login != IC_LOGIN_DONE || st->reconnecting)
+		return; /* still logging in: ic_connect or reconnect() reports it */
+	crp_member_nexus_lost(st->m);
+	if (st->m->opts.reconnect_ms == UINT32_MAX)
+		crp_member_fail(st->m, -CRP_ELOCKLOST);
+	else
+		atomic_store(&st->m->reconnecting, true);
 }
 
 /* Was a task cancelled by our own LOGICAL UNIT RESET (libiscsi cancels the
@@ -432,7 +456,11 @@ static void send_cmd(struct ic_state *st, struct crp_cmd *cmd)
 		defer_error(st, cmd, failed ? -CRP_EMEMBER : -CRP_ELOCKLOST);
 		return;
 	}
-	e = crp_member_may_send(cmd);
+	if (cmd->not_before_ns > crp_now_ns()) { /* a NOT READY retry: later */
+		cmd_append(&st->delayed, &st->delayed_tail, cmd);
+		return;
+	}
+	e = crp_member_may_send(m, cmd);
 	if (e < 0) {
 		defer_error(st, cmd, e);
 		return;
@@ -520,6 +548,14 @@ static void reset_finish(struct ic_state *st, int result)
 /* Close the session without a logout: the nexus and its reservations go. */
 static void drop_session(struct ic_state *st, int err)
 {
+	/* Retries waiting for their pause belong to this nexus too. */
+	while (st->delayed) {
+		struct crp_cmd *cmd = st->delayed;
+
+		st->delayed = cmd->q_next;
+		defer_error(st, cmd, err);
+	}
+	st->delayed_tail = NULL;
 	cancel_inflight(st, err);
 	reset_finish(st, err);
 	if (st->ctx) {
@@ -531,12 +567,24 @@ static void drop_session(struct ic_state *st, int err)
 static void session_lost(struct ic_state *st)
 {
 	struct crp_member *m = st->m;
+	bool again;
 
 	if (!st->ctx)
 		return;
-	crp_warn("member %s: iSCSI session to %s lost (the target closed it or the "
-		 "connection failed); its reservations are gone", m->spec.text, st->portal);
+	again = m->opts.reconnect_ms != UINT32_MAX && !atomic_load(&m->failed) &&
+		!atomic_load(&st->stop);
+	if (again)
+		crp_warn("member %s: iSCSI session to %s lost (the target closed it or the "
+			 "connection failed); its reservations are gone; logging in again for "
+			 "up to %u ms",
+			 m->spec.text, st->portal, m->opts.reconnect_ms);
+	else
+		crp_warn("member %s: iSCSI session to %s lost (the target closed it or the "
+			 "connection failed); its reservations are gone",
+			 m->spec.text, st->portal);
 	drop_session(st, -CRP_ELOCKLOST);
+	st->reconnecting = again;
+	atomic_store(&m->reconnecting, again);
 }
 
 /* ---- LUN reset -------------------------------------------------------- */
@@ -596,6 +644,8 @@ static int next_wait_ms(struct ic_state *st)
 
 	for (struct ic_io *io = st->inflight; io; io = io->next)
 		first = CRP_MIN(first, io->cmd->deadline_ns);
+	for (struct crp_cmd *c = st->delayed; c; c = c->q_next)
+		first = CRP_MIN(first, c->not_before_ns);
 	pthread_mutex_lock(&st->rmu);
 	if (st->rstate == IC_RESET_SENT)
 		first = CRP_MIN(first, st->rdeadline);
@@ -657,6 +707,34 @@ static void check_deadlines(struct ic_state *st)
 		}
 	}
 	drop_session(st, -CRP_EMEMBER);
+}
+
+/* Send the retries whose pause is over. */
+static void send_delayed(struct ic_state *st)
+{
+	uint64_t now = crp_now_ns();
+	struct crp_cmd *list = st->delayed, *keep = NULL, *keep_tail = NULL;
+
+	st->delayed = st->delayed_tail = NULL;
+	while (list) {
+		struct crp_cmd *cmd = list;
+
+		list = cmd->q_next;
+		if (cmd->not_before_ns > now) {
+			cmd_append(&keep, &keep_tail, cmd);
+			continue;
+		}
+		cmd->q_next = NULL;
+		cmd->not_before_ns = 0;
+		send_cmd(st, cmd);
+	}
+	/* Those still waiting go first again, in their order. */
+	if (keep) {
+		keep_tail->q_next = st->delayed;
+		if (!st->delayed)
+			st->delayed_tail = keep_tail;
+		st->delayed = keep;
+	}
 }
 
 /* Send what was held back during our LUN reset, once it is over. */
@@ -770,6 +848,8 @@ static void io_shutdown(struct ic_state *st)
 	reset_finish(st, -CRP_EMEMBER);
 }
 
+static void reconnect(struct ic_state *st);
+
 static void *io_thread(void *arg)
 {
 	struct ic_state *st = arg;
@@ -779,7 +859,11 @@ static void *io_thread(void *arg)
 		if (st->lost)
 			session_lost(st);
 		run_deferred(st);
-		send_held(st);
+		send_held(st); /* without a session: each completes with the loss */
+		run_deferred(st);
+		if (st->reconnecting)
+			reconnect(st); /* the queue waits meanwhile; sent just below */
+		send_delayed(st);
 		dispatch_queue(st);
 		reset_start(st);
 		check_deadlines(st);
@@ -829,10 +913,11 @@ static void connect_cb(struct iscsi_context *ctx, int status, void *command_data
 	}
 }
 
-static int ic_connect(struct ic_state *st, char *err, size_t errlen)
+/* Connect and log in on st->ctx by @end (the I/O thread once it runs). */
+static int ic_connect(struct ic_state *st, uint64_t end, char *err, size_t errlen)
 {
 	struct crp_member *m = st->m;
-	uint64_t end = crp_now_ns() + (uint64_t)m->opts.timeout_ms * 1000000ull;
+	unsigned ms = (unsigned)((end - CRP_MIN(end, crp_now_ns()) + 999999) / 1000000);
 	enum ic_login stage;
 
 	st->login = IC_LOGIN_CONNECTING;
@@ -841,10 +926,11 @@ static int ic_connect(struct ic_state *st, char *err, size_t errlen)
 			 m->spec.text, st->portal, iscsi_get_error(st->ctx));
 		return -EHOSTUNREACH;
 	}
+	st->lost = false;
 	while (st->login == IC_LOGIN_CONNECTING || st->login == IC_LOGIN_LOGGING_IN) {
 		uint64_t now = crp_now_ns();
 
-		if (now >= end)
+		if (now >= end || atomic_load(&st->stop))
 			break;
 		poll_once(st, (int)CRP_MIN((end - now) / 1000000 + 1, (uint64_t)IC_TICK_MS));
 		if (st->lost && st->login != IC_LOGIN_DONE) {
@@ -864,13 +950,13 @@ static int ic_connect(struct ic_state *st, char *err, size_t errlen)
 		snprintf(err, errlen,
 			 "member '%s': no connection to iSCSI portal %s within %u ms; check that "
 			 "the target is up and reachable",
-			 m->spec.text, st->portal, m->opts.timeout_ms);
+			 m->spec.text, st->portal, ms);
 		return -ETIMEDOUT;
 	}
 	if (stage == IC_LOGIN_LOGGING_IN) {
 		snprintf(err, errlen,
 			 "member '%s': iSCSI login to %s at portal %s did not complete within %u ms",
-			 m->spec.text, m->spec.iqn, st->portal, m->opts.timeout_ms);
+			 m->spec.text, m->spec.iqn, st->portal, ms);
 		return -ETIMEDOUT;
 	}
 	/* Failed: was it the connection or the login? */
@@ -893,10 +979,265 @@ static int ic_connect(struct ic_state *st, char *err, size_t errlen)
 	return -ECONNREFUSED;
 }
 
+/* A new context in st->ctx, set up for a login as this member's host. */
+static int ic_new_context(struct ic_state *st, char *err, size_t errlen)
+{
+	struct crp_member *m = st->m;
+	char initiator[256];
+
+	crp_initiator_name(m->opts.host, initiator, sizeof(initiator));
+	st->ctx = iscsi_create_context(initiator);
+	if (!st->ctx) {
+		snprintf(err, errlen, "member '%s': cannot create an iSCSI context", m->spec.text);
+		return -ENOMEM;
+	}
+	iscsi_set_noautoreconnect(st->ctx, 1);
+	if (iscsi_set_targetname(st->ctx, m->spec.iqn) != 0 ||
+	    iscsi_set_session_type(st->ctx, ISCSI_SESSION_NORMAL) != 0 ||
+	    iscsi_set_header_digest(st->ctx, ISCSI_HEADER_DIGEST_NONE_CRC32C) != 0 ||
+	    (st->chap_user &&
+	     iscsi_set_initiator_username_pwd(st->ctx, st->chap_user, st->chap_secret) != 0)) {
+		snprintf(err, errlen, "member '%s': cannot set up the iSCSI session: %s",
+			 m->spec.text, iscsi_get_error(st->ctx));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- logging in again ------------------------------------------------- */
+
+struct ic_probe {
+	bool done;
+	int status;
+};
+
+static void probe_cb(struct iscsi_context *ctx, int status, void *command_data, void *priv)
+{
+	struct ic_probe *p = priv;
+
+	(void)ctx;
+	(void)command_data;
+	p->done = true;
+	p->status = status;
+}
+
+/*
+ * On a new session: is the unit the one this member had?  READ
+ * CAPACITY(16) by @end, the new nexus's UNIT ATTENTIONs retried.  0 (a
+ * RESERVATION CONFLICT also proves the unit answers); -CRP_EMEMBER when
+ * the unit is not there or has another capacity (no use trying again);
+ * another negative error when this attempt failed.  @why says what.
+ */
+static int ic_check_unit(struct ic_state *st, uint64_t end, char *why, size_t len)
+{
+	struct crp_member *m = st->m;
+
+	for (int tries = 0; tries < CRP_UA_RETRIES; tries++) {
+		struct ic_probe p = { false, 0 };
+		struct scsi_task *task;
+		struct crp_cmd tmp;
+		struct crp_sense s;
+		char sense[160];
+		uint64_t nblocks;
+		uint32_t bs;
+		int e;
+
+		task = iscsi_readcapacity16_task(st->ctx, m->spec.lun, probe_cb, &p);
+		if (!task) {
+			snprintf(why, len, "READ CAPACITY(16) on the new session: %s",
+				 iscsi_get_error(st->ctx));
+			return -EIO;
+		}
+		while (!p.done && !st->lost && !atomic_load(&st->stop)) {
+			uint64_t now = crp_now_ns();
+
+			if (now >= end)
+				break;
+			poll_once(st, (int)CRP_MIN((end - now) / 1000000 + 1, (uint64_t)IC_TICK_MS));
+		}
+		if (!p.done) {
+			iscsi_scsi_cancel_task(st->ctx, task); /* its callback runs now, if at all */
+			scsi_free_scsi_task(task);
+			snprintf(why, len, "READ CAPACITY(16) on the new session: %s",
+				 st->lost ? "the session was lost again" : "no answer in time");
+			return -ETIMEDOUT;
+		}
+		crp_cmd_init(&tmp);
+		if (p.status == SCSI_STATUS_CHECK_CONDITION)
+			copy_sense(&tmp, task);
+		e = p.status == SCSI_STATUS_GOOD
+			    ? crp_parse_read_capacity16(task->datain.data,
+							(uint32_t)CRP_MAX(task->datain.size, 0),
+							&nblocks, &bs)
+			    : 0;
+		scsi_free_scsi_task(task);
+		switch (p.status) {
+		case SCSI_STATUS_GOOD:
+			if (e < 0) {
+				snprintf(why, len, "READ CAPACITY(16) data on the new session does "
+					 "not parse");
+				return -EIO;
+			}
+			if (bs != m->block_size || nblocks * bs != m->size) {
+				snprintf(why, len,
+					 "LUN %d came back with %llu blocks of %u bytes, not %llu of "
+					 "%u: it is not the unit this member had",
+					 m->spec.lun, (unsigned long long)nblocks, bs,
+					 (unsigned long long)(m->size / m->block_size),
+					 m->block_size);
+				return -CRP_EMEMBER;
+			}
+			return 0;
+		case SCSI_STATUS_RESERVATION_CONFLICT:
+			return 0; /* it answers; another host holds a lock */
+		case SCSI_STATUS_CHECK_CONDITION:
+			if (crp_sense_decode(tmp.sense, tmp.sense_len, &s) == 0 &&
+			    crp_sense_is_unit_attention(&s))
+				continue; /* a new nexus hears of a reset first */
+			e = crp_status_error(CRP_SAM_CHECK_CONDITION, tmp.sense, tmp.sense_len);
+			snprintf(why, len, "READ CAPACITY(16) on the new session: %s",
+				 crp_sense_text(tmp.sense, tmp.sense_len, sense, sizeof(sense)));
+			return e == -CRP_EMEMBER ? e : -EIO;
+		default:
+			snprintf(why, len, "READ CAPACITY(16) on the new session: status 0x%x",
+				 (unsigned)p.status);
+			return -EIO;
+		}
+	}
+	snprintf(why, len, "READ CAPACITY(16) on the new session: UNIT ATTENTION every time");
+	return -EIO;
+}
+
+/* @why without the "member 'SPEC': " that ic_connect's messages start with
+ * (the log line names the member already). */
+static const char *without_member(const char *why)
+{
+	const char *end;
+
+	if (strncmp(why, "member '", 8) || !(end = strstr(why, "': ")))
+		return why;
+	return end + 3;
+}
+
+/* A LUN reset cannot be sent without a session: the caller hears so. */
+static void refuse_reset(struct ic_state *st)
+{
+	pthread_mutex_lock(&st->rmu);
+	if (st->rstate == IC_RESET_REQUESTED) {
+		st->rresult = -CRP_ELOCKLOST;
+		st->rstate = IC_RESET_DONE;
+		pthread_cond_broadcast(&st->rcv);
+	}
+	pthread_mutex_unlock(&st->rmu);
+}
+
+/* Wait until @until, answering LUN reset requests; true if asked to stop. */
+static bool reconnect_pause(struct ic_state *st, uint64_t until)
+{
+	while (!atomic_load(&st->stop)) {
+		uint64_t now = crp_now_ns();
+
+		refuse_reset(st);
+		if (now >= until)
+			return false;
+		poll_once(st, (int)CRP_MIN((until - now) / 1000000 + 1, (uint64_t)IC_TICK_MS));
+	}
+	return true;
+}
+
+/*
+ * The session is lost (session_lost dropped it): log in again within the
+ * reconnect window, or fail the member.  Runs in the I/O thread, which
+ * dispatches nothing meanwhile; commands submitted wait in the queue.
+ */
+static void reconnect(struct ic_state *st)
+{
+	struct crp_member *m = st->m;
+	uint64_t t0 = crp_now_ns(), end = t0 + (uint64_t)m->opts.reconnect_ms * 1000000ull;
+	uint64_t timeout = (uint64_t)m->opts.timeout_ms * 1000000ull;
+	uint64_t pause = IC_RECONNECT_FIRST_MS;
+	unsigned attempts = 0;
+	char why[512] = "no attempt was made";
+
+	while (!atomic_load(&st->stop) && !atomic_load(&m->failed) && crp_now_ns() < end) {
+		uint64_t now = crp_now_ns(), bound = CRP_MIN(now + timeout, end);
+		int r;
+
+		refuse_reset(st);
+		attempts++;
+		st->lost = false;
+		r = ic_new_context(st, why, sizeof(why));
+		if (r == 0)
+			r = ic_connect(st, bound, why, sizeof(why));
+		if (r == 0)
+			r = ic_check_unit(st, bound, why, sizeof(why));
+		if (r == 0 && st->lost) {
+			snprintf(why, sizeof(why), "the new session was lost at once");
+			r = -ECONNRESET;
+		}
+		if (r == 0) {
+			st->reconnecting = false;
+			atomic_fetch_add(&m->ctr.reconnects, 1);
+			atomic_store(&m->reconnecting, false);
+			crp_member_note_event(m, CRP_EV_NEXUS_LOST);
+			crp_warn("member %s: iSCSI session to %s logged in again after %llu ms "
+				 "(%u attempt%s); it is a new nexus: every reservation this host "
+				 "held on the unit is gone",
+				 m->spec.text, st->portal,
+				 (unsigned long long)((crp_now_ns() - t0) / 1000000), attempts,
+				 attempts == 1 ? "" : "s");
+			return;
+		}
+		st->login = IC_LOGIN_FAILED; /* late login callbacks change nothing */
+		if (st->ctx) {
+			iscsi_destroy_context(st->ctx);
+			st->ctx = NULL;
+		}
+		if (r == -CRP_EMEMBER) { /* the unit is gone: nothing to wait for */
+			st->reconnecting = false;
+			crp_member_fail_why(m, -CRP_EMEMBER, why);
+			atomic_store(&m->reconnecting, false);
+			return;
+		}
+		crp_debug("member %s: login attempt %u to %s failed: %s", m->spec.text, attempts,
+			  st->portal, without_member(why));
+		/* A jittered pause, so that hosts that lost the same target
+		 * do not all come back at the same moment. */
+		now = crp_now_ns();
+		if (reconnect_pause(st, CRP_MIN(now + (pause / 2 + crp_random() % pause) * 1000000ull,
+						end)))
+			break;
+		pause = CRP_MIN(pause * 2, (uint64_t)IC_RECONNECT_MAX_MS);
+	}
+	st->reconnecting = false;
+	if (atomic_load(&st->stop) || atomic_load(&m->failed)) {
+		atomic_store(&m->reconnecting, false);
+		return; /* closing (io_shutdown completes the queue), or failed already */
+	}
+	{
+		char text[sizeof(why) + 256];
+
+		snprintf(text, sizeof(text),
+			 "no iSCSI session to %s within the reconnect window of %u ms (%u login "
+			 "attempt%s; the last: %s)",
+			 st->portal, m->opts.reconnect_ms, attempts, attempts == 1 ? "" : "s",
+			 without_member(why));
+		crp_member_fail_why(m, -CRP_EMEMBER, text);
+	}
+	atomic_store(&m->reconnecting, false);
+}
+
+/* ---- state ------------------------------------------------------------ */
+
 static void ic_state_free(struct ic_state *st)
 {
 	if (!st)
 		return;
+	if (st->chap_secret) {
+		explicit_bzero(st->chap_secret, strlen(st->chap_secret));
+		g_free(st->chap_secret);
+	}
+	g_free(st->chap_user);
 	if (st->ctx)
 		iscsi_destroy_context(st->ctx);
 	if (st->efd >= 0)
@@ -924,8 +1265,6 @@ static void ic_close(struct crp_member *m)
 static int ic_open(struct crp_member *m, char *err, size_t errlen)
 {
 	struct ic_state *st;
-	char initiator[256];
-	char *user = NULL, *secret = NULL;
 	int r;
 
 	st = calloc(1, sizeof(*st));
@@ -949,29 +1288,17 @@ static int ic_open(struct crp_member *m, char *err, size_t errlen)
 		snprintf(err, errlen, "member '%s': eventfd: %s", m->spec.text, strerror(errno));
 		goto out;
 	}
+	/* Read once: a login again uses the same credentials (libiscsi's
+	 * context keeps its own copy of them anyway). */
 	if (m->spec.chap_file[0]) {
-		r = read_chap(&m->spec, &user, &secret, err, errlen);
+		r = read_chap(&m->spec, &st->chap_user, &st->chap_secret, err, errlen);
 		if (r < 0)
 			goto out;
 	}
-	crp_initiator_name(m->opts.host, initiator, sizeof(initiator));
-	st->ctx = iscsi_create_context(initiator);
-	if (!st->ctx) {
-		r = -ENOMEM;
-		snprintf(err, errlen, "member '%s': cannot create an iSCSI context", m->spec.text);
+	r = ic_new_context(st, err, errlen);
+	if (r < 0)
 		goto out;
-	}
-	iscsi_set_noautoreconnect(st->ctx, 1);
-	if (iscsi_set_targetname(st->ctx, m->spec.iqn) != 0 ||
-	    iscsi_set_session_type(st->ctx, ISCSI_SESSION_NORMAL) != 0 ||
-	    iscsi_set_header_digest(st->ctx, ISCSI_HEADER_DIGEST_NONE_CRC32C) != 0 ||
-	    (user && iscsi_set_initiator_username_pwd(st->ctx, user, secret) != 0)) {
-		r = -EINVAL;
-		snprintf(err, errlen, "member '%s': cannot set up the iSCSI session: %s",
-			 m->spec.text, iscsi_get_error(st->ctx));
-		goto out;
-	}
-	r = ic_connect(st, err, errlen);
+	r = ic_connect(st, crp_now_ns() + (uint64_t)m->opts.timeout_ms * 1000000ull, err, errlen);
 	if (r < 0)
 		goto out;
 
@@ -985,11 +1312,6 @@ static int ic_open(struct crp_member *m, char *err, size_t errlen)
 		goto out;
 	r = 0;
 out:
-	if (secret) {
-		explicit_bzero(secret, strlen(secret));
-		g_free(secret);
-	}
-	g_free(user);
 	if (r < 0)
 		ic_close(m);
 	return r;

@@ -63,7 +63,11 @@ static void sg_execute(struct sg_state *st, struct crp_cmd *cmd)
 		cmd->result = -CRP_EMEMBER;
 		return;
 	}
-	cmd->result = crp_member_may_send(cmd);
+	if (cmd->not_before_ns > now) { /* a NOT READY retry: a short pause */
+		crp_sleep_ns(cmd->not_before_ns - now);
+		now = crp_now_ns();
+	}
+	cmd->result = crp_member_may_send(m, cmd);
 	if (cmd->result < 0)
 		return;
 	secs = cmd->deadline_ns > now ? (int)CRP_DIV_ROUND_UP(cmd->deadline_ns - now, 1000000000ull)

@@ -8,9 +8,14 @@
 # on 127.0.0.1:PORT and nowhere else; that a second lab on the same directory
 # and one on the same port are refused and leave nothing behind; status; a
 # RAID-5 crpfs made by mkfs.crpfs over the lab's members and read back by
-# `crpfs status --json`; stop (the PID gone, the files removed, the port
-# free); a lab whose tgtd died (kill -9) is reported, refused and cleaned up
-# by stop; bad arguments exit 2; a missing tgtd names the package.
+# `crpfs status --json`; restart (a new tgtd on the same port, every LUN
+# back with its data: crpfs status reads the array again); lun-add (a new
+# sparse LUN of its own size, its member printed) and lun-del (the LUN no
+# longer a disk at the target, its file kept, still deleted after a
+# restart); those commands on a lab that is not there; stop (the PID gone,
+# the files removed, the port free); a lab whose tgtd died (kill -9) is
+# reported, refused by start, started again by restart and cleaned up by
+# stop; bad arguments exit 2; a missing tgtd names the package.
 #
 # A test that cannot run fails and says why.  The EXIT trap stops any lab the
 # test started (crpfs-lab stop, then SIGKILL by the recorded PID) and removes
@@ -165,7 +170,9 @@ expect_rc 2 "crpfs-lab start 4 64M --dir (no directory)"
 for args in "frobnicate" "start" "start 4" "start 0 64M" "start 65 64M" "start x 64M" \
 	"start 4 64Q" "start 4 512K" "start 4 1048577" "start 4 64M --port 0" \
 	"start 4 64M --port 70000" "start 4 64M --bogus" "start 4 64M extra" "stop extra" \
-	"status --port 3261"; do
+	"status --port 3261" "lun-del" "lun-del x" "lun-del 0" "lun-del 1 2" "lun-del 1 --port 5" \
+	"lun-add" "lun-add 64Q" "lun-add 512K" "lun-add 8M 8M" "restart extra" \
+	"restart --port 3261"; do
 	# shellcheck disable=SC2086 # the arguments are meant to split
 	lab $args --dir "$DIR"
 	expect_rc 2 "crpfs-lab $args"
@@ -174,6 +181,16 @@ for args in "frobnicate" "start" "start 4" "start 0 64M" "start 65 64M" "start x
 done
 [ -z "$(ls -A "$DIR")" ] || fail "bad arguments left files in $DIR: $(ls -A "$DIR" | tr '\n' ' ')"
 note "bad arguments exit 2 with a usage message"
+
+for args in "lun-del 1" "lun-add 8M" "restart"; do
+	# shellcheck disable=SC2086 # the arguments are meant to split
+	lab $args --dir "$DIR"
+	expect_rc 1 "crpfs-lab $args without a lab"
+	printf '%s\n' "$ERR" | grep -q "no lab in $DIR" ||
+		fail "crpfs-lab $args without a lab does not say there is none: $ERR"
+done
+[ -z "$(ls -A "$DIR")" ] || fail "commands without a lab left files in $DIR: $(ls -A "$DIR" | tr '\n' ' ')"
+note "lun-del, lun-add and restart without a lab are refused"
 
 RC=0
 OUT=$(CRPFS_LAB_TGTD=$DIR/no-such-tgtd "$LAB" start 4 64M --dir "$DIR" 2>&1) || RC=$?
@@ -303,6 +320,90 @@ for m in "${members[@]}"; do
 done
 note "mkfs.crpfs -l 5 over the lab's members; crpfs status --json reports level 5"
 
+# ---- restart: the same port and LUNs, a new tgtd --------------------------------
+
+lab restart --dir "$DIR"
+expect_rc 0 "crpfs-lab restart"
+NEWPID=$(state "$DIR" pid)
+[[ $NEWPID =~ ^[0-9]+$ ]] && [ "$NEWPID" != "$PID" ] ||
+	fail "restart recorded PID '$NEWPID' (was $PID): $(cat "$DIR/lab.state")"
+alive "$NEWPID" && [ "$(cat "/proc/$NEWPID/comm")" = tgtd ] ||
+	fail "the restarted tgtd (pid $NEWPID) does not run"
+wait_pid_gone "$PID" || fail "the old tgtd $PID still runs after restart"
+[ "$(state "$DIR" portal_port)" = "$PORT" ] ||
+	fail "restart moved the portal to port '$(state "$DIR" portal_port)', not $PORT"
+[ "$(field members: "$OUT")" = "${members[*]}" ] ||
+	fail "restart prints members '$(field members: "$OUT")', expected '${members[*]}'"
+listen=$(ss -Hltnp | awk -v p="pid=$NEWPID," 'index($0, p) { print $4 }' | sort -u)
+[ "$listen" = "127.0.0.1:$PORT" ] ||
+	fail "the restarted tgtd listens on '$(echo "$listen" | tr '\n' ' ')', expected 127.0.0.1:$PORT only"
+js=$(timeout -s KILL "$TOOL_TIMEOUT" "$CRPFS" status "$list" --json 2>&1) ||
+	fail "crpfs status $list --json after restart failed: $js"
+for m in "${members[@]}"; do
+	printf '%s\n' "$js" | grep -F "\"spec\": \"$m\"" | grep -q '"state": "ok"' ||
+		fail "after restart, crpfs status --json does not list member $m as ok: $js"
+done
+PID=$NEWPID
+note "restart: tgtd $PID on the same port, the array's labels read back intact"
+
+# ---- lun-add and lun-del ------------------------------------------------------------
+
+NEW=$((NLUNS + 1))
+NEW_MEMBER="iscsi://127.0.0.1:$PORT/$IQN/$NEW"
+lab lun-add 32M --dir "$DIR"
+expect_rc 0 "crpfs-lab lun-add 32M"
+[ "$(field member: "$OUT")" = "$NEW_MEMBER" ] ||
+	fail "lun-add prints member '$(field member: "$OUT")', expected '$NEW_MEMBER': $OUT"
+f=$DIR/lun$NEW.img
+[ -f "$f" ] && [ "$(stat -c %s "$f")" = $((32 * 1024 * 1024)) ] ||
+	fail "lun-add: the file $f is missing or not of 32 MiB"
+[ $(($(stat -c %b "$f") * $(stat -c %B "$f"))) -lt $((1024 * 1024)) ] || fail "lun-add: $f is not sparse"
+size=$(timeout -s KILL "$TOOL_TIMEOUT" iscsi-readcapacity16 -s "$NEW_MEMBER" 2>&1) ||
+	fail "iscsi-readcapacity16 $NEW_MEMBER failed: $size"
+[ "$size" = $((32 * 1024 * 1024)) ] || fail "$NEW_MEMBER reports a capacity of '$size', expected 32 MiB"
+lab status --dir "$DIR"
+expect_rc 0 "crpfs-lab status after lun-add"
+[ "$(field members: "$OUT")" = "${members[*]} $NEW_MEMBER" ] ||
+	fail "status after lun-add prints members '$(field members: "$OUT")'"
+note "lun-add: LUN $NEW of 32 MiB answers, its member printed: $NEW_MEMBER"
+
+lab lun-del "$NEW" --dir "$DIR"
+expect_rc 0 "crpfs-lab lun-del $NEW"
+if inq=$(timeout -s KILL "$TOOL_TIMEOUT" iscsi-inq "$NEW_MEMBER" 2>&1) &&
+	printf '%s\n' "$inq" | grep -q '^Peripheral Device Type:DIRECT_ACCESS'; then
+	fail "LUN $NEW still answers as a disk after lun-del: $inq"
+fi
+if size=$(timeout -s KILL "$TOOL_TIMEOUT" iscsi-readcapacity16 -s "$NEW_MEMBER" 2>&1); then
+	fail "LUN $NEW still reports a capacity after lun-del: $size"
+fi
+[ -f "$f" ] || fail "lun-del removed the backing file $f"
+lab status --dir "$DIR"
+expect_rc 0 "crpfs-lab status after lun-del"
+[ "$(field members: "$OUT")" = "${members[*]}" ] ||
+	fail "status after lun-del prints members '$(field members: "$OUT")', expected '${members[*]}'"
+printf '%s\n' "$OUT" | grep -q "^deleted: *LUN $NEW " ||
+	fail "status after lun-del does not list LUN $NEW as deleted: $OUT"
+lab lun-del "$NEW" --dir "$DIR"
+expect_rc 1 "a second lun-del $NEW"
+printf '%s\n' "$ERR" | grep -q "deleted already" || fail "a second lun-del does not say so: $ERR"
+lab lun-del 99 --dir "$DIR"
+expect_rc 1 "lun-del 99"
+printf '%s\n' "$ERR" | grep -q "has no LUN 99" || fail "lun-del 99 does not say there is none: $ERR"
+note "lun-del: LUN $NEW is no disk at the target, its file kept, a second delete refused"
+
+lab restart --dir "$DIR"
+expect_rc 0 "crpfs-lab restart with LUN $NEW deleted"
+PID=$(state "$DIR" pid)
+[ "$(field members: "$OUT")" = "${members[*]}" ] ||
+	fail "restart with LUN $NEW deleted prints members '$(field members: "$OUT")'"
+if inq=$(timeout -s KILL "$TOOL_TIMEOUT" iscsi-inq "$NEW_MEMBER" 2>&1) &&
+	printf '%s\n' "$inq" | grep -q '^Peripheral Device Type:DIRECT_ACCESS'; then
+	fail "LUN $NEW came back with the restart: $inq"
+fi
+size=$(timeout -s KILL "$TOOL_TIMEOUT" iscsi-readcapacity16 -s "${members[0]}" 2>&1) ||
+	fail "iscsi-readcapacity16 ${members[0]} after the restart failed: $size"
+note "a deleted LUN stays deleted across restart (tgtd $PID)"
+
 # ---- stop -----------------------------------------------------------------------
 
 lab stop --dir "$DIR"
@@ -334,9 +435,17 @@ lab start 3 1M --dir "$DIR" --port "$PORT"
 expect_rc 1 "a start over the state of a dead lab"
 printf '%s\n' "$ERR" | grep -q "stop --dir $DIR" ||
 	fail "a start over a dead lab's state does not point to stop: $ERR"
+lab restart --dir "$DIR"
+expect_rc 0 "crpfs-lab restart of a dead lab"
+NEWPID=$(state "$DIR" pid)
+[ "$NEWPID" != "$PID" ] && alive "$NEWPID" && [ "$(cat "/proc/$NEWPID/comm")" = tgtd ] ||
+	fail "restart of a dead lab: PID '$NEWPID' is not a new running tgtd"
+lab status --dir "$DIR"
+expect_rc 0 "crpfs-lab status after restarting a dead lab"
 lab stop --dir "$DIR"
-expect_rc 0 "crpfs-lab stop of a dead lab"
-[ -z "$(ls -A "$DIR")" ] || fail "stop of a dead lab left files in $DIR: $(ls -A "$DIR" | tr '\n' ' ')"
-note "a dead lab is reported by status, refused by start and cleaned up by stop"
+expect_rc 0 "crpfs-lab stop of a restarted lab"
+wait_pid_gone "$NEWPID" || fail "tgtd $NEWPID still runs after stop"
+[ -z "$(ls -A "$DIR")" ] || fail "stop left files in $DIR: $(ls -A "$DIR" | tr '\n' ' ')"
+note "a dead lab is reported by status, refused by start, started again by restart and cleaned up by stop"
 
 echo "crpfs_lab: all checks passed"
