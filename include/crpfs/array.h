@@ -237,6 +237,10 @@ int crp_array_meta_unlock(struct crp_array *a);
 bool crp_array_meta_held(struct crp_array *a);
 /* Does the calling thread hold it? */
 bool crp_array_meta_mine(struct crp_array *a);
+/* How many other hosts are alive (the cluster layer tells, each beat): a
+ * host holding the metadata lock in a long streak steps aside briefly only
+ * when some are. */
+void crp_array_set_peers(struct crp_array *a, int n);
 
 /* The same with a deadline (crp_now_ns clock) instead of the default one:
  * recovery uses it so that a dead host holding the lock cannot stall it.

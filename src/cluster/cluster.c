@@ -452,6 +452,16 @@ static void watch(struct crp_cluster *c)
 		for (int i = 0; i < n; i++)
 			c->seen_ns[i] = now;
 	}
+	/* Other live hosts: the metadata lock steps aside for them now and
+	 * then (lock.c). */
+	{
+		int peers = 0;
+
+		for (int i = 0; i < n; i++)
+			peers += i != c->slot && c->watch_got[i] &&
+				 c->watch_slots[i].state == CRP_SLOT_ACTIVE;
+		crp_array_set_peers(c->m->a, peers);
+	}
 	/* First what moved, then the verdicts (a recovery is judged by its
 	 * recoverer's own heartbeat, in any slot). */
 	for (int i = 0; i < n; i++) {
@@ -522,8 +532,12 @@ static void drain_ua(struct crp_cluster *c)
 
 	if (crp_array_lock_mode(a) != CRP_LOCK_PR)
 		return;
-	for (int i = 0; i < crp_array_nmembers(a); i++)
-		(void)crp_member_drain_ua(crp_array_member(a, i), 1u << 16);
+	for (int i = 0; i < crp_array_nmembers(a); i++) {
+		struct crp_member *mem = crp_array_member(a, i);
+
+		if (!crp_member_failed(mem) && !crp_member_reconnecting(mem))
+			(void)crp_member_drain_ua(mem, 1u << 16);
+	}
 }
 
 int crp_cluster_tick(struct crp_cluster *c)

@@ -63,7 +63,10 @@ static int each_member(struct crp_meta *m, uint64_t deadline,
 
 			if (!todo[i])
 				continue;
-			if (crp_member_failed(mem)) {
+			/* A failed member, or one logging in again after a lost
+			 * session (its commands would wait for the login): the
+			 * others carry the slot meanwhile. */
+			if (crp_member_failed(mem) || crp_member_reconnecting(mem)) {
 				todo[i] = false;
 				continue;
 			}

@@ -79,9 +79,20 @@ out:
 	return r;
 }
 
-/* The member names area of @mem into @names (every position). */
+/* The member names area of @mem into @names (every position).  With
+ * @table, a position's record replaces what is there only if it names the
+ * member the table has there (names from several members are merged). */
+static int read_names_of(struct crp_member *mem, char (*names)[CRP_NAME_SPEC_MAX],
+			 uint8_t (*uuids)[16], const struct crp_member_ent *table);
+
 static int read_names(struct crp_member *mem, char (*names)[CRP_NAME_SPEC_MAX],
 		      uint8_t (*uuids)[16])
+{
+	return read_names_of(mem, names, uuids, NULL);
+}
+
+static int read_names_of(struct crp_member *mem, char (*names)[CRP_NAME_SPEC_MAX],
+			 uint8_t (*uuids)[16], const struct crp_member_ent *table)
 {
 	size_t len = (size_t)CRP_LABEL_MEMBERS * CRP_NAME_REC;
 	uint8_t *buf = crp_alloc_buf(len);
@@ -94,6 +105,9 @@ static int read_names(struct crp_member *mem, char (*names)[CRP_NAME_SPEC_MAX],
 		struct crp_member_name nm;
 
 		if (crp_member_name_in(buf + (size_t)i * CRP_NAME_REC, &nm) != 0)
+			continue;
+		if (table && (memcmp(nm.uuid, table[i].uuid, 16) ||
+			      !memcmp(uuids[i], table[i].uuid, 16)))
 			continue;
 		snprintf(names[i], CRP_NAME_SPEC_MAX, "%s", nm.spec);
 		memcpy(uuids[i], nm.uuid, 16);
@@ -128,6 +142,16 @@ static bool replaced_here(const struct crp_label *given, const bool *valid, int 
 {
 	for (int i = 0; i < n; i++)
 		if (valid[i] && given[i].index == (uint32_t)p && memcmp(given[i].member_uuid, uuid, 16))
+			return true;
+	return false;
+}
+
+/* Does the list name a member "missing"?  Then it says which are out, and
+ * recorded names do not bring one back. */
+static bool names_missing(const char *const *specs, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (crp_spec_is_missing(specs[i]))
 			return true;
 	return false;
 }
@@ -177,8 +201,10 @@ int crp_meta_assemble(const char *const *specs, int n, const char *host, uint32_
 				 "\"missing\"", specs[i], as->given_why[i]);
 			goto out;
 		}
+		valid[i] = r == 0;
+		if (valid[i])
+			as->given_why[i][0] = '\0'; /* a tolerated hitch (a conflict) said nothing */
 		r = 0;
-		valid[i] = as->given_why[i][0] == '\0';
 		if (!valid[i])
 			continue;
 		if (best >= 0 && (memcmp(given[i].uuid, given[best].uuid, 16) ||
@@ -243,7 +269,7 @@ int crp_meta_assemble(const char *const *specs, int n, const char *host, uint32_
 			continue;
 		}
 		if (found < 0 && names[p][0] && !memcmp(nuuids[p], e->uuid, 16) &&
-		    replaced_here(given, valid, n, p, e->uuid)) {
+		    (replaced_here(given, valid, n, p, e->uuid) || !names_missing(specs, n))) {
 			/* The list names the member that was replaced: the one
 			 * that took its place was added under this name. */
 			struct crp_label l;
@@ -438,6 +464,16 @@ int crp_meta_members_reload(struct crp_meta *m)
 			 (unsigned long long)l.events);
 		m->mt = l;
 		(void)read_names(crp_array_member(m->a, from), m->names, m->name_uuid);
+		/* A name written to some members only (another host's replace
+		 * still under way, a member busy then): any member that has the
+		 * record of the member the table names is believed. */
+		for (uint32_t p = 0; p < m->mt.nmembers; p++) {
+			struct crp_member *mem = crp_array_member(m->a, (int)p);
+
+			if ((int)p == from || crp_member_failed(mem))
+				continue;
+			(void)read_names_of(mem, m->names, m->name_uuid, m->mt.table);
+		}
 	}
 	m->unreachable |= apply(m);
 	return 0;

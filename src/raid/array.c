@@ -38,6 +38,24 @@ static int pr_out(struct crp_array *a, int i, uint8_t sa, uint8_t type, uint64_t
 	return crp_member_exec(a->m[i], &c);
 }
 
+/*
+ * pr mode: our session to member @i was lost and made again: the new
+ * I_T nexus may not carry our registration.  Register the key again; a
+ * host that was declared dead meanwhile gains nothing by it, since every
+ * write first passes the lease (the gate), which finds the slot taken.
+ */
+void crp_array_pr_reregister(struct crp_array *a, int i)
+{
+	int r;
+
+	if (a->opts.lock_mode != CRP_LOCK_PR || crp_member_failed(a->m[i]))
+		return;
+	r = pr_out(a, i, CRP_PROUT_REGISTER_IGNORE, 0, 0, a->pr_key);
+	if (r < 0)
+		crp_warn("member %s: registering our key again after a lost session failed: %s",
+			 crp_member_spec(a->m[i]), crp_strerror(r));
+}
+
 int crp_array_open(const char *const *specs, int n, const struct crp_array_opts *opts,
 		   struct crp_array **out, char *err, size_t errlen)
 {

@@ -73,10 +73,21 @@ struct crp_array {
 	int meta_set[3];
 	int nmeta_set;
 	pthread_t meta_owner;
+	/* Fairness of the metadata lock (lock.c): a host that holds it in a
+	 * streak of back-to-back transactions steps aside now and then while
+	 * other hosts are alive.  Under meta_mu, but for @peers. */
+	uint64_t meta_streak_ns;	/* start of the current streak */
+	uint64_t meta_unlocked_ns;	/* last unlock */
+	uint64_t meta_yield_until_ns;	/* not taken again before this */
+	atomic_int peers;		/* other live hosts (the cluster layer says) */
 	atomic_bool fenced;	/* sticky: preempted, or declared dead (crp_array_fence) */
 	int (*gate)(void *ctx, uint64_t *until); /* write gate (cluster lease), set before I/O starts */
 	void *gate_ctx;
 };
+
+/* array.c: pr mode, after a lost session to member @i: register our key
+ * on it again. */
+void crp_array_pr_reregister(struct crp_array *a, int i);
 
 /* members.c: run the failure hook if failures are pending: 0, or its error. */
 int crp_array_record_failures(struct crp_array *a);

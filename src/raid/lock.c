@@ -252,6 +252,8 @@ int crp_lock_check_events(struct crp_array *a, int i)
 {
 	unsigned ev = crp_member_take_events(a->m[i]);
 
+	if (ev & CRP_EV_NEXUS_LOST)
+		crp_array_pr_reregister(a, i);
 	if (ev & CRP_EV_REG_PREEMPTED) {
 		atomic_store(&a->fenced, true);
 		return -CRP_EFENCED;
@@ -316,10 +318,23 @@ static int meta_members(struct crp_array *a, int *set)
 	return n;
 }
 
+void crp_array_set_peers(struct crp_array *a, int n)
+{
+	atomic_store(&a->peers, n);
+}
+
+/* The streak of back-to-back holds after which the lock steps aside, and
+ * for how long: other hosts back off up to 25.6 ms between tries, so a
+ * pause of a few milliseconds every few tens lets one in soon, at a cost
+ * of a tenth of a busy host's metadata rate, and only while others live. */
+#define META_STREAK_NS 20000000ull
+#define META_PAUSE_NS 2000000ull
+
 int crp_array_meta_lock_until(struct crp_array *a, uint64_t deadline)
 {
 	int set[3], n, r;
 	unsigned attempt = 0;
+	uint64_t now;
 
 	r = crp_array_gate_check(a, NULL);
 	if (r < 0)
@@ -332,6 +347,13 @@ int crp_array_meta_lock_until(struct crp_array *a, uint64_t deadline)
 		return -EBUSY; /* a local thread holds it (or waits for it) */
 	if (r < 0)
 		return r;
+	now = crp_now_ns();
+	if (a->meta_yield_until_ns > now) {
+		crp_sleep_ns(a->meta_yield_until_ns - now);
+		now = crp_now_ns();
+	}
+	if (now - a->meta_unlocked_ns > 1000000ull)
+		a->meta_streak_ns = now; /* a gap: a new streak */
 	crp_array_note_failures(a);
 	n = meta_members(a, set);
 	if (!n) {
@@ -464,6 +486,13 @@ int crp_array_meta_unlock(struct crp_array *a)
 	crp_lock_release_now(a, set, n);
 	a->nmeta_set = 0;
 	crp_mlock_give_local(a, set, n);
+	a->meta_unlocked_ns = crp_now_ns();
+	if (atomic_load(&a->peers) > 0 &&
+	    a->meta_unlocked_ns - a->meta_streak_ns >= META_STREAK_NS) {
+		a->meta_yield_until_ns = a->meta_unlocked_ns + META_PAUSE_NS / 2 +
+					 crp_random() % META_PAUSE_NS;
+		a->meta_streak_ns = a->meta_yield_until_ns;
+	}
 	pthread_mutex_unlock(&a->meta_mu);
 	return r;
 }

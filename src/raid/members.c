@@ -135,6 +135,8 @@ int crp_array_swap_member(struct crp_array *a, int i, struct crp_member *m,
 	atomic_store(&a->mstate[i], (int)st);
 	atomic_fetch_and(&a->new_failed, ~(1ull << i));
 	a->retired[a->nretired++] = old;
+	/* pr mode: a reservation needs our key registered on the new one. */
+	crp_array_pr_reregister(a, i);
 	crp_mlock_give_local(a, &i, 1);
 	pthread_mutex_unlock(&a->retire_mu);
 	return 0;

@@ -29,8 +29,10 @@
  *   DONE     give back the local ownership.
  *
  * Degraded: when a member of the stripe is not readable (failed, or a
- * replacement being rebuilt), the transaction locks every writable member
- * of the stripe, reads every readable one over the rows it touches,
+ * replacement being rebuilt), the transaction locks the members it writes
+ * (the parity that is left among them, which every writer of the stripe
+ * takes, so no other host is half way through it), reads every readable
+ * one over the rows it touches,
  * rebuilds the rows of the missing data chunks from the parity that is
  * left, applies the new data, recomputes P (and Q) from the whole rows and
  * writes the new data and parity to the members that can take them (a
@@ -185,13 +187,13 @@ static int plan_degraded(struct txn *t)
 			t->need_read[m] = true;
 		else
 			lost++;
-		if (!crp_array_writable(a, m))
+		/* Locked: what we write (the parity left among it, which every
+		 * writer of the stripe takes); the others are only read. */
+		if (!crp_array_writable(a, m) || (role >= 0 && !written(t, role)))
 			continue;
 		t->w[t->nw++] = m;
-		if (role < 0 || written(t, role)) {
-			t->wr[m] = true;
-			nwr++;
-		}
+		t->wr[m] = true;
+		nwr++;
 	}
 	if (lost > (t->q >= 0 ? 2 : 1) || !nwr)
 		return -CRP_EDEGRADED;

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Acceptance (issue 8): a disk lost under three hosts.  RAID-5 on 4 LUNs
+# (one LUN deleted at the target) and RAID-6 on 6 LUNs (two deleted), on a
+# real tgtd, three hosts writing while it happens.  Every write that
+# returned success is intact afterwards, every file reads identically on
+# every host, and writing goes on; the member is recorded failed and
+# crpfs status says so.  Then crpfs replace puts a fresh LUN in while a
+# host writes; at the end the array is clean again, the content checksums
+# match, crpfs fsck is clean and every stripe's parity verifies.  Both lock
+# modes.
+. "$(dirname "$0")/lib_multihost.sh"
+
+HOSTS=(a b c)
+LEVEL=${CRPFS_LOST_LEVEL:-both}
+
+# writer HOST: files of known content, one after the other, until
+# $T/stop; every file whose close succeeded is listed with its sum.
+writer() {
+	local h=$1 mnt i=0 f
+	mnt=$(mh_mnt "$h")
+	while [ ! -e "$T/stop" ] && [ "$i" -lt 2000 ]; do
+		f="w/$h.$i"
+		head -c $(((i * 7919) % 200000 + 4096)) /dev/urandom >"$T/src.$h"
+		if dd if="$T/src.$h" of="$mnt/$f" bs=64k conv=fsync status=none 2>>"$T/werr.$h"; then
+			echo "$(mh_sha "$T/src.$h") $f" >>"$T/sums.$h"
+		else
+			echo "host $h: writing $f failed" >>"$T/wfail.$h"
+		fi
+		i=$((i + 1))
+		echo "$i" >"$T/prog.$h"
+	done
+}
+
+written() {
+	{ cat "$T"/prog.* 2>/dev/null || true; } | awk '{ n += $1 } END { print n + 0 }'
+}
+
+written_past() {	# written_past N: more than N files written so far
+	[ "$(written)" -gt "$1" ]
+}
+
+state_is() {		# state_is TARGET STATE
+	[ "$(status_state "$1")" = "$2" ]
+}
+
+# check_all: every file listed reads back with its sum on every host.
+check_all() {
+	local h path want
+	for h in "${HOSTS[@]}"; do
+		while read -r want path; do
+			[ "$(mh_sha "$(mh_mnt "$h")/$path")" = "$want" ] ||
+				mh_fail "host $h: $path differs from what was written ($1)"
+		done < <(cat "$T"/sums.*)
+	done
+}
+
+status_state() {	# status_state TARGET: the array's state
+	timeout -s KILL "$MH_TOOL_WAIT" "$CRPFS" status "$1" --json 2>/dev/null | jq -r .state
+}
+
+lost_case() {
+	local level=$1 nluns=$2 ndel=$3 h n0 newm rc=0 p w pos
+	mh_lab_start "$nluns" 128M
+	timeout -s KILL "$MH_TOOL_WAIT" "$MKFS" -l "$level" -m "$MODE" -n 6 "${MEMBER_ARGS[@]}" \
+		>"$T/mkfs.out" 2>&1 || mh_fail "mkfs.crpfs -l $level failed: $(tail -n 3 "$T/mkfs.out")"
+	for h in "${HOSTS[@]}"; do
+		mh_mount "$h"
+	done
+	mkdir "$(mh_mnt a)/w"
+	for h in b c; do
+		mh_wait_for "$MH_ATTR_WAIT" test -d "$(mh_mnt "$h")/w" || mh_fail "w/ not seen on $h"
+	done
+	rm -f "$T"/sums.* "$T"/prog.* "$T"/werr.* "$T"/wfail.* "$T/stop"
+	for h in "${HOSTS[@]}"; do
+		writer "$h" &
+		mh_bg_job "$!"
+	done
+	n0=$(written)
+	mh_wait_for "$MH_CALL_WAIT" written_past $((n0 + 30)) ||
+		mh_fail "the writers made no progress"
+	# LUN 2 (and 5) deleted at the target, mid-write.
+	timeout -s KILL "$MH_TOOL_WAIT" "$LAB" lun-del 2 --dir "$LAB_DIR" >"$T/lab.out" 2>&1 ||
+		mh_fail "crpfs-lab lun-del 2 failed: $(tail -n 3 "$T/lab.out")"
+	if [ "$ndel" = 2 ]; then
+		timeout -s KILL "$MH_TOOL_WAIT" "$LAB" lun-del 5 --dir "$LAB_DIR" >/dev/null ||
+			mh_fail "crpfs-lab lun-del 5 failed"
+	fi
+	mh_note "RAID-$level: deleted $ndel LUN(s) at the target under three writers"
+	n0=$(written)
+	mh_wait_for "$MH_CALL_WAIT" written_past $((n0 + 60)) ||
+		mh_fail "writing stopped after the LUN went: $(cat "$T"/werr.* 2>/dev/null | head -n 3)"
+	[ -z "$(cat "$T"/wfail.* 2>/dev/null || true)" ] ||
+		mh_fail "writes failed while the array was degraded: $(cat "$T"/wfail.* "$T"/werr.* | head -n 4)"
+	mh_wait_for "$MH_CALL_WAIT" state_is "$(mh_mnt a)" degraded ||
+		mh_fail "crpfs status does not say degraded: $(status_state "$(mh_mnt a)")"
+	mh_note "writing went on; every host sees the array degraded"
+
+	# A fresh LUN in, rebuilt while the writers go on.
+	for ((k = 1; k <= ndel; k++)); do
+		newm=$(timeout -s KILL "$MH_TOOL_WAIT" "$LAB" lun-add 128M --dir "$LAB_DIR" |
+			sed -n 's/^member: *//p')
+		[ -n "$newm" ] || mh_fail "crpfs-lab lun-add printed no member"
+		pos=$([ "$k" = 1 ] && echo 1 || echo 4)	# LUN 2 is position 1, LUN 5 position 4
+		rc=0
+		timeout -s KILL 600 "$CRPFS" replace "$(mh_mnt a)" "$pos" "$newm" --json \
+			>"$T/replace.$k" 2>"$T/replace.$k.err" || rc=$?
+		[ "$rc" = 0 ] || mh_fail "crpfs replace position $pos exited $rc: $(tail -n 3 "$T/replace.$k.err")"
+		jq -e 'select(.state == "done")' "$T/replace.$k" >/dev/null ||
+			mh_fail "crpfs replace did not finish: $(tail -n 2 "$T/replace.$k")"
+	done
+	touch "$T/stop"
+	mh_wait_for "$MH_CALL_WAIT" state_is "$(mh_mnt b)" clean ||
+		mh_fail "the array is not clean after the rebuild: $("$CRPFS" status "$(mh_mnt b)" --json 2>&1 | jq -c '[.state, (.members[] | [.state, .spec, .detail])]'); replace said: $(tail -n 2 "$T/replace.1" "$T/replace.1.err")"
+	[ -z "$(cat "$T"/wfail.* 2>/dev/null || true)" ] ||
+		mh_fail "writes failed during the rebuild: $(cat "$T"/wfail.* "$T"/werr.* | head -n 4)"
+	mh_note "rebuilt onto fresh LUNs under the writers; $(cat "$T"/sums.* | wc -l) files written"
+	sleep 1
+	check_all "after the rebuild"
+	for h in "${HOSTS[@]}"; do
+		mh_umount "$h"
+	done
+	MEMBERS=$(timeout -s KILL "$MH_TOOL_WAIT" "$CRPFS" status "$MEMBERS" --json | jq -r '[.members[].spec] | join(",")')
+	mh_fsck
+}
+
+t_lost() {
+	case $LEVEL in
+	5) lost_case 5 4 1 ;;
+	6) lost_case 6 6 2 ;;
+	*)
+		lost_case 5 4 1
+		mh_teardown
+		mh_scratch_clear
+		lost_case 6 6 2
+		;;
+	esac
+}
+
+mh_setup
+mh_run_modes t_lost ${CRPFS_MODES:-reserve pr}
