@@ -42,10 +42,41 @@ static int bucket_blk(struct crp_fs_inode *dp, uint32_t b, uint64_t *blk)
 	return 0;
 }
 
-static int read_dblk(struct crp_fs *fs, struct crp_fs_inode *dp, uint64_t blk,
+struct dblk_ctx {
+	uint64_t dir;		/* the directory that owns it */
+	uint32_t bucket;	/* the bucket whose chain it is in */
+	uint32_t nbuckets;
+};
+
+/* The structure of a directory block read from the disks: its owner and
+ * bucket, and entries that fill exactly the bytes it says it uses. */
+static bool dblk_ok(const void *blk, void *ctx)
+{
+	const struct dblk_ctx *c = ctx;
+	const uint8_t *b = blk;
+	uint32_t used = crp_get_le32(b + 52), n = 0, off;
+
+	if (crp_get_le64(b + 32) != c->dir || used > CRP_PAYLOAD ||
+	    crp_get_le64(b + 56) != c->bucket || c->bucket >= c->nbuckets)
+		return false;
+	for (off = 0; off < used; n++) {
+		struct crp_dirent d;
+		int rl = crp_dirent_in(b + CRP_HDR_SIZE + off, used - off, &d);
+
+		if (rl <= 0)
+			return false;
+		off += (uint32_t)rl;
+	}
+	return n == crp_get_le32(b + 48);
+}
+
+/* Block @blk of bucket @bucket's chain: read, checked, and rebuilt from
+ * parity when it fails (crp_meta_bread_check). */
+static int read_dblk(struct crp_fs *fs, struct crp_fs_inode *dp, uint64_t blk, uint32_t bucket,
 		     struct crp_mblk **out)
 {
-	int r = crp_meta_bread(fs->m, blk, CRP_MAGIC_DIR, out);
+	struct dblk_ctx c = { dp->d.ino, bucket, dp->d.dir_nbuckets };
+	int r = crp_meta_bread_check(fs->m, blk, CRP_MAGIC_DIR, dblk_ok, &c, out);
 
 	if (r)
 		return r;
@@ -55,10 +86,10 @@ static int read_dblk(struct crp_fs *fs, struct crp_fs_inode *dp, uint64_t blk,
 }
 
 /* Read directory block @blk and empty it, for entries to be rewritten. */
-static int empty_dblk(struct crp_fs *fs, struct crp_fs_inode *dp, uint64_t blk,
+static int empty_dblk(struct crp_fs *fs, struct crp_fs_inode *dp, uint64_t blk, uint32_t bucket,
 		      struct crp_mblk **out)
 {
-	int r = read_dblk(fs, dp, blk, out);
+	int r = read_dblk(fs, dp, blk, bucket, out);
 
 	if (r)
 		return r;
@@ -97,7 +128,7 @@ static int walk_bucket(struct crp_fs *fs, struct crp_fs_inode *dp, uint32_t b, b
 
 		if (++hops > 1 << 20)
 			return -CRP_ECORRUPT;
-		r = read_dblk(fs, dp, blk, &mb);
+		r = read_dblk(fs, dp, blk, b, &mb);
 		if (r)
 			return r;
 		if (check_bucket && crp_mblk_aux64(mb) != b)
@@ -234,7 +265,7 @@ static int split(struct crp_fs *fs, struct crp_fs_inode *dp)
 		uint32_t used, off;
 		uint64_t *c;
 
-		r = read_dblk(fs, dp, blk, &mb);
+		r = read_dblk(fs, dp, blk, old, &mb);
 		if (r)
 			goto out;
 		c = realloc(chain, (nchain + 1) * sizeof(*c));
@@ -273,7 +304,7 @@ static int split(struct crp_fs *fs, struct crp_fs_inode *dp)
 		}
 	}
 	/* Rewrite the old chain with what stays; free emptied overflow blocks. */
-	r = empty_dblk(fs, dp, chain[0], &w);
+	r = empty_dblk(fs, dp, chain[0], old, &w);
 	if (r)
 		goto out;
 	for (guint i = 0; i < keep->len; i++) {
@@ -281,7 +312,7 @@ static int split(struct crp_fs *fs, struct crp_fs_inode *dp)
 
 		if (crp_mblk_aux(w) + crp_dirent_reclen(d->namelen) > CRP_PAYLOAD) {
 			wi++;
-			r = empty_dblk(fs, dp, chain[wi], &w);
+			r = empty_dblk(fs, dp, chain[wi], old, &w);
 			if (r)
 				goto out;
 		}
@@ -329,7 +360,7 @@ int crp_fs_dir_add(struct crp_fs *fs, struct crp_fs_inode *dp, const char *name,
 		r = bucket_blk(dp, b, &blk);
 		if (r)
 			return r;
-		r = read_dblk(fs, dp, blk, &mb);
+		r = read_dblk(fs, dp, blk, b, &mb);
 		if (r)
 			return r;
 		if (crp_mblk_aux(mb) + rl <= CRP_PAYLOAD)
@@ -355,7 +386,7 @@ int crp_fs_dir_add(struct crp_fs *fs, struct crp_fs_inode *dp, const char *name,
 			mb = ob;
 			break;
 		}
-		r = read_dblk(fs, dp, next, &mb);
+		r = read_dblk(fs, dp, next, b, &mb);
 		if (r)
 			return r;
 	}
@@ -391,7 +422,7 @@ int crp_fs_dir_remove(struct crp_fs *fs, struct crp_fs_inode *dp, const char *na
 		if (r || blk == target)
 			return r;
 		while (blk) {
-			r = read_dblk(fs, dp, blk, &pb);
+			r = read_dblk(fs, dp, blk, b, &pb);
 			if (r)
 				return r;
 			if (crp_mblk_next(pb) == target) {
@@ -463,7 +494,7 @@ int crp_fs_dir_overflow(struct crp_fs *fs, struct crp_fs_inode *dp,
 
 		if (r)
 			return r;
-		r = read_dblk(fs, dp, blk, &mb);
+		r = read_dblk(fs, dp, blk, b, &mb);
 		if (r)
 			return r;
 		for (blk = crp_mblk_next(mb); blk; blk = crp_mblk_next(mb)) {
@@ -472,7 +503,7 @@ int crp_fs_dir_overflow(struct crp_fs *fs, struct crp_fs_inode *dp,
 			r = fn(ctx, blk);
 			if (r)
 				return r;
-			r = read_dblk(fs, dp, blk, &mb);
+			r = read_dblk(fs, dp, blk, b, &mb);
 			if (r)
 				return r;
 		}
