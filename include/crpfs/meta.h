@@ -208,6 +208,8 @@ int crp_meta_free(struct crp_meta *m, uint64_t start, uint32_t n, bool meta);
 bool crp_meta_is_new(const struct crp_meta *m, uint64_t blk);
 int crp_meta_ialloc(struct crp_meta *m, uint64_t *ino);
 int crp_meta_ifree(struct crp_meta *m, uint64_t ino);
+/* fsck: mark @ino in use in the inode bitmap (its record says it is). */
+int crp_meta_imark(struct crp_meta *m, uint64_t ino);
 bool crp_meta_block_in_data_area(const struct crp_meta *m, uint64_t blk);
 /* First block and length of allocation group @g. */
 uint64_t crp_meta_ag_base(const struct crp_meta *m, uint32_t g);
@@ -299,6 +301,10 @@ int crp_meta_open_list(struct crp_meta *m, int slot, uint64_t **inos, uint32_t *
 int crp_meta_replay(struct crp_meta *m, int slot);
 /* Does slot @slot's journal hold transactions to replay? */
 int crp_meta_journal_pending(struct crp_meta *m, int slot, bool *out);
+/* fsck --repair, for a slot with no host: write its journal header anew
+ * (replay from ring index 0, with a sequence number no transaction left in
+ * the ring carries), when the old one is beyond repair. */
+int crp_meta_journal_reset(struct crp_meta *m, int slot);
 
 /* ---- write-intent log (intent.c) ---- */
 
@@ -354,6 +360,9 @@ void crp_meta_tx_abort(struct crp_meta *m);
 int crp_meta_poll(struct crp_meta *m);
 /* Re-read the allocation counts that other hosts may have changed. */
 int crp_meta_refresh_counts(struct crp_meta *m);
+/* Read and check the shared state block (rebuilt from parity when it
+ * fails, as every block): 0, or the error of a block beyond repair. */
+int crp_meta_shared_check(struct crp_meta *m);
 
 /* ---- mkfs ---- */
 

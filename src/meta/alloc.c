@@ -368,6 +368,28 @@ int crp_meta_ialloc(struct crp_meta *m, uint64_t *ino)
 	return -ENOSPC;
 }
 
+int crp_meta_imark(struct crp_meta *m, uint64_t ino)
+{
+	struct crp_mblk *b;
+	uint32_t g = (uint32_t)(ino / CRP_BITS_PER_BLOCK), i = ino % CRP_BITS_PER_BLOCK;
+	int r;
+
+	if (ino < 1 || ino >= m->sb.inode_count)
+		return -CRP_ECORRUPT;
+	r = crp_meta_ibitmap_read(m, g, &b);
+	if (r < 0)
+		return r;
+	if (crp_bit_test(crp_mblk_payload(b), i))
+		return 0;
+	crp_bit_set(crp_mblk_payload(b), i);
+	m->ig_free[g] = crp_mblk_count(b);
+	if (m->ig_free[g])
+		m->ig_free[g]--;
+	crp_mblk_set_count(b, m->ig_free[g]);
+	crp_meta_dirty(m, b);
+	return 0;
+}
+
 int crp_meta_ifree(struct crp_meta *m, uint64_t ino)
 {
 	struct crp_mblk *b;

@@ -337,6 +337,18 @@ uint64_t crp_meta_next_gen(const struct crp_meta *m)
 	return m->locked && m->sh ? m->sh->generation + 1 : 0;
 }
 
+int crp_meta_shared_check(struct crp_meta *m)
+{
+	struct crp_shared *s = malloc(sizeof(*s));
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	r = shared_read(m, s, SH_REBUILD);
+	free(s);
+	return r;
+}
+
 int crp_meta_shared_load(struct crp_meta *m)
 {
 	if (!m->sh) {

@@ -768,3 +768,19 @@ int crp_meta_journal_settle(struct crp_meta *m)
 		return 0;
 	return write_jhdr(m, m->slot, m->j_pos, m->j_seq);
 }
+
+int crp_meta_journal_reset(struct crp_meta *m, int slot)
+{
+	int r;
+
+	if (m->ro)
+		return -EROFS;
+	if (slot < 0 || slot >= (int)m->sb.max_hosts || slot == m->slot)
+		return -EINVAL;
+	/* Far beyond any sequence a ring of this size has reached, so that
+	 * nothing left in the ring is ever taken for the next transaction. */
+	r = write_jhdr(m, slot, 0, (1ull << 62) | (crp_random() & ((1ull << 48) - 1)));
+	if (!r)
+		r = crp_array_sync(m->a);
+	return r;
+}
