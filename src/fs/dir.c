@@ -484,6 +484,22 @@ int crp_fs_dir_iter(struct crp_fs *fs, struct crp_fs_inode *dp, crp_fs_dir_fn fn
 	return 0;
 }
 
+int crp_fs_dir_iter_all(struct crp_fs *fs, struct crp_fs_inode *dp, crp_fs_dir_fn fn, void *ctx)
+{
+	struct iter_ctx it = { fn, ctx };
+	int first = 0;
+
+	for (uint32_t b = 0; b < dp->d.dir_nbuckets; b++) {
+		int r = walk_bucket(fs, dp, b, true, iter_one, &it);
+
+		if (r > 0 || r == -ENOMEM)
+			return r;
+		if (r < 0 && !first)
+			first = r;
+	}
+	return first;
+}
+
 int crp_fs_dir_overflow(struct crp_fs *fs, struct crp_fs_inode *dp,
 			int (*fn)(void *ctx, uint64_t blk), void *ctx)
 {
@@ -509,4 +525,54 @@ int crp_fs_dir_overflow(struct crp_fs *fs, struct crp_fs_inode *dp,
 		}
 	}
 	return 0;
+}
+
+int crp_fs_dir_salvage(struct crp_fs *fs, struct crp_fs_inode *dp, bool repair,
+		       void (*fn)(void *ctx, uint32_t bucket, uint64_t blk, bool head, int err),
+		       void *ctx)
+{
+	int given_up = 0;
+
+	for (uint32_t b = 0; b < dp->d.dir_nbuckets; b++) {
+		struct crp_mblk *mb, *prev = NULL;
+		uint64_t blk;
+		int r = bucket_blk(dp, b, &blk), hops = 0;
+
+		if (r)
+			return r;
+		while (blk) {
+			if (++hops > 1 << 20) {
+				r = -CRP_ECORRUPT;
+			} else {
+				r = read_dblk(fs, dp, blk, b, &mb);
+				if (r == 0 && crp_mblk_aux64(mb) != b)
+					r = -CRP_ECORRUPT;
+			}
+			if (r == -ENOMEM)
+				return r;
+			if (r == 0) {
+				prev = mb;
+				blk = crp_mblk_next(mb);
+				continue;
+			}
+			/* Parity could not rebuild it (read_dblk tried). */
+			given_up++;
+			if (fn)
+				fn(ctx, b, blk, !prev, r);
+			if (!repair)
+				break;
+			if (!prev) {
+				/* The bucket itself: an empty bucket in its place. */
+				mb = crp_meta_bnew(fs->m, blk, CRP_MAGIC_DIR, dp->d.ino);
+				if (!mb)
+					return -ENOMEM;
+				crp_put_le64(mb->buf + 56, b);
+			} else {
+				crp_mblk_set_next(prev, 0);
+				crp_meta_dirty(fs->m, prev);
+			}
+			break;
+		}
+	}
+	return given_up;
 }
