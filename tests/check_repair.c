@@ -790,6 +790,83 @@ START_TEST(fsck_unreadable_inodes)
 }
 END_TEST
 
+/* A stale inode bitmap block (its checksum holds: a lost write) that
+ * calls inodes in use free: their names are kept, their bits given back --
+ * a whole inode-table block's worth (found through the names), and one
+ * inode among others in use (found in pass 1). */
+START_TEST(fsck_stale_inode_bitmap)
+{
+	struct crp_fsck_result res;
+	struct crp_fs *fs;
+	struct where w;
+	uint64_t ino[24], blk = 0, lone = 0;
+	uint8_t data[500], *b = malloc(CRP_BLOCK);
+	char name[96];
+	uint32_t cleared = 0;
+
+	format(5, 4);
+	fs = mount_fs();
+	for (int i = 0; i < 24; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		fill(data, sizeof(data), (unsigned)i);
+		ino[i] = create_file(fs, CRP_ROOT_INO, name, data, sizeof(data));
+	}
+	w = where_of(fs->m, fs->m->sb.ibitmap_start);
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	for (int i = 0; i < 24; i++) {
+		if (!blk && ino[i] >= 8 && ino[i] % CRP_INODES_PER_BLOCK == 0)
+			blk = ino[i] / CRP_INODES_PER_BLOCK;
+	}
+	ck_assert_uint_ne(blk, 0);
+	lone = ino[23];
+	ck_assert_uint_ne(lone / CRP_INODES_PER_BLOCK, blk);
+	member_rw(w.member, w.moff, b, CRP_BLOCK, false);
+	for (uint64_t i = blk * CRP_INODES_PER_BLOCK; i < (blk + 1) * CRP_INODES_PER_BLOCK; i++)
+		if (crp_bit_test(b + CRP_HDR_SIZE, i)) {
+			crp_bit_clear(b + CRP_HDR_SIZE, i);
+			cleared++;
+		}
+	crp_bit_clear(b + CRP_HDR_SIZE, lone);
+	cleared++;
+	crp_put_le32(b + 48, crp_get_le32(b + 48) + cleared);
+	crp_block_seal(b);
+	member_rw(w.member, w.moff, b, CRP_BLOCK, true);
+
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_UNCORRECTED);
+	snprintf(name, sizeof(name), "inode %llu (file, 1 links) has a record in use, but the "
+		 "inode bitmap calls it free", (unsigned long long)lone);
+	ck_assert_msg(fsck_said(name), "not said: %s", name);
+	snprintf(name, sizeof(name), "inode %llu (file, 1 links) is named",
+		 (unsigned long long)(blk * CRP_INODES_PER_BLOCK));
+	ck_assert_msg(fsck_said(name), "not said: %s", name);
+	ck_assert(!fsck_said("entry is removed"));
+	ck_assert_int_eq(fsck(true, &res), CRP_FSCK_CORRECTED);
+	ck_assert(!fsck_said("entry is removed") && !fsck_said("freed"));
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_OK);
+	fs = mount_fs();
+	for (int i = 0; i < 24; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		fill(data, sizeof(data), (unsigned)i);
+		ck_assert_int_eq(check_file(fs, CRP_ROOT_INO, name, data, sizeof(data)), 0);
+	}
+	/* New files do not reuse the numbers in use. */
+	fill(data, sizeof(data), 77);
+	for (int i = 0; i < 12; i++) {
+		snprintf(name, sizeof(name), "new%d", i);
+		create_file(fs, CRP_ROOT_INO, name, data, sizeof(data));
+	}
+	for (int i = 0; i < 24; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		fill(data, sizeof(data), (unsigned)i);
+		ck_assert_int_eq(check_file(fs, CRP_ROOT_INO, name, data, sizeof(data)), 0);
+	}
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_OK);
+	free(b);
+	rm_tree();
+}
+END_TEST
+
 /* A block rebuilt by a read-only fsck is reported, and not written; fsck
  * --repair writes it; the next run is clean. */
 START_TEST(fsck_reports_rebuilds)
@@ -848,6 +925,7 @@ static Suite *repair_suite(void)
 	tcase_add_test(t, fsck_lost_found);
 	tcase_add_test(t, fsck_unreadable_inodes);
 	tcase_add_test(t, fsck_reports_rebuilds);
+	tcase_add_test(t, fsck_stale_inode_bitmap);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -464,12 +464,51 @@ static int check_one(struct ck *c, uint64_t ino)
 
 /* ---- pass 2: names ---- */
 
+/*
+ * Entry @d of the directory being walked names an inode that pass 1 did
+ * not find in use.  If its record is in use all the same (a stale inode
+ * bitmap lost its bit), the name is right and the bitmap wrong: the inode
+ * is marked in use (with repair), checked, and counted alive.  0 then,
+ * else -ENOENT.
+ */
+static int revive(struct ck *c, const struct crp_dirent *d)
+{
+	struct crp_fs_inode *ip;
+	struct crp_inode rec;
+
+	if (crp_meta_iread(c->m, d->ino, &rec) != 0 || !rec.mode)
+		return -ENOENT;
+	say(c, c->o->repair,
+	    "inode %llu (%s, %u links) is named '%s' in directory %llu and its record is in use, "
+	    "but the inode bitmap calls it free%s",
+	    (unsigned long long)d->ino, type_name(rec.mode), rec.nlink, d->name,
+	    (unsigned long long)c->walking->d.ino, c->o->repair ? "; marked in use" : "");
+	if (c->o->repair && crp_meta_imark(c->m, d->ino) < 0)
+		c->unfixed = true;
+	if (crp_fs_iget(&c->fs, d->ino, &ip) < 0)
+		return -ENOENT;
+	crp_bit_set(c->alive, d->ino);
+	c->res->inodes_checked++;
+	{
+		struct crp_fs_inode *walking = c->walking;
+
+		check_inode(c, ip);
+		c->walking = walking;
+	}
+	if (S_ISDIR(ip->d.mode))
+		g_array_append_val(c->dirs, d->ino);
+	return 0;
+}
+
 static int count_entry(void *ctx, const struct crp_dirent *d)
 {
 	struct ck *c = ctx;
 	uint64_t dir = c->walking->d.ino;
 	struct crp_fs_inode *ip;
 
+	if (d->ino < c->m->sb.inode_count && d->ino != c->m->sb.root_ino &&
+	    !crp_bit_test(c->alive, d->ino) && !crp_bit_test(c->bad, d->ino))
+		(void)revive(c, d); /* alive now if its record is in use */
 	if (d->ino >= c->m->sb.inode_count || !crp_bit_test(c->alive, d->ino) ||
 	    d->ino == c->m->sb.root_ino) {
 		bool bad = d->ino < c->m->sb.inode_count && crp_bit_test(c->bad, d->ino);
@@ -864,15 +903,28 @@ int crp_fsck_run(const char *const *specs, int n, const struct crp_fsck_opts *op
 	/* Pass 0: the fixed regions. */
 	check_fixed(&c);
 	report_damage(&c);
-	/* Pass 1: every inode record. */
-	for (uint64_t ino = 1; ino < m->sb.inode_count; ino++) {
-		r = check_one(&c, ino);
+	/* Pass 1: every inode-table block that holds an inode in use, every
+	 * record in it (a free one included: a record in use whose bit was
+	 * lost is found too).  Blocks of free inodes only are not read. */
+	for (uint64_t first = 0; first < m->sb.inode_count; first += CRP_INODES_PER_BLOCK) {
+		uint64_t end = CRP_MIN(first + CRP_INODES_PER_BLOCK, m->sb.inode_count);
+		bool any = false, used;
+
+		r = 0;
+		for (uint64_t ino = CRP_MAX(first, 1); ino < end && !any; ino++) {
+			r = crp_meta_inode_allocated(m, ino, &used);
+			any = r < 0 || used;
+		}
 		if (r < 0) {
 			say(&c, false, "inode bitmap block %llu (inodes %llu-) is unreadable: %s",
-			    (unsigned long long)(ino / CRP_BITS_PER_BLOCK), (unsigned long long)ino,
-			    crp_strerror(r));
-			ino += CRP_BITS_PER_BLOCK - 1 - ino % CRP_BITS_PER_BLOCK;
+			    (unsigned long long)(first / CRP_BITS_PER_BLOCK),
+			    (unsigned long long)first, crp_strerror(r));
+			first += CRP_BITS_PER_BLOCK - first % CRP_BITS_PER_BLOCK - CRP_INODES_PER_BLOCK;
+			report_damage(&c);
+			continue;
 		}
+		for (uint64_t ino = CRP_MAX(first, 1); ino < end && any; ino++)
+			(void)check_one(&c, ino);
 		report_damage(&c);
 		if (opts->repair)
 			crp_meta_maybe_commit(m);

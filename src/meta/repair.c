@@ -107,8 +107,9 @@ static void note(struct crp_meta *m, const struct crp_meta_damage *d)
 {
 	if (!m->damage)
 		m->damage = g_array_new(FALSE, TRUE, sizeof(struct crp_meta_damage));
-	/* Bounded: a wrecked array must not eat the memory of the tool. */
-	if (m->damage->len < 100000)
+	/* Bounded: a daemon never empties it, and a wrecked array must not
+	 * eat the memory of a tool (fsck empties it as it goes). */
+	if (m->damage->len < 4096)
 		g_array_append_val(m->damage, *d);
 }
 

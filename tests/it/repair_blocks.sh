@@ -27,11 +27,12 @@ LOCATE=$CRPFS_BUILD/tests/crp_locate
 
 SIZE=32M
 
-# use_array LEVEL N: the members of that array in $T/rL, formatted once
-# (prepare) and restored from the pristine copy for each case.
+# use_array LEVEL N: the members of that array in the test's own
+# directory, formatted once (prepare) and restored from the pristine copy
+# for each case.
 use_array() {
 	local level=$1 n=$2 i
-	crp_use_dir "$T/r$level"
+	crp_use_dir "$T/$CRP_TEST"
 	NM=$n
 	LEVEL=$level
 	MEMBERS=
@@ -227,7 +228,14 @@ region_case() {
 	restore
 	zero_region "$@"
 	crp_note "$what: data regions of members $* zeroed"
+	: >"$T/daemon.log"
 	check_tree "$what, first mount"
+	grep -q "rebuilt from parity without member .* and repaired" "$T/daemon.log" ||
+		crp_fail "$what: the daemon rebuilt nothing"
+	if [ $# = 2 ]; then
+		grep -q "rebuilt from parity without member .* and member .* and repaired" "$T/daemon.log" ||
+			crp_fail "$what: no block needed (or got) two columns rebuilt"
+	fi
 	fsck_rc --repair
 	[ "$RC" -le 1 ] || crp_fail "$what: fsck --repair exited $RC: $(cat "$D/fsck.out")"
 	if grep -Eq "freed|removed|lost\+found" "$D/fsck.out"; then
