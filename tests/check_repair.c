@@ -867,6 +867,59 @@ START_TEST(fsck_stale_inode_bitmap)
 }
 END_TEST
 
+/* RAID-5, a block bitmap and an inode bitmap zeroed on two members: the
+ * mount refuses, fsck (which can still open the array) rebuilds both from
+ * the inodes, and new files then take nothing in use. */
+START_TEST(fsck_bitmaps_beyond_parity)
+{
+	struct crp_fsck_result res;
+	struct crp_fs *fs;
+	struct crp_fs_opts o = { .host = "repairhost" };
+	struct where wb, wi;
+	uint8_t data[9000];
+	char name[32], err[512];
+
+	format(5, 4);
+	fs = mount_fs();
+	for (int i = 0; i < 30; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		fill(data, sizeof(data), (unsigned)i);
+		create_file(fs, CRP_ROOT_INO, name, data, sizeof(data));
+	}
+	wb = where_of(fs->m, crp_meta_ag_base(fs->m, 0));
+	wi = where_of(fs->m, fs->m->sb.ibitmap_start);
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	zero_at(wb.member, wb.moff);
+	zero_at(wb.pm, wb.moff);
+	zero_at(wi.member, wi.moff);
+	zero_at(wi.pm, wi.moff);
+
+	ck_assert_int_lt(crp_fs_mount(fx.specs, fx.n, &o, &fs, err, sizeof(err)), 0);
+	ck_assert_msg(strstr(err, "fsck --repair"), "%s", err);
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_UNCORRECTED);
+	ck_assert(fsck_said("block bitmap of group 0"));
+	ck_assert(fsck_said("inode bitmap block 0 cannot be read even after reconstruction"));
+	ck_assert_int_eq(fsck(true, &res), CRP_FSCK_CORRECTED);
+	ck_assert(fsck_said("rebuilt from the blocks the inodes reference (fixed)"));
+	ck_assert(!fsck_said("freed") && !fsck_said("removed"));
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_OK);
+	fs = mount_fs();
+	fill(data, sizeof(data), 200);
+	for (int i = 0; i < 30; i++) {
+		snprintf(name, sizeof(name), "new%d", i);
+		create_file(fs, CRP_ROOT_INO, name, data, sizeof(data));
+	}
+	for (int i = 0; i < 30; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		fill(data, sizeof(data), (unsigned)i);
+		ck_assert_int_eq(check_file(fs, CRP_ROOT_INO, name, data, sizeof(data)), 0);
+	}
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_OK);
+	rm_tree();
+}
+END_TEST
+
 /* A block rebuilt by a read-only fsck is reported, and not written; fsck
  * --repair writes it; the next run is clean. */
 START_TEST(fsck_reports_rebuilds)
@@ -926,6 +979,7 @@ static Suite *repair_suite(void)
 	tcase_add_test(t, fsck_unreadable_inodes);
 	tcase_add_test(t, fsck_reports_rebuilds);
 	tcase_add_test(t, fsck_stale_inode_bitmap);
+	tcase_add_test(t, fsck_bitmaps_beyond_parity);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -63,6 +63,9 @@ struct crp_meta_opts {
 	bool ro;		/* write nothing: no replay, no slot */
 	bool claim_slot;	/* claim a host slot (mount), else none (fsck, status) */
 	bool replay;		/* replay the journals of slots left active */
+	bool salvage;		/* fsck: an allocation bitmap that cannot be read even
+				   after reconstruction does not fail the open (its
+				   group is not allocated from; fsck rebuilds it) */
 	uint32_t timeout_ms;
 };
 
@@ -97,6 +100,7 @@ struct crp_meta {
 	struct crp_geom geom;
 	uint64_t fsid;
 	bool ro;
+	bool salvage;			/* opened with crp_meta_opts.salvage */
 	int slot;			/* our host slot, -1 if none */
 	char host[CRP_HOST_MAX];
 	uint64_t heartbeat;

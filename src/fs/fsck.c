@@ -59,6 +59,8 @@ struct ck {
 	uint64_t nentries;
 	GPtrArray *drop;	/* names to remove from it (char *) */
 	GHashTable *lost;	/* blocks reported beyond repair (reported once) */
+	uint8_t *ibad;		/* per inode bitmap block: beyond repair (the inodes
+				   in use come from their records; pass 4 rebuilds it) */
 	struct crp_fs_inode *lf; /* /lost+found, once found or made */
 };
 
@@ -400,7 +402,13 @@ static const char *type_name(uint32_t mode)
 	}
 }
 
-/* Inode @ino: is it in use, readable, and what is wrong with it. */
+static bool ibitmap_bad(const struct ck *c, uint64_t ino)
+{
+	return c->ibad[ino / CRP_BITS_PER_BLOCK];
+}
+
+/* Inode @ino: is it in use, readable, and what is wrong with it.  With its
+ * inode bitmap block beyond repair, its record alone says. */
 static int check_one(struct ck *c, uint64_t ino)
 {
 	struct crp_meta *m = c->m;
@@ -409,10 +417,16 @@ static int check_one(struct ck *c, uint64_t ino)
 	struct crp_inode rec;
 	int r, rr;
 
-	r = crp_meta_inode_allocated(m, ino, &used);
-	if (r < 0)
-		return r;
 	rr = crp_meta_iread(m, ino, &rec); /* the block is checked and rebuilt here */
+	if (ibitmap_bad(c, ino)) {
+		if (rr != 0 || !rec.mode)
+			return 0;
+		used = true;
+	} else {
+		r = crp_meta_inode_allocated(m, ino, &used);
+		if (r < 0)
+			return r;
+	}
 	if (!used) {
 		if (rr == 0 && rec.mode) {
 			say(c, repair,
@@ -483,7 +497,7 @@ static int revive(struct ck *c, const struct crp_dirent *d)
 	    "but the inode bitmap calls it free%s",
 	    (unsigned long long)d->ino, type_name(rec.mode), rec.nlink, d->name,
 	    (unsigned long long)c->walking->d.ino, c->o->repair ? "; marked in use" : "");
-	if (c->o->repair && crp_meta_imark(c->m, d->ino) < 0)
+	if (c->o->repair && !ibitmap_bad(c, d->ino) && crp_meta_imark(c->m, d->ino) < 0)
 		c->unfixed = true;
 	if (crp_fs_iget(&c->fs, d->ino, &ip) < 0)
 		return -ENOENT;
@@ -661,7 +675,8 @@ static void free_unreadable(struct ck *c, uint64_t ino)
 
 	if (crp_meta_iread(c->m, ino, &old) == 0)
 		fresh.generation = old.generation + 1;
-	if (crp_meta_iwrite(c->m, &fresh) < 0 || crp_meta_ifree(c->m, ino) < 0)
+	if (crp_meta_iwrite(c->m, &fresh) < 0 ||
+	    (!ibitmap_bad(c, ino) && crp_meta_ifree(c->m, ino) < 0))
 		c->unfixed = true;
 }
 
@@ -745,9 +760,27 @@ static void fix_bitmaps(struct ck *c)
 		struct crp_mblk *b;
 		bool changed = false;
 
-		if (crp_meta_bread(m, base, CRP_MAGIC_BITMAP, &b) < 0) {
-			say(c, false, "allocation group %u: bitmap unreadable", g);
-			continue;
+		int r = crp_meta_bread(m, base, CRP_MAGIC_BITMAP, &b);
+
+		if (r < 0) {
+			say(c, c->o->repair,
+			    "block bitmap of group %u (block %llu) cannot be read even after "
+			    "reconstruction from parity: %s%s",
+			    g, (unsigned long long)base, crp_strerror(r),
+			    c->o->repair ? "; rebuilt from the blocks the inodes reference"
+					 : "; nothing is allocated from the group (--repair rebuilds "
+					   "it from the blocks the inodes reference)");
+			if (!c->o->repair)
+				continue;
+			b = crp_meta_bnew(m, base, CRP_MAGIC_BITMAP, g);
+			if (!b) {
+				c->unfixed = true;
+				continue;
+			}
+			crp_put_le64(b->buf + 56, len);
+			for (uint32_t i = 0; i < len; i++)
+				if (i < CRP_AG_META_BLOCKS || crp_bit_test(c->ref, base + i))
+					crp_bit_set(crp_mblk_payload(b), i);
 		}
 		for (uint32_t i = 0; i < len; i++) {
 			bool used = crp_bit_test(crp_mblk_payload(b), i);
@@ -786,8 +819,23 @@ static void fix_bitmaps(struct ck *c)
 		struct crp_mblk *b;
 
 		if (crp_meta_bread(m, m->sb.ibitmap_start + i, CRP_MAGIC_IBITMAP, &b) < 0) {
-			say(c, false, "inode bitmap block %u is unreadable", i);
-			continue;
+			/* Said in pass 1. */
+			if (!c->o->repair) {
+				c->unfixed = true;
+				continue;
+			}
+			b = crp_meta_bnew(m, m->sb.ibitmap_start + i, CRP_MAGIC_IBITMAP, i);
+			if (!b) {
+				c->unfixed = true;
+				continue;
+			}
+			crp_put_le64(b->buf + 56, len);
+			if (i == 0)
+				crp_bit_set(crp_mblk_payload(b), 0); /* never used */
+			for (uint32_t k = 0; k < len; k++)
+				if (crp_bit_test(c->alive, first + k))
+					crp_bit_set(crp_mblk_payload(b), k);
+			crp_mblk_set_count(b, len); /* counted below */
 		}
 		for (uint32_t k = 0; k < len; k++)
 			if (!crp_bit_test(crp_mblk_payload(b), k))
@@ -866,7 +914,8 @@ int crp_fsck_run(const char *const *specs, int n, const struct crp_fsck_opts *op
 		 struct crp_fsck_result *res, char *err, size_t errlen)
 {
 	struct crp_meta_opts mo = { .host = opts->host, .ro = !opts->repair,
-				    .claim_slot = opts->repair, .replay = opts->repair };
+				    .claim_slot = opts->repair, .replay = opts->repair,
+				    .salvage = true };
 	struct ck c = { .o = opts, .res = res };
 	struct crp_meta *m = NULL;
 	int r;
@@ -895,7 +944,8 @@ int crp_fsck_run(const char *const *specs, int n, const struct crp_fsck_opts *op
 	c.dirs = g_array_new(FALSE, FALSE, sizeof(uint64_t));
 	c.drop = g_ptr_array_new_with_free_func(g_free);
 	c.lost = g_hash_table_new(g_direct_hash, g_direct_equal);
-	if (!c.ref || !c.alive || !c.bad || !c.links || !c.subdirs) {
+	c.ibad = calloc(m->sb.ibitmap_blocks + 1, 1);
+	if (!c.ref || !c.alive || !c.bad || !c.links || !c.subdirs || !c.ibad) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -912,16 +962,22 @@ int crp_fsck_run(const char *const *specs, int n, const struct crp_fsck_opts *op
 
 		r = 0;
 		for (uint64_t ino = CRP_MAX(first, 1); ino < end && !any; ino++) {
+			if (c.ibad[ino / CRP_BITS_PER_BLOCK]) {
+				any = true; /* every record is read */
+				break;
+			}
 			r = crp_meta_inode_allocated(m, ino, &used);
-			any = r < 0 || used;
-		}
-		if (r < 0) {
-			say(&c, false, "inode bitmap block %llu (inodes %llu-) is unreadable: %s",
-			    (unsigned long long)(first / CRP_BITS_PER_BLOCK),
-			    (unsigned long long)first, crp_strerror(r));
-			first += CRP_BITS_PER_BLOCK - first % CRP_BITS_PER_BLOCK - CRP_INODES_PER_BLOCK;
-			report_damage(&c);
-			continue;
+			if (r < 0) {
+				c.ibad[ino / CRP_BITS_PER_BLOCK] = 1;
+				say(&c, opts->repair,
+				    "inode bitmap block %llu cannot be read even after reconstruction "
+				    "from parity: %s; the inodes in use are found from their records%s",
+				    (unsigned long long)(ino / CRP_BITS_PER_BLOCK), crp_strerror(r),
+				    opts->repair ? ", and the block is rebuilt from them" : "");
+				any = true;
+				break;
+			}
+			any = used;
 		}
 		for (uint64_t ino = CRP_MAX(first, 1); ino < end && any; ino++)
 			(void)check_one(&c, ino);
@@ -971,6 +1027,7 @@ out:
 	free(c.ref);
 	free(c.alive);
 	free(c.bad);
+	free(c.ibad);
 	free(c.links);
 	free(c.subdirs);
 	{

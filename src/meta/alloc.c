@@ -103,14 +103,20 @@ int crp_meta_load_counts(struct crp_meta *m)
 	m->ig_stale = calloc(m->sb.ibitmap_blocks, 1);
 	if (!m->ag_free || !m->ig_free || !m->ag_stale || !m->ig_stale)
 		return -ENOMEM;
+	/* Salvage (fsck): a bitmap beyond repair counts as full, so nothing is
+	 * allocated from it until fsck has rebuilt it. */
 	for (uint32_t g = 0; g < m->sb.ag_count; g++) {
 		r = crp_meta_bitmap_read(m, g, &b);
+		if (r < 0 && m->salvage && r != -ENOMEM)
+			continue;
 		if (r < 0)
 			return r;
 		m->ag_free[g] = crp_mblk_count(b);
 	}
 	for (uint32_t i = 0; i < m->sb.ibitmap_blocks; i++) {
 		r = crp_meta_ibitmap_read(m, i, &b);
+		if (r < 0 && m->salvage && r != -ENOMEM)
+			continue;
 		if (r < 0)
 			return r;
 		m->ig_free[i] = crp_mblk_count(b);

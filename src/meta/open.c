@@ -440,9 +440,13 @@ int crp_meta_open(const char *const *specs, int n, const struct crp_meta_opts *o
 		if (r < 0)
 			goto out;
 	}
+	m->salvage = opts->salvage;
 	r = crp_meta_load_counts(m);
 	if (r < 0) {
-		snprintf(err, errlen, "cannot read the allocation bitmaps: %s", crp_strerror(r));
+		snprintf(err, errlen,
+			 "cannot read the allocation bitmaps: %s (crpfs fsck --repair rebuilds "
+			 "what parity cannot from the inodes)",
+			 crp_strerror(r));
 		goto out;
 	}
 	m->ag_cursor = 0;
