@@ -262,8 +262,17 @@ int crp_meta_open_clear(struct crp_meta *m, int slot)
 	if (!buf)
 		return -ENOMEM;
 	for (unsigned k = 0; k < CRP_OTABLE_BLOCKS && !r; k++) {
+		struct ot_ctx c = { ot_blkno(m, slot, k), m->fsid, (uint64_t)slot };
+
+		/* Read first: a damaged block is rebuilt (and written back)
+		 * before the write below, whose read-modify-write of parity
+		 * would otherwise take the damage for the old contents and
+		 * leave the stripe's parity wrong.  One that nothing rebuilds
+		 * is simply overwritten. */
+		if (crp_array_read(m->a, c.blkno * CRP_BLOCK, buf, CRP_BLOCK) == 0 && !ot_ok(buf, &c))
+			(void)crp_meta_rebuild_block(m, c.blkno, buf, ot_ok, &c);
 		ot_encode(m, slot, k, slot == m->slot ? m->ot_ents[k] : NULL, buf);
-		r = crp_array_write(m->a, ot_blkno(m, slot, k) * CRP_BLOCK, buf, CRP_BLOCK);
+		r = crp_array_write(m->a, c.blkno * CRP_BLOCK, buf, CRP_BLOCK);
 	}
 	free(buf);
 	return r;

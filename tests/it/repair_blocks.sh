@@ -7,7 +7,8 @@
 # table, inode table, directory bucket, extent block, xattr block, journal
 # header, orphan list, open table, data), find the member that holds it
 # (crp_locate), then, unmounted, (a) zero it on that member, (b) flip
-# bytes in it.  Then:
+# bytes in it (an open table: another slot's, which a mount never reads,
+# and the mounting host's own, which it writes at once).  Then:
 #   - crpfs fsck (read-only) reports the block rebuilt, and writes nothing;
 #   - a mount reads every file (identical to before) and lists every
 #     directory; the daemon says what it rebuilt;
@@ -195,6 +196,7 @@ all_kinds() {
 		one_case jhdr "$mode" jhdr 0
 		one_case orphan "$mode" orphan 0
 		one_case otable "$mode" otable 1 0
+		one_case own-otable "$mode" otable 0 0
 		one_case data "$mode" data /big 3
 	done
 }
