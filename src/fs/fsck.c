@@ -4,13 +4,18 @@
  *  0. labels and superblock (crp_meta_open), the shared state block, every
  *     host slot's journal header, orphan list and open table, every
  *     checksum table block
- *  1. every inode record (allocated or not: a record in use that the
- *     bitmap calls free is found too): extents (inside the data area, no
+ *  1. every record of every inode-table block that holds an inode in use
+ *     (a record in use that the bitmap calls free is found too): extents (inside the data area, no
  *     block claimed twice), extent chain, xattr block, directory buckets
  *     and overflow chains, every data block's checksum, block counts
- *  2. every directory's entries: names point at live inodes, entry counts
+ *  2. every directory's entries: names point at live inodes (a name keeps
+ *     an inode whose record is in use though the bitmap lost its bit),
+ *     entry counts, parents
  *  3. names for the nameless (/lost+found), link counts
- *  4. block and inode bitmaps against what the inodes reference
+ *  4. block and inode bitmaps against what the inodes reference (a bitmap
+ *     beyond repair does not stop fsck: the array is opened with
+ *     crp_meta_opts.salvage, the inodes in use come from their records,
+ *     and --repair writes the bitmap anew from the references)
  *  5. every stripe's parity
  *
  * Every read goes through the metadata layer, which rebuilds from parity
