@@ -63,7 +63,7 @@ struct ck {
 	struct crp_fs_inode *walking;
 	uint64_t nentries;
 	GPtrArray *drop;	/* names to remove from it (char *) */
-	GHashTable *lost;	/* blocks reported beyond repair (reported once) */
+	GHashTable *reported;	/* blocks whose damage was reported (once each) */
 	uint8_t *ibad;		/* per inode bitmap block: beyond repair (the inodes
 				   in use come from their records; pass 4 rebuilds it) */
 	struct crp_fs_inode *lf; /* /lost+found, once found or made */
@@ -124,6 +124,10 @@ static void report_damage(struct ck *c)
 	for (guint i = 0; dmg && i < dmg->len; i++) {
 		const struct crp_meta_damage *d = &g_array_index(dmg, struct crp_meta_damage, i);
 
+		/* Read again (blocks read past the cache: journal headers, open
+		 * tables, the shared block), found again: said already. */
+		if (!g_hash_table_add(c->reported, GSIZE_TO_POINTER(d->blkno)))
+			continue;
 		if (d->rebuilt) {
 			say(c, d->repaired,
 			    "%s (block %llu): %s; rebuilt from parity without member %s%s%s%s",
@@ -133,8 +137,6 @@ static void report_damage(struct ck *c)
 			    d->repaired ? " and written back"
 			    : c->m->ro ? " (read-only: not written back; --repair writes it)"
 				       : "; writing it back failed");
-		} else if (!g_hash_table_add(c->lost, GSIZE_TO_POINTER(d->blkno))) {
-			continue; /* read again, failed again: said already */
 		} else if (c->o->repair) {
 			/* What depends on it is repaired (and counted) where
 			 * it is found. */
@@ -948,7 +950,7 @@ int crp_fsck_run(const char *const *specs, int n, const struct crp_fsck_opts *op
 	c.subdirs = calloc(m->sb.inode_count, sizeof(*c.subdirs));
 	c.dirs = g_array_new(FALSE, FALSE, sizeof(uint64_t));
 	c.drop = g_ptr_array_new_with_free_func(g_free);
-	c.lost = g_hash_table_new(g_direct_hash, g_direct_equal);
+	c.reported = g_hash_table_new(g_direct_hash, g_direct_equal);
 	c.ibad = calloc(m->sb.ibitmap_blocks + 1, 1);
 	if (!c.ref || !c.alive || !c.bad || !c.links || !c.subdirs || !c.ibad) {
 		r = -ENOMEM;
@@ -1025,8 +1027,8 @@ out:
 		g_array_free(c.dirs, TRUE);
 	if (c.drop)
 		g_ptr_array_free(c.drop, TRUE);
-	if (c.lost)
-		g_hash_table_destroy(c.lost);
+	if (c.reported)
+		g_hash_table_destroy(c.reported);
 	g_hash_table_destroy(c.fs.inodes);
 	pthread_mutex_destroy(&c.fs.mu);
 	free(c.ref);
