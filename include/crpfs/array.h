@@ -190,6 +190,13 @@ int crp_array_verify_stripe(struct crp_array *a, uint64_t s);
  */
 int crp_array_rebuild_range(struct crp_array *a, uint64_t off, void *buf, size_t len, int bad,
 			    bool repair);
+/*
+ * The same with member @bad2 taken as wrong too (-1: none): RAID-6 rebuilds
+ * two columns from P and Q.  With @repair, the rows of both members are
+ * written back, so that the stripe agrees with its parity again.
+ */
+int crp_array_rebuild_range2(struct crp_array *a, uint64_t off, void *buf, size_t len, int bad,
+			     int bad2, bool repair);
 
 /*
  * Rebuild position @pos (a replacement, REBUILDING) over stripes

@@ -44,6 +44,8 @@ struct crp_mblk {
 	uint64_t blkno;
 	uint32_t magic;	/* CRP_MAGIC_* sealed at commit; 0 = inode-table block */
 	bool dirty;	/* part of the running transaction */
+	uint8_t badrec;	/* inode-table block: records (bit i = record i) found
+			   damaged and not rebuilt; cleared as they are written */
 	uint8_t *buf;	/* CRP_BLOCK bytes, aligned */
 };
 
@@ -63,6 +65,9 @@ struct crp_meta_opts {
 	bool ro;		/* write nothing: no replay, no slot */
 	bool claim_slot;	/* claim a host slot (mount), else none (fsck, status) */
 	bool replay;		/* replay the journals of slots left active */
+	bool salvage;		/* fsck: an allocation bitmap that cannot be read even
+				   after reconstruction does not fail the open (its
+				   group is not allocated from; fsck rebuilds it) */
 	uint32_t timeout_ms;
 };
 
@@ -70,6 +75,19 @@ struct crp_meta_stats {
 	uint64_t commits;
 	uint64_t replayed;	/* transactions replayed at open */
 	uint64_t repairs;	/* blocks rebuilt from parity */
+};
+
+/* A block found failing its checks (crp_meta_rebuild_block and every read
+ * path that checks what it reads): rebuilt from parity or not.  Every tool
+ * finds them in m->damage; fsck reports each. */
+struct crp_meta_damage {
+	uint64_t blkno;
+	char what[64];		/* "directory block", "inode table block (inodes 8-15)" ... */
+	char why[96];		/* "all zeros", "checksum mismatch", ... */
+	int member, member2;	/* rebuilt without these members (-1: none); not
+				   rebuilt: member = the one holding the block */
+	bool rebuilt;		/* a reconstruction passed the checks */
+	bool repaired;		/* ... and was written back */
 };
 
 /* Told that block @blkno was changed by another host (or dropped from the
@@ -84,6 +102,7 @@ struct crp_meta {
 	struct crp_geom geom;
 	uint64_t fsid;
 	bool ro;
+	bool salvage;			/* opened with crp_meta_opts.salvage */
 	int slot;			/* our host slot, -1 if none */
 	char host[CRP_HOST_MAX];
 	uint64_t heartbeat;
@@ -107,6 +126,8 @@ struct crp_meta {
 	uint64_t ino_cursor;
 	uint64_t nmods;			/* crp_meta_dirty() calls: did an operation change anything? */
 	struct crp_meta_stats stats;
+	GArray *damage;			/* struct crp_meta_damage, in the order found
+					   (NULL until the first); a reader may empty it */
 	struct crp_intent *intent;	/* our write-intent log (intent.c) */
 	bool debug_no_checkpoint;	/* tests: commit to the journal only */
 
@@ -158,10 +179,24 @@ int crp_meta_read_labels(const char *const *specs, int n, const char *host, uint
 
 /* ---- block cache ---- */
 
-/* The cached block @blkno, read and checked (magic, checksum, place,
- * fsid) if not cached; a checksum failure is repaired from parity. */
+/* The cached block @blkno, read and checked (magic, version, checksum,
+ * place, fsid) if not cached.  A block that fails any check, an all-zero
+ * one included, is rebuilt from parity (repaired unless read-only, logged,
+ * recorded in m->damage); one that nothing rebuilds fails with the check's
+ * error (-CRP_ECHECKSUM, -CRP_ECORRUPT). */
 int crp_meta_bread(struct crp_meta *m, uint64_t blkno, uint32_t magic, struct crp_mblk **out);
-/* Inode-table block (records checked one by one by the caller). */
+/* The same, with @check (may be NULL) judging the structure of the payload
+ * too, on the copy read from the disks and on every reconstruction: a
+ * block whose checksum holds but whose contents @check refuses (a stale
+ * block, a lost write) is rebuilt as well.  Not run on a cached block. */
+int crp_meta_bread_check(struct crp_meta *m, uint64_t blkno, uint32_t magic,
+			 bool (*check)(const void *blk, void *ctx), void *ctx,
+			 struct crp_mblk **out);
+/* Inode-table block.  Read from the disks, its records are checked against
+ * the inode bitmap (each valid, or all zero where the inode is free); a
+ * block that fails is rebuilt from parity as above, and the records of one
+ * that nothing rebuilds are marked in badrec.  Records are decoded by the
+ * caller. */
 int crp_meta_bread_raw(struct crp_meta *m, uint64_t blkno, struct crp_mblk **out);
 /* A freshly allocated block: zeroed, header written, dirty. */
 struct crp_mblk *crp_meta_bnew(struct crp_meta *m, uint64_t blkno, uint32_t magic,
@@ -189,6 +224,8 @@ int crp_meta_free(struct crp_meta *m, uint64_t start, uint32_t n, bool meta);
 bool crp_meta_is_new(const struct crp_meta *m, uint64_t blk);
 int crp_meta_ialloc(struct crp_meta *m, uint64_t *ino);
 int crp_meta_ifree(struct crp_meta *m, uint64_t ino);
+/* fsck: mark @ino in use in the inode bitmap (its record says it is). */
+int crp_meta_imark(struct crp_meta *m, uint64_t ino);
 bool crp_meta_block_in_data_area(const struct crp_meta *m, uint64_t blk);
 /* First block and length of allocation group @g. */
 uint64_t crp_meta_ag_base(const struct crp_meta *m, uint32_t g);
@@ -201,7 +238,10 @@ int crp_meta_inode_allocated(struct crp_meta *m, uint64_t ino, bool *out);
 
 /* ---- inodes ---- */
 
-/* Read inode @ino: 0, 1 if the slot was never used, or an error. */
+/* Read inode @ino: 0, 1 if the slot was never used, or an error.  An
+ * all-zero record of an inode the inode bitmap says is in use is damage:
+ * its block is rebuilt from parity (crp_meta_bread_raw), and if nothing
+ * rebuilds it the read fails with -EIO. */
 int crp_meta_iread(struct crp_meta *m, uint64_t ino, struct crp_inode *out);
 /* Store @in into the inode table (in the running transaction). */
 int crp_meta_iwrite(struct crp_meta *m, const struct crp_inode *in);
@@ -215,9 +255,20 @@ int crp_meta_data_write(struct crp_meta *m, uint64_t pblk, uint32_t n, const voi
 int crp_meta_data_read(struct crp_meta *m, uint64_t pblk, uint32_t n, void *buf);
 int crp_meta_csum_get(struct crp_meta *m, uint64_t blk, uint64_t *csum);
 int crp_meta_csum_set(struct crp_meta *m, uint64_t blk, uint64_t csum);
-/* Rebuild @blkno from parity until @ok accepts it; repair it then. */
+/*
+ * Rebuild @blkno (whose copy in @buf failed its checks) from parity until
+ * @ok accepts it: as if the member holding it were missing, then, on
+ * RAID-6, as if that member and each other member of the stripe were
+ * missing.  The accepted copy goes to @buf, is written back unless
+ * read-only, logged and recorded in m->damage; 0, or -EIO if no
+ * reconstruction passes (also logged and recorded).
+ */
 int crp_meta_rebuild_block(struct crp_meta *m, uint64_t blkno, void *buf,
 			   bool (*ok)(const void *blk, void *ctx), void *ctx);
+/* What block @blkno is, from where it lies (and @magic for blocks of the
+ * allocation groups: directory, extent, xattr, 0 for data). */
+void crp_meta_block_kind(const struct crp_meta *m, uint64_t blkno, uint32_t magic, char *out,
+			 size_t len);
 
 /* ---- orphans (this host's list) ---- */
 
@@ -338,6 +389,10 @@ int crp_meta_rebuild(struct crp_meta *m, int pos, const struct crp_rebuild_opts 
 int crp_meta_replay(struct crp_meta *m, int slot);
 /* Does slot @slot's journal hold transactions to replay? */
 int crp_meta_journal_pending(struct crp_meta *m, int slot, bool *out);
+/* fsck --repair, for a slot with no host: write its journal header anew
+ * (replay from ring index 0, with a sequence number no transaction left in
+ * the ring carries), when the old one is beyond repair. */
+int crp_meta_journal_reset(struct crp_meta *m, int slot);
 
 /* ---- write-intent log (intent.c) ---- */
 
@@ -393,6 +448,9 @@ void crp_meta_tx_abort(struct crp_meta *m);
 int crp_meta_poll(struct crp_meta *m);
 /* Re-read the allocation counts that other hosts may have changed. */
 int crp_meta_refresh_counts(struct crp_meta *m);
+/* Read and check the shared state block (rebuilt from parity when it
+ * fails, as every block): 0, or the error of a block beyond repair. */
+int crp_meta_shared_check(struct crp_meta *m);
 
 /* ---- mkfs ---- */
 

@@ -42,10 +42,41 @@ static int bucket_blk(struct crp_fs_inode *dp, uint32_t b, uint64_t *blk)
 	return 0;
 }
 
-static int read_dblk(struct crp_fs *fs, struct crp_fs_inode *dp, uint64_t blk,
+struct dblk_ctx {
+	uint64_t dir;		/* the directory that owns it */
+	uint32_t bucket;	/* the bucket whose chain it is in */
+	uint32_t nbuckets;
+};
+
+/* The structure of a directory block read from the disks: its owner and
+ * bucket, and entries that fill exactly the bytes it says it uses. */
+static bool dblk_ok(const void *blk, void *ctx)
+{
+	const struct dblk_ctx *c = ctx;
+	const uint8_t *b = blk;
+	uint32_t used = crp_get_le32(b + 52), n = 0, off;
+
+	if (crp_get_le64(b + 32) != c->dir || used > CRP_PAYLOAD ||
+	    crp_get_le64(b + 56) != c->bucket || c->bucket >= c->nbuckets)
+		return false;
+	for (off = 0; off < used; n++) {
+		struct crp_dirent d;
+		int rl = crp_dirent_in(b + CRP_HDR_SIZE + off, used - off, &d);
+
+		if (rl <= 0)
+			return false;
+		off += (uint32_t)rl;
+	}
+	return n == crp_get_le32(b + 48);
+}
+
+/* Block @blk of bucket @bucket's chain: read, checked, and rebuilt from
+ * parity when it fails (crp_meta_bread_check). */
+static int read_dblk(struct crp_fs *fs, struct crp_fs_inode *dp, uint64_t blk, uint32_t bucket,
 		     struct crp_mblk **out)
 {
-	int r = crp_meta_bread(fs->m, blk, CRP_MAGIC_DIR, out);
+	struct dblk_ctx c = { dp->d.ino, bucket, dp->d.dir_nbuckets };
+	int r = crp_meta_bread_check(fs->m, blk, CRP_MAGIC_DIR, dblk_ok, &c, out);
 
 	if (r)
 		return r;
@@ -55,10 +86,10 @@ static int read_dblk(struct crp_fs *fs, struct crp_fs_inode *dp, uint64_t blk,
 }
 
 /* Read directory block @blk and empty it, for entries to be rewritten. */
-static int empty_dblk(struct crp_fs *fs, struct crp_fs_inode *dp, uint64_t blk,
+static int empty_dblk(struct crp_fs *fs, struct crp_fs_inode *dp, uint64_t blk, uint32_t bucket,
 		      struct crp_mblk **out)
 {
-	int r = read_dblk(fs, dp, blk, out);
+	int r = read_dblk(fs, dp, blk, bucket, out);
 
 	if (r)
 		return r;
@@ -97,7 +128,7 @@ static int walk_bucket(struct crp_fs *fs, struct crp_fs_inode *dp, uint32_t b, b
 
 		if (++hops > 1 << 20)
 			return -CRP_ECORRUPT;
-		r = read_dblk(fs, dp, blk, &mb);
+		r = read_dblk(fs, dp, blk, b, &mb);
 		if (r)
 			return r;
 		if (check_bucket && crp_mblk_aux64(mb) != b)
@@ -234,7 +265,7 @@ static int split(struct crp_fs *fs, struct crp_fs_inode *dp)
 		uint32_t used, off;
 		uint64_t *c;
 
-		r = read_dblk(fs, dp, blk, &mb);
+		r = read_dblk(fs, dp, blk, old, &mb);
 		if (r)
 			goto out;
 		c = realloc(chain, (nchain + 1) * sizeof(*c));
@@ -273,7 +304,7 @@ static int split(struct crp_fs *fs, struct crp_fs_inode *dp)
 		}
 	}
 	/* Rewrite the old chain with what stays; free emptied overflow blocks. */
-	r = empty_dblk(fs, dp, chain[0], &w);
+	r = empty_dblk(fs, dp, chain[0], old, &w);
 	if (r)
 		goto out;
 	for (guint i = 0; i < keep->len; i++) {
@@ -281,7 +312,7 @@ static int split(struct crp_fs *fs, struct crp_fs_inode *dp)
 
 		if (crp_mblk_aux(w) + crp_dirent_reclen(d->namelen) > CRP_PAYLOAD) {
 			wi++;
-			r = empty_dblk(fs, dp, chain[wi], &w);
+			r = empty_dblk(fs, dp, chain[wi], old, &w);
 			if (r)
 				goto out;
 		}
@@ -329,7 +360,7 @@ int crp_fs_dir_add(struct crp_fs *fs, struct crp_fs_inode *dp, const char *name,
 		r = bucket_blk(dp, b, &blk);
 		if (r)
 			return r;
-		r = read_dblk(fs, dp, blk, &mb);
+		r = read_dblk(fs, dp, blk, b, &mb);
 		if (r)
 			return r;
 		if (crp_mblk_aux(mb) + rl <= CRP_PAYLOAD)
@@ -355,7 +386,7 @@ int crp_fs_dir_add(struct crp_fs *fs, struct crp_fs_inode *dp, const char *name,
 			mb = ob;
 			break;
 		}
-		r = read_dblk(fs, dp, next, &mb);
+		r = read_dblk(fs, dp, next, b, &mb);
 		if (r)
 			return r;
 	}
@@ -391,7 +422,7 @@ int crp_fs_dir_remove(struct crp_fs *fs, struct crp_fs_inode *dp, const char *na
 		if (r || blk == target)
 			return r;
 		while (blk) {
-			r = read_dblk(fs, dp, blk, &pb);
+			r = read_dblk(fs, dp, blk, b, &pb);
 			if (r)
 				return r;
 			if (crp_mblk_next(pb) == target) {
@@ -453,6 +484,22 @@ int crp_fs_dir_iter(struct crp_fs *fs, struct crp_fs_inode *dp, crp_fs_dir_fn fn
 	return 0;
 }
 
+int crp_fs_dir_iter_all(struct crp_fs *fs, struct crp_fs_inode *dp, crp_fs_dir_fn fn, void *ctx)
+{
+	struct iter_ctx it = { fn, ctx };
+	int first = 0;
+
+	for (uint32_t b = 0; b < dp->d.dir_nbuckets; b++) {
+		int r = walk_bucket(fs, dp, b, true, iter_one, &it);
+
+		if (r > 0 || r == -ENOMEM)
+			return r;
+		if (r < 0 && !first)
+			first = r;
+	}
+	return first;
+}
+
 int crp_fs_dir_overflow(struct crp_fs *fs, struct crp_fs_inode *dp,
 			int (*fn)(void *ctx, uint64_t blk), void *ctx)
 {
@@ -463,7 +510,7 @@ int crp_fs_dir_overflow(struct crp_fs *fs, struct crp_fs_inode *dp,
 
 		if (r)
 			return r;
-		r = read_dblk(fs, dp, blk, &mb);
+		r = read_dblk(fs, dp, blk, b, &mb);
 		if (r)
 			return r;
 		for (blk = crp_mblk_next(mb); blk; blk = crp_mblk_next(mb)) {
@@ -472,10 +519,60 @@ int crp_fs_dir_overflow(struct crp_fs *fs, struct crp_fs_inode *dp,
 			r = fn(ctx, blk);
 			if (r)
 				return r;
-			r = read_dblk(fs, dp, blk, &mb);
+			r = read_dblk(fs, dp, blk, b, &mb);
 			if (r)
 				return r;
 		}
 	}
 	return 0;
+}
+
+int crp_fs_dir_salvage(struct crp_fs *fs, struct crp_fs_inode *dp, bool repair,
+		       void (*fn)(void *ctx, uint32_t bucket, uint64_t blk, bool head, int err),
+		       void *ctx)
+{
+	int given_up = 0;
+
+	for (uint32_t b = 0; b < dp->d.dir_nbuckets; b++) {
+		struct crp_mblk *mb, *prev = NULL;
+		uint64_t blk;
+		int r = bucket_blk(dp, b, &blk), hops = 0;
+
+		if (r)
+			return r;
+		while (blk) {
+			if (++hops > 1 << 20) {
+				r = -CRP_ECORRUPT;
+			} else {
+				r = read_dblk(fs, dp, blk, b, &mb);
+				if (r == 0 && crp_mblk_aux64(mb) != b)
+					r = -CRP_ECORRUPT;
+			}
+			if (r == -ENOMEM)
+				return r;
+			if (r == 0) {
+				prev = mb;
+				blk = crp_mblk_next(mb);
+				continue;
+			}
+			/* Parity could not rebuild it (read_dblk tried). */
+			given_up++;
+			if (fn)
+				fn(ctx, b, blk, !prev, r);
+			if (!repair)
+				break;
+			if (!prev) {
+				/* The bucket itself: an empty bucket in its place. */
+				mb = crp_meta_bnew(fs->m, blk, CRP_MAGIC_DIR, dp->d.ino);
+				if (!mb)
+					return -ENOMEM;
+				crp_put_le64(mb->buf + 56, b);
+			} else {
+				crp_mblk_set_next(prev, 0);
+				crp_meta_dirty(fs->m, prev);
+			}
+			break;
+		}
+	}
+	return given_up;
 }

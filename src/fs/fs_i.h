@@ -119,11 +119,24 @@ int crp_fs_dir_replace(struct crp_fs *fs, struct crp_fs_inode *dp, const char *n
 		       uint64_t ino, uint8_t type);
 typedef int (*crp_fs_dir_fn)(void *ctx, const struct crp_dirent *d);
 int crp_fs_dir_iter(struct crp_fs *fs, struct crp_fs_inode *dp, crp_fs_dir_fn fn, void *ctx);
+/* The same, going on past a bucket chain that cannot be read (fsck: the
+ * names in the others still count); returns the first such error. */
+int crp_fs_dir_iter_all(struct crp_fs *fs, struct crp_fs_inode *dp, crp_fs_dir_fn fn, void *ctx);
 /* Blocks of the directory outside its extent map (overflow chains), for
  * freeing and fsck: calls @fn for each. */
 int crp_fs_dir_overflow(struct crp_fs *fs, struct crp_fs_inode *dp,
 			int (*fn)(void *ctx, uint64_t blk), void *ctx);
 uint8_t crp_fs_dtype(uint32_t mode);
+/* fsck: find the blocks of @dp's bucket chains that cannot be read even
+ * after reconstruction from parity (crp_meta_bread_check tried), telling
+ * @fn (bucket, block, whether it is the bucket's first block, error) of
+ * each.  With @repair, a chain is cut where it breaks: a bucket block is
+ * rewritten as an empty bucket, an overflow block is unlinked from the one
+ * before it (the names they held are lost; what follows is not reached).
+ * Returns the number of blocks given up, or an error. */
+int crp_fs_dir_salvage(struct crp_fs *fs, struct crp_fs_inode *dp, bool repair,
+		       void (*fn)(void *ctx, uint32_t bucket, uint64_t blk, bool head, int err),
+		       void *ctx);
 
 /* file.c */
 int crp_fs_write_range(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t off,

@@ -44,6 +44,22 @@ static int ext_reserve(struct crp_fs_inode *ip, uint32_t n)
 	return 0;
 }
 
+/* An extent block of inode @ctx: owner, count, and extents that make sense. */
+static bool eblk_ok(const void *blk, void *ctx)
+{
+	const uint8_t *b = blk;
+	uint32_t cnt = crp_get_le32(b + 48);
+	struct crp_extent e[CRP_EXTENTS_PER_BLOCK];
+
+	if (crp_get_le64(b + 32) != *(const uint64_t *)ctx || cnt > CRP_EXTENTS_PER_BLOCK)
+		return false;
+	crp_extents_in(b + CRP_HDR_SIZE, cnt, e);
+	for (uint32_t i = 0; i < cnt; i++)
+		if (!e[i].len || (i && e[i].lblk < e[i - 1].lblk + e[i - 1].len))
+			return false;
+	return true;
+}
+
 static int load_extents(struct crp_fs *fs, struct crp_fs_inode *ip)
 {
 	struct crp_mblk *b;
@@ -66,7 +82,7 @@ static int load_extents(struct crp_fs *fs, struct crp_fs_inode *ip)
 
 		if (ip->nchain > 1u << 20)
 			return -CRP_ECORRUPT; /* a loop */
-		r = crp_meta_bread(fs->m, blk, CRP_MAGIC_EXTENT, &b);
+		r = crp_meta_bread_check(fs->m, blk, CRP_MAGIC_EXTENT, eblk_ok, &ip->d.ino, &b);
 		if (r)
 			return r;
 		if (crp_mblk_owner(b) != ip->d.ino)

@@ -30,6 +30,26 @@ static int check_xname(const char *name)
 	return -EOPNOTSUPP;
 }
 
+/* The structure of an xattr block of inode @ctx: its owner, and entries
+ * that fill exactly the bytes it says it uses. */
+static bool xblk_ok(const void *blk, void *ctx)
+{
+	const uint8_t *b = blk;
+	uint32_t used = crp_get_le32(b + 52), n = 0, off;
+
+	if (crp_get_le64(b + 32) != *(const uint64_t *)ctx || used > CRP_PAYLOAD)
+		return false;
+	for (off = 0; off < used; n++) {
+		struct crp_xattr x;
+		int rl = crp_xattr_in(b + CRP_HDR_SIZE + off, used - off, &x);
+
+		if (rl <= 0)
+			return false;
+		off += (uint32_t)rl;
+	}
+	return n == crp_get_le32(b + 48);
+}
+
 static int xblk(struct crp_fs *fs, struct crp_fs_inode *ip, struct crp_mblk **out)
 {
 	int r;
@@ -37,7 +57,7 @@ static int xblk(struct crp_fs *fs, struct crp_fs_inode *ip, struct crp_mblk **ou
 	*out = NULL;
 	if (!ip->d.xattr_blk)
 		return 0;
-	r = crp_meta_bread(fs->m, ip->d.xattr_blk, CRP_MAGIC_XATTR, out);
+	r = crp_meta_bread_check(fs->m, ip->d.xattr_blk, CRP_MAGIC_XATTR, xblk_ok, &ip->d.ino, out);
 	if (r)
 		return r;
 	if (crp_mblk_owner(*out) != ip->d.ino || crp_mblk_aux(*out) > CRP_PAYLOAD)

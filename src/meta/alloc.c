@@ -17,6 +17,7 @@
  * changed it (ag_stale/ig_stale say which are not).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +45,43 @@ static uint32_t ig_len(const struct crp_meta *m, uint32_t i)
 	return (uint32_t)CRP_MIN((uint64_t)CRP_BITS_PER_BLOCK, m->sb.inode_count - first);
 }
 
+/* Structure checks of the allocation blocks (beyond their headers). */
+struct own_ctx {
+	uint64_t owner;
+	uint32_t max_count;	/* count may not exceed it */
+	uint64_t aux64;		/* bitmaps: the bits they hold; UINT64_MAX: any */
+};
+
+static bool own_ok(const void *blk, void *ctx)
+{
+	const struct own_ctx *c = ctx;
+	const uint8_t *b = blk;
+
+	return crp_get_le64(b + 32) == c->owner && crp_get_le32(b + 48) <= c->max_count &&
+	       (c->aux64 == UINT64_MAX || crp_get_le64(b + 56) == c->aux64);
+}
+
+int crp_meta_bitmap_read(struct crp_meta *m, uint32_t g, struct crp_mblk **out)
+{
+	uint32_t len = crp_meta_ag_len(m, g);
+	struct own_ctx c = { g, len, len };
+
+	if (g >= m->sb.ag_count)
+		return -CRP_ECORRUPT;
+	return crp_meta_bread_check(m, crp_meta_ag_base(m, g), CRP_MAGIC_BITMAP, own_ok, &c, out);
+}
+
+int crp_meta_ibitmap_read(struct crp_meta *m, uint32_t i, struct crp_mblk **out)
+{
+	uint32_t len = ig_len(m, i);
+	struct own_ctx c = { i, len, len };
+
+	if (i >= m->sb.ibitmap_blocks)
+		return -CRP_ECORRUPT;
+	return crp_meta_bread_check(m, m->sb.ibitmap_start + i, CRP_MAGIC_IBITMAP, own_ok, &c,
+				    out);
+}
+
 bool crp_meta_block_in_data_area(const struct crp_meta *m, uint64_t blk)
 {
 	uint64_t rel;
@@ -65,21 +103,23 @@ int crp_meta_load_counts(struct crp_meta *m)
 	m->ig_stale = calloc(m->sb.ibitmap_blocks, 1);
 	if (!m->ag_free || !m->ig_free || !m->ag_stale || !m->ig_stale)
 		return -ENOMEM;
+	/* Salvage (fsck): a bitmap beyond repair counts as full, so nothing is
+	 * allocated from it until fsck has rebuilt it. */
 	for (uint32_t g = 0; g < m->sb.ag_count; g++) {
-		r = crp_meta_bread(m, crp_meta_ag_base(m, g), CRP_MAGIC_BITMAP, &b);
+		r = crp_meta_bitmap_read(m, g, &b);
+		if (r < 0 && m->salvage && r != -ENOMEM)
+			continue;
 		if (r < 0)
 			return r;
 		m->ag_free[g] = crp_mblk_count(b);
-		if (m->ag_free[g] > crp_meta_ag_len(m, g))
-			return -CRP_ECORRUPT;
 	}
 	for (uint32_t i = 0; i < m->sb.ibitmap_blocks; i++) {
-		r = crp_meta_bread(m, m->sb.ibitmap_start + i, CRP_MAGIC_IBITMAP, &b);
+		r = crp_meta_ibitmap_read(m, i, &b);
+		if (r < 0 && m->salvage && r != -ENOMEM)
+			continue;
 		if (r < 0)
 			return r;
 		m->ig_free[i] = crp_mblk_count(b);
-		if (m->ig_free[i] > ig_len(m, i))
-			return -CRP_ECORRUPT;
 	}
 	return 0;
 }
@@ -173,7 +213,7 @@ int crp_meta_alloc(struct crp_meta *m, uint64_t goal, uint32_t want, uint64_t *s
 				continue;
 			if (!m->ag_free[g] && !m->ag_stale[g])
 				continue;
-			r = crp_meta_bread(m, base, CRP_MAGIC_BITMAP, &b);
+			r = crp_meta_bitmap_read(m, g, &b);
 			if (r < 0)
 				return r;
 			m->ag_free[g] = crp_mblk_count(b);
@@ -217,7 +257,7 @@ int crp_meta_free(struct crp_meta *m, uint64_t start, uint32_t n, bool meta)
 		g = (uint32_t)((blk - m->sb.ag_start) / m->sb.ag_blocks);
 		i = (uint32_t)((blk - m->sb.ag_start) % m->sb.ag_blocks);
 		if (g != cur) {
-			r = crp_meta_bread(m, crp_meta_ag_base(m, g), CRP_MAGIC_BITMAP, &b);
+			r = crp_meta_bitmap_read(m, g, &b);
 			if (r < 0)
 				return r;
 			cur = g;
@@ -253,7 +293,7 @@ int crp_meta_block_allocated(struct crp_meta *m, uint64_t blk, bool *out)
 	}
 	g = (uint32_t)((blk - m->sb.ag_start) / m->sb.ag_blocks);
 	i = (uint32_t)((blk - m->sb.ag_start) % m->sb.ag_blocks);
-	r = crp_meta_bread(m, crp_meta_ag_base(m, g), CRP_MAGIC_BITMAP, &b);
+	r = crp_meta_bitmap_read(m, g, &b);
 	if (r < 0)
 		return r;
 	*out = crp_bit_test(crp_mblk_payload(b), i);
@@ -267,8 +307,7 @@ int crp_meta_inode_allocated(struct crp_meta *m, uint64_t ino, bool *out)
 
 	if (ino >= m->sb.inode_count)
 		return -CRP_ECORRUPT;
-	r = crp_meta_bread(m, m->sb.ibitmap_start + ino / CRP_BITS_PER_BLOCK, CRP_MAGIC_IBITMAP,
-			   &b);
+	r = crp_meta_ibitmap_read(m, (uint32_t)(ino / CRP_BITS_PER_BLOCK), &b);
 	if (r < 0)
 		return r;
 	*out = crp_bit_test(crp_mblk_payload(b), ino % CRP_BITS_PER_BLOCK);
@@ -281,7 +320,7 @@ int crp_meta_ialloc(struct crp_meta *m, uint64_t *ino)
 {
 	uint64_t nchunks = CRP_DIV_ROUND_UP(m->sb.inode_count, CRP_ICHUNK);
 	uint64_t c0 = m->ino_cursor / CRP_ICHUNK;
-	struct crp_mblk *b;
+	struct crp_mblk *b, *ib;
 	int r;
 
 	if (!own_area(m, c0))
@@ -298,7 +337,7 @@ int crp_meta_ialloc(struct crp_meta *m, uint64_t *ino)
 				continue;
 			if (!m->ig_free[g] && !m->ig_stale[g])
 				continue;
-			r = crp_meta_bread(m, m->sb.ibitmap_start + g, CRP_MAGIC_IBITMAP, &b);
+			r = crp_meta_ibitmap_read(m, g, &b);
 			if (r < 0)
 				return r;
 			m->ig_free[g] = crp_mblk_count(b);
@@ -314,6 +353,14 @@ int crp_meta_ialloc(struct crp_meta *m, uint64_t *ino)
 
 				if (crp_bit_test(bits, i))
 					continue;
+				/* Its record is read (and checked, while the
+				 * bitmap still calls it free) before it is in
+				 * use: a damaged record must never look like a
+				 * free one, nor a free one like a damaged one. */
+				r = crp_meta_bread_raw(m, m->sb.itable_start +
+							  x / CRP_INODES_PER_BLOCK, &ib);
+				if (r < 0)
+					return r;
 				crp_bit_set(bits, i);
 				m->ig_free[g]--;
 				crp_mblk_set_count(b, m->ig_free[g]);
@@ -327,6 +374,28 @@ int crp_meta_ialloc(struct crp_meta *m, uint64_t *ino)
 	return -ENOSPC;
 }
 
+int crp_meta_imark(struct crp_meta *m, uint64_t ino)
+{
+	struct crp_mblk *b;
+	uint32_t g = (uint32_t)(ino / CRP_BITS_PER_BLOCK), i = ino % CRP_BITS_PER_BLOCK;
+	int r;
+
+	if (ino < 1 || ino >= m->sb.inode_count)
+		return -CRP_ECORRUPT;
+	r = crp_meta_ibitmap_read(m, g, &b);
+	if (r < 0)
+		return r;
+	if (crp_bit_test(crp_mblk_payload(b), i))
+		return 0;
+	crp_bit_set(crp_mblk_payload(b), i);
+	m->ig_free[g] = crp_mblk_count(b);
+	if (m->ig_free[g])
+		m->ig_free[g]--;
+	crp_mblk_set_count(b, m->ig_free[g]);
+	crp_meta_dirty(m, b);
+	return 0;
+}
+
 int crp_meta_ifree(struct crp_meta *m, uint64_t ino)
 {
 	struct crp_mblk *b;
@@ -335,7 +404,7 @@ int crp_meta_ifree(struct crp_meta *m, uint64_t ino)
 
 	if (ino < 2 || ino >= m->sb.inode_count)
 		return -CRP_ECORRUPT;
-	r = crp_meta_bread(m, m->sb.ibitmap_start + g, CRP_MAGIC_IBITMAP, &b);
+	r = crp_meta_ibitmap_read(m, g, &b);
 	if (r < 0)
 		return r;
 	m->ig_free[g] = crp_mblk_count(b);
@@ -351,23 +420,108 @@ int crp_meta_ifree(struct crp_meta *m, uint64_t ino)
 
 /* ---- inode table ---- */
 
-struct ino_ctx {
-	uint64_t ino;
+struct itab_ctx {
+	struct crp_meta *m;
+	uint64_t first;		/* first inode of the block */
+	uint8_t used;		/* bit i: inode first+i is in use (inode bitmap) */
 };
 
-static bool ino_ok(const void *blk, void *ctx)
+/* Records of an inode-table block that fail: undecodable, or all zero
+ * while the inode bitmap says the inode is in use. */
+static uint8_t itab_bad(const void *blk, const struct itab_ctx *c)
 {
-	struct ino_ctx *c = ctx;
-	struct crp_inode in;
+	uint8_t bad = 0;
 
-	return crp_inode_in((const uint8_t *)blk + (c->ino % CRP_INODES_PER_BLOCK) * CRP_INODE_SIZE,
-			    c->ino, &in, NULL, 0) >= 0;
+	for (unsigned i = 0; i < CRP_INODES_PER_BLOCK; i++) {
+		struct crp_inode in;
+		int r = crp_inode_in((const uint8_t *)blk + i * CRP_INODE_SIZE, c->first + i, &in,
+				     NULL, 0);
+
+		if (r < 0 || (r == 1 && (c->used & (1u << i))))
+			bad |= (uint8_t)(1u << i);
+	}
+	return bad;
+}
+
+static bool itab_ok(const void *blk, void *ctx)
+{
+	return itab_bad(blk, ctx) == 0;
+}
+
+int crp_meta_bread_raw(struct crp_meta *m, uint64_t blkno, struct crp_mblk **out)
+{
+	struct crp_mblk *b = g_hash_table_lookup(m->cache, &blkno);
+	struct itab_ctx c = { m, 0, 0 };
+	struct crp_mblk *ib;
+	uint8_t bad;
+	int r;
+
+	*out = NULL;
+	if (b) {
+		*out = b;
+		return b->magic ? -CRP_ECORRUPT : 0;
+	}
+	if (blkno < m->sb.itable_start || blkno >= m->sb.ag_start)
+		return -CRP_ECORRUPT;
+	c.first = (blkno - m->sb.itable_start) * CRP_INODES_PER_BLOCK;
+	/* Which of its inodes are in use; an unreadable bitmap says nothing
+	 * (the records are still checked one by one). */
+	if (crp_meta_ibitmap_read(m, (uint32_t)(c.first / CRP_BITS_PER_BLOCK), &ib) == 0)
+		for (unsigned i = 0; i < CRP_INODES_PER_BLOCK; i++) {
+			uint64_t ino = c.first + i;
+
+			/* (Inode 0 is marked in use and never has a record.) */
+			if (ino && ino < m->sb.inode_count &&
+			    crp_bit_test(crp_mblk_payload(ib), ino % CRP_BITS_PER_BLOCK))
+				c.used |= (uint8_t)(1u << i);
+		}
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->blkno = blkno;
+	b->buf = crp_alloc_buf(CRP_BLOCK);
+	if (!b->buf) {
+		free(b);
+		return -ENOMEM;
+	}
+	r = crp_array_read(m->a, blkno * CRP_BLOCK, b->buf, CRP_BLOCK);
+	if (r < 0) {
+		free(b->buf);
+		free(b);
+		return r;
+	}
+	bad = itab_bad(b->buf, &c);
+	if (bad) {
+		char why[96] = "damaged records";
+		int nb = __builtin_popcount(bad);
+
+		for (unsigned i = 0; i < CRP_INODES_PER_BLOCK; i++) {
+			struct crp_inode in;
+
+			if (!(bad & (1u << i)))
+				continue;
+			snprintf(why, sizeof(why), "inode %llu %s%s",
+				 (unsigned long long)(c.first + i),
+				 crp_inode_in(b->buf + i * CRP_INODE_SIZE, c.first + i, &in, NULL,
+					      0) == 1
+					 ? "is in use but its record is all zeros"
+					 : "has a damaged record",
+				 nb > 1 ? " (and others)" : "");
+			break;
+		}
+		if (crp_meta_rebuild_as(m, blkno, b->buf, itab_ok, &c, 0, why, false) == 0)
+			bad = 0;
+	}
+	b->badrec = bad;
+	g_hash_table_insert(m->cache, &b->blkno, b);
+	*out = b;
+	return 0;
 }
 
 int crp_meta_iread(struct crp_meta *m, uint64_t ino, struct crp_inode *out)
 {
 	uint64_t blkno = m->sb.itable_start + ino / CRP_INODES_PER_BLOCK;
-	size_t off = (ino % CRP_INODES_PER_BLOCK) * CRP_INODE_SIZE;
+	unsigned k = ino % CRP_INODES_PER_BLOCK;
 	struct crp_mblk *b;
 	int r;
 
@@ -376,13 +530,9 @@ int crp_meta_iread(struct crp_meta *m, uint64_t ino, struct crp_inode *out)
 	r = crp_meta_bread_raw(m, blkno, &b);
 	if (r < 0)
 		return r;
-	r = crp_inode_in(b->buf + off, ino, out, NULL, 0);
-	if (r < 0 && !b->dirty) {
-		struct ino_ctx c = { ino };
-
-		if (crp_meta_rebuild_block(m, blkno, b->buf, ino_ok, &c) == 0)
-			r = crp_inode_in(b->buf + off, ino, out, NULL, 0);
-	}
+	r = crp_inode_in(b->buf + k * CRP_INODE_SIZE, ino, out, NULL, 0);
+	if (b->badrec & (1u << k))
+		return r < 0 ? r : -EIO; /* damaged, and parity did not rebuild it */
 	return r;
 }
 
@@ -398,6 +548,7 @@ int crp_meta_iwrite(struct crp_meta *m, const struct crp_inode *in)
 	if (r < 0)
 		return r;
 	crp_inode_out(in, b->buf + (in->ino % CRP_INODES_PER_BLOCK) * CRP_INODE_SIZE);
+	b->badrec &= (uint8_t)~(1u << (in->ino % CRP_INODES_PER_BLOCK));
 	crp_meta_dirty(m, b);
 	return 0;
 }
@@ -413,8 +564,12 @@ static int csum_slot(struct crp_meta *m, uint64_t blk, struct crp_mblk **b, uint
 		return -CRP_ECORRUPT;
 	g = (uint32_t)((blk - m->sb.ag_start) / m->sb.ag_blocks);
 	i = (uint32_t)((blk - m->sb.ag_start) % m->sb.ag_blocks);
-	r = crp_meta_bread(m, crp_meta_ag_base(m, g) + 1 + i / CRP_CSUMS_PER_BLOCK, CRP_MAGIC_CSUM,
-			   b);
+	{
+		struct own_ctx c = { g, 0, UINT64_MAX };
+
+		r = crp_meta_bread_check(m, crp_meta_ag_base(m, g) + 1 + i / CRP_CSUMS_PER_BLOCK,
+					 CRP_MAGIC_CSUM, own_ok, &c, b);
+	}
 	if (r < 0)
 		return r;
 	*p = crp_mblk_payload(*b) + 8 * (i % CRP_CSUMS_PER_BLOCK);
@@ -484,13 +639,14 @@ int crp_meta_data_read(struct crp_meta *m, uint64_t pblk, uint32_t n, void *buf)
 		struct data_ctx c;
 
 		r = crp_meta_csum_get(m, pblk + i, &c.csum);
+		if (r == -CRP_ECHECKSUM || r == -CRP_ECORRUPT)
+			r = -EIO; /* its checksum table block is beyond repair */
 		if (r < 0 || !c.csum || crp_data_csum(p) == c.csum)
 			continue;
-		if (crp_meta_rebuild_block(m, pblk + i, p, data_ok, &c) < 0) {
-			crp_warn("data block %llu fails its checksum and no member rebuilds it",
-				 (unsigned long long)(pblk + i));
+		/* A block that reads as zeros while its checksum says it was
+		 * written is damaged like any other. */
+		if (crp_meta_rebuild_as(m, pblk + i, p, data_ok, &c, 0, NULL, false) < 0)
 			r = -EIO;
-		}
 	}
 	return r;
 }
@@ -502,6 +658,13 @@ static uint64_t orphan_blk(const struct crp_meta *m, int slot)
 	return m->sb.journal_start + (uint64_t)slot * m->sb.journal_blocks + 1;
 }
 
+static int orphan_read(struct crp_meta *m, int slot, struct crp_mblk **b)
+{
+	struct own_ctx c = { (uint64_t)slot, CRP_ORPHANS_PER_BLOCK, UINT64_MAX };
+
+	return crp_meta_bread_check(m, orphan_blk(m, slot), CRP_MAGIC_ORPHAN, own_ok, &c, b);
+}
+
 /* Add @ino to slot @slot's list: 0, or -ENOSPC when it is full. */
 static int orphan_add_to(struct crp_meta *m, int slot, uint64_t ino)
 {
@@ -509,7 +672,7 @@ static int orphan_add_to(struct crp_meta *m, int slot, uint64_t ino)
 	uint32_t n;
 	int r;
 
-	r = crp_meta_bread(m, orphan_blk(m, slot), CRP_MAGIC_ORPHAN, &b);
+	r = orphan_read(m, slot, &b);
 	if (r < 0)
 		return r;
 	n = crp_mblk_count(b);
@@ -542,7 +705,7 @@ static int orphan_del_from(struct crp_meta *m, int slot, uint64_t ino)
 	uint32_t n;
 	int r;
 
-	r = crp_meta_bread(m, orphan_blk(m, slot), CRP_MAGIC_ORPHAN, &b);
+	r = orphan_read(m, slot, &b);
 	if (r < 0)
 		return r;
 	p = crp_mblk_payload(b);
@@ -578,7 +741,7 @@ int crp_meta_orphan_list(struct crp_meta *m, int slot, uint64_t **inos, uint32_t
 
 	*inos = NULL;
 	*n = 0;
-	r = crp_meta_bread(m, orphan_blk(m, slot), CRP_MAGIC_ORPHAN, &b);
+	r = orphan_read(m, slot, &b);
 	if (r < 0)
 		return r;
 	*n = CRP_MIN(crp_mblk_count(b), CRP_ORPHANS_PER_BLOCK);
@@ -590,7 +753,7 @@ int crp_meta_orphan_list(struct crp_meta *m, int slot, uint64_t **inos, uint32_t
 int crp_meta_orphan_clear(struct crp_meta *m, int slot)
 {
 	struct crp_mblk *b;
-	int r = crp_meta_bread(m, orphan_blk(m, slot), CRP_MAGIC_ORPHAN, &b);
+	int r = orphan_read(m, slot, &b);
 
 	if (r < 0)
 		return r;

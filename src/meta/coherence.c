@@ -62,9 +62,18 @@ static bool shared_ok(const void *blk, void *ctx)
 	return ok;
 }
 
-/* Read the shared block into @s; with @repair, a bad checksum is rebuilt
- * from parity (only under the lock: unlocked, it may be mid-write). */
-static int shared_read(struct crp_meta *m, struct crp_shared *s, bool repair)
+enum shared_how {
+	SH_READ,	/* unlocked, read-write host: a failure may be a block being
+			   written; the next look under the lock rebuilds it */
+	SH_REBUILD,	/* under the lock, or a tool that writes nothing */
+	SH_REBUILD_QUIET, /* a read-only mount: rebuilt in memory, and a failed
+			   attempt (maybe a write in flight) is not reported */
+};
+
+/* Read the shared block into @s.  A block that fails its checks (an
+ * all-zero one included) is rebuilt from parity as @how says, written back
+ * only by a host that may write (crp_meta_rebuild_block). */
+static int shared_read(struct crp_meta *m, struct crp_shared *s, enum shared_how how)
 {
 	uint8_t *buf = crp_alloc_buf(CRP_BLOCK);
 	int r;
@@ -74,10 +83,11 @@ static int shared_read(struct crp_meta *m, struct crp_shared *s, bool repair)
 	r = crp_array_read(m->a, (uint64_t)CRP_SHARED_BLKNO * CRP_BLOCK, buf, CRP_BLOCK);
 	if (r == 0)
 		r = crp_shared_in(buf, m->fsid, s, NULL, 0);
-	if (r < 0 && r != -ENOMEM && repair) {
+	if ((r == -CRP_ECHECKSUM || r == -CRP_ECORRUPT) && how != SH_READ) {
 		struct shared_ctx c = { m->fsid };
 
-		if (crp_meta_rebuild_block(m, CRP_SHARED_BLKNO, buf, shared_ok, &c) == 0)
+		if (crp_meta_rebuild_as(m, CRP_SHARED_BLKNO, buf, shared_ok, &c, CRP_MAGIC_SHARED,
+					NULL, how == SH_REBUILD_QUIET) == 0)
 			r = crp_shared_in(buf, m->fsid, s, NULL, 0);
 	}
 	free(buf);
@@ -171,7 +181,7 @@ int crp_meta_poll(struct crp_meta *m)
 	s = malloc(sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	r = shared_read(m, s, false);
+	r = shared_read(m, s, SH_READ);
 	if (r == 0)
 		catch_up(m, s);
 	if (r == 0 && crp_meta_members_stale(m, s))
@@ -193,7 +203,7 @@ int crp_meta_tx_begin(struct crp_meta *m)
 	}
 	if (m->ro) {
 		/* No lock: a read-only view that follows the generation. */
-		r = shared_read(m, m->sh, false);
+		r = shared_read(m, m->sh, SH_REBUILD_QUIET);
 		if (r == 0)
 			catch_up(m, m->sh);
 		if (r == 0 && crp_meta_members_stale(m, m->sh))
@@ -204,7 +214,7 @@ int crp_meta_tx_begin(struct crp_meta *m)
 	if (r < 0)
 		return r;
 	m->locked = true;
-	r = shared_read(m, m->sh, true);
+	r = shared_read(m, m->sh, SH_REBUILD);
 	if (r < 0)
 		goto fail;
 	if (m->sh->flags & CRP_SHARED_PENDING) {
@@ -342,6 +352,18 @@ uint64_t crp_meta_next_gen(const struct crp_meta *m)
 	return m->locked && m->sh ? m->sh->generation + 1 : 0;
 }
 
+int crp_meta_shared_check(struct crp_meta *m)
+{
+	struct crp_shared *s = malloc(sizeof(*s));
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	r = shared_read(m, s, SH_REBUILD);
+	free(s);
+	return r;
+}
+
 int crp_meta_shared_load(struct crp_meta *m)
 {
 	if (!m->sh) {
@@ -349,7 +371,8 @@ int crp_meta_shared_load(struct crp_meta *m)
 		if (!m->sh)
 			return -ENOMEM;
 	}
-	return shared_read(m, m->sh, !m->ro);
+	/* Under the lock, or opened read-only (writes nothing). */
+	return shared_read(m, m->sh, SH_REBUILD);
 }
 
 /* After replaying a dead host's journal (under the lock): every host drops
@@ -377,7 +400,7 @@ int crp_meta_shared_peek(struct crp_meta *m, uint64_t *gen)
 
 	if (!s)
 		return -ENOMEM;
-	r = shared_read(m, s, false);
+	r = shared_read(m, s, m->ro ? SH_REBUILD : SH_READ);
 	*gen = r == 0 ? s->generation : 0;
 	free(s);
 	return r;

@@ -310,26 +310,41 @@ int crp_meta_intent_resync(struct crp_meta *m, int slot, uint64_t *resynced)
 		goto out;
 	}
 	for (int k = 0; k < INTENT_BLOCKS && r == 0; k++) {
-		bool found = false;
+		bool found = false, damaged = false;
 
 		/* The union of every valid copy: resyncing a stripe too many is
-		 * harmless, missing one is not. */
+		 * harmless, missing one is not.  The copies are mirrors outside
+		 * the RAID area: the other members' copies are the redundancy.
+		 * If every copy is damaged (and not all simply never written),
+		 * every region of the block is resynced. */
 		memset(bits, 0, CRP_PAYLOAD);
 		for (int i = 0; i < n; i++) {
 			struct crp_member *mem = crp_array_member(m->a, i);
 			struct crp_bhdr h;
 
 			if (crp_member_failed(mem) ||
-			    crp_member_read(mem, log_blkno(slot, k) * CRP_BLOCK, blk, CRP_BLOCK) < 0 ||
-			    crp_bhdr_in(blk, CRP_MAGIC_INTENT, log_blkno(slot, k), m->fsid, &h, NULL, 0) ||
-			    h.owner != (uint64_t)slot)
+			    crp_member_read(mem, log_blkno(slot, k) * CRP_BLOCK, blk, CRP_BLOCK) < 0) {
+				damaged = true;
 				continue;
+			}
+			if (crp_bhdr_in(blk, CRP_MAGIC_INTENT, log_blkno(slot, k), m->fsid, &h, NULL, 0) ||
+			    h.owner != (uint64_t)slot) {
+				for (uint32_t j = 0; j < CRP_BLOCK && !damaged; j++)
+					damaged = blk[j] != 0;
+				continue;
+			}
 			found = true;
 			for (uint32_t j = 0; j < CRP_PAYLOAD; j++)
 				bits[j] |= blk[CRP_HDR_SIZE + j];
 		}
-		if (!found)
+		if (!found && damaged) {
+			crp_warn("intent log block %d of host slot %d is damaged on every member: "
+				 "resyncing every stripe it covers",
+				 k, slot);
+			memset(bits, 0xff, CRP_PAYLOAD);
+		} else if (!found) {
 			continue;
+		}
 		for (uint64_t j = 0; j < CRP_BITS_PER_BLOCK && r == 0; j++) {
 			uint64_t bit = (uint64_t)k * CRP_BITS_PER_BLOCK + j;
 

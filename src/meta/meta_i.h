@@ -43,8 +43,28 @@ bool crp_meta_members_stale(const struct crp_meta *m, const struct crp_shared *s
 int crp_meta_opentab_init(struct crp_meta *m);
 void crp_meta_opentab_free(struct crp_meta *m);
 
+/* repair.c */
+/* crp_meta_rebuild_block, with @magic naming the block in messages, @why
+ * saying what failed (NULL: "all zeros" or "fails its checks"), and, with
+ * @quiet, nothing logged or recorded when no reconstruction passes (a
+ * probe: the end of a journal). */
+int crp_meta_rebuild_as(struct crp_meta *m, uint64_t blkno, void *buf,
+			bool (*ok)(const void *blk, void *ctx), void *ctx, uint32_t magic,
+			const char *why, bool quiet);
+/* Find a reconstruction of @blkno that @ok accepts, into @out, without
+ * writing or logging anything: the members taken as missing in *@bad and
+ * *@bad2 (-1: none).  0, or -EIO. */
+int crp_meta_reconstruct(struct crp_meta *m, uint64_t blkno, void *out,
+			 bool (*ok)(const void *blk, void *ctx), void *ctx, int *bad, int *bad2);
+/* Record damage found without a rebuild attempt (fsck reports it). */
+void crp_meta_damage_note(struct crp_meta *m, uint64_t blkno, uint32_t magic, const char *why);
+
 /* alloc.c */
 /* Load the free counts of every allocation group and inode group. */
 int crp_meta_load_counts(struct crp_meta *m);
+/* The block bitmap of group @g / inode bitmap block @i, checked (owner,
+ * bits, free count) and rebuilt from parity when they fail. */
+int crp_meta_bitmap_read(struct crp_meta *m, uint32_t g, struct crp_mblk **out);
+int crp_meta_ibitmap_read(struct crp_meta *m, uint32_t i, struct crp_mblk **out);
 
 #endif

@@ -228,6 +228,16 @@ int crp_meta_slot_write(struct crp_meta *m, const struct crp_slot *s)
 	return ok ? 0 : (r ? r : -CRP_EDEGRADED);
 }
 
+/* A superblock that decodes and belongs to the array the labels describe. */
+static bool sb_ok(const void *blk, void *ctx)
+{
+	const struct crp_label *l = ctx;
+	struct crp_sb sb;
+
+	return crp_sb_in(blk, &sb, NULL, 0) == 0 && !memcmp(sb.uuid, l->uuid, 16) &&
+	       sb.generation == l->generation && sb.nstripes == l->nstripes;
+}
+
 static int read_sb(struct crp_meta *m, const struct crp_label *l, char *err, size_t errlen)
 {
 	uint8_t *buf = crp_alloc_buf(CRP_BLOCK);
@@ -243,17 +253,10 @@ static int read_sb(struct crp_meta *m, const struct crp_label *l, char *err, siz
 	}
 	r = crp_sb_in(buf, &m->sb, why, sizeof(why));
 	if (r < 0) {
-		/* Rebuild from parity, else take the label's copy. */
-		for (int bad = 0; r < 0 && bad < m->geom.nmembers; bad++) {
-			if (crp_array_rebuild_range(m->a, 0, buf, CRP_BLOCK, bad, false) < 0 ||
-			    crp_sb_in(buf, &m->sb, NULL, 0) < 0)
-				continue;
-			if (!m->ro)
-				crp_array_rebuild_range(m->a, 0, buf, CRP_BLOCK, bad, true);
-			crp_warn("superblock: %s; rebuilt from parity without member %s", why,
-				 crp_member_spec(crp_array_member(m->a, bad)));
-			r = 0;
-		}
+		/* Rebuild from parity (RAID-6: two columns if need be), else
+		 * take the label's copy. */
+		if (crp_meta_rebuild_as(m, 0, buf, sb_ok, (void *)l, 0, why, false) == 0)
+			r = crp_sb_in(buf, &m->sb, NULL, 0);
 		if (r < 0) {
 			crp_warn("superblock: %s; using the copy in member %s's label", why,
 				 crp_member_spec(crp_array_member(m->a, 0)));
@@ -510,9 +513,13 @@ int crp_meta_open(const char *const *specs, int n, const struct crp_meta_opts *o
 		if (r < 0)
 			goto out;
 	}
+	m->salvage = opts->salvage;
 	r = crp_meta_load_counts(m);
 	if (r < 0) {
-		snprintf(err, errlen, "cannot read the allocation bitmaps: %s", crp_strerror(r));
+		snprintf(err, errlen,
+			 "cannot read the allocation bitmaps: %s (crpfs fsck --repair rebuilds "
+			 "what parity cannot from the inodes)",
+			 crp_strerror(r));
 		goto out;
 	}
 	m->ag_cursor = 0;
@@ -635,6 +642,8 @@ int crp_meta_close(struct crp_meta *m)
 	free(m->ag_stale);
 	free(m->ig_stale);
 	free(m->sh);
+	if (m->damage)
+		g_array_free(m->damage, TRUE);
 	crp_meta_opentab_free(m);
 	free(m);
 	return r;

@@ -191,15 +191,18 @@ int crp_meta_open_drop_all(struct crp_meta *m)
 
 struct ot_ctx {
 	uint64_t blkno, fsid;
+	uint64_t slot;
 };
 
+/* A block of slot @slot's table: its header, its owner, its count.  One
+ * that fails (an all-zero one included) is rebuilt from parity. */
 static bool ot_ok(const void *blk, void *ctx)
 {
 	struct ot_ctx *c = ctx;
 	struct crp_bhdr h;
 
 	return crp_bhdr_in(blk, CRP_MAGIC_OPENTAB, c->blkno, c->fsid, &h, NULL, 0) == 0 &&
-	       h.count <= CRP_OTABLE_ENTRIES;
+	       h.owner == c->slot && h.count <= CRP_OTABLE_ENTRIES;
 }
 
 int crp_meta_open_elsewhere(struct crp_meta *m, uint64_t ino, bool *held)
@@ -218,7 +221,7 @@ int crp_meta_open_elsewhere(struct crp_meta *m, uint64_t ino, bool *held)
 		goto out;
 	for (uint32_t s = 0; s < hosts && !*held; s++) {
 		uint8_t *b = buf + (size_t)s * CRP_BLOCK;
-		struct ot_ctx c = { first + s, m->fsid };
+		struct ot_ctx c = { first + s, m->fsid, s };
 		struct crp_bhdr h;
 
 		if ((int)s == m->slot)
@@ -259,8 +262,17 @@ int crp_meta_open_clear(struct crp_meta *m, int slot)
 	if (!buf)
 		return -ENOMEM;
 	for (unsigned k = 0; k < CRP_OTABLE_BLOCKS && !r; k++) {
+		struct ot_ctx c = { ot_blkno(m, slot, k), m->fsid, (uint64_t)slot };
+
+		/* Read first: a damaged block is rebuilt (and written back)
+		 * before the write below, whose read-modify-write of parity
+		 * would otherwise take the damage for the old contents and
+		 * leave the stripe's parity wrong.  One that nothing rebuilds
+		 * is simply overwritten. */
+		if (crp_array_read(m->a, c.blkno * CRP_BLOCK, buf, CRP_BLOCK) == 0 && !ot_ok(buf, &c))
+			(void)crp_meta_rebuild_block(m, c.blkno, buf, ot_ok, &c);
 		ot_encode(m, slot, k, slot == m->slot ? m->ot_ents[k] : NULL, buf);
-		r = crp_array_write(m->a, ot_blkno(m, slot, k) * CRP_BLOCK, buf, CRP_BLOCK);
+		r = crp_array_write(m->a, c.blkno * CRP_BLOCK, buf, CRP_BLOCK);
 	}
 	free(buf);
 	return r;
@@ -281,7 +293,7 @@ int crp_meta_open_list(struct crp_meta *m, int slot, uint64_t **inos, uint32_t *
 		return -ENOMEM;
 	}
 	for (unsigned k = 0; k < CRP_OTABLE_BLOCKS && !r; k++) {
-		struct ot_ctx c = { ot_blkno(m, slot, k), m->fsid };
+		struct ot_ctx c = { ot_blkno(m, slot, k), m->fsid, (uint64_t)slot };
 		struct crp_bhdr h;
 
 		r = crp_array_read(m->a, c.blkno * CRP_BLOCK, buf, CRP_BLOCK);

@@ -262,10 +262,12 @@ static int check_io(const struct crp_array *a, uint64_t off, size_t len)
 
 /*
  * Rebuild rows [off, off+len) of stripe @s's member @bad from the others
- * into @out.  Reads are unlocked (the caller holds locks if it needs them).
+ * into @out; with @bad2 >= 0 (not @bad), member @bad2 is taken as missing
+ * too and its rows go to @out2 (RAID-6: two columns from P and Q).  Reads
+ * are unlocked (the caller holds locks if it needs them).
  */
-static int rebuild_rows_once(struct crp_array *a, uint64_t s, int bad, uint32_t off,
-			     uint32_t len, uint8_t *out)
+static int rebuild_rows_once(struct crp_array *a, uint64_t s, int bad, int bad2, uint32_t off,
+			     uint32_t len, uint8_t *out, uint8_t *out2)
 {
 	const struct crp_geom *g = &a->g;
 	struct crp_cmd cmds[CRP_MAX_MEMBERS];
@@ -294,7 +296,7 @@ static int rebuild_rows_once(struct crp_array *a, uint64_t s, int bad, uint32_t 
 
 		role = crp_geom_role(g, s, m);
 		buf = role == CRP_ROLE_P ? (void *)p : role == CRP_ROLE_Q ? (void *)q : data[role];
-		skip[m] = m == bad || !crp_array_readable(a, m);
+		skip[m] = m == bad || m == bad2 || !crp_array_readable(a, m);
 		if (skip[m]) {
 			if (nfail == 2) {
 				r = -CRP_EDEGRADED;
@@ -330,19 +332,24 @@ static int rebuild_rows_once(struct crp_array *a, uint64_t s, int bad, uint32_t 
 		goto out;
 	role = crp_geom_role(g, s, bad);
 	memcpy(out, role == CRP_ROLE_P ? p : role == CRP_ROLE_Q ? q : (uint8_t *)data[role], len);
+	if (bad2 >= 0 && out2) {
+		role = crp_geom_role(g, s, bad2);
+		memcpy(out2, role == CRP_ROLE_P ? p : role == CRP_ROLE_Q ? q : (uint8_t *)data[role],
+		       len);
+	}
 out:
 	free(mem);
 	return r;
 }
 
 /* The same, once more if a member failed meanwhile (it is left out then). */
-static int rebuild_rows(struct crp_array *a, uint64_t s, int bad, uint32_t off, uint32_t len,
-			uint8_t *out)
+static int rebuild_rows(struct crp_array *a, uint64_t s, int bad, int bad2, uint32_t off,
+			uint32_t len, uint8_t *out, uint8_t *out2)
 {
-	int r = rebuild_rows_once(a, s, bad, off, len, out);
+	int r = rebuild_rows_once(a, s, bad, bad2, off, len, out, out2);
 
 	if (r < 0 && crp_array_note_failures(a))
-		r = rebuild_rows_once(a, s, bad, off, len, out);
+		r = rebuild_rows_once(a, s, bad, bad2, off, len, out, out2);
 	return r;
 }
 
@@ -411,8 +418,8 @@ int crp_array_read(struct crp_array *a, uint64_t off, void *buf, size_t len)
 			if (!crp_array_readable(a, pc[i].member)) {
 				/* Degraded: rebuild this piece from the rest of its stripe
 				 * (a member of it reserved by another host: retried). */
-				r = rebuild_rows(a, pc[i].s, pc[i].member, pc[i].off, pc[i].len,
-						 pc[i].buf);
+				r = rebuild_rows(a, pc[i].s, pc[i].member, -1, pc[i].off, pc[i].len,
+						 pc[i].buf, NULL);
 				if (r == -CRP_ECONFLICT) {
 					conflict = true;
 					continue;
@@ -795,34 +802,72 @@ int crp_array_verify_stripe(struct crp_array *a, uint64_t s)
 	return stripe_check(a, s, false);
 }
 
+/* Write rows [moff, moff+n) of member @m from @buf (under the caller's locks). */
+static int write_rows(struct crp_array *a, int m, uint64_t moff, uint32_t n, const uint8_t *buf,
+		      uint64_t array_off)
+{
+	uint32_t bs = crp_member_block_size(a->m[m]);
+	struct crp_cmd c;
+	int r;
+
+	if (!crp_array_writable(a, m))
+		return 0;
+	crp_cmd_init(&c);
+	crp_cdb_write16(&c, moff / bs, n / bs, (void *)buf, n, false);
+	r = crp_member_exec(a->m[m], &c);
+	if (r == 0)
+		crp_warn("member %s: repaired %u bytes at array offset %llu from parity",
+			 crp_member_spec(a->m[m]), n, (unsigned long long)array_off);
+	return r;
+}
+
 int crp_array_rebuild_range(struct crp_array *a, uint64_t off, void *buf, size_t len, int bad,
 			    bool repair)
 {
+	return crp_array_rebuild_range2(a, off, buf, len, bad, -1, repair);
+}
+
+int crp_array_rebuild_range2(struct crp_array *a, uint64_t off, void *buf, size_t len, int bad,
+			     int bad2, bool repair)
+{
 	int all[CRP_MAX_MEMBERS], r = check_io(a, off, len);
+	uint8_t *other = NULL;
 
 	if (r < 0)
 		return r;
-	if (bad < 0 || bad >= a->n)
+	if (bad < 0 || bad >= a->n || bad2 >= a->n)
 		return -EINVAL;
+	if (bad2 == bad)
+		bad2 = -1;
+	if (bad2 >= 0) {
+		other = crp_alloc_buf(CRP_MIN((size_t)a->g.chunk, len));
+		if (!other)
+			return -ENOMEM;
+	}
 	for (int i = 0; i < a->n; i++)
 		all[i] = i;
 	for (size_t o = 0; o < len;) {
 		struct crp_loc loc;
 		uint32_t n;
+		int first, second;
 
 		crp_geom_map(&a->g, off + o, &loc);
 		n = (uint32_t)CRP_MIN((uint64_t)(a->g.chunk - loc.chunk_off), len - o);
-		if (loc.member != bad) {
+		if (loc.member != bad && loc.member != bad2) {
 			r = crp_array_read(a, off + o, (uint8_t *)buf + o, n);
 			if (r < 0)
-				return r;
+				goto out;
 			o += n;
 			continue;
 		}
+		/* The piece's own member, and the other one taken as missing. */
+		first = loc.member;
+		second = bad2 < 0 ? -1 : loc.member == bad ? bad2 : bad;
 		crp_mlock_take_local(a, all, a->n);
 		r = repair ? lock_all(a, all) : 0;
 		if (r == 0)
-			r = rebuild_rows(a, loc.stripe, bad, loc.chunk_off, n, (uint8_t *)buf + o);
+			r = rebuild_rows(a, loc.stripe, first, second, loc.chunk_off, n,
+					 (uint8_t *)buf + o, other);
 		/* Unlocked, another host's reservation may refuse a read for a
 		 * few round trips: again, within the lock deadline. */
 		if (r == -CRP_ECONFLICT && !repair) {
@@ -831,29 +876,31 @@ int crp_array_rebuild_range(struct crp_array *a, uint64_t off, void *buf, size_t
 			for (unsigned attempt = 0; r == -CRP_ECONFLICT && crp_now_ns() < deadline;
 			     attempt++) {
 				crp_lock_backoff(a, CRP_MIN(attempt, 6u));
-				r = rebuild_rows(a, loc.stripe, bad, loc.chunk_off, n,
-						 (uint8_t *)buf + o);
+				r = rebuild_rows(a, loc.stripe, first, second, loc.chunk_off, n,
+						 (uint8_t *)buf + o, other);
 			}
 		}
-		if (r == 0 && repair && crp_array_writable(a, bad)) {
-			uint32_t bs = crp_member_block_size(a->m[bad]);
-			struct crp_cmd c;
+		if (r == 0 && repair && crp_array_writable(a, first))
+			r = write_rows(a, first, loc.member_off, n, (uint8_t *)buf + o, off + o);
+		if (r == 0 && repair && second >= 0 && crp_array_writable(a, second)) {
+			uint64_t aoff = 0;
 
-			crp_cmd_init(&c);
-			crp_cdb_write16(&c, loc.member_off / bs, n / bs, (uint8_t *)buf + o, n, false);
-			r = crp_member_exec(a->m[bad], &c);
-			if (r == 0)
-				crp_warn("member %s: repaired %u bytes at array offset %llu from parity",
-					 crp_member_spec(a->m[bad]), n, (unsigned long long)(off + o));
+			/* The same rows of the second member (data or parity). */
+			if (crp_geom_role(&a->g, loc.stripe, second) >= 0)
+				crp_geom_unmap(&a->g, second, loc.member_off, &aoff);
+			r = write_rows(a, second, loc.member_off, n, other, aoff);
 		}
 		if (repair)
 			crp_lock_release_now(a, all, a->n);
 		crp_mlock_give_local(a, all, a->n);
 		if (r < 0)
-			return r;
+			goto out;
 		o += n;
 	}
-	return 0;
+	r = 0;
+out:
+	free(other);
+	return r;
 }
 
 int crp_array_rebuild_stripes(struct crp_array *a, uint64_t s0, uint32_t count, int pos)
@@ -879,7 +926,7 @@ int crp_array_rebuild_stripes(struct crp_array *a, uint64_t s0, uint32_t count, 
 		uint32_t bs = crp_member_block_size(a->m[pos]);
 		struct crp_cmd c;
 
-		r = rebuild_rows_once(a, s, pos, 0, g->chunk, buf);
+		r = rebuild_rows_once(a, s, pos, -1, 0, g->chunk, buf, NULL);
 		if (r < 0)
 			break;
 		crp_cmd_init(&c);
