@@ -297,7 +297,13 @@ int crp_array_break_locks(struct crp_array *a, uint64_t victim_key, uint64_t wai
  */
 int crp_array_preempt(struct crp_array *a, uint64_t victim_key);
 
-/* The PR key this host uses for @host (stable, never 0). */
+/*
+ * The PR key of one open of the array by @host (never 0): the high 32 bits
+ * name the host, the low 32 bits are new at every open.  A mount must
+ * never share its key with a dead earlier mount of the same host name,
+ * whose reservations it may have to preempt (a PREEMPT of one's own key is
+ * not one).  The key is recorded in the host's slot for the survivors.
+ */
 uint64_t crp_pr_key_for_host(const char *host);
 
 #endif

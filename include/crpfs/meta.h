@@ -68,6 +68,10 @@ struct crp_meta_opts {
 	bool salvage;		/* fsck: an allocation bitmap that cannot be read even
 				   after reconstruction does not fail the open (its
 				   group is not allocated from; fsck rebuilds it) */
+	bool defer_members;	/* members missing at open are recorded failed by the
+				   caller (crp_meta_members_update), once dead
+				   hosts' locks can be broken (mount: after the
+				   cluster join), not by the open */
 	uint32_t timeout_ms;
 };
 

@@ -804,6 +804,12 @@ static int recover_dead(struct crp_cluster *c, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot read the host slots: %s", crp_strerror(r));
 		goto out;
 	}
+	/* Every dead host's registration goes first: the metadata lock the
+	 * first recovery waits for may be held by any of them (pr mode). */
+	for (int i = 0; i < n; i++)
+		if (read[i] && slots[i].state != CRP_SLOT_FREE && !moved[i] &&
+		    (!c->o.no_recovery || !strcmp(slots[i].host, m->host)))
+			crp_cluster_preempt_dead(c, i, &slots[i]);
 	for (int i = 0; i < n; i++) {
 		if (!read[i] || slots[i].state == CRP_SLOT_FREE)
 			continue;

@@ -72,6 +72,9 @@ int crp_cluster_slots_read(struct crp_cluster *c, int first, int n, uint64_t dea
 int crp_cluster_slot_read(struct crp_cluster *c, int slot, uint64_t deadline,
 			  struct crp_slot *out);
 int crp_cluster_slot_write(struct crp_cluster *c, const struct crp_slot *s, uint64_t deadline);
+/* pr mode: PREEMPT the registration of the dead host @seen showed, on every
+ * member, if the slot still shows it (recover.c). */
+void crp_cluster_preempt_dead(struct crp_cluster *c, int slot, const struct crp_slot *seen);
 
 /* cluster.c: fence this host (once), with the slot that shows why. */
 void crp_cluster_fence(struct crp_cluster *c, const struct crp_slot *s);

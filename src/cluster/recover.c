@@ -68,7 +68,7 @@ static int step(struct crp_cluster *c, struct crp_slot *s)
  * it as usual.  Only when the slot, read again, still shows what the
  * watcher saw stop.
  */
-static void preempt_first(struct crp_cluster *c, int slot, const struct crp_slot *seen)
+void crp_cluster_preempt_dead(struct crp_cluster *c, int slot, const struct crp_slot *seen)
 {
 	struct crp_array *a = c->m->a;
 	struct crp_slot s;
@@ -185,7 +185,7 @@ int crp_cluster_recover(struct crp_cluster *c, int slot, const struct crp_slot *
 	if (slot == c->slot || seen->state == CRP_SLOT_FREE)
 		return 0;
 	/* A RECOVERING slot's pr_key is still its dead host's. */
-	preempt_first(c, slot, seen);
+	crp_cluster_preempt_dead(c, slot, seen);
 	r = mark(c, slot, seen, &s);
 	if (r <= 0) {
 		if (r == 0)

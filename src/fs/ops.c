@@ -283,6 +283,7 @@ int crp_fs_mount(const char *const *specs, int n, const struct crp_fs_opts *opts
 	 * layer: a slot found taken may be a live host's. */
 	mo.claim_slot = false;
 	mo.replay = false;
+	mo.defer_members = true;
 	r = crp_meta_open(specs, n, &mo, &fs->m, err, errlen);
 	if (r)
 		goto out;
@@ -310,6 +311,16 @@ int crp_fs_mount(const char *const *specs, int n, const struct crp_fs_opts *opts
 		r = crp_cluster_join(fs->m, &co, &fs->cluster, err, errlen);
 		if (r)
 			goto out;
+		if (fs->m->unreachable) {
+			pthread_mutex_lock(&fs->mu);
+			r = crp_meta_members_update(fs->m, NULL, NULL);
+			pthread_mutex_unlock(&fs->mu);
+			if (r) {
+				snprintf(err, errlen, "cannot record the missing members in the "
+						      "member table: %s", crp_strerror(r));
+				goto out;
+			}
+		}
 	}
 	pthread_mutex_lock(&fs->mu);
 	r = crp_meta_tx_begin(fs->m);

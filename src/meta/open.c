@@ -539,9 +539,13 @@ int crp_meta_open(const char *const *specs, int n, const struct crp_meta_opts *o
 		}
 	}
 	/* Missing members are recorded failed, so that they are never taken
-	 * for current again (read-only: nothing is written). */
-	if (!m->ro && (as->missing || m->unreachable)) {
+	 * for current again (read-only: nothing is written).  It takes the
+	 * metadata lock, which a dead host may hold (pr mode keeps a dead
+	 * host's reservation): a mount records them after joining the
+	 * cluster, whose recovery breaks such locks. */
+	if (!m->ro)
 		m->unreachable |= as->missing;
+	if (!m->ro && m->unreachable && !opts->defer_members) {
 		r = crp_meta_members_update(m, NULL, NULL);
 		if (r < 0) {
 			snprintf(err, errlen, "cannot record the missing members in the member "

@@ -21,8 +21,9 @@
 
 uint64_t crp_pr_key_for_host(const char *host)
 {
-	uint64_t k = XXH3_64bits(host, strlen(host));
+	uint64_t k = XXH3_64bits(host, strlen(host)) & 0xffffffff00000000ull;
 
+	k |= crp_random() & 0xffffffffull;
 	return k ? k : 1;
 }
 
