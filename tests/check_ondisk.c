@@ -168,6 +168,27 @@ START_TEST(label_round_trip)
 }
 END_TEST
 
+/* A member name keeps its member, its origin and its spec; a flipped byte
+ * or a blank record does not pass for a name. */
+START_TEST(member_name_round_trip)
+{
+	struct crp_member_name a = { .origin = CRP_NAME_REPLACE }, b;
+	uint8_t buf[CRP_NAME_REC];
+
+	memset(a.uuid, 0x5a, sizeof(a.uuid));
+	snprintf(a.spec, sizeof(a.spec), "iscsi://127.0.0.1:3260/iqn.2026-11.org.example:san/7");
+	crp_member_name_out(&a, buf);
+	ck_assert_int_eq(crp_member_name_in(buf, &b), 0);
+	ck_assert_mem_eq(b.uuid, a.uuid, 16);
+	ck_assert_uint_eq(b.origin, CRP_NAME_REPLACE);
+	ck_assert_str_eq(b.spec, a.spec);
+	buf[40] ^= 1;
+	ck_assert_int_lt(crp_member_name_in(buf, &b), 0);
+	memset(buf, 0, sizeof(buf));
+	ck_assert_int_eq(crp_member_name_in(buf, &b), 1);
+}
+END_TEST
+
 START_TEST(bhdr_checks)
 {
 	struct crp_bhdr h = { .magic = CRP_MAGIC_DIR, .blkno = 1234, .fsid = 99, .owner = 5,
@@ -392,6 +413,7 @@ static Suite *ondisk_suite(void)
 	tcase_add_test(t, sb_layout_fits);
 	tcase_add_test(t, sb_layout_too_small);
 	tcase_add_test(t, label_round_trip);
+	tcase_add_test(t, member_name_round_trip);
 	tcase_add_test(t, bhdr_checks);
 	tcase_add_test(t, slot_and_jhdr_round_trip);
 	tcase_add_test(t, inode_round_trip);

@@ -152,6 +152,7 @@ struct crp_meta {
 	struct crp_label mt;		/* the freshest label we know: the table */
 	char names[CRP_LABEL_MEMBERS][CRP_NAME_SPEC_MAX]; /* the names members were added under */
 	uint8_t name_uuid[CRP_LABEL_MEMBERS][16]; /* the member each name names */
+	uint16_t name_origin[CRP_LABEL_MEMBERS]; /* enum crp_name_origin of each name */
 	uint8_t pos_uuid[CRP_LABEL_MEMBERS][16]; /* the member object at each position */
 	uint64_t unreachable;		/* positions this host cannot serve, to record failed */
 	bool in_update;			/* a table update runs (its own writes do not recurse) */
@@ -324,11 +325,15 @@ struct crp_assembly {
 	char spec_buf[CRP_LABEL_MEMBERS][CRP_SPEC_MAX]; /* names found in the labels */
 	char names[CRP_LABEL_MEMBERS][CRP_NAME_SPEC_MAX]; /* every position's recorded name */
 	uint8_t name_uuid[CRP_LABEL_MEMBERS][16]; /* the member each name names */
+	uint16_t name_origin[CRP_LABEL_MEMBERS]; /* enum crp_name_origin of each name */
 	char why[CRP_LABEL_MEMBERS][256];	/* a position out of service: why */
 	char given_why[CRP_LABEL_MEMBERS][256]; /* a given member not usable: why */
 	int given_pos[CRP_LABEL_MEMBERS];	/* given member i serves position - 1 (0: none) */
 	uint64_t missing;		/* in-sync positions nothing serves */
 	uint64_t renamed;		/* positions served under their recorded name */
+	uint64_t misnamed;		/* of those, positions never replaced: the list
+					   names something else for a member that is
+					   there (a writing open refuses) */
 	int lost;			/* positions out of service (failed, rebuilding, missing) */
 	int tolerance;			/* how many the level survives */
 };

@@ -196,8 +196,14 @@ struct crp_label {
 #define CRP_NAME_MAGIC 0x4d505243u /* "CRPM" */
 #define CRP_NAME_SPEC_MAX (CRP_NAME_REC - 32)
 
+enum crp_name_origin {
+	CRP_NAME_MKFS = 0,	/* given to mkfs */
+	CRP_NAME_REPLACE = 1,	/* given to crpfs replace */
+};
+
 struct crp_member_name {
 	uint8_t uuid[16];	/* the member it names */
+	uint16_t origin;	/* enum crp_name_origin */
 	char spec[CRP_NAME_SPEC_MAX]; /* NUL-terminated; "" if none */
 };
 

@@ -83,16 +83,18 @@ out:
  * @table, a position's record replaces what is there only if it names the
  * member the table has there (names from several members are merged). */
 static int read_names_of(struct crp_member *mem, char (*names)[CRP_NAME_SPEC_MAX],
-			 uint8_t (*uuids)[16], const struct crp_member_ent *table);
+			 uint8_t (*uuids)[16], uint16_t *origins,
+			 const struct crp_member_ent *table);
 
 static int read_names(struct crp_member *mem, char (*names)[CRP_NAME_SPEC_MAX],
-		      uint8_t (*uuids)[16])
+		      uint8_t (*uuids)[16], uint16_t *origins)
 {
-	return read_names_of(mem, names, uuids, NULL);
+	return read_names_of(mem, names, uuids, origins, NULL);
 }
 
 static int read_names_of(struct crp_member *mem, char (*names)[CRP_NAME_SPEC_MAX],
-			 uint8_t (*uuids)[16], const struct crp_member_ent *table)
+			 uint8_t (*uuids)[16], uint16_t *origins,
+			 const struct crp_member_ent *table)
 {
 	size_t len = (size_t)CRP_LABEL_MEMBERS * CRP_NAME_REC;
 	uint8_t *buf = crp_alloc_buf(len);
@@ -111,6 +113,7 @@ static int read_names_of(struct crp_member *mem, char (*names)[CRP_NAME_SPEC_MAX
 			continue;
 		snprintf(names[i], CRP_NAME_SPEC_MAX, "%s", nm.spec);
 		memcpy(uuids[i], nm.uuid, 16);
+		origins[i] = nm.origin;
 	}
 	free(buf);
 	return r;
@@ -120,8 +123,7 @@ static int read_names_of(struct crp_member *mem, char (*names)[CRP_NAME_SPEC_MAX
 
 /* Open @spec and read its label (the member is closed again). */
 static int probe(const char *spec, const struct crp_member_opts *mo, struct crp_label *l,
-		 char (*names)[CRP_NAME_SPEC_MAX], uint8_t (*nuuids)[16], char *why,
-		 size_t whylen)
+		 char *why, size_t whylen)
 {
 	struct crp_member *mem;
 	int r = crp_member_open(spec, mo, &mem, why, whylen);
@@ -129,8 +131,6 @@ static int probe(const char *spec, const struct crp_member_opts *mo, struct crp_
 	if (r < 0)
 		return r;
 	r = read_label(mem, l, why, whylen);
-	if (r == 0 && names)
-		(void)read_names(mem, names, nuuids); /* hints only */
 	crp_member_close(mem);
 	return r;
 }
@@ -187,7 +187,7 @@ int crp_meta_assemble(const char *const *specs, int n, const char *host, uint32_
 				r = -EINVAL;
 				goto out;
 			}
-		r = probe(specs[i], &mo, &given[i], NULL, NULL, as->given_why[i],
+		r = probe(specs[i], &mo, &given[i], as->given_why[i],
 			  sizeof(as->given_why[i]));
 		if (r == -CRP_EBADSPEC || r == -ENOMEM) {
 			snprintf(err, errlen, "%s", as->given_why[i]);
@@ -248,7 +248,7 @@ int crp_meta_assemble(const char *const *specs, int n, const char *host, uint32_
 		char why[256];
 
 		if (crp_member_open(specs[best], &mo, &mem, why, sizeof(why)) == 0) {
-			(void)read_names(mem, names, nuuids);
+			(void)read_names(mem, names, nuuids, as->name_origin);
 			crp_member_close(mem);
 		}
 	}
@@ -270,16 +270,23 @@ int crp_meta_assemble(const char *const *specs, int n, const char *host, uint32_
 		}
 		if (found < 0 && names[p][0] && !memcmp(nuuids[p], e->uuid, 16) &&
 		    (replaced_here(given, valid, n, p, e->uuid) || !names_missing(specs, n))) {
-			/* The list names the member that was replaced: the one
-			 * that took its place was added under this name. */
+			/* The list names the member that was replaced (it names
+			 * the old one, or a name no longer served): the one that
+			 * took its place was added under this name.  A position
+			 * never replaced whose member is there under its mkfs
+			 * name while the list names something else is a list in
+			 * error: misnamed, which only a read-only open accepts. */
 			struct crp_label l;
 			char why[256];
 
-			if (probe(names[p], &mo, &l, NULL, NULL, why, sizeof(why)) == 0 &&
+			if (probe(names[p], &mo, &l, why, sizeof(why)) == 0 &&
 			    !memcmp(l.member_uuid, e->uuid, 16) && !memcmp(l.uuid, as->label.uuid, 16)) {
 				snprintf(as->spec_buf[p], sizeof(as->spec_buf[p]), "%s", names[p]);
 				as->spec[p] = as->spec_buf[p];
 				as->renamed |= 1ull << p;
+				if (!replaced_here(given, valid, n, p, e->uuid) &&
+				    as->name_origin[p] != CRP_NAME_REPLACE)
+					as->misnamed |= 1ull << p;
 				if (e->state == CRP_MS_IN_SYNC)
 					continue;
 			}
@@ -463,7 +470,8 @@ int crp_meta_members_reload(struct crp_meta *m)
 		crp_info("member table: events %llu -> %llu", (unsigned long long)m->mt.events,
 			 (unsigned long long)l.events);
 		m->mt = l;
-		(void)read_names(crp_array_member(m->a, from), m->names, m->name_uuid);
+		(void)read_names(crp_array_member(m->a, from), m->names, m->name_uuid,
+				 m->name_origin);
 		/* A name written to some members only (another host's replace
 		 * still under way, a member busy then): any member that has the
 		 * record of the member the table names is believed. */
@@ -472,7 +480,8 @@ int crp_meta_members_reload(struct crp_meta *m)
 
 			if ((int)p == from || crp_member_failed(mem))
 				continue;
-			(void)read_names_of(mem, m->names, m->name_uuid, m->mt.table);
+			(void)read_names_of(mem, m->names, m->name_uuid, m->name_origin,
+					    m->mt.table);
 		}
 	}
 	m->unreachable |= apply(m);
@@ -635,6 +644,7 @@ int crp_meta_members_attach(struct crp_meta *m, const struct crp_assembly *as)
 	m->mt = as->label;
 	memcpy(m->names, as->names, sizeof(m->names));
 	memcpy(m->name_uuid, as->name_uuid, sizeof(m->name_uuid));
+	memcpy(m->name_origin, as->name_origin, sizeof(m->name_origin));
 	for (uint32_t p = 0; p < as->label.nmembers; p++)
 		if (as->spec[p])
 			memcpy(m->pos_uuid[p], as->label.table[p].uuid, 16);

@@ -380,6 +380,7 @@ void crp_member_name_out(const struct crp_member_name *n, void *buf)
 	memset(b, 0, CRP_NAME_REC);
 	crp_put_le32(b + 0, CRP_NAME_MAGIC);
 	crp_put_le16(b + 4, CRP_ONDISK_VERSION);
+	crp_put_le16(b + 6, n->origin);
 	memcpy(b + 16, n->uuid, 16);
 	str_out(b + 32, CRP_NAME_SPEC_MAX, n->spec);
 	crp_put_le64(b + 8, csum_skip(b, CRP_NAME_REC, 8));
@@ -396,6 +397,7 @@ int crp_member_name_in(const void *buf, struct crp_member_name *n)
 	    crp_get_le64(b + 8) != csum_skip(b, CRP_NAME_REC, 8))
 		return -CRP_ECORRUPT;
 	memcpy(n->uuid, b + 16, 16);
+	n->origin = crp_get_le16(b + 6);
 	if (str_in(b + 32, CRP_NAME_SPEC_MAX, n->spec) < 0)
 		return -CRP_ECORRUPT;
 	return 0;

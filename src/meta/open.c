@@ -432,6 +432,33 @@ int crp_meta_open(const char *const *specs, int n, const struct crp_meta_opts *o
 	if (r < 0)
 		goto out;
 	l = as->label;
+	if (as->misnamed && !m->ro) {
+		/* The list is wrong about a member that is there: refuse
+		 * rather than guess, or record it failed (a full rebuild). */
+		size_t o = 0;
+		bool first = true;
+
+		for (uint32_t p = 0; p < l.nmembers && o < errlen; p++) {
+			if (!(as->misnamed & (1ull << p)))
+				continue;
+			o += (size_t)snprintf(err + o, errlen - o, "%s position %u's member, %s "
+					      "(its name at mkfs)", first ?
+					      "the member list does not name" : "; nor", p,
+					      as->spec[p]);
+			first = false;
+		}
+		for (int i = 0; i < n && o < errlen; i++)
+			if (!as->given_pos[i] && !crp_spec_is_missing(specs[i]))
+				o += (size_t)snprintf(err + o, errlen - o, "; it names %s, which cannot "
+						      "be used (%s)", specs[i],
+						      as->given_why[i][0] ? as->given_why[i] :
+									    "stale");
+		if (o < errlen)
+			snprintf(err + o, errlen - o, "; give each member its name, or \"missing\" "
+				 "for one to leave out");
+		r = -EINVAL;
+		goto out;
+	}
 	if (as->lost > as->tolerance) {
 		char lost[1024];
 

@@ -49,6 +49,7 @@ static int write_names(struct crp_meta *m)
 		struct crp_member_name nm = { 0 };
 
 		memcpy(nm.uuid, m->name_uuid[p], 16);
+		nm.origin = m->name_origin[p];
 		snprintf(nm.spec, sizeof(nm.spec), "%s", m->names[p]);
 		crp_member_name_out(&nm, buf + (size_t)p * CRP_NAME_REC);
 	}
@@ -180,6 +181,7 @@ int crp_meta_member_replace(struct crp_meta *m, int pos, const char *spec, bool 
 	 * member's label, the new one's included, before any host is told. */
 	snprintf(m->names[pos], sizeof(m->names[pos]), "%s", spec);
 	memcpy(m->name_uuid[pos], c.uuid, 16);
+	m->name_origin[pos] = CRP_NAME_REPLACE;
 	/* Under the metadata lock: the other hosts' stripe locks come and go
 	 * meanwhile, and no other change to the table races ours. */
 	r = crp_array_meta_lock(m->a);

@@ -54,6 +54,7 @@ t_mkfs() {
 }
 
 t_mount() {
+	local rc
 	run_bad 1 USAGE "$MOUNT_CRPFS"
 	run_bad 1 USAGE "$MOUNT_CRPFS" "$MEMBERS"
 	run_bad 1 USAGE "$MOUNT_CRPFS" "$MEMBERS" "$MNT" extra
@@ -72,15 +73,28 @@ t_mount() {
 	run_bad 1 USAGE "$MOUNT_CRPFS" "$MEMBERS" "$T/does/not/exist"
 	run_bad 1 USAGE "$MOUNT_CRPFS" "file:$T/m0,,file:$T/m2" "$MNT"
 	run_bad 1 USAGE "$MOUNT_CRPFS" "bogus://x,file:$T/m1,file:$T/m2" "$MNT"
-	# More missing members than RAID-5 survives: refused at mount (not
-	# created), naming them.  (One missing mounts degraded: see
-	# degraded_mount.)  (-f under a timeout: a daemon that wrongly mounts
-	# must not hang the test)
+	# A list that names paths that do not exist for members that are there
+	# under the names mkfs gave them: refused (not guessed, not recorded
+	# failed), naming both.  (-f under a timeout: a daemon that wrongly
+	# mounts must not hang the test)
 	echo "$MNT" >>"$T/mounts"
 	run_bad 32 MESSAGE timeout 60 "$MOUNT_CRPFS" "file:$T/m0,file:$T/absent1,file:$T/absent2" "$MNT" -f
-	sed "s|file:$T/m0,file:$T/absent1,file:$T/absent2||g" "$T/err" | grep -q absent2 || crp_fail "the missing member is not named: $(cat "$T/err")"
-	grep -q "cannot run" "$T/err" || crp_fail "the refusal does not say the array cannot run: $(cat "$T/err")"
+	sed "s|file:$T/m0,file:$T/absent1,file:$T/absent2||g" "$T/err" | grep -q absent2 || crp_fail "the wrong name is not named: $(cat "$T/err")"
+	grep -q "position 2's member, file:$T/m2 (its name at mkfs)" "$T/err" || crp_fail "the refusal does not name the member that is there: $(cat "$T/err")"
 	[ ! -e "$T/absent1" ] && [ ! -e "$T/absent2" ] || crp_fail "mount.crpfs created a missing member"
+	# More members really gone than RAID-5 survives: refused at mount,
+	# naming them.  (One missing mounts degraded: see degraded_mount.)
+	mv "$T/m1" "$T/m1.away"
+	mv "$T/m2" "$T/m2.away"
+	rc=0
+	timeout 60 "$MOUNT_CRPFS" "file:$T/m0,file:$T/m1,file:$T/m2" "$MNT" -f >"$T/out" 2>"$T/err" </dev/null || rc=$?
+	mv "$T/m1.away" "$T/m1"
+	mv "$T/m2.away" "$T/m2"
+	crp_eq "$rc" 32 "mount with two members gone: exit status"
+	crp_eq "$(crp_member_sums)" "$SUMS" "mount with two members gone: member images changed"
+	crp_is_mounted "$MNT" && crp_fail "mounted with two members gone"
+	grep -q "cannot run" "$T/err" || crp_fail "the refusal does not say the array cannot run: $(cat "$T/err")"
+	grep -q "position 2 missing" "$T/err" || crp_fail "the missing member is not named: $(cat "$T/err")"
 	# A file that is not crpfs.
 	head -c $((256 * 1024 * 1024)) /dev/zero >"$T/zeros" 2>/dev/null || truncate -s 256M "$T/zeros"
 	run_bad 32 MESSAGE timeout 60 "$MOUNT_CRPFS" "file:$T/zeros,file:$T/m1,file:$T/m2" "$MNT" -f
@@ -89,6 +103,7 @@ t_mount() {
 }
 
 t_crpfs() {
+	local rc
 	run_bad 2 USAGE "$CRPFS"
 	run_bad 2 USAGE "$CRPFS" frobnicate
 	run_bad 2 USAGE "$CRPFS" status
@@ -104,8 +119,11 @@ t_crpfs() {
 	run_bad 1 MESSAGE "$CRPFS" status "$T"	# a directory that is no mount point
 	grep -q "not a crpfs mount point" "$T/err" || crp_fail "status on a plain directory: $(cat "$T/err")"
 	# A member gone: status still answers, says which, and writes nothing.
-	"$CRPFS" status "file:$T/m0,file:$T/m1,file:$T/absent" --json >"$T/out" 2>"$T/err" ||
-		crp_fail "crpfs status with a member gone: $(cat "$T/err")"
+	mv "$T/m2" "$T/m2.away"
+	rc=0
+	"$CRPFS" status "file:$T/m0,file:$T/m1,file:$T/m2" --json >"$T/out" 2>"$T/err" || rc=$?
+	mv "$T/m2.away" "$T/m2"
+	crp_eq "$rc" 0 "crpfs status with a member gone: exit status ($(cat "$T/err"))"
 	crp_eq "$(jq -r .state "$T/out")" degraded "array state with a member gone"
 	crp_eq "$(jq -r '[.members[] | select(.state == "missing")] | length' "$T/out")" 1 "members missing"
 	crp_eq "$(crp_member_sums)" "$SUMS" "crpfs status with a member gone changed the members"

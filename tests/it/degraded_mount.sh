@@ -99,7 +99,26 @@ t_degraded() {
 	snapshot "$D/sums.after"
 	cmp -s "$D/sums" "$D/sums.after" || crp_fail "after the rebuild, files differ"
 	crp_umount
-	crp_note "replaced online under a writer: status clean, fsck clean, files identical"
+	# A host with the old list (its fstab) finds the new member under the
+	# name the replace recorded: with the old member there (stale), and
+	# with it gone.
+	MEMBERS="file:$D/m0,file:$D/m1,file:$D/m2"
+	: >"$T/daemon.log"
+	crp_mount
+	grep -q "position 1 is served by file:$D/new1" "$T/daemon.log" ||
+		crp_fail "the old list (old member there) did not find the new member: $(tail -n 3 "$T/daemon.log")"
+	status_json "$MNT"
+	crp_eq "$(jq -r .state "$T/st.json")" clean "array state mounted with the old list"
+	crp_umount
+	rm -f "$D/m1"
+	: >"$T/daemon.log"
+	crp_mount
+	grep -q "position 1 is served by file:$D/new1" "$T/daemon.log" ||
+		crp_fail "the old list (old member gone) did not find the new member: $(tail -n 3 "$T/daemon.log")"
+	snapshot "$D/sums.old"
+	cmp -s "$D/sums" "$D/sums.old" || crp_fail "mounted with the old list, files differ"
+	crp_umount
+	crp_note "replaced online under a writer: status clean, fsck clean, files identical; the old member list finds the new member"
 }
 
 t_rebuild_resumes() {
