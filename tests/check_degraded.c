@@ -269,7 +269,7 @@ static void run_case(int level, int members, int nmissing)
 		struct crp_rebuild_opts ro = { .progress = stop_half, .ctx = &st, .stop = &st.stop };
 		bool resumed;
 
-		r = crp_meta_member_replace(m, 1, newspec[1], &resumed, err, sizeof(err));
+		r = crp_meta_member_replace(m, 1, newspec[1], false, &resumed, err, sizeof(err));
 		ck_assert_msg(r == 0, "replace: %s", err);
 		ck_assert(!resumed);
 		r = crp_meta_rebuild(m, 1, &ro);
@@ -284,7 +284,7 @@ static void run_case(int level, int members, int nmissing)
 		struct crp_rebuild_opts ro = { .progress = note_start, .ctx = &st };
 		bool resumed;
 
-		r = crp_meta_member_replace(m, 1, newspec[1], &resumed, err, sizeof(err));
+		r = crp_meta_member_replace(m, 1, newspec[1], false, &resumed, err, sizeof(err));
 		ck_assert_msg(r == 0, "replace again: %s", err);
 		ck_assert(resumed);
 		ck_assert_int_eq(crp_meta_rebuild(m, 1, &ro), 0);
@@ -305,7 +305,7 @@ static void run_case(int level, int members, int nmissing)
 			ck_assert_int_eq(ftruncate(fd, (off_t)MEMBER_SIZE), 0);
 			close(fd);
 		}
-		r = crp_meta_member_replace(m, 3, newspec[3], &resumed, err, sizeof(err));
+		r = crp_meta_member_replace(m, 3, newspec[3], false, &resumed, err, sizeof(err));
 		ck_assert_msg(r == 0, "replace 3: %s", err);
 		ck_assert_int_eq(crp_meta_rebuild(m, 3, NULL), 0);
 		specs[3] = newspec[3];

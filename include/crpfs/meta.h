@@ -370,10 +370,17 @@ int crp_meta_member_open_name(struct crp_meta *m, int p);
  * recorded for the other hosts.  If @spec already is the member being
  * rebuilt there, nothing changes and *@resumed says so.  The array must be
  * able to lose the position (it is failed or missing, or the others are
- * all in sync).  @err says what is wrong.
+ * all in sync).  A device that holds another array or a filesystem is
+ * refused unless @force.  @err says what is wrong.
  */
-int crp_meta_member_replace(struct crp_meta *m, int pos, const char *spec, bool *resumed,
-			    char *err, size_t errlen);
+int crp_meta_member_replace(struct crp_meta *m, int pos, const char *spec, bool force,
+			    bool *resumed, char *err, size_t errlen);
+
+/* What the first CRP_SIGNATURE_BYTES of a device say it holds ("crpfs
+ * already", "an ext2/3/4 filesystem", ...), or NULL: mkfs and replace
+ * refuse to overwrite it unless forced. */
+#define CRP_SIGNATURE_BYTES (72u * 1024)
+const char *crp_member_signature(const void *buf, size_t len);
 
 struct crp_rebuild_opts {
 	uint64_t rate_bps;	/* bytes a second written to the new member; 0: no limit */

@@ -296,3 +296,27 @@ out:
 	free(buf);
 	return r;
 }
+
+const char *crp_member_signature(const void *buf, size_t len)
+{
+	const uint8_t *b = buf;
+
+	if (len >= 8 && crp_get_le64(b) == CRP_LABEL_MAGIC)
+		return "crpfs already";
+	if (len >= 4 && !memcmp(b, "XFSB", 4))
+		return "an XFS filesystem";
+	if (len >= 1082 && crp_get_le16(b + 1080) == 0xEF53)
+		return "an ext2/3/4 filesystem";
+	if (len >= 65608 && !memcmp(b + 65600, "_BHRfS_M", 8))
+		return "a btrfs filesystem";
+	if (len >= 4096 && (!memcmp(b + 4086, "SWAPSPACE2", 10) || !memcmp(b + 4086, "SWAP-SPACE", 10)))
+		return "swap space";
+	for (size_t off = 0; off + 8 <= 2048 && off + 8 <= len; off += 512)
+		if (!memcmp(b + off, "LABELONE", 8))
+			return "an LVM2 physical volume";
+	if (len >= 520 && !memcmp(b + 512, "EFI PART", 8))
+		return "a GPT partition table";
+	if (len >= 512 && b[510] == 0x55 && b[511] == 0xAA)
+		return "an MBR partition table or boot sector";
+	return NULL;
+}

@@ -102,8 +102,8 @@ static int replace_fn(struct crp_meta *m, struct crp_label *l, void *ctx)
 	return 0;
 }
 
-int crp_meta_member_replace(struct crp_meta *m, int pos, const char *spec, bool *resumed,
-			    char *err, size_t errlen)
+int crp_meta_member_replace(struct crp_meta *m, int pos, const char *spec, bool force,
+			    bool *resumed, char *err, size_t errlen)
 {
 	struct crp_member_opts mo = { .host = m->host, .timeout_ms = m->timeout_ms };
 	struct replace_ctx c = { .pos = pos };
@@ -112,6 +112,7 @@ int crp_meta_member_replace(struct crp_meta *m, int pos, const char *spec, bool 
 	uint8_t *buf = NULL;
 	struct crp_label l;
 	char why[256];
+	bool ours;
 	int r;
 
 	*resumed = false;
@@ -145,15 +146,22 @@ int crp_meta_member_replace(struct crp_meta *m, int pos, const char *spec, bool 
 		r = -CRP_EGEOMETRY;
 		goto out;
 	}
-	buf = crp_alloc_buf(CRP_BLOCK);
+	buf = crp_alloc_buf(CRP_SIGNATURE_BYTES);
 	if (!buf) {
 		r = -ENOMEM;
 		goto out;
 	}
-	/* Is it already ours?  A rebuild of it to resume, or a member in use. */
-	if (crp_member_read(mem, CRP_LABEL_OFFSET, buf, CRP_BLOCK) == 0 &&
-	    crp_label_in(buf, &l, NULL, 0) == 0 && !memcmp(l.uuid, m->mt.uuid, 16) &&
-	    l.generation == m->mt.generation) {
+	memset(buf, 0, CRP_SIGNATURE_BYTES);
+	r = crp_member_read(mem, 0, buf, CRP_SIGNATURE_BYTES); /* need covers it */
+	if (r < 0) {
+		snprintf(err, errlen, "member %s: cannot read: %s", spec, crp_strerror(r));
+		goto out;
+	}
+	/* Is it already ours?  A rebuild of it to resume, a member in use, or
+	 * one that failed and is given back. */
+	ours = crp_label_in(buf, &l, NULL, 0) == 0 && !memcmp(l.uuid, m->mt.uuid, 16) &&
+	       l.generation == m->mt.generation;
+	if (ours) {
 		for (uint32_t p = 0; p < m->mt.nmembers; p++) {
 			const struct crp_member_ent *e = &m->mt.table[p];
 
@@ -173,6 +181,15 @@ int crp_meta_member_replace(struct crp_meta *m, int pos, const char *spec, bool 
 		}
 	}
 	if (!memcmp(c.uuid, (uint8_t[16]){ 0 }, 16)) {
+		/* Not this array's: it must hold nothing else. */
+		const char *what = crp_member_signature(buf, CRP_SIGNATURE_BYTES);
+
+		if (what && !force && !ours) {
+			snprintf(err, errlen, "member %s holds %s; give --force to overwrite it (its "
+				 "data is lost); nothing changed", spec, what);
+			r = -EEXIST;
+			goto out;
+		}
 		crp_put_le64(c.uuid, crp_random());
 		crp_put_le64(c.uuid + 8, crp_random());
 	}

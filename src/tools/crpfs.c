@@ -5,7 +5,8 @@
  *   crpfs hosts MEMBER[,MEMBER...]|MOUNTPOINT [--json] [--watch MS] [--host NAME]
  *   crpfs fsck MEMBER[,MEMBER...] [--repair] [--host NAME]
  *   crpfs fail MEMBER[,MEMBER...]|MOUNTPOINT MEMBER [--host NAME]
- *   crpfs replace MEMBER[,MEMBER...]|MOUNTPOINT OLD NEW [--rate MIB/S] [--json] [--host NAME]
+ *   crpfs replace MEMBER[,MEMBER...]|MOUNTPOINT OLD NEW [--rate MIB/S] [--json] [--force]
+ *                 [--host NAME]
  *
  * Each subcommand is a thin main over the library (crpfs/status.h).  Bad
  * arguments print the usage on standard error before anything is opened:
@@ -43,7 +44,7 @@ static void usage(FILE *f)
 		"       crpfs fsck MEMBER[,MEMBER...] [--repair] [--host NAME]\n"
 		"       crpfs fail MEMBER[,MEMBER...]|MOUNTPOINT MEMBER [--host NAME]\n"
 		"       crpfs replace MEMBER[,MEMBER...]|MOUNTPOINT OLD NEW [--rate MIB/S] [--json]\n"
-		"                     [--host NAME]\n"
+		"                     [--force] [--host NAME]\n"
 		"       crpfs help\n"
 		"\n"
 		"  MEMBER  file:PATH, iscsi://HOST[:PORT]/IQN/LUN, /dev/sgN or /dev/sdX, or\n"
@@ -193,6 +194,7 @@ struct args {
 	int noperands;
 	bool json;
 	bool repair;
+	bool force;		/* replace: overwrite a device that holds something */
 	uint64_t watch_ms;	/* --watch: how long the heartbeats are watched */
 	uint64_t rate_bps;	/* --rate (MiB/s), 0: no limit */
 	char host[HOST_MAX];
@@ -221,6 +223,8 @@ static int parse_args(int argc, char **argv, const char *allowed, struct args *a
 			a->watch_ms = ms;
 		} else if (strcmp(s, "--repair") == 0 && strstr(allowed, "repair")) {
 			a->repair = true;
+		} else if (strcmp(s, "--force") == 0 && strstr(allowed, "force")) {
+			a->force = true;
 		} else if ((strcmp(s, "--rate") == 0 || strncmp(s, "--rate=", 7) == 0) &&
 			   strstr(allowed, "rate")) {
 			const char *v = s[6] == '=' ? s + 7 : (i + 1 < argc ? argv[++i] : NULL);
@@ -857,7 +861,7 @@ static int cmd_replace(int argc, char **argv)
 	bool resumed;
 	int code, pos, r;
 
-	if (parse_args(argc, argv, "operands,json,rate", &a) < 0 || a.noperands != 2) {
+	if (parse_args(argc, argv, "operands,json,rate,force", &a) < 0 || a.noperands != 2) {
 		if (a.noperands != 2)
 			fprintf(stderr, "crpfs replace: name the member to replace and the new one\n");
 		usage(stderr);
@@ -874,7 +878,7 @@ static int cmd_replace(int argc, char **argv)
 		code = EXIT_USAGE;
 		goto out;
 	}
-	r = crp_meta_member_replace(crp_admin_meta(ad), pos, a.operand[1], &resumed, err,
+	r = crp_meta_member_replace(crp_admin_meta(ad), pos, a.operand[1], a.force, &resumed, err,
 				    sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "crpfs replace: %s\n", err[0] ? err : crp_strerror(r));

@@ -24,7 +24,6 @@
 #include "crpfs/meta.h"
 #include "crpfs/util.h"
 
-#define PROBE_BYTES (72u * 1024) /* covers every signature below */
 
 static const char *prog = "mkfs.crpfs";
 
@@ -83,29 +82,6 @@ static int64_t parse_size(const char *s)
 	return (int64_t)(v * mul);
 }
 
-/* What the first bytes of a member say it holds, or NULL. */
-static const char *signature(const uint8_t *b, size_t len)
-{
-	if (len >= 8 && crp_get_le64(b) == CRP_LABEL_MAGIC)
-		return "crpfs already";
-	if (len >= 4 && !memcmp(b, "XFSB", 4))
-		return "an XFS filesystem";
-	if (len >= 1082 && crp_get_le16(b + 1080) == 0xEF53)
-		return "an ext2/3/4 filesystem";
-	if (len >= 65608 && !memcmp(b + 65600, "_BHRfS_M", 8))
-		return "a btrfs filesystem";
-	if (len >= 4096 && (!memcmp(b + 4086, "SWAPSPACE2", 10) || !memcmp(b + 4086, "SWAP-SPACE", 10)))
-		return "swap space";
-	for (size_t off = 0; off + 8 <= 2048 && off + 8 <= len; off += 512)
-		if (!memcmp(b + off, "LABELONE", 8))
-			return "an LVM2 physical volume";
-	if (len >= 520 && !memcmp(b + 512, "EFI PART", 8))
-		return "a GPT partition table";
-	if (len >= 512 && b[510] == 0x55 && b[511] == 0xAA)
-		return "an MBR partition table or boot sector";
-	return NULL;
-}
-
 struct member {
 	const char *text;
 	struct crp_spec spec;
@@ -119,7 +95,7 @@ static int check_members(struct member *mem, int n, int64_t create_size, bool fo
 {
 	struct crp_member_opts mo = { 0 };
 	char err[512];
-	uint8_t *buf = crp_alloc_buf(PROBE_BYTES);
+	uint8_t *buf = crp_alloc_buf(CRP_SIGNATURE_BYTES);
 	int r = 0;
 
 	if (!buf)
@@ -187,9 +163,9 @@ static int check_members(struct member *mem, int n, int64_t create_size, bool fo
 			goto out;
 		}
 		mem[i].size = crp_member_size(cm);
-		len = (uint32_t)CRP_MIN((uint64_t)PROBE_BYTES, mem[i].size);
+		len = (uint32_t)CRP_MIN((uint64_t)CRP_SIGNATURE_BYTES, mem[i].size);
 		len -= len % crp_member_block_size(cm);
-		memset(buf, 0, PROBE_BYTES);
+		memset(buf, 0, CRP_SIGNATURE_BYTES);
 		r = len ? crp_member_read(cm, 0, buf, len) : 0;
 		crp_member_close(cm);
 		if (r < 0) {
@@ -197,7 +173,7 @@ static int check_members(struct member *mem, int n, int64_t create_size, bool fo
 				crp_strerror(r));
 			goto out;
 		}
-		what = signature(buf, len);
+		what = crp_member_signature(buf, len);
 		if (what && !force) {
 			fprintf(stderr,
 				"%s: member %s holds %s; use -f to format it anyway (its data is lost)\n",

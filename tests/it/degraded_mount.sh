@@ -70,6 +70,25 @@ t_degraded() {
 	snapshot "$D/sums.stale"
 	cmp -s "$D/sums" "$D/sums.stale" || crp_fail "with the stale member given back, files differ"
 
+	# A device that holds another array is refused, and nothing changes.
+	for i in 0 1 2; do truncate -s 96M "$D/other$i"; done
+	"$MKFS" "file:$D/other0" "file:$D/other1" "file:$D/other2" >/dev/null ||
+		crp_fail "mkfs of the other array"
+	local other_sum events_before
+	other_sum=$(sha256sum <"$D/other0")
+	status_json "$MNT"
+	events_before=$(jq -r .events "$T/st.json")
+	rc=0
+	"$CRPFS" replace "$MNT" 1 "file:$D/other0" >"$D/refused.out" 2>&1 || rc=$?
+	crp_eq "$rc" 1 "crpfs replace onto another array's member: exit status"
+	grep -q "holds crpfs already; give --force" "$D/refused.out" ||
+		crp_fail "the refusal does not say why: $(cat "$D/refused.out")"
+	crp_eq "$(sha256sum <"$D/other0")" "$other_sum" "the other array's member after the refused replace"
+	status_json "$MNT"
+	crp_eq "$(jq -r .events "$T/st.json")" "$events_before" "member table events after the refused replace"
+	rm -f "$D"/other*
+	rc=0
+
 	# Replace it online while a writer writes.
 	truncate -s 96M "$D/new1"
 	(
