@@ -303,6 +303,89 @@ START_TEST(test_repair)
 }
 END_TEST
 
+/* Mark the 4096 bytes at @moff of member @m unreadable (MEDIUM ERROR until
+ * written). */
+static void bad_block(int m, uint64_t moff)
+{
+	char err[256];
+
+	ck_assert_msg(crp_file_fault_medium(specs_buf[m] + 5, 4096, moff / 4096, 1, err,
+					    sizeof(err)) == 0, "inject: %s", err);
+}
+
+static int bad_ranges(int n)
+{
+	int total = 0;
+
+	for (int m = 0; m < n; m++) {
+		struct crp_faults f;
+		char err[256];
+
+		ck_assert_int_eq(crp_file_fault_list(specs_buf[m] + 5, 4096, &f, err, sizeof(err)), 0);
+		total += f.nbad;
+	}
+	return total;
+}
+
+/*
+ * A write whose stripe transaction reads an unreadable block (the old
+ * parity, another column's rows) does not fail and costs no member: the
+ * block is read around (rebuilt from parity) and the write puts it back.
+ * RAID-5, then RAID-6 with parity and a data column of the same rows bad.
+ */
+static void medium_on_write(int n, int level)
+{
+	const uint64_t chunk = 16384;
+	struct crp_array *a;
+	struct crp_loc loc;
+	uint8_t *data, *out;
+	int p, q, other;
+
+	make_specs(n);
+	a = open_array(n, level, (uint32_t)chunk, CRP_LOCK_RESERVE);
+	data = crp_alloc_buf(1 << 20);
+	out = crp_alloc_buf(1 << 20);
+	for (size_t k = 0; k < (1 << 20); k++)
+		data[k] = (uint8_t)(k * 7 + k / 4093);
+	ck_assert_int_eq(crp_array_write(a, 0, data, 1 << 20), 0);
+	/* The second block of stripe 1's first data chunk is rewritten; its
+	 * parity, and on RAID-6 another data column, are bad in those rows. */
+	crp_geom_map(crp_array_geom(a), crp_geom_stripe_bytes(crp_array_geom(a)) + 4096, &loc);
+	crp_geom_parity(crp_array_geom(a), loc.stripe, &p, &q);
+	bad_block(p, loc.member_off);
+	other = -1;
+	if (level == 6) {
+		for (int m = 0; m < n && other < 0; m++)
+			if (m != p && m != q && m != loc.member)
+				other = m;
+		bad_block(other, loc.member_off);
+	}
+	ck_assert_int_eq(bad_ranges(n), level == 6 ? 2 : 1);
+	memset(data + crp_geom_stripe_bytes(crp_array_geom(a)) + 4096, 0x5c, 4096);
+	ck_assert_int_eq(crp_array_write(a, crp_geom_stripe_bytes(crp_array_geom(a)) + 4096,
+					 data + crp_geom_stripe_bytes(crp_array_geom(a)) + 4096, 4096),
+			 0);
+	/* The parity was written: its sector is good again.  A column only
+	 * read around stays bad until it is read (or written). */
+	ck_assert_int_eq(bad_ranges(n), level == 6 ? 1 : 0);
+	ck_assert_int_eq(crp_array_nlost(a), 0);
+	ck_assert_int_eq(crp_array_read(a, 0, out, 1 << 20), 0);
+	ck_assert_msg(memcmp(out, data, 1 << 20) == 0, "RAID-%d: data differs after the write", level);
+	ck_assert_int_eq(bad_ranges(n), 0);
+	verify_all(a);
+	crp_array_close(a);
+	free(data);
+	free(out);
+	remove_specs(n);
+}
+
+START_TEST(test_medium_on_write)
+{
+	medium_on_write(4, 5);
+	medium_on_write(6, 6);
+}
+END_TEST
+
 START_TEST(test_bad_input)
 {
 	struct crp_array_opts o = { .host = "check", .create = true, .create_size = MEMBER_SIZE };
@@ -406,6 +489,7 @@ static Suite *array_suite(void)
 	tcase_add_test(tc, test_repair);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bad_input");
+	tcase_add_test(tc, test_medium_on_write);
 	tcase_add_test(tc, test_bad_input);
 	suite_add_tcase(s, tc);
 	return s;

@@ -268,7 +268,7 @@ static int check_io(const struct crp_array *a, uint64_t off, size_t len)
  * are unlocked (the caller holds locks if it needs them).
  */
 static int rebuild_rows_once(struct crp_array *a, uint64_t s, int bad, int bad2, uint32_t off,
-			     uint32_t len, uint8_t *out, uint8_t *out2)
+			     uint32_t len, uint8_t *out, uint8_t *out2, int *medium)
 {
 	const struct crp_geom *g = &a->g;
 	struct crp_cmd cmds[CRP_MAX_MEMBERS];
@@ -321,6 +321,8 @@ static int rebuild_rows_once(struct crp_array *a, uint64_t s, int bad, int bad2,
 			continue;
 		if (cmds[m].result) {
 			r = cmds[m].result;
+			if (r == -CRP_EMEDIUM && medium)
+				*medium = m;
 			goto out;
 		}
 	}
@@ -343,14 +345,32 @@ out:
 	return r;
 }
 
-/* The same, once more if a member failed meanwhile (it is left out then). */
+/*
+ * The same, once more if a member failed meanwhile (it is left out then).
+ * On RAID-6, with one column to rebuild, a member whose read of these rows
+ * fails with MEDIUM ERROR is taken as missing too: *@also is set to it and
+ * its rows go to @out2 (scratch if NULL), for the caller to write back.
+ */
 static int rebuild_rows(struct crp_array *a, uint64_t s, int bad, int bad2, uint32_t off,
-			uint32_t len, uint8_t *out, uint8_t *out2)
+			uint32_t len, uint8_t *out, uint8_t *out2, int *also)
 {
-	int r = rebuild_rows_once(a, s, bad, bad2, off, len, out, out2);
+	int medium = -1, pm, qm;
+	int r = rebuild_rows_once(a, s, bad, bad2, off, len, out, out2, &medium);
 
 	if (r < 0 && crp_array_note_failures(a))
-		r = rebuild_rows_once(a, s, bad, bad2, off, len, out, out2);
+		r = rebuild_rows_once(a, s, bad, bad2, off, len, out, out2, &medium);
+	crp_geom_parity(&a->g, s, &pm, &qm);
+	if (r == -CRP_EMEDIUM && bad2 < 0 && medium >= 0 && qm >= 0) {
+		uint8_t *scratch = out2 ? NULL : crp_alloc_buf(len);
+
+		if (!out2 && !scratch)
+			return -ENOMEM;
+		r = rebuild_rows_once(a, s, bad, medium, off, len, out, out2 ? out2 : scratch,
+				      NULL);
+		free(scratch);
+		if (r == 0 && also)
+			*also = medium;
+	}
 	return r;
 }
 
@@ -420,7 +440,7 @@ int crp_array_read(struct crp_array *a, uint64_t off, void *buf, size_t len)
 				/* Degraded: rebuild this piece from the rest of its stripe
 				 * (a member of it reserved by another host: retried). */
 				r = rebuild_rows(a, pc[i].s, pc[i].member, -1, pc[i].off, pc[i].len,
-						 pc[i].buf, NULL);
+						 pc[i].buf, NULL, NULL);
 				if (r == -CRP_ECONFLICT) {
 					conflict = true;
 					continue;
@@ -866,9 +886,15 @@ int crp_array_rebuild_range2(struct crp_array *a, uint64_t off, void *buf, size_
 		second = bad2 < 0 ? -1 : loc.member == bad ? bad2 : bad;
 		crp_mlock_take_local(a, all, a->n);
 		r = repair ? lock_all(a, all) : 0;
+		if (r == 0 && second < 0 && !other && a->g.level == 6) {
+			/* RAID-6: room for a second column a MEDIUM ERROR may add. */
+			other = crp_alloc_buf(CRP_MIN((size_t)a->g.chunk, len));
+			if (!other)
+				r = -ENOMEM;
+		}
 		if (r == 0)
 			r = rebuild_rows(a, loc.stripe, first, second, loc.chunk_off, n,
-					 (uint8_t *)buf + o, other);
+					 (uint8_t *)buf + o, other, &second);
 		/* Unlocked, another host's reservation may refuse a read for a
 		 * few round trips: again, within the lock deadline. */
 		if (r == -CRP_ECONFLICT && !repair) {
@@ -878,7 +904,7 @@ int crp_array_rebuild_range2(struct crp_array *a, uint64_t off, void *buf, size_
 			     attempt++) {
 				crp_lock_backoff(a, CRP_MIN(attempt, 6u));
 				r = rebuild_rows(a, loc.stripe, first, second, loc.chunk_off, n,
-						 (uint8_t *)buf + o, other);
+						 (uint8_t *)buf + o, other, &second);
 			}
 		}
 		if (r == 0 && repair && crp_array_writable(a, first))
@@ -927,7 +953,7 @@ int crp_array_rebuild_stripes(struct crp_array *a, uint64_t s0, uint32_t count, 
 		uint32_t bs = crp_member_block_size(a->m[pos]);
 		struct crp_cmd c;
 
-		r = rebuild_rows_once(a, s, pos, -1, 0, g->chunk, buf, NULL);
+		r = rebuild_rows_once(a, s, pos, -1, 0, g->chunk, buf, NULL, NULL);
 		if (r < 0)
 			break;
 		crp_cmd_init(&c);
