@@ -39,9 +39,15 @@
  *    command timeout and by the window.  Commands submitted meanwhile
  *    wait in the queue and are sent on the new session, each with its own
  *    timeout from then on, so none waits longer than the window plus its
- *    timeout.  A reconnect notes CRP_EV_NEXUS_LOST again and counts in
+ *    timeout.  A command that changes nothing and relies on no
+ *    reservation (a READ without fence_ns, TEST UNIT READY, PERSISTENT
+ *    RESERVE IN...) that was in flight is sent again on the new session
+ *    rather than failed.  A reconnect notes CRP_EV_NEW_NEXUS and counts in
  *    counters.reconnects; no reservation is taken back and no PR key
- *    registered again: that is the caller's (the array's) job.  If the
+ *    registered again: that is the caller's (the array's) job.  The new
+ *    session's own power-on or nexus-loss UNIT ATTENTION (29h/00h, 01h,
+ *    07h), reported once on its first commands, is not an event: it
+ *    tells of the loss already noted.  If the
  *    window passes without a session, or the unit that answers is not
  *    there (ILLEGAL REQUEST 25h) or not the same size, the member fails
  *    with -CRP_EMEMBER and every waiting command completes with it;
@@ -119,6 +125,9 @@ enum {
 	CRP_EV_REG_PREEMPTED = 1u << 3, /* 2Ah/05h registrations preempted */
 	CRP_EV_PARAMS_CHANGED = 1u << 4, /* other 2Ah, 3Fh */
 	CRP_EV_NEXUS_LOST = 1u << 5,	/* session lost: every reservation gone */
+	CRP_EV_NEW_NEXUS = 1u << 6,	/* logged in again: a new nexus, without the
+					   old one's registration (the loss itself
+					   was CRP_EV_NEXUS_LOST) */
 };
 
 /* Per-member counters: updated by the I/O thread, read by anyone. */

@@ -118,6 +118,7 @@ struct crp_cmd {
 	uint8_t sense[CRP_SENSE_MAX];
 	uint32_t ua_retries; /* UNIT ATTENTIONs (BUSY, NOT READY...) retried for this
 				command */
+	uint32_t resends;    /* sent again after a lost session (crp_member_resend) */
 	/*
 	 * The sense data's INFORMATION field, when the target set it VALID
 	 * (fixed format, or a descriptor-format Information descriptor).  For

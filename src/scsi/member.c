@@ -258,6 +258,29 @@ unsigned crp_member_take_events(struct crp_member *m)
 	return ev;
 }
 
+bool crp_member_resend(struct crp_member *m, struct crp_cmd *cmd)
+{
+	enum crp_opclass cls = crp_cdb_class(cmd);
+
+	if (cmd->fence_ns || cmd->resends >= CRP_LOST_RESENDS || atomic_load(&m->failed) ||
+	    !atomic_load(&m->reconnecting) ||
+	    (cls != CRP_OPC_READ && cls != CRP_OPC_PR_IN && cls != CRP_OPC_OTHER))
+		return false;
+	cmd->resends++;
+	cmd->status = CRP_SAM_NONE;
+	cmd->result = 0;
+	cmd->sense_len = 0;
+	cmd->q_next = NULL;
+	pthread_mutex_lock(&m->qmu);
+	if (m->qtail)
+		m->qtail->q_next = cmd;
+	else
+		m->qhead = cmd;
+	m->qtail = cmd;
+	pthread_mutex_unlock(&m->qmu);
+	return true;
+}
+
 void crp_member_nexus_lost(struct crp_member *m)
 {
 	pthread_mutex_lock(&m->qmu);
@@ -315,6 +338,7 @@ void crp_member_submit(struct crp_member *m, struct crp_cmd *const *cmds, int n)
 		c->result = 0;
 		c->sense_len = 0;
 		c->ua_retries = 0;
+		c->resends = 0;
 		c->info_valid = false;
 		c->info_lba = 0;
 		c->not_before_ns = 0;
@@ -453,6 +477,12 @@ void crp_member_complete(struct crp_member *m, struct crp_cmd *cmd)
 	} else if (sense_ok && crp_sense_is_unit_attention(&s)) {
 		unsigned ev = ua_event(&s);
 
+		/* A new session's power-on / nexus-loss notice: the loss was
+		 * noted when the session dropped.  (A reset, 29h/03h, is
+		 * always an event.) */
+		if (s.asc == 0x29 && (s.ascq == 0x00 || s.ascq == 0x01 || s.ascq == 0x07) &&
+		    atomic_exchange(&m->fresh_nexus, false))
+			ev = 0;
 		crp_member_note_event(m, ev);
 		/*
 		 * A write under a reservation that is gone must not land;
@@ -510,6 +540,10 @@ void crp_member_complete(struct crp_member *m, struct crp_cmd *cmd)
 		atomic_fetch_add(&c->busy_ns, crp_now_ns() - cmd->issued_ns);
 	if (cmd->result == 0) {
 		uint32_t moved = cmd->len - CRP_MIN(cmd->resid, cmd->len);
+
+		/* Answered without a power-on notice: none is coming. */
+		if (atomic_load(&m->fresh_nexus))
+			atomic_store(&m->fresh_nexus, false);
 
 		if (cmd->dir == CRP_DIR_READ)
 			atomic_fetch_add(&c->bytes_read, moved);

@@ -65,6 +65,9 @@ struct crp_member {
 	/* Nexus losses so far; changed under qmu with CRP_EV_NEXUS_LOST. */
 	atomic_uint nexus_gen;
 	atomic_bool reconnecting; /* set and cleared by the transport */
+	atomic_bool fresh_nexus;  /* logged in again, no command answered yet: its
+				     power-on UNIT ATTENTION tells of the loss
+				     already noted (crp_member_complete) */
 
 	pthread_mutex_t qmu;	/* protects qhead, qtail, last_err, gen_seen */
 	struct crp_cmd *qhead;
@@ -103,6 +106,18 @@ void crp_member_complete(struct crp_member *m, struct crp_cmd *cmd);
 
 /* Complete @cmd with a transport error without it reaching the unit. */
 void crp_member_abort(struct crp_member *m, struct crp_cmd *cmd, int err);
+/*
+ * A command the lost session took with it (I/O thread, after
+ * crp_member_nexus_lost): one that changes nothing and relies on no
+ * reservation (a READ without a fence, TEST UNIT READY, INQUIRY, READ
+ * CAPACITY, PERSISTENT RESERVE IN) goes back on the queue, to be sent on
+ * the new session with a fresh deadline once logged in again, instead of
+ * failing; at most CRP_LOST_RESENDS times.  Returns true if it was queued
+ * (it does not complete now).  A WRITE or a lock command never is: what
+ * it did is unknown and its reservation is gone.
+ */
+#define CRP_LOST_RESENDS 4
+bool crp_member_resend(struct crp_member *m, struct crp_cmd *cmd);
 
 /* Mark the member failed with @err (first reason sticks) and log it. */
 void crp_member_fail(struct crp_member *m, int err);

@@ -390,7 +390,13 @@ static void cmd_cb(struct iscsi_context *ctx, int status, void *command_data, vo
 		st->cancelling = NULL;
 	cmd->resid = 0;
 	cmd->sense_len = 0;
-	if (io->cancel_err) {
+	if (io->cancel_err == -CRP_ELOCKLOST && crp_member_resend(st->m, cmd)) {
+		/* The session is lost: a command that changes nothing waits
+		 * for the new one. */
+		scsi_free_scsi_task(task);
+		free(io);
+		return;
+	} else if (io->cancel_err) {
 		cmd->status = CRP_SAM_NONE;
 		cmd->result = io->cancel_err;
 	} else if (status == SCSI_STATUS_CANCELLED && reset_aborted(st)) {
@@ -400,8 +406,14 @@ static void cmd_cb(struct iscsi_context *ctx, int status, void *command_data, vo
 		cmd->status = CRP_SAM_NONE;
 		cmd->result = -CRP_ELOCKLOST;
 	} else if (status == SCSI_STATUS_CANCELLED) {
-		/* Not cancelled by us: libiscsi dropped the session. */
+		/* Not cancelled by us: libiscsi dropped the session.  A
+		 * command that changes nothing waits for the new one. */
 		mark_lost(st);
+		if (crp_member_resend(st->m, cmd)) {
+			scsi_free_scsi_task(task);
+			free(io);
+			return;
+		}
 		cmd->status = CRP_SAM_NONE;
 		cmd->result = -CRP_ELOCKLOST;
 	} else if (status == SCSI_STATUS_ERROR || status == SCSI_STATUS_TIMEOUT ||
@@ -529,6 +541,8 @@ static void cancel_inflight(struct ic_state *st, int err)
 			io_unlink(st, io);
 			scsi_free_scsi_task(io->task);
 			free(io);
+			if (err == -CRP_ELOCKLOST && crp_member_resend(st->m, cmd))
+				continue; /* waits for the new session */
 			defer_error(st, cmd, err);
 		}
 	}
@@ -1179,7 +1193,8 @@ static void reconnect(struct ic_state *st)
 			st->reconnecting = false;
 			atomic_fetch_add(&m->ctr.reconnects, 1);
 			atomic_store(&m->reconnecting, false);
-			crp_member_note_event(m, CRP_EV_NEXUS_LOST);
+			atomic_store(&m->fresh_nexus, true);
+			crp_member_note_event(m, CRP_EV_NEW_NEXUS);
 			crp_warn("member %s: iSCSI session to %s logged in again after %llu ms "
 				 "(%u attempt%s); it is a new nexus: every reservation this host "
 				 "held on the unit is gone",
