@@ -216,13 +216,16 @@ int crp_array_resync_stripe(struct crp_array *a, uint64_t s);
 /*
  * Write intent: @begin runs before a stripe transaction first touches
  * stripe @s (a negative return fails the write), @end after it finished,
- * successfully or not.  Both may run on any thread, concurrently.  The
+ * successfully or not; @suspect when it failed after its writes went out
+ * (some may have landed, others not: data and parity may disagree until
+ * the stripe is resynced).  Both may run on any thread, concurrently.  The
  * metadata layer keeps its intent log with them, so that a survivor can
- * resync the stripes a dead host was writing.
+ * resync the stripes a dead host was writing, and resyncs its own suspect
+ * stripes before their region leaves the log.
  */
 struct crp_array_intent_ops {
 	int (*begin)(void *ctx, uint64_t s);
-	void (*end)(void *ctx, uint64_t s);
+	void (*end)(void *ctx, uint64_t s, bool suspect);
 };
 void crp_array_set_intent(struct crp_array *a, const struct crp_array_intent_ops *ops, void *ctx);
 
@@ -296,6 +299,14 @@ int crp_array_break_locks(struct crp_array *a, uint64_t victim_key, uint64_t wai
  * members where the victim was still registered.  reserve mode: 0.
  */
 int crp_array_preempt(struct crp_array *a, uint64_t victim_key);
+
+/*
+ * The end of this host's lease (monotonic ns), as the cluster layer renews
+ * it with every heartbeat: while it runs no other host may declare this one
+ * dead, so a registration found missing then was lost with the target's
+ * state (a restart), not preempted, and crp_array_pr_check registers again.
+ */
+void crp_array_set_lease(struct crp_array *a, uint64_t end_ns);
 
 /*
  * The PR key of one open of the array by @host (never 0): the high 32 bits

@@ -131,6 +131,7 @@ static int write_beat(struct crp_cluster *c, uint64_t t0)
 	r = crp_cluster_slot_write(c, &c->mine, t0 + c->beat_ns / 2);
 	if (r == 0) {
 		atomic_store(&c->lease_ok_ns, t0);
+		crp_array_set_lease(c->m->a, t0 + c->lease_ns);
 		atomic_fetch_add(&c->beats, 1);
 	}
 	return r;
@@ -713,8 +714,10 @@ static int claim(struct crp_cluster *c, char *err, size_t errlen)
 		uint64_t t0 = crp_now_ns();
 
 		r = crp_cluster_slot_write(c, &chosen, t0 + c->dead_ns / 2);
-		if (r == 0)
+		if (r == 0) {
 			atomic_store(&c->lease_ok_ns, t0);
+			crp_array_set_lease(m->a, t0 + c->lease_ns);
+		}
 	}
 	if (r < 0)
 		snprintf(err, errlen, "cannot write host slot %d: %s", pick, crp_strerror(r));

@@ -40,7 +40,19 @@
 struct region {
 	uint32_t inflight;    /* transactions running in it */
 	uint64_t last_ns;     /* when the last one ended */
+	GArray *suspect;      /* stripes a failed transaction may have left
+				 half-written (uint64_t), or NULL: resynced
+				 before the region leaves the log */
 };
+
+static void region_free(gpointer p)
+{
+	struct region *rg = p;
+
+	if (rg->suspect)
+		g_array_free(rg->suspect, TRUE);
+	g_free(rg);
+}
 
 struct crp_intent {
 	struct crp_meta *m;
@@ -159,7 +171,7 @@ static int flush_block(struct crp_intent *in, int k)
 	return r;
 }
 
-static void intent_end(void *ctx, uint64_t s)
+static void intent_end(void *ctx, uint64_t s, bool suspect)
 {
 	struct crp_intent *in = ctx;
 	struct region *rg;
@@ -169,6 +181,11 @@ static void intent_end(void *ctx, uint64_t s)
 	if (rg) {
 		rg->inflight--;
 		rg->last_ns = crp_now_ns();
+		if (suspect) {
+			if (!rg->suspect)
+				rg->suspect = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+			g_array_append_val(rg->suspect, s);
+		}
 	}
 	pthread_mutex_unlock(&in->mu);
 }
@@ -195,7 +212,7 @@ static int intent_begin(void *ctx, uint64_t s)
 		return 0;
 	r = flush_block(in, (int)(bit / CRP_BITS_PER_BLOCK));
 	if (r < 0)
-		intent_end(in, s); /* the transaction will not run */
+		intent_end(in, s, false); /* the transaction will not run */
 	return r;
 }
 static const struct crp_array_intent_ops intent_ops = {
@@ -222,7 +239,7 @@ int crp_meta_intent_attach(struct crp_meta *m)
 	in->spb = spb_of(m);
 	in->want = crp_alloc_buf(CRP_INTENT_BYTES);
 	in->ondisk = crp_alloc_buf(CRP_INTENT_BYTES);
-	in->active = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+	in->active = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, region_free);
 	pthread_mutex_init(&in->mu, NULL);
 	pthread_mutex_init(&in->wmu, NULL);
 	/* Our log starts clean: whatever an earlier life of this slot left was
@@ -232,6 +249,70 @@ int crp_meta_intent_attach(struct crp_meta *m)
 	free(zero);
 	m->intent = in;
 	crp_array_set_intent(m->a, &intent_ops, in);
+	return r;
+}
+
+/*
+ * Resync the stripes our failed transactions may have left half-written
+ * (data and parity disagreeing: a lost session cut the writes), so that a
+ * member lost later is not rebuilt from wrong parity.  A stripe that cannot
+ * be resynced now (the members still away) stays, and so does its region's
+ * bit in the log, for the next sweep or, should this host die, the
+ * recovery.
+ */
+static int resync_suspects(struct crp_intent *in)
+{
+	GArray *todo = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+	GHashTableIter it;
+	gpointer key, val;
+	int r = 0;
+
+	pthread_mutex_lock(&in->mu);
+	g_hash_table_iter_init(&it, in->active);
+	while (g_hash_table_iter_next(&it, &key, &val)) {
+		struct region *rg = val;
+
+		if (!rg->suspect || rg->inflight)
+			continue;
+		g_array_append_vals(todo, rg->suspect->data, rg->suspect->len);
+		g_array_free(rg->suspect, TRUE);
+		rg->suspect = NULL;
+	}
+	pthread_mutex_unlock(&in->mu);
+	for (guint i = 0; i < todo->len; i++) {
+		uint64_t s = g_array_index(todo, uint64_t, i);
+		int e = crp_array_resync_stripe(in->m->a, s);
+
+		if (e == 0) {
+			crp_info("stripe %llu, which a failed write may have left half-written, "
+				 "resynced", (unsigned long long)s);
+			continue;
+		}
+		if (e == -CRP_EDEGRADED) {
+			/* A column is out: parity cannot be recomputed, and
+			 * what the failed write left cannot be told apart. */
+			crp_warn("stripe %llu may have been left half-written by a failed write while "
+				 "a member is out: it cannot be resynced; its blocks are checked "
+				 "against their checksums when read", (unsigned long long)s);
+			continue;
+		}
+		if (!r)
+			r = e;
+		/* Again next time. */
+		pthread_mutex_lock(&in->mu);
+		{
+			struct region *rg = g_hash_table_lookup(in->active,
+								GSIZE_TO_POINTER(s / in->spb));
+
+			if (rg) {
+				if (!rg->suspect)
+					rg->suspect = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+				g_array_append_val(rg->suspect, s);
+			}
+		}
+		pthread_mutex_unlock(&in->mu);
+	}
+	g_array_free(todo, TRUE);
 	return r;
 }
 
@@ -246,6 +327,9 @@ int crp_meta_intent_sweep(struct crp_meta *m, uint64_t idle_ns)
 
 	if (!in)
 		return 0;
+	r = resync_suspects(in);
+	if (r < 0)
+		return r;
 	/* Everything written so far must be on the media before its bit goes. */
 	r = crp_array_sync(m->a);
 	if (r < 0)
@@ -256,7 +340,7 @@ int crp_meta_intent_sweep(struct crp_meta *m, uint64_t idle_ns)
 		struct region *rg = val;
 		uint64_t bit = GPOINTER_TO_SIZE(key);
 
-		if (rg->inflight || now - rg->last_ns < idle_ns)
+		if (rg->inflight || now - rg->last_ns < idle_ns || rg->suspect)
 			continue;
 		crp_bit_clear(in->want, bit);
 		dirty[bit / CRP_BITS_PER_BLOCK] = true;
@@ -279,9 +363,12 @@ void crp_meta_intent_detach(struct crp_meta *m, bool clean)
 
 	if (!in)
 		return;
+	/* Clean close: the caller synced; nothing of ours is half-written
+	 * once the suspect stripes are resynced.  Otherwise the log stays as
+	 * it is, for the recovery. */
+	if (clean && resync_suspects(in) < 0)
+		clean = false;
 	crp_array_set_intent(m->a, NULL, NULL);
-	/* Clean close: the caller synced; nothing of ours is half-written.
-	 * Otherwise the log stays as it is, for the recovery. */
 	if (clean && crp_array_sync(m->a) == 0) {
 		uint8_t *zero = crp_alloc_buf(CRP_PAYLOAD);
 

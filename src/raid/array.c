@@ -1059,6 +1059,11 @@ void crp_array_set_gate(struct crp_array *a, int (*gate)(void *ctx, uint64_t *un
 	a->gate = gate;
 }
 
+void crp_array_set_lease(struct crp_array *a, uint64_t end_ns)
+{
+	atomic_store(&a->lease_end_ns, end_ns);
+}
+
 void crp_array_fence(struct crp_array *a)
 {
 	atomic_store(&a->fenced, true);
@@ -1137,6 +1142,17 @@ int crp_array_pr_check(struct crp_array *a)
 				return 0;
 		if (n > 48)
 			return 0; /* cannot tell from a truncated list */
+		if (crp_now_ns() < atomic_load(&a->lease_end_ns)) {
+			/* Nobody may have declared us dead: the target lost its
+			 * registrations (a restart).  Register again. */
+			if (!atomic_exchange(&a->reregistered, true))
+				crp_warn("member %s: this host's registration is gone while its lease "
+					 "runs (the target lost its reservation state): registering "
+					 "again on every member", crp_member_spec(a->m[i]));
+			for (int k = 0; k < a->n; k++)
+				crp_array_pr_reregister(a, k);
+			return 0;
+		}
 		atomic_store(&a->fenced, true);
 		return -CRP_EFENCED;
 	}

@@ -81,6 +81,8 @@ struct crp_array {
 	uint64_t meta_yield_until_ns;	/* not taken again before this */
 	atomic_int peers;		/* other live hosts (the cluster layer says) */
 	atomic_bool fenced;	/* sticky: preempted, or declared dead (crp_array_fence) */
+	atomic_uint_fast64_t lease_end_ns; /* our lease, as the cluster last renewed it */
+	atomic_bool reregistered; /* said once: registrations found lost */
 	int (*gate)(void *ctx, uint64_t *until); /* write gate (cluster lease), set before I/O starts */
 	void *gate_ctx;
 };

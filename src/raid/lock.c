@@ -252,7 +252,7 @@ int crp_lock_check_events(struct crp_array *a, int i)
 {
 	unsigned ev = crp_member_take_events(a->m[i]);
 
-	if (ev & CRP_EV_NEXUS_LOST)
+	if (ev & (CRP_EV_NEXUS_LOST | CRP_EV_NEW_NEXUS))
 		crp_array_pr_reregister(a, i);
 	if (ev & CRP_EV_REG_PREEMPTED) {
 		atomic_store(&a->fenced, true);
@@ -389,8 +389,8 @@ int crp_array_meta_lock_until(struct crp_array *a, uint64_t deadline)
 				continue;
 			if (c[k].result == 0)
 				crp_lock_taken(a, set[k]);
-			else if (c[k].result == -CRP_ECONFLICT)
-				conflict = true;
+			else if (c[k].result == -CRP_ECONFLICT || c[k].result == -CRP_ELOCKLOST)
+				conflict = true; /* lost with a session: again, on the new one */
 			else if (!r)
 				r = c[k].result;
 		}

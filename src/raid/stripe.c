@@ -330,8 +330,9 @@ static int lock_and_read(struct txn *t)
 			if (sent_res[m]) {
 				if (res[m].result == 0)
 					crp_lock_taken(a, m);
-				else if (res[m].result == -CRP_ECONFLICT)
-					conflict = true;
+				else if (res[m].result == -CRP_ECONFLICT ||
+					 res[m].result == -CRP_ELOCKLOST)
+					conflict = true; /* lost with a session: again */
 				else if (!err)
 					err = res[m].result;
 			}
@@ -580,7 +581,7 @@ static int stripe_write_once(struct crp_array *a, uint64_t s, const uint8_t *con
 {
 	struct txn t = { .a = a, .g = &a->g, .s = s, .src = src, .dlo = lo, .dhi = hi,
 			 .skip = *skip };
-	bool locks = !(a->opts.debug & CRP_DEBUG_NO_LOCKS), degraded = full;
+	bool locks = !(a->opts.debug & CRP_DEBUG_NO_LOCKS), degraded = full, wrote = false;
 	int r, lost = 0;
 
 	crp_geom_parity(&a->g, s, &t.p, &t.q);
@@ -641,6 +642,7 @@ static int stripe_write_once(struct crp_array *a, uint64_t s, const uint8_t *con
 	} else {
 		compute(&t);
 	}
+	wrote = true;
 	r = write_and_unlock(&t, locks);
 	for (int k = 0; k < t.nw; k++) {
 		int e = crp_lock_check_events(a, t.w[k]);
@@ -673,7 +675,7 @@ static int stripe_write_once(struct crp_array *a, uint64_t s, const uint8_t *con
 out:
 	crp_mlock_give_local(a, t.w, t.nw);
 	if (a->intent)
-		a->intent->end(a->intent_ctx, s);
+		a->intent->end(a->intent_ctx, s, wrote && r < 0);
 	free(t.mem);
 	*skip |= t.medium;
 	return r;
@@ -692,10 +694,13 @@ static bool meta_lock_pinned(struct crp_array *a)
 	return false;
 }
 
+#define STRIPE_LOST_TRIES 12
+
 int crp_stripe_write(struct crp_array *a, uint64_t s, const uint8_t *const *src,
 		     const uint32_t *lo, const uint32_t *hi)
 {
-	uint64_t skip = 0;
+	uint64_t skip = 0, deadline = crp_lock_deadline_ns(a);
+	unsigned lost = 0;
 	bool full = false;
 	int r = 0;
 
@@ -704,9 +709,10 @@ int crp_stripe_write(struct crp_array *a, uint64_t s, const uint8_t *const *src,
 	 * on the disks before any write goes on without it; a lost lock (a
 	 * reconnected session, a reset) is retried with the whole rows read
 	 * again.  Bounded: each failure takes a member away for good, and a
-	 * lock lost three times in a row is given up.
+	 * lost lock is retried STRIPE_LOST_TRIES times within the lock
+	 * deadline (sessions that come back one by one can take a few).
 	 */
-	for (int attempt = 0; attempt < CRP_MAX_MEMBERS + 3; attempt++) {
+	for (int attempt = 0; attempt < CRP_MAX_MEMBERS + 3 + STRIPE_LOST_TRIES; attempt++) {
 		r = crp_array_record_failures(a);
 		if (r < 0)
 			return r;
@@ -719,8 +725,9 @@ int crp_stripe_write(struct crp_array *a, uint64_t s, const uint8_t *const *src,
 			full = true;
 			continue;
 		}
-		if (r == -CRP_ELOCKLOST && attempt < 3 && !atomic_load(&a->fenced) &&
-		    !meta_lock_pinned(a)) {
+		if (r == -CRP_ELOCKLOST && lost < STRIPE_LOST_TRIES && crp_now_ns() < deadline &&
+		    !atomic_load(&a->fenced) && !meta_lock_pinned(a)) {
+			crp_lock_backoff(a, lost++);
 			full = true;
 			continue;
 		}
