@@ -23,6 +23,8 @@ enum crp_err {
 	CRP_ECORRUPT,	/* an on-disk structure is inconsistent */
 	CRP_EPARITY,	/* parity does not match the data */
 	CRP_EDEGRADED,	/* too many members missing to serve the request */
+	CRP_ETXLOST,	/* a metadata transaction lost with the metadata lock (a
+			   lost session): not applied, the mount goes on */
 	CRP_EMEDIUM,	/* the member cannot read this block (MEDIUM ERROR); the
 			   member itself stays in service */
 	CRP_ELAST

@@ -46,6 +46,16 @@ struct crp_fs_opts {
 	void *fenced_ctx;
 };
 
+/*
+ * Did the last operation of this thread fail because its metadata
+ * transaction was lost with the metadata lock (the lock went with an iSCSI
+ * session: a target restart, a network cut; another host wrote meanwhile)?
+ * Nothing of it was applied, and it fails with EIO; the caller may run it
+ * again, as the application would.  Cleared by the reading.
+ */
+bool crp_fs_tx_lost_take(void);
+
+
 /* Mount the filesystem on the members @specs (array order, or any order:
  * the labels say which is which).  Read-write: joins the cluster (claims a
  * host slot, recovers the hosts found dead, starts the heartbeat; a host

@@ -137,6 +137,8 @@ struct crp_meta {
 
 	/* Many hosts (coherence.c). */
 	bool locked;			/* we hold the metadata lock (a transaction is open) */
+	bool tx_published;		/* the running commit's PENDING is on the disks */
+	uint64_t lock_losses;		/* metadata locks lost with a session and survived */
 	bool fenced;			/* the lock was broken while held: we write no more */
 	bool gen_known;			/* @gen is what our caches reflect */
 	uint64_t gen;			/* cluster generation our caches reflect */

@@ -86,6 +86,16 @@ static void shutdown_fs(struct crp_fs *fs, int r)
 	fs->err = r;
 }
 
+static __thread bool tx_lost;
+
+bool crp_fs_tx_lost_take(void)
+{
+	bool was = tx_lost;
+
+	tx_lost = false;
+	return was;
+}
+
 int crp_fs_op_end(struct crp_fs *fs, uint64_t snap, int r)
 {
 	if (fs->op_err && r >= 0)
@@ -96,17 +106,27 @@ int crp_fs_op_end(struct crp_fs *fs, uint64_t snap, int r)
 	} else {
 		int e = crp_meta_tx_end(fs->m);
 
-		if (e < 0) {
+		/* A transaction lost with the lock (a lost session) was not
+		 * applied: that operation fails, the mount goes on. */
+		if (e < 0 && e != -CRP_ETXLOST)
 			shutdown_fs(fs, e);
-			if (r >= 0)
-				r = e;
-		}
+		if (e < 0 && r >= 0)
+			r = e;
 	}
 	if (fs->m->fenced)
 		shutdown_fs(fs, -CRP_ELOCKLOST);
+	/* Failed because a lock went with its session, on a host still in
+	 * the cluster: nothing of it was applied, it may run again. */
+	if (r == -CRP_ELOCKLOST && !fs->m->fenced && !atomic_load(&fs->fenced))
+		r = -CRP_ETXLOST;
+	if (r == -CRP_ETXLOST)
+		tx_lost = true;
 	fs->op_err = 0;
 	crp_meta_trim(fs->m);
 	pthread_mutex_unlock(&fs->mu);
+	/* An application sees EIO: say why, as a disk's driver would. */
+	if (r < 0 && crp_errno(r) == EIO)
+		crp_warn("host %s: an operation fails with EIO: %s", fs->m->host, crp_strerror(r));
 	return r < 0 ? -crp_errno(r) : r;
 }
 

@@ -22,6 +22,24 @@
 #include "crpfs/fs.h"
 #include "crpfs/geom.h"
 
+/*
+ * Run @call, an operation that changes the filesystem, again (CRP_TX_TRIES
+ * times in all at most) while it fails with EIO because its transaction was
+ * lost with the metadata lock (crp_fs_tx_lost_take): nothing of it was
+ * applied, so running it again is what the application would do.
+ */
+#define CRP_TX_TRIES 3
+#define CRP_TX_RETRY(call)                                                     \
+	({                                                                     \
+		__typeof__(call) r_;                                           \
+		int tries_ = 0;                                                \
+		(void)crp_fs_tx_lost_take();                                   \
+		do                                                             \
+			r_ = (call);                                           \
+		while (r_ == -EIO && crp_fs_tx_lost_take() && ++tries_ < CRP_TX_TRIES); \
+		r_;                                                            \
+	})
+
 #define CRP_MOUNT_HOST_MAX 64
 #define CRP_MOUNT_DEFAULT_ATTR_TIMEOUT 1.0
 

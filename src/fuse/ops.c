@@ -211,7 +211,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	if (to_set & FUSE_SET_ATTR_CTIME)
 		set |= CRP_SET_CTIME;
 	cred_of(req, &cred);
-	r = crp_fs_setattr(cf->fs, ino, &in, set, &cred, &out);
+	r = CRP_TX_RETRY(crp_fs_setattr(cf->fs, ino, &in, set, &cred, &out));
 	if (r < 0) {
 		reply_err(req, r);
 		return;
@@ -241,7 +241,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	int r;
 
 	cred_of(req, &cred);
-	r = crp_fs_mknod(cf_of(req)->fs, parent, name, mode, rdev, &cred, &a);
+	r = CRP_TX_RETRY(crp_fs_mknod(cf_of(req)->fs, parent, name, mode, rdev, &cred, &a));
 	reply_entry_or_err(req, r, &a);
 }
 
@@ -252,7 +252,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	int r;
 
 	cred_of(req, &cred);
-	r = crp_fs_mkdir(cf_of(req)->fs, parent, name, mode | S_IFDIR, &cred, &a);
+	r = CRP_TX_RETRY(crp_fs_mkdir(cf_of(req)->fs, parent, name, mode | S_IFDIR, &cred, &a));
 	reply_entry_or_err(req, r, &a);
 }
 
@@ -261,7 +261,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct crp_cred cred;
 
 	cred_of(req, &cred);
-	reply_status(req, crp_fs_unlink(cf_of(req)->fs, parent, name, &cred));
+	reply_status(req, CRP_TX_RETRY(crp_fs_unlink(cf_of(req)->fs, parent, name, &cred)));
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -269,7 +269,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct crp_cred cred;
 
 	cred_of(req, &cred);
-	reply_status(req, crp_fs_rmdir(cf_of(req)->fs, parent, name, &cred));
+	reply_status(req, CRP_TX_RETRY(crp_fs_rmdir(cf_of(req)->fs, parent, name, &cred)));
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
@@ -279,7 +279,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	int r;
 
 	cred_of(req, &cred);
-	r = crp_fs_symlink(cf_of(req)->fs, parent, name, link, &cred, &a);
+	r = CRP_TX_RETRY(crp_fs_symlink(cf_of(req)->fs, parent, name, link, &cred, &a));
 	reply_entry_or_err(req, r, &a);
 }
 
@@ -290,14 +290,14 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int r;
 
 	cred_of(req, &cred);
-	r = crp_fs_rename(cf_of(req)->fs, parent, name, newparent, newname, flags, &cred);
+	r = CRP_TX_RETRY(crp_fs_rename(cf_of(req)->fs, parent, name, newparent, newname, flags, &cred));
 	reply_status(req, r);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	struct crp_attr a;
-	int r = crp_fs_link(cf_of(req)->fs, ino, newparent, newname, &a);
+	int r = CRP_TX_RETRY(crp_fs_link(cf_of(req)->fs, ino, newparent, newname, &a));
 
 	reply_entry_or_err(req, r, &a);
 }
@@ -306,7 +306,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct crp_fs *fs = cf_of(req)->fs;
 	uint64_t fh;
-	int r = crp_fs_open(fs, ino, fi->flags, &fh);
+	int r = CRP_TX_RETRY(crp_fs_open(fs, ino, fi->flags, &fh));
 
 	if (r < 0) {
 		reply_err(req, r);
@@ -333,7 +333,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	int r;
 
 	cred_of(req, &cred);
-	r = crp_fs_create(cf->fs, parent, name, mode, fi->flags, &cred, &a, &fh);
+	r = CRP_TX_RETRY(crp_fs_create(cf->fs, parent, name, mode, fi->flags, &cred, &a, &fh));
 	if (r < 0) {
 		reply_err(req, r);
 		return;
@@ -369,7 +369,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
-	ssize_t n = crp_fs_write(cf_of(req)->fs, ino, fi->fh, (uint64_t)off, buf, size);
+	ssize_t n = CRP_TX_RETRY(crp_fs_write(cf_of(req)->fs, ino, fi->fh, (uint64_t)off, buf, size));
 
 	if (n < 0)
 		reply_err(req, (int)n);
@@ -393,7 +393,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	(void)fi;
-	reply_status(req, crp_fs_fsync(cf_of(req)->fs, ino, datasync != 0));
+	reply_status(req, CRP_TX_RETRY(crp_fs_fsync(cf_of(req)->fs, ino, datasync != 0)));
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -572,7 +572,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	(void)fi;
-	reply_status(req, crp_fs_fsync(cf_of(req)->fs, ino, datasync != 0));
+	reply_status(req, CRP_TX_RETRY(crp_fs_fsync(cf_of(req)->fs, ino, datasync != 0)));
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -592,7 +592,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	int r = crp_fs_setxattr(cf_of(req)->fs, ino, name, value, size, flags);
+	int r = CRP_TX_RETRY(crp_fs_setxattr(cf_of(req)->fs, ino, name, value, size, flags));
 
 	reply_status(req, r);
 }
@@ -653,7 +653,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	reply_status(req, crp_fs_removexattr(cf_of(req)->fs, ino, name));
+	reply_status(req, CRP_TX_RETRY(crp_fs_removexattr(cf_of(req)->fs, ino, name)));
 }
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
@@ -666,7 +666,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	r = crp_fs_fallocate(cf_of(req)->fs, ino, mode, (uint64_t)off, (uint64_t)len);
+	r = CRP_TX_RETRY(crp_fs_fallocate(cf_of(req)->fs, ino, mode, (uint64_t)off, (uint64_t)len));
 	reply_status(req, r);
 }
 

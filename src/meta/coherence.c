@@ -214,6 +214,7 @@ int crp_meta_tx_begin(struct crp_meta *m)
 	if (r < 0)
 		return r;
 	m->locked = true;
+	m->tx_published = false;
 	r = shared_read(m, m->sh, SH_REBUILD);
 	if (r < 0)
 		goto fail;
@@ -257,16 +258,122 @@ static void tx_drop(struct crp_meta *m)
 	m->tx_freed_meta = false;
 }
 
+static void fence_lost(struct crp_meta *m, const char *why)
+{
+	m->fenced = true;
+	m->ro = true;
+	crp_err("crpfs: host %s lost the metadata lock while it held it (%s); this mount is now "
+		"read-only and writes nothing more: unmount, run crpfs fsck, and mount again",
+		m->host, why);
+}
+
+/*
+ * The metadata lock was lost while this host held it: the unlock said so,
+ * after a commit that succeeded (@commit_r 0), failed (< 0), or after an
+ * abort (@aborted: nothing to commit).  A host breaks another's lock only
+ * after it declared that host dead and marked its slot, under the lock
+ * (cluster/recover.c); a lock lost with its iSCSI session (a target
+ * restart, a network cut) was broken by nobody.  So the lock is taken again
+ * and our slot read: not ours any more, this host was declared dead and is
+ * fenced.  Still ours, the transaction's fate depends on how far its
+ * commit got:
+ *   - committed: every write it made went out under the lock (a write is
+ *     never sent on a nexus other than the one that reserved,
+ *     crp_member_may_send): done;
+ *   - published (PENDING on the disks): the shared block names it, and the
+ *     next holder of the lock, this one now, redoes it from the journal:
+ *     done;
+ *   - neither, and the generation has not moved: no other host committed
+ *     meanwhile, what is in memory is still what the disks say: committed
+ *     again under the new lock;
+ *   - otherwise it is lost, dropped with the caches: -CRP_ETXLOST, the
+ *     operation fails with EIO and the mount goes on.
+ */
+static int lock_lost(struct crp_meta *m, int commit_r, bool aborted)
+{
+	bool published = m->tx_published, mine;
+	uint64_t pub_seq = m->sh ? m->sh->seq : 0, gen0 = m->gen;
+	struct crp_slot s;
+	int r, e;
+
+	crp_warn("host %s: the metadata lock was lost while held (%s); taking it again to see why",
+		 m->host, commit_r < 0 ? crp_strerror(commit_r) : "found at its release");
+	r = crp_array_meta_lock(m->a);
+	if (r < 0) {
+		tx_drop(m);
+		crp_warn("host %s: cannot take the metadata lock again: %s; the operation fails",
+			 m->host, crp_strerror(r));
+		return aborted ? r : -CRP_ETXLOST;
+	}
+	m->locked = true;
+	r = crp_meta_slot_read(m, m->slot, &s);
+	if (r < 0 || s.state != CRP_SLOT_ACTIVE || strcmp(s.host, m->host) ||
+	    s.mount_ns != m->slot_mount_ns) {
+		tx_drop(m);
+		m->locked = false;
+		(void)crp_array_meta_unlock(m->a);
+		fence_lost(m, r < 0 ? "its slot cannot be read" : "another host declared it dead");
+		return -CRP_ELOCKLOST;
+	}
+	m->lock_losses++;
+	if (aborted || commit_r == 0) {
+		r = 0;
+		goto out;
+	}
+	r = shared_read(m, m->sh, SH_REBUILD);
+	if (r < 0) {
+		tx_drop(m);
+		r = -CRP_ETXLOST;
+		goto out;
+	}
+	/* A PENDING write that failed may have landed all the same. */
+	mine = (m->sh->flags & CRP_SHARED_PENDING) && m->sh->slot == (uint32_t)m->slot &&
+	       m->sh->seq == pub_seq;
+	if (published || mine) {
+		if (mine) {
+			r = crp_meta_journal_redo(m, m->slot, m->sh->pos, m->sh->seq);
+			if (r == 0) {
+				m->sh->flags &= ~CRP_SHARED_PENDING;
+				r = shared_write(m, m->sh);
+			}
+		}
+		tx_drop(m);
+		if (r == 0)
+			crp_warn("host %s: its transaction %llu was on the disks already: redone",
+				 m->host, (unsigned long long)pub_seq);
+		r = r < 0 ? -CRP_ETXLOST : 0;
+		goto out;
+	}
+	if (!(m->sh->flags & CRP_SHARED_PENDING) && m->sh->generation == gen0) {
+		r = crp_meta_commit(m);
+		if (r == 0) {
+			crp_warn("host %s: no other host wrote meanwhile: the transaction is committed "
+				 "under the new lock", m->host);
+			goto out;
+		}
+	}
+	tx_drop(m);
+	crp_warn("host %s: another host wrote meanwhile: the transaction is lost, its operation "
+		 "fails with EIO", m->host);
+	r = -CRP_ETXLOST;
+out:
+	m->locked = false;
+	e = crp_array_meta_unlock(m->a);
+	if (e == -CRP_ELOCKLOST) {
+		fence_lost(m, "lost twice in a row");
+		return -CRP_ELOCKLOST;
+	}
+	return r ? r : e;
+}
+
 void crp_meta_tx_abort(struct crp_meta *m)
 {
 	tx_drop(m);
 	if (!m->locked)
 		return;
 	m->locked = false;
-	if (crp_array_meta_unlock(m->a) == -CRP_ELOCKLOST) {
-		m->fenced = true;
-		m->ro = true;
-	}
+	if (crp_array_meta_unlock(m->a) == -CRP_ELOCKLOST)
+		(void)lock_lost(m, 0, true);
 }
 
 int crp_meta_tx_end(struct crp_meta *m)
@@ -281,16 +388,8 @@ int crp_meta_tx_end(struct crp_meta *m)
 	r = crp_meta_commit(m);
 	m->locked = false;
 	e = crp_array_meta_unlock(m->a);
-	if (e == -CRP_ELOCKLOST) {
-		/* Someone broke our lock: what we wrote may have raced another
-		 * host.  Never write again through this mount. */
-		m->fenced = true;
-		m->ro = true;
-		crp_err("crpfs: host %s lost the metadata lock while it held it (broken by "
-			"another host); this mount is now read-only and writes nothing more: "
-			"unmount, run crpfs fsck, and mount again",
-			m->host);
-	}
+	if (e == -CRP_ELOCKLOST)
+		return lock_lost(m, r, false);
 	return r ? r : e;
 }
 
@@ -304,6 +403,7 @@ int crp_meta_shared_pending(struct crp_meta *m, struct crp_mblk **blks, unsigned
 {
 	struct crp_shared *s = m->sh;
 	uint64_t g;
+	int r;
 
 	if (!m->locked || !s)
 		return 0;
@@ -322,7 +422,10 @@ int crp_meta_shared_pending(struct crp_meta *m, struct crp_mblk **blks, unsigned
 		rec->blkno = blks[i]->blkno;
 		s->head = (s->head + 1) % CRP_SHARED_RECS;
 	}
-	return shared_write(m, s);
+	r = shared_write(m, s); /* failed: whether it landed is not known (lock_lost) */
+	if (r == 0)
+		m->tx_published = true;
+	return r;
 }
 
 /* The transaction is in place: clear PENDING; our caches are current. */

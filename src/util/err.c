@@ -17,6 +17,7 @@ static const char *const crp_err_text[] = {
 	[CRP_ECORRUPT - CRP_EBASE] = "corrupt on-disk structure",
 	[CRP_EPARITY - CRP_EBASE] = "parity does not match data",
 	[CRP_EDEGRADED - CRP_EBASE] = "too many members missing",
+	[CRP_ETXLOST - CRP_EBASE] = "transaction lost with the metadata lock",
 	[CRP_EMEDIUM - CRP_EBASE] = "unreadable block on the member (medium error)",
 };
 
@@ -46,6 +47,7 @@ int crp_errno(int err)
 	case CRP_EPARITY:
 	case CRP_EDEGRADED:
 	case CRP_EMEDIUM:
+	case CRP_ETXLOST:
 		return EIO;
 	case CRP_EFENCED:
 		return ESHUTDOWN;
