@@ -181,6 +181,11 @@ mh_dump_logs() {
 		[ -s "$f" ] || continue
 		echo "--- last lines of $f:" >&2
 		tail -n 15 "$f" >&2
+		# CRPFS_KEEP_LOGS=DIR keeps every log of a failed case whole.
+		if [ -n "${CRPFS_KEEP_LOGS:-}" ]; then
+			mkdir -p "$CRPFS_KEEP_LOGS"
+			cp "$f" "$CRPFS_KEEP_LOGS/${MH_NAME}.${MODE:-}.$(basename "$f")"
+		fi
 	done
 }
 
