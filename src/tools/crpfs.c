@@ -344,10 +344,17 @@ static void status_json(FILE *f, const struct crp_status *st)
 	}
 	fprintf(f,
 		"%s],\n  \"bytes_total\": %llu,\n  \"bytes_used\": %llu,\n"
-		"  \"inodes_total\": %llu,\n  \"inodes_used\": %llu\n}\n",
+		"  \"inodes_total\": %llu,\n  \"inodes_used\": %llu,\n",
 		st->max_hosts > 0 ? "\n  " : "", (unsigned long long)st->bytes_total,
 		(unsigned long long)st->bytes_used, (unsigned long long)st->inodes_total,
 		(unsigned long long)st->inodes_used);
+	fputs("  \"scrub\": {\"host\": ", f);
+	json_str(f, st->scrubber);
+	fprintf(f, ", \"active\": %s, \"stripe\": %llu, \"stripes\": %llu, \"percent\": %.1f, "
+		"\"checkpoint_wall_ns\": %llu, \"start_wall_ns\": %llu}\n}\n",
+		st->scrubbing ? "true" : "false", (unsigned long long)st->scrub_stripe,
+		(unsigned long long)st->scrub_nstripes, st->scrub_pct,
+		(unsigned long long)st->scrub_wall_ns, (unsigned long long)st->scrub_start_wall_ns);
 }
 
 static const char *human(uint64_t v, char *buf, size_t len)
@@ -385,6 +392,15 @@ static void status_text(FILE *f, const struct crp_status *st)
 	fprintf(f, "data offset: %llu bytes (%s)\n", (unsigned long long)st->data_offset,
 		human(st->data_offset, h1, sizeof(h1)));
 	fprintf(f, "lock mode:   %s\n", st->lock_mode);
+	if (st->scrubber[0]) {
+		fprintf(f, "scrub:       %s %.1f%% (stripe %llu of %llu) by %s", st->scrubbing ?
+			"running," : "stopped at", st->scrub_pct, (unsigned long long)st->scrub_stripe,
+			(unsigned long long)st->scrub_nstripes, st->scrubber);
+		if (st->scrub_wall_ns && now >= st->scrub_wall_ns)
+			fprintf(f, ", last checkpoint %.1f s ago",
+				(double)(now - st->scrub_wall_ns) / 1e9);
+		fputc('\n', f);
+	}
 	fprintf(f, "space:       %s used of %s", human(st->bytes_used, h1, sizeof(h1)),
 		human(st->bytes_total, h2, sizeof(h2)));
 	if (st->bytes_total)
