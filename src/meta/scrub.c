@@ -187,6 +187,7 @@ struct scrub {
 	uint8_t *fix[CRP_MAX_MEMBERS];	/* columns rebuilt while locating */
 	uint8_t *best[CRP_MAX_MEMBERS];	/* the corrected columns of the plan */
 	uint8_t gflog[256];
+	uint64_t released_ns, held_ns;	/* the last hold of every member's lock */
 	/* The bitmap of one group read without locks, for skipping. */
 	uint8_t *pre;
 	int64_t pre_g;
@@ -597,13 +598,23 @@ static int run_hold_read(struct scrub *sc, struct run *r, uint64_t s0, uint32_t 
 	r->k = k;
 	rc = run_lookups(sc, r);
 	for (int t = 0; rc == 0 && t < HOLD_TRIES; t++) {
+		uint64_t now = crp_now_ns(), due = sc->released_ns + sc->held_ns / 2;
 		int e;
 
+		/* Leave the members to the other hosts a while between holds
+		 * (half as long as the last one, the judging included): in
+		 * reserve mode a hold stops their reads too, and back to back
+		 * holds would starve their writes and heartbeats. */
+		if (due > now)
+			crp_sleep_ns(due - now);
 		rc = crp_array_hold_all(sc->a);
 		if (rc < 0)
 			break;
+		now = crp_now_ns();
 		rc = run_read(sc, r);
 		e = crp_array_release_all(sc->a);
+		sc->released_ns = crp_now_ns();
+		sc->held_ns = sc->released_ns - now;
 		if (rc == 0 && e == 0)
 			return 0;
 		rc = rc ? rc : e;
@@ -976,7 +987,8 @@ static int settle(struct scrub *sc, uint64_t s)
 	evaluate(sc, r, &v, &res);
 	count_stripe(sc, &res);
 	if (clean(&v, &res)) {
-		sc->c->rechecked_clean++; /* a writer's instant, not the disks' state */
+		/* What the first look saw was not the disks' committed state. */
+		sc->c->rechecked_clean += res.in_use;
 		goto out_hold;
 	}
 	if (!v.out && v.qm >= 0)
@@ -1285,9 +1297,12 @@ int crp_meta_scrub(struct crp_meta *m, const struct crp_scrub_opts *o,
 			}
 		}
 		if (now - last_ckpt >= ckpt_ns && s < total) {
+			/* A checkpoint that finds the metadata lock busy for the
+			 * whole lock deadline is only late: the next one goes. */
 			r = record(&sc, 1, s, NULL);
-			if (r < 0)
+			if (r < 0 && r != -ETIMEDOUT)
 				break;
+			r = 0;
 			last_ckpt = now;
 		}
 	}
