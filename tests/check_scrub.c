@@ -2,7 +2,7 @@
  * Scrub, on file: members, RAID-5 and RAID-6.  Files and a directory are
  * written and the filesystem unmounted; then one member is damaged in
  * four stripes: a data block, a directory bucket, an inode-table block,
- * a parity chunk.  A scrub without --repair reports each kind, names the
+ * a parity chunk (all four on the same member).  A scrub without --repair reports each kind, names the
  * member of each bad column and changes nothing (the member images are
  * equal outside the labels and stripe 0, where the scrub's own record
  * goes); with --repair each is rewritten, a second scrub is clean, fsck
@@ -49,6 +49,8 @@ static size_t sizes[NFILES];
 static uint64_t sums[NFILES];
 static uint64_t inos[NFILES];
 static uint64_t dir_ino;
+#define NDIRS 8
+static uint64_t small_dirs[NDIRS];
 
 static void fill(uint8_t *b, size_t len, unsigned seed)
 {
@@ -113,6 +115,19 @@ static void setup(int level, int members)
 		sizes[i] = (size_t)(i + 1) * 37000 + 4096 * (size_t)i * i;
 		snprintf(name, sizeof(name), "f%d", i);
 		write_file(fs, CRP_ROOT_INO, name, sizes[i], (unsigned)i, &sums[i], &inos[i]);
+	}
+	/* Small directories, each after a chunk's worth of data, so that
+	 * their first buckets lie on different members. */
+	for (int i = 0; i < NDIRS; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "s%d", i);
+		ck_assert_int_eq(crp_fs_mkdir(fs, CRP_ROOT_INO, name, 0755, &root_cred, &a), 0);
+		small_dirs[i] = a.ino;
+		crp_fs_forget(fs, a.ino, 1);
+		write_file(fs, small_dirs[i], "e", 100, (unsigned)i, NULL, NULL);
+		snprintf(name, sizeof(name), "pad%d", i);
+		write_file(fs, CRP_ROOT_INO, name, CHUNK + 4096, (unsigned)i, NULL, NULL);
 	}
 	ck_assert_int_eq(crp_fs_mkdir(fs, CRP_ROOT_INO, "d", 0755, &root_cred, &a), 0);
 	dir_ino = a.ino;
@@ -274,16 +289,37 @@ static bool taken(const uint64_t *st, int n, uint64_t s)
 	return false;
 }
 
-/* A file whose first data block lies in a stripe none of @st uses. */
-static int file_apart(struct crp_meta *m, const uint64_t *st, int n, int from)
+static int member_of(const struct crp_geom *g, uint64_t blk)
 {
-	for (int i = from; i < NFILES; i++)
-		if (!taken(st, n, stripe_of(&m->geom, first_block(m, inos[i]) + 1)))
-			return i;
-	ck_abort_msg("no file lies apart from the stripes already damaged");
-	return -1;
+	struct crp_loc loc;
+
+	crp_geom_map(g, blk * CRP_BLOCK, &loc);
+	return loc.member;
 }
 
+/* A block of the files f0.. on member @target, in a stripe none of @st
+ * uses; with @parity, one in a stripe whose P lies on @target. */
+static uint64_t file_block_on(struct crp_meta *m, int target, const uint64_t *st, int n,
+			      bool parity)
+{
+	for (int i = 0; i < NFILES; i++) {
+		struct crp_inode in;
+
+		ck_assert_int_eq(crp_meta_iread(m, inos[i], &in), 0);
+		for (uint32_t e = 0; e < in.nextents && e < CRP_INLINE_EXTENTS; e++)
+			for (uint32_t k = 0; k < in.ext[e].len; k++) {
+				uint64_t b = in.ext[e].pblk + k, s = stripe_of(&m->geom, b);
+				int p, q, at = member_of(&m->geom, b);
+
+				crp_geom_parity(&m->geom, s, &p, &q);
+				if (taken(st, n, s) || (parity ? p : at) != target)
+					continue;
+				return b;
+			}
+	}
+	ck_abort_msg("no file block on member %d apart from the stripes already chosen", target);
+	return 0;
+}
 static uint64_t sum_columns(const struct crp_scrub_counts *c)
 {
 	uint64_t n = 0;
@@ -299,32 +335,38 @@ static void run_repair(int level, int members)
 	struct crp_meta *m;
 	uint64_t st[4], before[CRP_FSFIX_MAX_MEMBERS], after[CRP_FSFIX_MAX_MEMBERS];
 	uint64_t blk_data, blk_dir, blk_itab, blk_par;
-	int fd, fp, col[4];
 	struct crp_geom g;
+	int target;
 
 	setup(level, members);
 	m = admin_open(fx.specs);
 	g = m->geom;
-	/* Four stripes, one damage each. */
-	blk_dir = first_block(m, dir_ino);
+	/* Four stripes, one damage each, all on the member that holds f5's
+	 * inode-table block. */
 	blk_itab = m->sb.itable_start + inos[5] / CRP_INODES_PER_BLOCK;
-	st[0] = stripe_of(&g, blk_dir);
-	st[1] = stripe_of(&g, blk_itab);
-	ck_assert_uint_ne(st[0], st[1]);
-	fd = file_apart(m, st, 2, 0);
-	blk_data = first_block(m, inos[fd]) + 1;
+	target = member_of(&g, blk_itab);
+	st[0] = stripe_of(&g, blk_itab);
+	blk_dir = 0;
+	for (int i = 0; i < NDIRS && !blk_dir; i++) {
+		uint64_t b = first_block(m, small_dirs[i]);
+
+		if (member_of(&g, b) == target && !taken(st, 1, stripe_of(&g, b)))
+			blk_dir = b;
+	}
+	ck_assert_msg(blk_dir, "no directory bucket on member %d", target);
+	st[1] = stripe_of(&g, blk_dir);
+	blk_data = file_block_on(m, target, st, 2, false);
 	st[2] = stripe_of(&g, blk_data);
-	fp = file_apart(m, st, 3, fd + 1);
-	blk_par = first_block(m, inos[fp]) + 1;
+	blk_par = file_block_on(m, target, st, 3, true);
 	st[3] = stripe_of(&g, blk_par);
 	for (int i = 0; i < 4; i++)
 		ck_assert_uint_gt(st[i], 0); /* stripe 0 holds the scrub's own record */
 	ck_assert_int_eq(crp_meta_close(m), 0);
 
-	col[0] = damage_block(&g, blk_dir, 300).member;	/* a directory bucket's entries */
-	col[1] = damage_block(&g, blk_itab, (inos[5] % CRP_INODES_PER_BLOCK) * CRP_INODE_SIZE + 100)
-			 .member;				/* an inode record */
-	col[2] = damage_block(&g, blk_data, 200).member;	/* file data */
+	ck_assert_int_eq(damage_block(&g, blk_dir, 300).member, target); /* a bucket's entries */
+	ck_assert_int_eq(damage_block(&g, blk_itab, (inos[5] % CRP_INODES_PER_BLOCK) *
+					  CRP_INODE_SIZE + 100).member, target); /* an inode */
+	ck_assert_int_eq(damage_block(&g, blk_data, 200).member, target); /* file data */
 	{
 		/* The P chunk of the row that holds blk_par. */
 		struct crp_loc loc;
@@ -332,9 +374,9 @@ static void run_repair(int level, int members)
 
 		crp_geom_map(&g, blk_par * CRP_BLOCK + 500, &loc);
 		crp_geom_parity(&g, loc.stripe, &p, &q);
+		ck_assert_int_eq(p, target);
 		xor_member(p, crp_geom_member_off(&g, loc.stripe, loc.chunk_off), delta,
 			   sizeof(delta));
-		col[3] = p;
 	}
 
 	/* Without --repair: each kind reported, nothing changed. */
@@ -354,8 +396,7 @@ static void run_repair(int level, int members)
 	ck_assert_uint_eq(c.repaired, 0);
 	ck_assert_uint_eq(c.syndrome_disagree, 0);
 	ck_assert_uint_eq(sum_columns(&c), 4);
-	for (int i = 0; i < 4; i++)
-		ck_assert_uint_ge(c.bad_columns[col[i]], 1);
+	ck_assert_uint_eq(c.bad_columns[target], 4);
 	ck_assert_uint_eq(c.stripes_in_use, c.stripes_checked);
 	ck_assert_uint_eq(c.stripes_degraded, 0);
 	ck_assert_uint_eq(c.stripes_in_use + c.stripes_free, c.stripes_total);
