@@ -14,6 +14,9 @@
  * ERROR) is rebuilt and rewritten.  And no false alarm: pass after pass
  * over an array another host keeps writing (copy-on-write overwrites,
  * fallocated ranges written in place, truncates, unlinks) finds nothing.
+ * The scrub record: status calls a live one "scrubbing", a stopped one
+ * (no checkpoint for a minute) not, and a second scrub is refused only
+ * while the first lives.
  */
 #include <check.h>
 #include <errno.h>
@@ -779,6 +782,70 @@ START_TEST(raid5_half_written_transaction)
 }
 END_TEST
 
+/* ---- the record in the member table, as status reads it ---- */
+
+static uint64_t ghost_ns;
+
+static int ghost_fn(struct crp_meta *m, struct crp_label *l, void *ctx)
+{
+	(void)m;
+	(void)ctx;
+	snprintf(l->scrubber, sizeof(l->scrubber), "ghost.admin");
+	l->scrub_ns = ghost_ns;
+	l->scrub_start_ns = ghost_ns;
+	l->scrub_stripe = 3;
+	return 0;
+}
+
+static void status_of(struct crp_status *st)
+{
+	char err[256];
+
+	ck_assert_int_eq(crp_status_read_watch(fx.specs, fx.n, "status", 0, st, err,
+					       sizeof(err)), 0);
+}
+
+START_TEST(record_and_status)
+{
+	struct crp_status *st = calloc(1, sizeof(*st));
+	struct crp_scrub_counts c;
+	struct crp_meta *m;
+	char busy[CRP_HOST_MAX] = "";
+
+	setup(5, 3);
+	m = admin_open(fx.specs);
+	/* A scrub whose checkpoint is a minute old has stopped. */
+	ghost_ns = crp_wall_ns() - 2 * CRP_SCRUB_STALE_NS;
+	ck_assert_int_eq(crp_meta_members_update(m, ghost_fn, NULL), 0);
+	status_of(st);
+	ck_assert_str_eq(st->scrubber, "ghost.admin");
+	ck_assert(!st->scrubbing);
+	ck_assert_str_eq(st->array_state, "clean");
+	/* A live one: the array is scrubbing, and a second scrub is refused. */
+	ghost_ns = crp_wall_ns();
+	ck_assert_int_eq(crp_meta_members_update(m, ghost_fn, NULL), 0);
+	status_of(st);
+	ck_assert(st->scrubbing);
+	ck_assert_str_eq(st->array_state, "scrubbing");
+	ck_assert_uint_eq(st->scrub_stripe, 3);
+	ck_assert_int_eq(crp_meta_scrub(m, NULL, &c, busy), -EBUSY);
+	ck_assert_str_eq(busy, "ghost.admin");
+	/* A stopped one is taken over, and the record cleared at the end. */
+	ghost_ns = crp_wall_ns() - 2 * CRP_SCRUB_STALE_NS;
+	ck_assert_int_eq(crp_meta_members_update(m, ghost_fn, NULL), 0);
+	ck_assert_int_eq(crp_meta_scrub(m, NULL, &c, busy), 0);
+	ck_assert_uint_eq(c.problem_stripes, 0);
+	status_of(st);
+	ck_assert_str_eq(st->scrubber, "");
+	ck_assert(!st->scrubbing);
+	ck_assert_str_eq(st->array_state, "clean");
+	ck_assert_int_eq(crp_meta_close(m), 0);
+	free(st);
+	if (crp_fsfix_remove(&fx) != 0)
+		fprintf(stderr, "cannot remove %s\n", fx.dir);
+}
+END_TEST
+
 static Suite *scrub_suite(void)
 {
 	Suite *s = suite_create("scrub");
@@ -787,6 +854,7 @@ static Suite *scrub_suite(void)
 	TCase *d = tcase_create("degraded");
 	TCase *e = tcase_create("medium");
 	TCase *w = tcase_create("writers");
+	TCase *rc = tcase_create("record");
 
 	tcase_set_timeout(t, 600);
 	tcase_set_timeout(u, 600);
@@ -804,6 +872,9 @@ static Suite *scrub_suite(void)
 	tcase_add_test(w, raid6_writers);
 	tcase_add_test(w, raid5_half_written_transaction);
 	suite_add_tcase(s, w);
+	tcase_set_timeout(rc, 300);
+	tcase_add_test(rc, record_and_status);
+	suite_add_tcase(s, rc);
 	suite_add_tcase(s, t);
 	suite_add_tcase(s, u);
 	suite_add_tcase(s, d);
