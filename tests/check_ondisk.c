@@ -137,6 +137,10 @@ START_TEST(label_round_trip)
 	a.events = 9;
 	a.rebuild_ns = 12345;
 	snprintf(a.rebuilder, sizeof(a.rebuilder), "node-b");
+	snprintf(a.scrubber, sizeof(a.scrubber), "node-c.admin");
+	a.scrub_ns = 23456;
+	a.scrub_stripe = 1234;
+	a.scrub_start_ns = 3456;
 	for (int i = 0; i < 4; i++) {
 		memset(a.table[i].uuid, 0x10 + i, 16);
 		a.table[i].state = i == 1 ? CRP_MS_FAILED : i == 3 ? CRP_MS_REBUILDING : CRP_MS_IN_SYNC;
@@ -146,6 +150,11 @@ START_TEST(label_round_trip)
 	crp_label_out(&a, blk);
 	ck_assert_int_eq(crp_label_in(blk, &b, err, sizeof(err)), 0);
 	ck_assert_int_eq(memcmp(&a, &b, sizeof(a)), 0);
+	/* The scrub record sits at bytes 256..343. */
+	ck_assert_str_eq((const char *)blk + 256, "node-c.admin");
+	ck_assert_uint_eq(crp_get_le64(blk + 320), 23456);
+	ck_assert_uint_eq(crp_get_le64(blk + 328), 1234);
+	ck_assert_uint_eq(crp_get_le64(blk + 336), 3456);
 	/* A table that does not name the member at its position is refused. */
 	memset(a.member_uuid, 0x77, 16);
 	crp_label_out(&a, blk);

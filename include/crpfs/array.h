@@ -214,6 +214,32 @@ int crp_array_rebuild_stripes(struct crp_array *a, uint64_t s0, uint32_t count, 
 int crp_array_resync_stripe(struct crp_array *a, uint64_t s);
 
 /*
+ * Whole-array checks (scrub): hold the locks of every writable member,
+ * this host's local ownership of all of them first, as
+ * crp_array_rebuild_stripes takes them, so that no transaction of any
+ * host is half way through any stripe while the caller reads the members
+ * directly (crp_array_member, crp_member_submit) and writes back with
+ * crp_array_write_held.  All or nothing, with backoff, up to the lock
+ * deadline; works while the calling thread holds the metadata lock (its
+ * members stay pinned).  0, or an error with nothing held.  Keep the hold
+ * to a few round trips: in reserve mode every other host waits, reads
+ * included.
+ */
+int crp_array_hold_all(struct crp_array *a);
+/* Give them back: 0, or -CRP_ELOCKLOST if a reservation was broken while
+ * held (what was read may have raced another host: read it again). */
+int crp_array_release_all(struct crp_array *a);
+/* Under crp_array_hold_all: write @len bytes at byte @off of member @m (a
+ * chunk found wrong), with the lease's fence time; not intent-logged. */
+int crp_array_write_held(struct crp_array *a, int m, uint64_t off, const void *buf,
+			 uint32_t len);
+/* Rows [off, off+len) of stripe @s's member @bad rebuilt from the other
+ * readable members into @out, with plain reads (the caller holds the
+ * locks if it needs them).  -CRP_EDEGRADED if too few are readable. */
+int crp_array_reconstruct(struct crp_array *a, uint64_t s, int bad, uint32_t off, uint32_t len,
+			  uint8_t *out);
+
+/*
  * Write intent: @begin runs before a stripe transaction first touches
  * stripe @s (a negative return fails the write), @end after it finished,
  * successfully or not; @suspect when it failed after its writes went out

@@ -181,6 +181,11 @@ struct crp_label {
 	uint64_t events;	/* version of the table: 1 at mkfs, +1 per change */
 	uint64_t rebuild_ns;	/* wall clock of the last rebuild checkpoint, 0 if none */
 	char rebuilder[CRP_HOST_MAX]; /* host rebuilding a member, "" if none */
+	/* The scrub under way (crpfs scrub), recorded with the table: */
+	char scrubber[CRP_HOST_MAX]; /* host scrubbing, "" if none */
+	uint64_t scrub_ns;	/* wall clock of its last checkpoint */
+	uint64_t scrub_stripe;	/* stripes [0, scrub_stripe) scrubbed */
+	uint64_t scrub_start_ns; /* wall clock of its start */
 	struct crp_member_ent table[CRP_LABEL_MEMBERS];
 };
 

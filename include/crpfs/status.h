@@ -40,8 +40,9 @@ struct crp_status_slot {
 struct crp_status {
 	char uuid[37];
 	char label[64];
-	/* "clean", "degraded" (a member out, no rebuild), "rebuilding",
-	 * "inoperable" (more members out than the level survives). */
+	/* "clean", "scrubbing" (clean, and a scrub runs), "degraded" (a
+	 * member out, no rebuild), "rebuilding", "inoperable" (more members
+	 * out than the level survives). */
 	char array_state[16];
 	uint64_t events;	/* member table version */
 	char rebuilder[64];	/* host rebuilding a member, "" if none */
@@ -56,6 +57,14 @@ struct crp_status {
 	uint64_t watch_ms;	/* how long the slots were watched (see below) */
 	uint64_t bytes_total, bytes_used;
 	uint64_t inodes_total, inodes_used;
+	/* The scrub recorded in the member table (crpfs scrub): */
+	char scrubber[64];	/* its host, "" if none is recorded */
+	bool scrubbing;		/* its last checkpoint is under CRP_SCRUB_STALE_NS old */
+	uint64_t scrub_stripe;	/* stripes scrubbed, at its last checkpoint */
+	uint64_t scrub_nstripes; /* stripes of the array */
+	double scrub_pct;
+	uint64_t scrub_wall_ns;	/* wall clock of its last checkpoint */
+	uint64_t scrub_start_wall_ns;
 };
 
 /* Read the state of the array on @specs (any order).  Opens the members

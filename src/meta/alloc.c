@@ -235,6 +235,14 @@ int crp_meta_alloc(struct crp_meta *m, uint64_t goal, uint32_t want, uint64_t *s
 			crp_meta_dirty(m, b);
 			if (pass == 0)
 				m->ag_cursor = g;
+			/* No checksum until data is written: an entry left by an
+			 * earlier use would not match what a fallocated (or
+			 * metadata) block holds, and scrub would judge it so. */
+			for (uint32_t j = 0; j < k; j++) {
+				r = crp_meta_csum_set(m, base + (uint64_t)i + j, 0);
+				if (r < 0)
+					return r;
+			}
 			*start = base + (uint64_t)i;
 			*got = k;
 			return 0;

@@ -291,6 +291,10 @@ void crp_label_out(const struct crp_label *l, void *buf)
 	crp_put_le64(b + 176, l->events);
 	crp_put_le64(b + 184, l->rebuild_ns);
 	str_out(b + 192, CRP_HOST_MAX, l->rebuilder);
+	str_out(b + 256, CRP_HOST_MAX, l->scrubber);
+	crp_put_le64(b + 320, l->scrub_ns);
+	crp_put_le64(b + 328, l->scrub_stripe);
+	crp_put_le64(b + 336, l->scrub_start_ns);
 	crp_sb_out(&l->sb, b + CRP_LABEL_SB_OFFSET);
 	for (int i = 0; i < CRP_LABEL_MEMBERS; i++) {
 		uint8_t *e = b + CRP_LABEL_TABLE_OFFSET + (size_t)i * 32;
@@ -339,6 +343,11 @@ int crp_label_in(const void *buf, struct crp_label *l, char *err, size_t errlen)
 	l->rebuild_ns = crp_get_le64(b + 184);
 	if (str_in(b + 192, CRP_HOST_MAX, l->rebuilder) < 0)
 		return fail(-CRP_ECORRUPT, err, errlen, "label's rebuilder name is not terminated");
+	if (str_in(b + 256, CRP_HOST_MAX, l->scrubber) < 0)
+		return fail(-CRP_ECORRUPT, err, errlen, "label's scrubber name is not terminated");
+	l->scrub_ns = crp_get_le64(b + 320);
+	l->scrub_stripe = crp_get_le64(b + 328);
+	l->scrub_start_ns = crp_get_le64(b + 336);
 	for (int i = 0; i < CRP_LABEL_MEMBERS; i++) {
 		const uint8_t *e = b + CRP_LABEL_TABLE_OFFSET + (size_t)i * 32;
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "crpfs/err.h"
+#include "crpfs/scrub.h"
 #include "crpfs/status.h"
 #include "crpfs/util.h"
 #include "meta_i.h"
@@ -68,6 +69,24 @@ static void member_states(const struct crp_assembly *as, struct crp_meta *m,
 	snprintf(st->array_state, sizeof(st->array_state), "%s",
 		 lost > as->tolerance ? "inoperable" : rebuilding ? "rebuilding" :
 		 lost ? "degraded" : "clean");
+}
+
+/* The scrub the table records: "scrubbing" while its checkpoints go on. */
+static void scrub_state(const struct crp_label *l, struct crp_status *st)
+{
+	uint64_t now = crp_wall_ns();
+
+	snprintf(st->scrubber, sizeof(st->scrubber), "%s", l->scrubber);
+	if (!l->scrubber[0])
+		return;
+	st->scrub_stripe = l->scrub_stripe;
+	st->scrub_nstripes = l->nstripes;
+	st->scrub_pct = l->nstripes ? 100.0 * (double)l->scrub_stripe / (double)l->nstripes : 0;
+	st->scrub_wall_ns = l->scrub_ns;
+	st->scrub_start_wall_ns = l->scrub_start_ns;
+	st->scrubbing = now >= l->scrub_ns ? now - l->scrub_ns < CRP_SCRUB_STALE_NS : true;
+	if (st->scrubbing && !strcmp(st->array_state, "clean"))
+		snprintf(st->array_state, sizeof(st->array_state), "scrubbing");
 }
 
 /* The slots as watched for @watch_ms (see status.h). */
@@ -148,6 +167,7 @@ int crp_status_read_watch(const char *const *specs, int n, const char *host,
 		const struct crp_label *l = &as->label;
 
 		member_states(as, NULL, specs, n, host, out);
+		scrub_state(l, out);
 		crp_uuid_str(l->uuid, out->uuid);
 		snprintf(out->label, sizeof(out->label), "%s", l->fslabel);
 		out->level = (int)l->level;
@@ -166,6 +186,7 @@ int crp_status_read_watch(const char *const *specs, int n, const char *host,
 	if (r < 0)
 		goto out_free;
 	member_states(as, m, specs, n, host, out);
+	scrub_state(&m->mt, out);
 	crp_uuid_str(m->sb.uuid, out->uuid);
 	snprintf(out->label, sizeof(out->label), "%s", m->sb.label);
 	out->level = (int)m->sb.level;

@@ -968,6 +968,87 @@ int crp_array_rebuild_stripes(struct crp_array *a, uint64_t s0, uint32_t count, 
 	return r;
 }
 
+int crp_array_hold_all(struct crp_array *a)
+{
+	int all[CRP_MAX_MEMBERS], r;
+
+	for (int i = 0; i < a->n; i++)
+		all[i] = i;
+	crp_mlock_take_local(a, all, a->n);
+	/* A reset or preemption seen since invalidates a cached reservation. */
+	for (int i = 0; i < a->n; i++) {
+		r = crp_lock_check_events(a, i);
+		if (r)
+			a->lk[i].reserved = false;
+		/* A pinned one is the metadata lock of the caller, broken:
+		 * its unlock reports it; nothing more is done under it. */
+		if (r == -CRP_EFENCED || (r && a->lk[i].pinned))
+			goto fail;
+	}
+	r = lock_all(a, all);
+	if (r == 0)
+		return 0;
+fail:
+	crp_mlock_give_local(a, all, a->n);
+	return r;
+}
+
+int crp_array_release_all(struct crp_array *a)
+{
+	int all[CRP_MAX_MEMBERS], r = 0;
+
+	for (int i = 0; i < CRP_MAX_MEMBERS; i++)
+		all[i] = i;
+	for (int i = 0; i < a->n; i++) {
+		int e = crp_lock_check_events(a, i);
+
+		if (e && !r)
+			r = e == -CRP_EFENCED ? e : -CRP_ELOCKLOST;
+		if (e)
+			a->lk[i].reserved = false;
+	}
+	crp_lock_release_now(a, all, a->n);
+	crp_mlock_give_local(a, all, a->n);
+	if (r)
+		atomic_fetch_add(&a->ctr.lock_lost, 1);
+	return r;
+}
+
+int crp_array_write_held(struct crp_array *a, int m, uint64_t off, const void *buf,
+			 uint32_t len)
+{
+	struct crp_cmd c;
+	uint64_t until = 0;
+	uint32_t bs;
+	int r;
+
+	if (m < 0 || m >= a->n)
+		return -EINVAL;
+	if (!crp_array_writable(a, m))
+		return -CRP_EMEMBER;
+	bs = crp_member_block_size(a->m[m]);
+	if (off % bs || len % bs)
+		return -EINVAL;
+	r = crp_array_gate_check(a, &until);
+	if (r < 0)
+		return r;
+	crp_cmd_init(&c);
+	crp_cdb_write16(&c, off / bs, len / bs, buf, len, false);
+	c.fence_ns = until;
+	r = crp_member_exec(a->m[m], &c);
+	crp_array_note_failures(a);
+	return r;
+}
+
+int crp_array_reconstruct(struct crp_array *a, uint64_t s, int bad, uint32_t off, uint32_t len,
+			  uint8_t *out)
+{
+	if (!a->has_geom || s >= a->g.nstripes || bad < 0 || bad >= a->n ||
+	    (uint64_t)off + len > a->g.chunk)
+		return -ERANGE;
+	return rebuild_rows_once(a, s, bad, -1, off, len, out, NULL, NULL);
+}
+
 /*
  * reserve mode: a dead host's SCSI-2 reservation went with its session if
  * it crashed; only a hung host still holds one.  Probe with a one-block

@@ -7,6 +7,7 @@
  *   crpfs fail MEMBER[,MEMBER...]|MOUNTPOINT MEMBER [--host NAME]
  *   crpfs replace MEMBER[,MEMBER...]|MOUNTPOINT OLD NEW [--rate MIB/S] [--json] [--force]
  *                 [--host NAME]
+ *   crpfs scrub MEMBER[,MEMBER...]|MOUNTPOINT [--repair] [--json] [--rate MIB/S] [--host NAME]
  *
  * Each subcommand is a thin main over the library (crpfs/status.h).  Bad
  * arguments print the usage on standard error before anything is opened:
@@ -30,6 +31,7 @@
 #include "crpfs/err.h"
 #include "crpfs/log.h"
 #include "crpfs/meta.h"
+#include "crpfs/scrub.h"
 #include "crpfs/status.h"
 
 #define EXIT_USAGE 2
@@ -45,6 +47,8 @@ static void usage(FILE *f)
 		"       crpfs fail MEMBER[,MEMBER...]|MOUNTPOINT MEMBER [--host NAME]\n"
 		"       crpfs replace MEMBER[,MEMBER...]|MOUNTPOINT OLD NEW [--rate MIB/S] [--json]\n"
 		"                     [--force] [--host NAME]\n"
+		"       crpfs scrub MEMBER[,MEMBER...]|MOUNTPOINT [--repair] [--json] [--rate MIB/S]\n"
+		"                   [--host NAME]\n"
 		"       crpfs help\n"
 		"\n"
 		"  MEMBER  file:PATH, iscsi://HOST[:PORT]/IQN/LUN, /dev/sgN or /dev/sdX, or\n"
@@ -348,10 +352,17 @@ static void status_json(FILE *f, const struct crp_status *st)
 	}
 	fprintf(f,
 		"%s],\n  \"bytes_total\": %llu,\n  \"bytes_used\": %llu,\n"
-		"  \"inodes_total\": %llu,\n  \"inodes_used\": %llu\n}\n",
+		"  \"inodes_total\": %llu,\n  \"inodes_used\": %llu,\n",
 		st->max_hosts > 0 ? "\n  " : "", (unsigned long long)st->bytes_total,
 		(unsigned long long)st->bytes_used, (unsigned long long)st->inodes_total,
 		(unsigned long long)st->inodes_used);
+	fputs("  \"scrub\": {\"host\": ", f);
+	json_str(f, st->scrubber);
+	fprintf(f, ", \"active\": %s, \"stripe\": %llu, \"stripes\": %llu, \"percent\": %.1f, "
+		"\"checkpoint_wall_ns\": %llu, \"start_wall_ns\": %llu}\n}\n",
+		st->scrubbing ? "true" : "false", (unsigned long long)st->scrub_stripe,
+		(unsigned long long)st->scrub_nstripes, st->scrub_pct,
+		(unsigned long long)st->scrub_wall_ns, (unsigned long long)st->scrub_start_wall_ns);
 }
 
 static const char *human(uint64_t v, char *buf, size_t len)
@@ -389,6 +400,15 @@ static void status_text(FILE *f, const struct crp_status *st)
 	fprintf(f, "data offset: %llu bytes (%s)\n", (unsigned long long)st->data_offset,
 		human(st->data_offset, h1, sizeof(h1)));
 	fprintf(f, "lock mode:   %s\n", st->lock_mode);
+	if (st->scrubber[0]) {
+		fprintf(f, "scrub:       %s %.1f%% (stripe %llu of %llu) by %s", st->scrubbing ?
+			"running," : "stopped at", st->scrub_pct, (unsigned long long)st->scrub_stripe,
+			(unsigned long long)st->scrub_nstripes, st->scrubber);
+		if (st->scrub_wall_ns && now >= st->scrub_wall_ns)
+			fprintf(f, ", last checkpoint %.1f s ago",
+				(double)(now - st->scrub_wall_ns) / 1e9);
+		fputc('\n', f);
+	}
 	fprintf(f, "space:       %s used of %s", human(st->bytes_used, h1, sizeof(h1)),
 		human(st->bytes_total, h2, sizeof(h2)));
 	if (st->bytes_total)
@@ -743,29 +763,38 @@ static void progress_show(void *ctx, uint64_t done, uint64_t total, uint64_t byt
 	double eta = done > start && done < total ?
 			     (double)el / 1e9 * (double)(total - done) / (double)(done - start) : 0;
 	bool last = done >= total;
+	char what[64];
 
 	if (!last && now - p->last_ns < (p->tty ? 200000000ull : 5000000000ull) &&
 	    (uint64_t)(pct / 10) == p->last_pct10)
 		return;
 	p->last_ns = now;
 	p->last_pct10 = (uint64_t)(pct / 10);
+	/* A scrub (pos < 0) names no position. */
+	if (p->pos >= 0)
+		snprintf(what, sizeof(what), "%s position %d", p->op, p->pos);
+	else
+		snprintf(what, sizeof(what), "%s", p->op);
 	if (p->json) {
-		printf("{\"op\": \"%s\", \"position\": %d, \"done\": %llu, \"total\": %llu, "
+		printf("{\"op\": \"%s\", ", p->op);
+		if (p->pos >= 0)
+			printf("\"position\": %d, ", p->pos);
+		printf("\"done\": %llu, \"total\": %llu, "
 		       "\"percent\": %.1f, \"resumed_at\": %llu, \"bytes\": %llu, "
 		       "\"rate_bps\": %.0f, \"eta_s\": %.0f}\n",
-		       p->op, p->pos, (unsigned long long)done, (unsigned long long)total, pct,
+		       (unsigned long long)done, (unsigned long long)total, pct,
 		       (unsigned long long)start, (unsigned long long)bytes, rate, eta);
 	} else if (p->tty) {
 		int w = 30, fill = (int)(pct * w / 100.0);
 
-		fprintf(stderr, "\r%s position %d [%.*s%*s] %5.1f%% %8.1f MiB/s ETA %4.0f s", p->op,
-			p->pos, fill, "##############################", w - fill, "", pct,
+		fprintf(stderr, "\r%s [%.*s%*s] %5.1f%% %8.1f MiB/s ETA %4.0f s", what,
+			fill, "##############################", w - fill, "", pct,
 			rate / 1048576.0, eta);
 		if (last)
 			fputc('\n', stderr);
 	} else {
-		printf("%s position %d: %.1f%% (%llu of %llu stripes%s), %.1f MiB/s, ETA %.0f s\n",
-		       p->op, p->pos, pct, (unsigned long long)done, (unsigned long long)total,
+		printf("%s: %.1f%% (%llu of %llu stripes%s), %.1f MiB/s, ETA %.0f s\n",
+		       what, pct, (unsigned long long)done, (unsigned long long)total,
 		       start ? ", resumed" : "", rate / 1048576.0, eta);
 	}
 	fflush(stdout);
@@ -919,6 +948,190 @@ out:
 	return code;
 }
 
+/* ---- scrub ---- */
+
+static void scrub_say(void *ctx, const char *msg)
+{
+	const struct progress *p = ctx;
+
+	/* With --json, standard output carries JSON only. */
+	if (p->json) {
+		fprintf(stderr, "crpfs scrub: %s\n", msg);
+	} else {
+		if (p->tty)
+			fputs("\r\033[K", stderr); /* past the bar */
+		printf("crpfs scrub: %s\n", msg);
+		fflush(stdout);
+	}
+}
+
+static bool scrub_problems(const struct crp_scrub_counts *c)
+{
+	return c->problem_stripes > 0;
+}
+
+static void scrub_json(const struct crp_scrub_counts *c, struct crp_meta *m, bool repair,
+		       const char *state, const char *result, double secs)
+{
+	bool first = true;
+
+	printf("{\"op\": \"scrub\", \"state\": \"%s\", \"result\": \"%s\", \"repair\": %s, "
+	       "\"stripes_total\": %llu, \"stripes_done\": %llu, \"stripes_in_use\": %llu, "
+	       "\"stripes_checked\": %llu, \"stripes_free\": %llu, \"stripes_degraded\": %llu, "
+	       "\"parity_mismatches\": {\"p\": %llu, \"q\": %llu}, "
+	       "\"data_checksum_errors\": %llu, \"metadata_checksum_errors\": %llu, "
+	       "\"read_errors\": %llu, \"bad_columns\": [",
+	       state, result, repair ? "true" : "false", (unsigned long long)c->stripes_total,
+	       (unsigned long long)c->stripes_done, (unsigned long long)c->stripes_in_use,
+	       (unsigned long long)c->stripes_checked, (unsigned long long)c->stripes_free,
+	       (unsigned long long)c->stripes_degraded, (unsigned long long)c->parity_p,
+	       (unsigned long long)c->parity_q, (unsigned long long)c->data_errors,
+	       (unsigned long long)c->meta_errors, (unsigned long long)c->read_errors);
+	for (int i = 0; i < crp_array_nmembers(m->a); i++) {
+		if (!c->bad_columns[i])
+			continue;
+		printf("%s{\"position\": %d, \"member\": ", first ? "" : ", ", i);
+		json_str(stdout, crp_member_spec(crp_array_member(m->a, i)));
+		printf(", \"count\": %llu}", (unsigned long long)c->bad_columns[i]);
+		first = false;
+	}
+	printf("], \"syndrome_disagreements\": %llu, \"problem_stripes\": %llu, "
+	       "\"repaired\": %llu, \"repaired_stripes\": %llu, \"unrecoverable\": %llu, "
+	       "\"rechecked_clean\": %llu, \"blocks_checked\": %llu, \"bytes_read\": %llu, "
+	       "\"seconds\": %.1f, \"rate_bps\": %.0f}\n",
+	       (unsigned long long)c->syndrome_disagree, (unsigned long long)c->problem_stripes,
+	       (unsigned long long)c->repaired, (unsigned long long)c->repaired_stripes,
+	       (unsigned long long)c->unrecoverable, (unsigned long long)c->rechecked_clean,
+	       (unsigned long long)c->blocks_checked,
+	       (unsigned long long)c->bytes_read, secs,
+	       secs > 0 ? (double)c->bytes_read / secs : 0.0);
+}
+
+static void scrub_text(const struct crp_scrub_counts *c, struct crp_meta *m, double secs)
+{
+	bool any = false;
+
+	printf("crpfs scrub: %llu of %llu stripes: %llu in use (%llu checked, %llu degraded, "
+	       "parity not checked), %llu free (skipped)\n",
+	       (unsigned long long)c->stripes_done, (unsigned long long)c->stripes_total,
+	       (unsigned long long)c->stripes_in_use, (unsigned long long)c->stripes_checked,
+	       (unsigned long long)c->stripes_degraded, (unsigned long long)c->stripes_free);
+	printf("crpfs scrub: parity mismatches: P %llu, Q %llu; checksum errors: data %llu, "
+	       "metadata %llu; read errors %llu; %llu blocks checked\n",
+	       (unsigned long long)c->parity_p, (unsigned long long)c->parity_q,
+	       (unsigned long long)c->data_errors, (unsigned long long)c->meta_errors,
+	       (unsigned long long)c->read_errors, (unsigned long long)c->blocks_checked);
+	for (int i = 0; i < crp_array_nmembers(m->a); i++) {
+		if (!c->bad_columns[i])
+			continue;
+		printf("%s position %d (%s): %llu", any ? ";" : "crpfs scrub: bad columns:", i,
+		       crp_member_spec(crp_array_member(m->a, i)),
+		       (unsigned long long)c->bad_columns[i]);
+		any = true;
+	}
+	if (any)
+		putchar('\n');
+	if (c->syndrome_disagree)
+		printf("crpfs scrub: %llu stripes where P and Q named another column than the "
+		       "checksums\n", (unsigned long long)c->syndrome_disagree);
+	printf("crpfs scrub: %llu stripes with problems, %llu repaired (%llu chunks rewritten), "
+	       "%llu unrecoverable\n",
+	       (unsigned long long)c->problem_stripes, (unsigned long long)c->repaired_stripes,
+	       (unsigned long long)c->repaired, (unsigned long long)c->unrecoverable);
+	printf("crpfs scrub: %.1f MiB read in %.1f s (%.1f MiB/s)\n",
+	       (double)c->bytes_read / 1048576.0, secs,
+	       secs > 0 ? (double)c->bytes_read / 1048576.0 / secs : 0.0);
+}
+
+static int cmd_scrub(int argc, char **argv)
+{
+	struct crp_admin *ad = NULL;
+	struct members mb = { 0 };
+	struct progress pg = { .op = "scrub", .pos = -1 };
+	struct crp_scrub_opts so = { 0 };
+	struct crp_scrub_counts c;
+	struct sigaction sa = { .sa_handler = on_stop_signal };
+	char *list = NULL, busy[CRP_HOST_MAX] = "";
+	const char *state = "done", *result;
+	struct args a;
+	uint64_t t0;
+	double secs;
+	int code, r;
+
+	if (parse_args(argc, argv, "repair,json,rate", &a) < 0) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	admin_host(&a, host_given(argc, argv));
+	code = open_admin("scrub", &a, &mb, &list, &ad);
+	if (code)
+		goto out;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	pg.json = a.json;
+	pg.tty = !a.json && isatty(STDERR_FILENO);
+	pg.t0 = t0 = wall_now_ns();
+	so.repair = a.repair;
+	so.rate_bps = a.rate_bps;
+	so.progress = progress_show;
+	so.say = scrub_say;
+	so.ctx = &pg;
+	so.stop = &stop_requested;
+	r = crp_meta_scrub(crp_admin_meta(ad), &so, &c, busy);
+	secs = (double)(wall_now_ns() - t0) / 1e9;
+	if (r == -EBUSY) {
+		fprintf(stderr, "crpfs scrub: %s is scrubbing this array (its last checkpoint is "
+			"less than a minute old); wait for it to finish\n", busy);
+		code = EXIT_FAILED;
+		goto out;
+	}
+	if (r < 0 && r != -EINTR) {
+		fprintf(stderr, "crpfs scrub: stopped at stripe %llu of %llu: %s\n",
+			(unsigned long long)c.stripes_done, (unsigned long long)c.stripes_total,
+			crp_strerror(r));
+		state = "failed";
+	} else if (r == -EINTR) {
+		fprintf(stderr, "crpfs scrub: stopped at stripe %llu of %llu; a scrub starts over "
+			"from the first stripe\n", (unsigned long long)c.stripes_done,
+			(unsigned long long)c.stripes_total);
+		state = "stopped";
+	}
+	if (!scrub_problems(&c))
+		result = "clean";
+	else if (a.repair && !c.unrecoverable && c.repaired_stripes == c.problem_stripes)
+		result = "repaired";
+	else
+		result = "problems";
+	if (a.json) {
+		scrub_json(&c, crp_admin_meta(ad), a.repair, state, result, secs);
+	} else {
+		scrub_text(&c, crp_admin_meta(ad), secs);
+		if (!strcmp(result, "clean"))
+			printf("crpfs scrub: %s\n", r == 0 ? "clean: every stripe in use checks out" :
+			       "no problem found in the stripes scrubbed");
+		else if (!strcmp(result, "repaired"))
+			printf("crpfs scrub: every problem found was repaired\n");
+		else if (c.unrecoverable)
+			printf("crpfs scrub: %llu stripes cannot be put right from parity: what "
+			       "they hold is lost unless a copy exists (crpfs fsck names the "
+			       "inodes whose blocks fail)\n",
+			       (unsigned long long)c.unrecoverable);
+		else if (!a.repair)
+			printf("crpfs scrub: problems found; crpfs scrub --repair rewrites what was "
+			       "found wrong\n");
+		else
+			printf("crpfs scrub: some problems were not repaired (see above)\n");
+	}
+	code = r == 0 && strcmp(result, "problems") ? 0 : EXIT_FAILED;
+	if (fflush(stdout) != 0)
+		code = EXIT_FAILED;
+out:
+	code = close_admin("scrub", ad, code);
+	members_free(&mb);
+	free(list);
+	return code;
+}
+
 /* ---- dispatch ---- */
 
 struct subcommand {
@@ -933,6 +1146,7 @@ static const struct subcommand subcommands[] = {
 	{ "hosts", cmd_hosts, EXIT_USAGE },
 	{ "fail", cmd_fail, EXIT_USAGE },
 	{ "replace", cmd_replace, EXIT_USAGE },
+	{ "scrub", cmd_scrub, EXIT_USAGE },
 };
 
 int main(int argc, char **argv)
