@@ -186,6 +186,8 @@ uint32_t crp_member_default_timeout(const struct crp_member *m);
 /* Return and clear the CRP_EV_* bits seen since the last call.  Taking
  * CRP_EV_NEXUS_LOST lets commands with fence_ns go out again (above). */
 unsigned crp_member_take_events(struct crp_member *m);
+/* How many times the member's session was lost so far (0 at open). */
+unsigned crp_member_nexus_gen(struct crp_member *m);
 
 struct crp_member_counters *crp_member_counters(struct crp_member *m);
 

@@ -47,14 +47,18 @@ static int pr_out(struct crp_array *a, int i, uint8_t sa, uint8_t type, uint64_t
  */
 void crp_array_pr_reregister(struct crp_array *a, int i)
 {
+	unsigned gen;
 	int r;
 
 	if (a->opts.lock_mode != CRP_LOCK_PR || crp_member_failed(a->m[i]))
 		return;
+	gen = crp_member_nexus_gen(a->m[i]);
 	r = pr_out(a, i, CRP_PROUT_REGISTER_IGNORE, 0, 0, a->pr_key);
 	if (r < 0)
 		crp_warn("member %s: registering our key again after a lost session failed: %s",
 			 crp_member_spec(a->m[i]), crp_strerror(r));
+	else
+		atomic_store(&a->reg_gen[i], gen);
 }
 
 int crp_array_open(const char *const *specs, int n, const struct crp_array_opts *opts,
@@ -153,6 +157,7 @@ int crp_array_open_degraded(const char *const *specs, int n, const struct crp_ar
 		for (int i = 0; i < n; i++) {
 			if (crp_member_failed(a->m[i]))
 				continue;
+			atomic_store(&a->reg_gen[i], crp_member_nexus_gen(a->m[i]));
 			r = pr_out(a, i, CRP_PROUT_REGISTER_IGNORE, 0, 0, a->pr_key);
 			if (r < 0) {
 				snprintf(err, errlen,
@@ -1223,9 +1228,13 @@ int crp_array_pr_check(struct crp_array *a)
 				return 0;
 		if (n > 48)
 			return 0; /* cannot tell from a truncated list */
-		if (crp_now_ns() < atomic_load(&a->lease_end_ns)) {
-			/* Nobody may have declared us dead: the target lost its
-			 * registrations (a restart).  Register again. */
+		if (crp_now_ns() < atomic_load(&a->lease_end_ns) &&
+		    crp_member_nexus_gen(a->m[i]) != atomic_load(&a->reg_gen[i])) {
+			/* Our session was lost since we registered, and nobody
+			 * may have declared us dead (the lease runs): the target
+			 * lost its registrations (a restart).  Register again.
+			 * A key gone from the very nexus it was registered on
+			 * was preempted. */
 			if (!atomic_exchange(&a->reregistered, true))
 				crp_warn("member %s: this host's registration is gone while its lease "
 					 "runs (the target lost its reservation state): registering "

@@ -82,6 +82,8 @@ struct crp_array {
 	atomic_int peers;		/* other live hosts (the cluster layer says) */
 	atomic_bool fenced;	/* sticky: preempted, or declared dead (crp_array_fence) */
 	atomic_uint_fast64_t lease_end_ns; /* our lease, as the cluster last renewed it */
+	/* pr: the member's nexus generation our key was last registered on. */
+	atomic_uint reg_gen[CRP_MAX_MEMBERS];
 	atomic_bool reregistered; /* said once: registrations found lost */
 	int (*gate)(void *ctx, uint64_t *until); /* write gate (cluster lease), set before I/O starts */
 	void *gate_ctx;

@@ -289,6 +289,11 @@ void crp_member_nexus_lost(struct crp_member *m)
 	pthread_mutex_unlock(&m->qmu);
 }
 
+unsigned crp_member_nexus_gen(struct crp_member *m)
+{
+	return atomic_load(&m->nexus_gen);
+}
+
 void crp_member_note_event(struct crp_member *m, unsigned ev)
 {
 	atomic_fetch_or(&m->events, ev);
