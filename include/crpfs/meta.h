@@ -68,6 +68,10 @@ struct crp_meta_opts {
 	bool salvage;		/* fsck: an allocation bitmap that cannot be read even
 				   after reconstruction does not fail the open (its
 				   group is not allocated from; fsck rebuilds it) */
+	bool observer;		/* an administration tool (crpfs fail, replace,
+				   scrub): a member it cannot reach is left for
+				   the mounted hosts to judge, never recorded
+				   failed by it (failures of its own I/O are) */
 	bool defer_members;	/* members missing at open are recorded failed by the
 				   caller (crp_meta_members_update), once dead
 				   hosts' locks can be broken (mount: after the
@@ -157,6 +161,7 @@ struct crp_meta {
 	uint16_t name_origin[CRP_LABEL_MEMBERS]; /* enum crp_name_origin of each name */
 	uint8_t pos_uuid[CRP_LABEL_MEMBERS][16]; /* the member object at each position */
 	uint64_t unreachable;		/* positions this host cannot serve, to record failed */
+	bool observer;			/* crp_meta_opts.observer: unreachable is not recorded */
 	bool in_update;			/* a table update runs (its own writes do not recurse) */
 	int replacing;			/* position + 1 that a replace is setting up, or 0 */
 	uint32_t timeout_ms;		/* member command timeout (opening replacements) */

@@ -19,7 +19,7 @@ struct crp_admin {
 int crp_admin_open(const char *const *specs, int n, const char *host, uint32_t timeout_ms,
 		   struct crp_admin **out, char *err, size_t errlen)
 {
-	struct crp_meta_opts mo = { .host = host, .timeout_ms = timeout_ms };
+	struct crp_meta_opts mo = { .host = host, .timeout_ms = timeout_ms, .observer = true };
 	struct crp_cluster_opts co = { .no_recovery = true };
 	struct crp_admin *ad = calloc(1, sizeof(*ad));
 	int r;

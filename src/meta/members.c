@@ -103,6 +103,12 @@ static int read_names_of(struct crp_member *mem, char (*names)[CRP_NAME_SPEC_MAX
 	if (!buf)
 		return -ENOMEM;
 	r = crp_member_read(mem, CRP_NAMES_OFFSET, buf, (uint32_t)len);
+	/* reserve mode: another host's reservation refuses reads a while. */
+	for (uint64_t t0 = crp_now_ns(); r == -CRP_ECONFLICT &&
+	     crp_now_ns() - t0 < (uint64_t)crp_member_default_timeout(mem) * 1000000ull;) {
+		crp_sleep_ns(1000000ull + crp_random() % 4000000ull);
+		r = crp_member_read(mem, CRP_NAMES_OFFSET, buf, (uint32_t)len);
+	}
 	for (int i = 0; r == 0 && i < CRP_LABEL_MEMBERS; i++) {
 		struct crp_member_name nm;
 
@@ -587,7 +593,7 @@ int crp_meta_members_update(struct crp_meta *m, crp_members_fn fn, void *ctx)
 		if (r < 0)
 			break;
 		l = m->mt;
-		fails = crp_array_take_failures(m->a) | m->unreachable;
+		fails = crp_array_take_failures(m->a) | (m->observer ? 0 : m->unreachable);
 		m->unreachable = 0;
 		for (uint32_t p = 0; p < l.nmembers; p++) {
 			if (!(fails & (1ull << p)) || l.table[p].state == CRP_MS_FAILED)
@@ -615,7 +621,7 @@ int crp_meta_members_update(struct crp_meta *m, crp_members_fn fn, void *ctx)
 		m->mt = l;
 		changed = true;
 		m->unreachable |= apply(m);
-		if (!crp_array_failures_pending(m->a) && !m->unreachable)
+		if (!crp_array_failures_pending(m->a) && (m->observer || !m->unreachable))
 			break;
 	}
 	if (r == 0 && changed)

@@ -572,7 +572,8 @@ int crp_meta_open(const char *const *specs, int n, const struct crp_meta_opts *o
 	 * cluster, whose recovery breaks such locks. */
 	if (!m->ro)
 		m->unreachable |= as->missing;
-	if (!m->ro && m->unreachable && !opts->defer_members) {
+	m->observer = opts->observer;
+	if (!m->ro && m->unreachable && !opts->defer_members && !m->observer) {
 		r = crp_meta_members_update(m, NULL, NULL);
 		if (r < 0) {
 			snprintf(err, errlen, "cannot record the missing members in the member "
