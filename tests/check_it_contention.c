@@ -13,7 +13,7 @@
 
 #include "fixture/contention.h"
 
-#define SECONDS 20
+#define SECONDS 10
 
 static char dir[64];
 static char specs_buf[8][128];

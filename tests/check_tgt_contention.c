@@ -15,7 +15,7 @@
 #include "fixture/contention.h"
 #include "fixture/tgt.h"
 
-#define SECONDS 20
+#define SECONDS 10
 #define NLUNS 5
 
 static struct crp_tgt *tgt;
