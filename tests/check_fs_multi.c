@@ -6,7 +6,9 @@
  * block twice under concurrent creates, and keep a shared file exact under
  * concurrent writes of disjoint ranges; a file one host holds open stays
  * whole after another host unlinks it or renames over it, until its last
- * close frees it; fsck stays clean.
+ * close frees it; fsck stays clean.  A host that only reads takes no
+ * reservation, and what it reads without the lock is always one whole
+ * state of what another host is changing.
  */
 #include <check.h>
 #include <errno.h>
@@ -24,6 +26,7 @@
 #include "crpfs/meta.h"
 #include "crpfs/status.h"
 #include "fixture/fsfix.h"
+#include "../src/fs/fs_i.h"
 
 #define NM 3
 #define NH 3
@@ -40,13 +43,21 @@ static void rm_tree(void)
 		fprintf(stderr, "cannot remove %s\n", fx.dir);
 }
 
-static void format(void)
+/* @pr: persistent reservations (others read while one writes); else
+ * RESERVE(6), which keeps every other host off a member it holds. */
+static void format_mode(int pr)
 {
 	const struct crp_fsfix_params p = { .name = "multi", .members = NM,
 					    .member_size = MEMBER_SIZE, .level = 5,
-					    .chunk = 65536, .max_hosts = 4, .label = "multi" };
+					    .chunk = 65536, .max_hosts = 4, .label = "multi",
+					    .lock_mode = pr };
 
 	crp_fsfix_format(&fx, &p);
+}
+
+static void format(void)
+{
+	format_mode(0);
 }
 
 static void mount_all(void)
@@ -478,6 +489,283 @@ START_TEST(unlinked_file_freed_when_its_holder_leaves)
 }
 END_TEST
 
+/* ---- reads without the metadata lock ---- */
+
+#define QUIET_OPS 300
+
+/* Lookups, attributes, listings and data of files another host wrote, on
+ * a host that changes nothing: served without a reservation, correctly. */
+START_TEST(reads_take_no_reservation)
+{
+	size_t len = 100000;
+	uint8_t *data = malloc(len), *buf = malloc(len + 4096);
+	struct crp_fs_counters c0, c1, w0, w1;
+	struct crp_fs *b;
+	uint64_t ino, fh;
+	int ops = 0;
+
+	format();
+	mount_all();
+	b = hosts[1];
+	fill_pattern(data, len, 3);
+	ino = create_file(hosts[0], CRP_ROOT_INO, "quiet", data, len);
+	ck_assert_int_eq(crp_fs_open(b, ino, O_RDONLY, &fh), 0); /* open takes the lock */
+	crp_fs_get_counters(b, &c0);
+	crp_fs_get_counters(hosts[0], &w0);
+	while (ops < QUIET_OPS) {
+		struct crp_attr a;
+		uint64_t dfh;
+		int n = 0;
+
+		ck_assert_uint_eq(lookup(b, CRP_ROOT_INO, "quiet"), ino);
+		ck_assert_int_eq(crp_fs_getattr(b, ino, &a), 0);
+		ck_assert_uint_eq(a.size, len);
+		ck_assert_int_eq(crp_fs_read(b, ino, fh, 0, buf, len + 4096), (ssize_t)len);
+		ck_assert_int_eq(memcmp(buf, data, len), 0);
+		ck_assert_int_eq(crp_fs_opendir(b, CRP_ROOT_INO, &dfh), 0); /* locked */
+		ck_assert_int_eq(crp_fs_readdir(b, CRP_ROOT_INO, dfh, 0, count_cb, &n), 0);
+		ck_assert_int_eq(crp_fs_releasedir(b, CRP_ROOT_INO, dfh), 0); /* locked */
+		ck_assert_int_ge(n, 1);
+		ops += 4;
+	}
+	crp_fs_get_counters(b, &c1);
+	crp_fs_get_counters(hosts[0], &w1);
+	fprintf(stderr, "reads_take_no_reservation: %d reads: %llu without the lock, %llu retried, "
+		"%llu reservations (opendir/releasedir: %d)\n", ops,
+		(unsigned long long)(c1.unlocked_reads - c0.unlocked_reads),
+		(unsigned long long)(c1.unlocked_retries - c0.unlocked_retries),
+		(unsigned long long)(c1.reservations - c0.reservations), ops / 2);
+	/* Nobody wrote: every read held without the lock (the first
+	 * lookups after A's create may have had to catch up, no more). */
+	ck_assert_uint_eq(w1.commits, w0.commits);
+	ck_assert_uint_eq(c1.unlocked_reads - c0.unlocked_reads, (uint64_t)ops);
+	ck_assert_uint_eq(c1.unlocked_retries, c0.unlocked_retries);
+	/* The only reservations: opendir and releasedir (one transaction
+	 * each, a few stripe locks at most), and the heartbeat. */
+	ck_assert_uint_le(c1.reservations - c0.reservations, (uint64_t)(ops / 2) * 3 + 20);
+	ck_assert_int_eq(crp_fs_release(b, ino, fh), 0);
+	unmount_all_and_fsck();
+	free(data);
+	free(buf);
+	rm_tree();
+}
+END_TEST
+
+#define SWAP_FILES 16
+#define SWAP_LEN 65536
+
+struct swapper {
+	struct crp_fs *fs;
+	uint64_t dir, ino;
+	volatile bool stop;
+	int rounds, err;
+};
+
+/* Renames a name back and forth (the directory always holds SWAP_FILES
+ * names) and rewrites one file whole, each time with one version byte. */
+static void *swap_names(void *arg)
+{
+	struct swapper *sw = arg;
+	uint8_t *buf = malloc(SWAP_LEN);
+	uint64_t fh;
+	int r = crp_fs_open(sw->fs, sw->ino, O_RDWR, &fh);
+
+	for (int k = 0; !r && !sw->stop && k < 100000; k++) {
+		char from[32], to[32];
+		int i = k % SWAP_FILES;
+
+		snprintf(from, sizeof(from), "%c%02d", (k / SWAP_FILES) % 2 ? 'y' : 'x', i);
+		snprintf(to, sizeof(to), "%c%02d", (k / SWAP_FILES) % 2 ? 'x' : 'y', i);
+		r = crp_fs_rename(sw->fs, sw->dir, from, sw->dir, to, 0, &root_cred);
+		if (!r) {
+			memset(buf, (k & 0x7f) + 1, SWAP_LEN);
+			r = crp_fs_write(sw->fs, sw->ino, fh, 0, buf, SWAP_LEN) == SWAP_LEN ? 0 : -EIO;
+		}
+		sw->rounds = k + 1;
+		usleep(1000); /* room for the reader's passes between changes */
+	}
+	if (!r)
+		r = crp_fs_release(sw->fs, sw->ino, fh);
+	sw->err = r;
+	free(buf);
+	return NULL;
+}
+
+/* While A renames and rewrites, B lists, looks up and reads without the
+ * lock: every listing has exactly the names the directory always has,
+ * every read is one whole version of the file (a pass that met A's change
+ * ran again under the lock). */
+static void whole_states(int pr)
+{
+	struct crp_attr d;
+	struct swapper sw = { 0 };
+	struct crp_fs_counters c0, c1;
+	uint8_t *buf = malloc(SWAP_LEN), *ones = malloc(SWAP_LEN);
+	struct crp_fs *b;
+	pthread_t th;
+	uint64_t fh, dfh;
+	int loops = 0;
+
+	format_mode(pr);
+	mount_all();
+	b = hosts[1];
+	ck_assert_int_eq(crp_fs_mkdir(hosts[0], CRP_ROOT_INO, "swap", 0755, &root_cred, &d), 0);
+	crp_fs_forget(hosts[0], d.ino, 1);
+	for (int i = 0; i < SWAP_FILES; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "x%02d", i);
+		create_file(hosts[0], d.ino, name, name, strlen(name));
+	}
+	memset(ones, 1, SWAP_LEN);
+	sw.fs = hosts[0];
+	sw.dir = d.ino;
+	sw.ino = create_file(hosts[0], CRP_ROOT_INO, "data", ones, SWAP_LEN);
+	ck_assert_int_eq(crp_fs_open(b, sw.ino, O_RDONLY, &fh), 0);
+	crp_fs_get_counters(b, &c0);
+	ck_assert_int_eq(crp_fs_opendir(b, d.ino, &dfh), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, swap_names, &sw), 0);
+	/* 300 rounds of looking while A changes (A stops when told). */
+	while (!sw.err && loops < 300) {
+		int n = 0;
+		ssize_t got;
+
+		/* Cookie 0: a new snapshot of the names each time. */
+		ck_assert_int_eq(crp_fs_readdir(b, d.ino, dfh, 0, count_cb, &n), 0);
+		ck_assert_msg(n == SWAP_FILES, "a listing of %d names, not %d", n, SWAP_FILES);
+		got = crp_fs_read(b, sw.ino, fh, 0, buf, SWAP_LEN);
+		ck_assert_int_eq(got, SWAP_LEN);
+		for (size_t i = 1; i < SWAP_LEN; i++)
+			ck_assert_msg(buf[i] == buf[0], "byte %zu is version %u, byte 0 version %u", i,
+				      buf[i], buf[0]);
+		for (int i = 0; i < SWAP_FILES; i += 5) {
+			char x[32], y[32];
+
+			snprintf(x, sizeof(x), "x%02d", i);
+			snprintf(y, sizeof(y), "y%02d", i);
+			/* Between two looks it may have moved, never vanished
+			 * from both for long: at least the name resolves as a
+			 * file when found. */
+			(void)lookup(b, d.ino, x);
+			(void)lookup(b, d.ino, y);
+		}
+		loops++;
+	}
+	sw.stop = true;
+	pthread_join(th, NULL);
+	ck_assert_int_eq(crp_fs_releasedir(b, d.ino, dfh), 0);
+	ck_assert_msg(sw.err == 0, "the writer failed: %s", crp_strerror(sw.err));
+	crp_fs_get_counters(b, &c1);
+	fprintf(stderr, "reads_without_lock_see_whole_states (%s): %d loops against %d changes: %llu "
+		"reads without the lock, %llu ran again under it\n", pr ? "pr" : "reserve", loops,
+		sw.rounds,
+		(unsigned long long)(c1.unlocked_reads - c0.unlocked_reads),
+		(unsigned long long)(c1.unlocked_retries - c0.unlocked_retries));
+	ck_assert_uint_gt(c1.unlocked_reads - c0.unlocked_reads, 0);
+	ck_assert_int_eq(crp_fs_release(b, sw.ino, fh), 0);
+	unmount_all_and_fsck();
+	free(buf);
+	free(ones);
+	rm_tree();
+}
+
+struct creator {
+	struct crp_fs *fs;
+	const char *name;
+	uint64_t ino;
+};
+
+static void *create_one(void *arg)
+{
+	struct creator *c = arg;
+
+	c->ino = create_file(c->fs, CRP_ROOT_INO, c->name, c->name, strlen(c->name));
+	return NULL;
+}
+
+/* Host A creates @name, from a thread of its own as its daemon would
+ * (what a thread reads without the lock is counted per thread). */
+static uint64_t create_on_a(const char *name)
+{
+	struct creator c = { hosts[0], name, 0 };
+	pthread_t th;
+
+	ck_assert_int_eq(pthread_create(&th, NULL, create_one, &c), 0);
+	pthread_join(th, NULL);
+	return c.ino;
+}
+
+/* The check itself, step by step: B starts a read without the lock; A
+ * commits; B reads from the disks: the pass must not hold.  Without a
+ * disk read in between, it holds (B's caches are one state, current when
+ * the pass began). */
+START_TEST(read_across_a_commit_does_not_hold)
+{
+	uint8_t data[8192], blk[CRP_BLOCK];
+	struct crp_fs *b;
+	struct crp_fs_inode *ip;
+	uint64_t ino, pblk, n;
+	uint32_t fl;
+
+	format_mode(1); /* pr: B may read while A writes */
+	mount_all();
+	b = hosts[1];
+	fill_pattern(data, sizeof(data), 5);
+	ino = create_file(hosts[0], CRP_ROOT_INO, "f", data, sizeof(data));
+	ck_assert_uint_eq(lookup(b, CRP_ROOT_INO, "f"), ino);
+
+	/* Nothing changes, nothing read: holds. */
+	pthread_mutex_lock(&b->mu);
+	ck_assert_int_eq(crp_meta_read_begin(b->m), 1);
+	ck_assert_int_eq(crp_meta_read_end(b->m, true), 0);
+	pthread_mutex_unlock(&b->mu);
+
+	/* Nothing changes, the disks read: holds. */
+	pthread_mutex_lock(&b->mu);
+	ck_assert_int_eq(crp_meta_read_begin(b->m), 1);
+	ck_assert_int_eq(crp_fs_iget(b, ino, &ip), 0);
+	ck_assert_int_eq(crp_fs_emap(ip, 0, &pblk, &n, &fl), 1);
+	ck_assert_int_eq(crp_meta_data_read(b->m, pblk, 1, blk), 0);
+	ck_assert_int_eq(memcmp(blk, data, CRP_BLOCK), 0);
+	ck_assert_int_eq(crp_meta_read_end(b->m, true), 0);
+	pthread_mutex_unlock(&b->mu);
+
+	/* A commits while B's pass runs, B then reads the disks: void. */
+	pthread_mutex_lock(&b->mu);
+	ck_assert_int_eq(crp_meta_read_begin(b->m), 1);
+	ck_assert_uint_ne(create_on_a("g"), 0);
+	ck_assert_int_eq(crp_meta_data_read(b->m, pblk, 1, blk), 0);
+	ck_assert_int_eq(crp_meta_read_end(b->m, true), -CRP_ERETRY);
+	pthread_mutex_unlock(&b->mu);
+
+	/* A commits while B's pass runs, B reads only its caches: holds, the
+	 * state it saw was current when the pass began. */
+	pthread_mutex_lock(&b->mu);
+	ck_assert_int_eq(crp_meta_read_begin(b->m), 1);
+	ck_assert_uint_ne(create_on_a("h"), 0);
+	ck_assert_int_eq(crp_meta_read_end(b->m, true), 0);
+	pthread_mutex_unlock(&b->mu);
+
+	/* And the next read sees A's names. */
+	ck_assert_uint_ne(lookup(b, CRP_ROOT_INO, "g"), 0);
+	ck_assert_uint_ne(lookup(b, CRP_ROOT_INO, "h"), 0);
+	unmount_all_and_fsck();
+	rm_tree();
+}
+END_TEST
+
+START_TEST(reads_without_lock_see_whole_states)
+{
+	whole_states(0);
+}
+END_TEST
+
+START_TEST(reads_without_lock_see_whole_states_pr)
+{
+	whole_states(1);
+}
+END_TEST
+
 static Suite *multi_suite(void)
 {
 	Suite *s = suite_create("fs_multi");
@@ -490,6 +778,10 @@ static Suite *multi_suite(void)
 	tcase_add_test(t, disjoint_ranges_of_one_file);
 	tcase_add_test(t, open_file_survives_unlink_elsewhere);
 	tcase_add_test(t, unlinked_file_freed_when_its_holder_leaves);
+	tcase_add_test(t, reads_take_no_reservation);
+	tcase_add_test(t, read_across_a_commit_does_not_hold);
+	tcase_add_test(t, reads_without_lock_see_whole_states);
+	tcase_add_test(t, reads_without_lock_see_whole_states_pr);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -156,6 +156,19 @@ int crp_array_swap_member(struct crp_array *a, int i, struct crp_member *m,
 int crp_array_read(struct crp_array *a, uint64_t off, void *buf, size_t len);
 
 /*
+ * Optimistic reads, for the calling thread only: while on, crp_array_read
+ * serves only what the members return as they are, and fails with
+ * -CRP_ERETRY instead of rebuilding a piece (a member not readable, a
+ * MEDIUM ERROR) or waiting for a reservation held by another host: a
+ * reader without the metadata lock may meet a stripe being written, and
+ * must neither reconstruct nor rewrite from it.  crp_array_thread_reads
+ * counts the calling thread's crp_array_read calls, so that the caller
+ * knows whether it read the disks at all.
+ */
+void crp_array_optimistic(bool on);
+uint64_t crp_array_thread_reads(void);
+
+/*
  * Write @len bytes at array offset @off through stripe transactions, one
  * per stripe touched.  Returns when every data and parity WRITE is GOOD.
  */

@@ -27,6 +27,8 @@ enum crp_err {
 			   lost session): not applied, the mount goes on */
 	CRP_EMEDIUM,	/* the member cannot read this block (MEDIUM ERROR); the
 			   member itself stays in service */
+	CRP_ERETRY,	/* a read made without the metadata lock met a change,
+			   damage or a missing member: run it again under the lock */
 	CRP_ELAST
 };
 

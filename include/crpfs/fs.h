@@ -156,6 +156,15 @@ int crp_fs_releasedir(struct crp_fs *fs, uint64_t ino, uint64_t fh);
 
 int crp_fs_statfs(struct crp_fs *fs, struct statvfs *out);
 
+/* What this host's mount has done so far, for tests and benchmarks. */
+struct crp_fs_counters {
+	uint64_t reservations;	   /* RESERVEs that returned GOOD (metadata and stripes) */
+	uint64_t commits;	   /* metadata transactions committed */
+	uint64_t unlocked_reads;   /* read-only operations served without the lock */
+	uint64_t unlocked_retries; /* ... that met a change and ran again under it */
+};
+void crp_fs_get_counters(struct crp_fs *fs, struct crp_fs_counters *out);
+
 /*
  * Many hosts.  Every operation checks the shared generation under the
  * metadata lock, so it always works on what the disks hold; a background

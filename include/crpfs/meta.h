@@ -153,6 +153,11 @@ struct crp_meta {
 	void *changed_ctx;
 	uint64_t gen_drops;		/* times the generation moved under us */
 	uint64_t full_drops;		/* ... and we had to drop every cached block */
+	bool opt;			/* a read without the lock runs (read_begin) */
+	uint64_t opt_gen;		/* ... at this generation */
+	uint64_t opt_reads;		/* ... crp_array_thread_reads() at its begin */
+	uint64_t opt_ok;		/* reads without the lock that held */
+	uint64_t opt_retries;		/* ... that had to run again under the lock */
 
 	/* The member table (members.c). */
 	struct crp_label mt;		/* the freshest label we know: the table */
@@ -469,6 +474,25 @@ void crp_meta_tx_abort(struct crp_meta *m);
 /* Without the lock: one read of the shared block; if the generation moved,
  * drop what changed (reads nothing else).  0, or an error (try later). */
 int crp_meta_poll(struct crp_meta *m);
+/*
+ * Reads without the lock (a sequence lock on the shared block).
+ * crp_meta_read_begin() reads the shared block: if no transaction is being
+ * written in place (no PENDING), the member table did not change and every
+ * member is in sync, it catches up with the generation as crp_meta_poll
+ * does and returns 1; the caller then reads (never changes) blocks, with
+ * crp_array_optimistic on; any read that would have to rebuild a block
+ * fails with -CRP_ERETRY.  crp_meta_read_end() says whether what was read
+ * holds: 0 if nothing was read from the disks (the caches reflect the
+ * generation seen at begin, current when it was read) or the shared block
+ * still shows that generation without PENDING; -CRP_ERETRY otherwise, and
+ * the caller runs the operation again under the lock (whose catch-up drops
+ * whatever was read meanwhile: a block written in place by a transaction
+ * is in that transaction's records).  Returns 0 when the read must be made
+ * under the lock (a read-only open, the lock held, a change in progress).
+ */
+int crp_meta_read_begin(struct crp_meta *m);
+/* @keep false: the caller will not use what it read (counted a retry). */
+int crp_meta_read_end(struct crp_meta *m, bool keep);
 /* Re-read the allocation counts that other hosts may have changed. */
 int crp_meta_refresh_counts(struct crp_meta *m);
 /* Read and check the shared state block (rebuilt from parity when it

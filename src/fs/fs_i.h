@@ -64,6 +64,7 @@ struct crp_fs {
 	bool stop;		 /* protected by mu */
 	bool flusher_running;
 	int op_err;		 /* the running operation has no transaction (protected by mu) */
+	bool op_opt;		 /* ... it reads without the lock (crp_fs_rop_begin; mu) */
 	uint32_t poll_ms;	 /* the background poll of the shared generation */
 	crp_fs_inval_fn inval;	 /* kernel cache invalidation, protected by mu */
 	void *inval_ctx;
@@ -77,6 +78,10 @@ struct crp_fs {
  * op_end returns @r as a negative errno for the kernel. */
 uint64_t crp_fs_op_begin(struct crp_fs *fs);
 int crp_fs_op_end(struct crp_fs *fs, uint64_t snap, int r);
+/* An operation that only reads: first without the lock (ops.c says how).
+ * rop_valid false: the pass is void, mu released; run it again locked. */
+uint64_t crp_fs_rop_begin(struct crp_fs *fs, bool locked);
+bool crp_fs_rop_valid(struct crp_fs *fs, uint64_t snap, int r);
 
 /* inode.c */
 /* The metadata layer's changed callback (crp_meta_set_changed). */

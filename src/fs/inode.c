@@ -117,6 +117,8 @@ static int refresh(struct crp_fs *fs, struct crp_fs_inode *ip)
 	if (r < 0)
 		return r;
 	if (r == 1 || !d.mode || d.generation != ip->d.generation) {
+		if (fs->m->opt)
+			return -CRP_ERETRY; /* decided under the lock, not on a read without it */
 		g_hash_table_remove(fs->inodes, &ip->d.ino);
 		return -ESTALE;
 	}

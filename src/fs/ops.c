@@ -3,7 +3,8 @@
  *
  * Every entry point takes fs->mu (fs_i.h) and brackets its work with
  * crp_fs_op_begin()/crp_fs_op_end(): one metadata transaction under the
- * metadata lock of the disks, committed at the end (see below).  An
+ * metadata lock of the disks, committed at the end (see below); one that
+ * only reads tries first without the lock (crp_fs_rop_begin).  An
  * operation that fails before it changed anything returns its error; one
  * that fails after (an I/O error, corruption found half-way) leaves a
  * half-done change in the running transaction, which is dropped, never
@@ -49,11 +50,10 @@ static void handle_free(void *p)
  * transaction cannot begin, fs->op_err makes every crp_fs_iget of the
  * operation fail with the reason, so that it touches nothing.
  */
-uint64_t crp_fs_op_begin(struct crp_fs *fs)
+static uint64_t op_begin_locked(struct crp_fs *fs)
 {
 	int r;
 
-	pthread_mutex_lock(&fs->mu);
 	if (atomic_load(&fs->fenced)) {
 		/* Declared dead by another host: touch nothing, not even to read. */
 		fs->ro = true;
@@ -65,6 +65,65 @@ uint64_t crp_fs_op_begin(struct crp_fs *fs)
 	r = crp_meta_tx_begin(fs->m);
 	fs->op_err = r < 0 ? r : 0;
 	return fs->m->nmods;
+}
+
+uint64_t crp_fs_op_begin(struct crp_fs *fs)
+{
+	pthread_mutex_lock(&fs->mu);
+	return op_begin_locked(fs);
+}
+
+/*
+ * Operations that only read (getattr, lookup, readdir, read, readlink,
+ * getxattr, listxattr) run first without the metadata lock: no RESERVE,
+ * one read of the shared block before, and one after if anything came
+ * from the disks (crp_meta_read_begin says why that is enough).  The body
+ * keeps its effects in memory until crp_fs_rop_valid says the result
+ * holds; if it does not, the body runs again, this time under the lock
+ * (@locked), and that pass always holds:
+ *
+ *	for (bool locked = false;; locked = true) {
+ *		uint64_t s = crp_fs_rop_begin(fs, locked);
+ *		... read ...
+ *		if (!crp_fs_rop_valid(fs, s, r))
+ *			continue;
+ *		... effects (nlookup, a reply) ...
+ *		return crp_fs_op_end(fs, s, r);
+ *	}
+ *
+ * A result that is an error other than "no such name" (ENOENT, ENODATA)
+ * is not trusted without the lock either: damage, a member gone, a block
+ * met half-written all look alike from here.
+ */
+uint64_t crp_fs_rop_begin(struct crp_fs *fs, bool locked)
+{
+	pthread_mutex_lock(&fs->mu);
+	if (!locked && !fs->ro && !atomic_load(&fs->fenced) && crp_meta_read_begin(fs->m) > 0) {
+		fs->op_opt = true;
+		fs->op_err = 0;
+		return fs->m->nmods;
+	}
+	return op_begin_locked(fs);
+}
+
+bool crp_fs_rop_valid(struct crp_fs *fs, uint64_t snap, int r)
+{
+	bool keep = r >= 0 || r == -ENOENT || r == -ENODATA;
+
+	if (!fs->op_opt)
+		return true;
+	fs->op_opt = false;
+	if (fs->m->nmods != snap)
+		keep = false; /* a read path that changed something: never kept */
+	if (crp_meta_read_end(fs->m, keep) == 0)
+		return true;
+	/* Forget what this pass may have read half-written, and go again. */
+	if (fs->m->nmods != snap)
+		crp_meta_tx_abort(fs->m);
+	fs->op_err = 0;
+	crp_meta_trim(fs->m);
+	pthread_mutex_unlock(&fs->mu);
+	return false;
 }
 
 static void shutdown_fs(struct crp_fs *fs, int r)
@@ -467,18 +526,17 @@ int crp_fs_fsync(struct crp_fs *fs, uint64_t ino, bool datasync)
 
 /* ---- attributes ---- */
 
-int crp_fs_lookup(struct crp_fs *fs, uint64_t parent, const char *name, struct crp_attr *out)
+static int lookup_pass(struct crp_fs *fs, uint64_t parent, const char *name,
+		       struct crp_fs_inode **ipp)
 {
-	uint64_t s = crp_fs_op_begin(fs), ino;
-	struct crp_fs_inode *dp, *ip;
+	struct crp_fs_inode *dp;
+	uint64_t ino;
 	int r = get_dir(fs, parent, &dp);
 
 	if (r)
-		goto out;
-	if (strlen(name) > CRP_NAME_MAX) {
-		r = -ENAMETOOLONG;
-		goto out;
-	}
+		return r;
+	if (strlen(name) > CRP_NAME_MAX)
+		return -ENAMETOOLONG;
 	if (!strcmp(name, "."))
 		ino = dp->d.ino;
 	else if (!strcmp(name, ".."))
@@ -486,16 +544,26 @@ int crp_fs_lookup(struct crp_fs *fs, uint64_t parent, const char *name, struct c
 	else
 		r = crp_fs_dir_find(fs, dp, name, &ino, NULL);
 	if (r)
-		goto out;
-	r = crp_fs_iget(fs, ino, &ip);
-	if (r == -ESTALE)
-		r = -CRP_ECORRUPT; /* a name that points at a free inode */
-	if (r)
-		goto out;
-	ip->nlookup++;
-	crp_fs_attr(ip, out);
-out:
-	return crp_fs_op_end(fs, s, r);
+		return r;
+	r = crp_fs_iget(fs, ino, ipp);
+	return r == -ESTALE ? -CRP_ECORRUPT : r; /* a name that points at a free inode */
+}
+
+int crp_fs_lookup(struct crp_fs *fs, uint64_t parent, const char *name, struct crp_attr *out)
+{
+	for (bool locked = false;; locked = true) {
+		uint64_t s = crp_fs_rop_begin(fs, locked);
+		struct crp_fs_inode *ip = NULL;
+		int r = lookup_pass(fs, parent, name, &ip);
+
+		if (!crp_fs_rop_valid(fs, s, r))
+			continue;
+		if (!r) {
+			ip->nlookup++;
+			crp_fs_attr(ip, out);
+		}
+		return crp_fs_op_end(fs, s, r);
+	}
 }
 
 /* Lookups hold nothing on the disks: a forget only trims the cache. */
@@ -514,15 +582,18 @@ void crp_fs_forget(struct crp_fs *fs, uint64_t ino, uint64_t nlookup)
 
 int crp_fs_getattr(struct crp_fs *fs, uint64_t ino, struct crp_attr *out)
 {
-	uint64_t s = crp_fs_op_begin(fs);
-	struct crp_fs_inode *ip;
-	int r = crp_fs_iget(fs, ino, &ip);
+	for (bool locked = false;; locked = true) {
+		uint64_t s = crp_fs_rop_begin(fs, locked);
+		struct crp_fs_inode *ip;
+		int r = crp_fs_iget(fs, ino, &ip);
 
-	if (!r)
-		crp_fs_attr(ip, out);
-	if (!r)
-		crp_fs_inode_drop(fs, ip);
-	return crp_fs_op_end(fs, s, r);
+		if (!r)
+			crp_fs_attr(ip, out);
+		if (!r)
+			crp_fs_inode_drop(fs, ip);
+		if (crp_fs_rop_valid(fs, s, r))
+			return crp_fs_op_end(fs, s, r);
+	}
 }
 
 int crp_fs_setattr(struct crp_fs *fs, uint64_t ino, const struct crp_attr *in, unsigned set,
@@ -708,9 +779,8 @@ int crp_fs_symlink(struct crp_fs *fs, uint64_t parent, const char *name, const c
 	return crp_fs_op_end(fs, s, r);
 }
 
-ssize_t crp_fs_readlink(struct crp_fs *fs, uint64_t ino, char *buf, size_t size)
+static ssize_t readlink_pass(struct crp_fs *fs, uint64_t ino, char *buf, size_t size)
 {
-	uint64_t s = crp_fs_op_begin(fs);
 	struct crp_fs_inode *ip;
 	ssize_t n = 0;
 	int r = crp_fs_iget(fs, ino, &ip);
@@ -741,8 +811,21 @@ ssize_t crp_fs_readlink(struct crp_fs *fs, uint64_t ino, char *buf, size_t size)
 	if (!r && (size_t)n < size)
 		buf[n] = 0;
 out:
-	r = crp_fs_op_end(fs, s, r);
 	return r < 0 ? r : n;
+}
+
+ssize_t crp_fs_readlink(struct crp_fs *fs, uint64_t ino, char *buf, size_t size)
+{
+	for (bool locked = false;; locked = true) {
+		uint64_t s = crp_fs_rop_begin(fs, locked);
+		ssize_t n = readlink_pass(fs, ino, buf, size);
+		int r = n < 0 ? (int)n : 0;
+
+		if (!crp_fs_rop_valid(fs, s, r))
+			continue;
+		r = crp_fs_op_end(fs, s, r);
+		return r < 0 ? r : n;
+	}
 }
 
 int crp_fs_link(struct crp_fs *fs, uint64_t ino, uint64_t newparent, const char *newname,
@@ -1180,21 +1263,25 @@ int crp_fs_release(struct crp_fs *fs, uint64_t ino, uint64_t fh)
 ssize_t crp_fs_read(struct crp_fs *fs, uint64_t ino, uint64_t fh, uint64_t off, void *buf,
 		    size_t size)
 {
-	uint64_t s = crp_fs_op_begin(fs);
-	struct crp_fs_inode *ip;
-	ssize_t n = 0;
-	int r = crp_fs_iget(fs, ino, &ip);
-
 	(void)fh;
-	if (!r && S_ISDIR(ip->d.mode))
-		r = -EISDIR;
-	if (!r) {
-		n = crp_fs_read_range(fs, ip, off, buf, size);
-		if (n < 0)
-			r = (int)n;
+	for (bool locked = false;; locked = true) {
+		uint64_t s = crp_fs_rop_begin(fs, locked);
+		struct crp_fs_inode *ip;
+		ssize_t n = 0;
+		int r = crp_fs_iget(fs, ino, &ip);
+
+		if (!r && S_ISDIR(ip->d.mode))
+			r = -EISDIR;
+		if (!r) {
+			n = crp_fs_read_range(fs, ip, off, buf, size);
+			if (n < 0)
+				r = (int)n;
+		}
+		if (!crp_fs_rop_valid(fs, s, r))
+			continue;
+		r = crp_fs_op_end(fs, s, r);
+		return r < 0 ? r : n;
 	}
-	r = crp_fs_op_end(fs, s, r);
-	return r < 0 ? r : n;
 }
 
 ssize_t crp_fs_write(struct crp_fs *fs, uint64_t ino, uint64_t fh, uint64_t off,
@@ -1276,22 +1363,20 @@ out:
 	return crp_fs_op_end(fs, s, r);
 }
 
-int crp_fs_readdir(struct crp_fs *fs, uint64_t ino, uint64_t fh, uint64_t cookie,
-		   crp_fs_dirent_fn fn, void *ctx)
+/* 1: the directory is gone (reads as empty); 0: the snapshot is ready. */
+static int readdir_pass(struct crp_fs *fs, uint64_t ino, struct crp_fs_handle *h,
+			uint64_t cookie, bool *built)
 {
-	uint64_t s = crp_fs_op_begin(fs);
-	struct crp_fs_handle *h = (struct crp_fs_handle *)(uintptr_t)fh;
 	struct crp_fs_inode *dp;
 	int r = get_dir(fs, ino, &dp);
 
-	if (r == -ESTALE && h) {
+	if (r == -ESTALE && h && !fs->op_opt) {
 		/* Removed by another host while open here: it reads as the
 		 * empty directory it was when it went. */
-		r = 0;
-		goto out;
+		return 1;
 	}
 	if (r)
-		goto out;
+		return r;
 	/* Cookie 0 (opendir, rewinddir) takes a snapshot of the names; the
 	 * cookies are positions in it.  Names added or removed after it may
 	 * or may not show, as POSIX allows. */
@@ -1300,22 +1385,46 @@ int crp_fs_readdir(struct crp_fs *fs, uint64_t ino, uint64_t fh, uint64_t cookie
 		struct crp_fs_snapent dotdot = { g_strdup(".."),
 						 dp->d.parent ? dp->d.parent : dp->d.ino, S_IFDIR };
 
+		*built = true;
 		snap_clear(h->snap);
 		g_array_append_val(h->snap, dot);
 		g_array_append_val(h->snap, dotdot);
 		r = crp_fs_dir_iter(fs, dp, snap_add, h->snap);
-		if (r)
-			goto out;
+		if (r) {
+			snap_clear(h->snap); /* never a partial snapshot */
+			return r;
+		}
 	}
-	/* The walk calls back into the adapter: it must not re-enter the fs. */
-	for (uint64_t i = cookie; i < h->snap->len; i++) {
-		struct crp_fs_snapent *e = &g_array_index(h->snap, struct crp_fs_snapent, i);
+	return 0;
+}
 
-		if (fn(ctx, e->name, e->ino, e->mode, i + 1))
-			break;
+int crp_fs_readdir(struct crp_fs *fs, uint64_t ino, uint64_t fh, uint64_t cookie,
+		   crp_fs_dirent_fn fn, void *ctx)
+{
+	struct crp_fs_handle *h = (struct crp_fs_handle *)(uintptr_t)fh;
+
+	for (bool locked = false;; locked = true) {
+		uint64_t s = crp_fs_rop_begin(fs, locked);
+		bool built = false;
+		int r = readdir_pass(fs, ino, h, cookie, &built);
+
+		if (!crp_fs_rop_valid(fs, s, r)) {
+			/* A snapshot taken on a pass that did not hold is not used. */
+			pthread_mutex_lock(&fs->mu);
+			if (built)
+				snap_clear(h->snap);
+			pthread_mutex_unlock(&fs->mu);
+			continue;
+		}
+		/* The walk calls back into the adapter: it must not re-enter the fs. */
+		for (uint64_t i = cookie; r == 0 && i < h->snap->len; i++) {
+			struct crp_fs_snapent *e = &g_array_index(h->snap, struct crp_fs_snapent, i);
+
+			if (fn(ctx, e->name, e->ino, e->mode, i + 1))
+				break;
+		}
+		return crp_fs_op_end(fs, s, r < 0 ? r : 0);
 	}
-out:
-	return crp_fs_op_end(fs, s, r);
 }
 
 int crp_fs_releasedir(struct crp_fs *fs, uint64_t ino, uint64_t fh)
@@ -1356,6 +1465,16 @@ int crp_fs_statfs(struct crp_fs *fs, struct statvfs *out)
 	if (fs->ro)
 		out->f_flag |= ST_RDONLY;
 	return crp_fs_op_end(fs, s, 0);
+}
+
+void crp_fs_get_counters(struct crp_fs *fs, struct crp_fs_counters *out)
+{
+	pthread_mutex_lock(&fs->mu);
+	out->reservations = atomic_load(&crp_array_counters(fs->m->a)->lock_acquires);
+	out->commits = fs->m->stats.commits;
+	out->unlocked_reads = fs->m->opt_ok;
+	out->unlocked_retries = fs->m->opt_retries;
+	pthread_mutex_unlock(&fs->mu);
 }
 
 void crp_fs_set_invalidate(struct crp_fs *fs, crp_fs_inval_fn fn, void *ctx)

@@ -228,23 +228,24 @@ ssize_t crp_fs_getxattr(struct crp_fs *fs, uint64_t ino, const char *name, void 
 
 	if (r)
 		return r == -EOPNOTSUPP ? -ENODATA : r;
-	s = crp_fs_op_begin(fs);
-	r = crp_fs_iget(fs, ino, &ip);
-	n = r ? r : crp_fs_xattr_read(fs, ip, name, value, size);
-	r = crp_fs_op_end(fs, s, n < 0 ? (int)n : 0);
-	return r < 0 ? r : n;
+	for (bool locked = false;; locked = true) {
+		s = crp_fs_rop_begin(fs, locked);
+		r = crp_fs_iget(fs, ino, &ip);
+		n = r ? r : crp_fs_xattr_read(fs, ip, name, value, size);
+		if (!crp_fs_rop_valid(fs, s, n < 0 ? (int)n : 0))
+			continue;
+		r = crp_fs_op_end(fs, s, n < 0 ? (int)n : 0);
+		return r < 0 ? r : n;
+	}
 }
 
-ssize_t crp_fs_listxattr(struct crp_fs *fs, uint64_t ino, char *list, size_t size)
+static ssize_t listxattr_pass(struct crp_fs *fs, uint64_t ino, char *list, size_t size)
 {
 	struct crp_fs_inode *ip;
 	struct crp_mblk *b = NULL;
 	ssize_t n = 0;
-	uint64_t s;
-	int r;
+	int r = crp_fs_iget(fs, ino, &ip);
 
-	s = crp_fs_op_begin(fs);
-	r = crp_fs_iget(fs, ino, &ip);
 	if (!r)
 		r = xblk(fs, ip, &b);
 	if (r) {
@@ -275,8 +276,21 @@ ssize_t crp_fs_listxattr(struct crp_fs *fs, uint64_t ino, char *list, size_t siz
 		}
 	}
 out:
-	r = crp_fs_op_end(fs, s, n < 0 ? (int)n : 0);
-	return r < 0 ? r : n;
+	return n;
+}
+
+ssize_t crp_fs_listxattr(struct crp_fs *fs, uint64_t ino, char *list, size_t size)
+{
+	for (bool locked = false;; locked = true) {
+		uint64_t s = crp_fs_rop_begin(fs, locked);
+		ssize_t n = listxattr_pass(fs, ino, list, size);
+		int r;
+
+		if (!crp_fs_rop_valid(fs, s, n < 0 ? (int)n : 0))
+			continue;
+		r = crp_fs_op_end(fs, s, n < 0 ? (int)n : 0);
+		return r < 0 ? r : n;
+	}
 }
 
 int crp_fs_removexattr(struct crp_fs *fs, uint64_t ino, const char *name)

@@ -499,6 +499,12 @@ int crp_meta_bread_raw(struct crp_meta *m, uint64_t blkno, struct crp_mblk **out
 		return r;
 	}
 	bad = itab_bad(b->buf, &c);
+	if (bad && m->opt) {
+		/* Without the lock: maybe a block being written; not cached. */
+		free(b->buf);
+		free(b);
+		return -CRP_ERETRY;
+	}
 	if (bad) {
 		char why[96] = "damaged records";
 		int nb = __builtin_popcount(bad);

@@ -190,6 +190,91 @@ int crp_meta_poll(struct crp_meta *m)
 	return r;
 }
 
+/*
+ * Reads without the lock.  The writer's order makes them safe to check
+ * afterwards: a transaction publishes its new generation with PENDING
+ * (and the blocks it touches in the records) and waits for that WRITE to
+ * complete before it writes any block in place, and clears PENDING only
+ * after the last one.  So if a read of ours returned anything a
+ * transaction wrote in place, that transaction's PENDING write had
+ * completed before our read was answered, and the shared block we read
+ * after it shows PENDING or a later generation.  The same holds for file
+ * data: a block freed by a transaction is allocated again only after it
+ * committed (alloc.c keeps tx_freed), so a data block that changed owner
+ * changed it under a later generation.  What a check catches was read into
+ * the caches; the next catch-up drops it, since every block written in
+ * place is named in its transaction's records (or all are dropped).
+ *
+ * Only with every member in sync: reconstruction from parity, MEDIUM ERROR
+ * repair and damaged blocks are left to the lock holder, because a stripe
+ * read without the lock may be half-way through another host's update.
+ */
+static bool array_whole(struct crp_meta *m)
+{
+	int n = crp_array_nmembers(m->a);
+
+	if (m->unreachable || crp_array_failures_pending(m->a))
+		return false;
+	for (int i = 0; i < n; i++)
+		if (crp_array_mstate(m->a, i) != CRP_AM_IN_SYNC || !crp_array_readable(m->a, i))
+			return false;
+	return true;
+}
+
+int crp_meta_read_begin(struct crp_meta *m)
+{
+	struct crp_shared *s;
+	int ok = 0;
+
+	if (m->locked || m->ro || m->opt || m->dirty->len || !array_whole(m))
+		return 0;
+	s = malloc(sizeof(*s));
+	if (!s)
+		return 0;
+	crp_array_optimistic(true);
+	if (shared_read(m, s, SH_READ) == 0 && !(s->flags & CRP_SHARED_PENDING) &&
+	    !crp_meta_members_stale(m, s)) {
+		catch_up(m, s);
+		m->opt = true;
+		m->opt_gen = s->generation;
+		m->opt_reads = crp_array_thread_reads();
+		ok = 1;
+	}
+	free(s);
+	if (!ok)
+		crp_array_optimistic(false);
+	return ok;
+}
+
+int crp_meta_read_end(struct crp_meta *m, bool keep)
+{
+	struct crp_shared *s;
+	int r = keep ? 0 : -CRP_ERETRY;
+
+	if (!m->opt)
+		return 0;
+	m->opt = false;
+	if (m->dirty->len) {
+		crp_array_optimistic(false);
+		m->opt_retries++;
+		return -EDEADLK; /* a change made outside a transaction */
+	}
+	if (r == 0 && crp_array_thread_reads() != m->opt_reads) {
+		s = malloc(sizeof(*s));
+		r = s ? shared_read(m, s, SH_READ) : -ENOMEM;
+		if (r == 0 && ((s->flags & CRP_SHARED_PENDING) || s->generation != m->opt_gen))
+			r = -CRP_ERETRY;
+		free(s);
+	}
+	crp_array_optimistic(false);
+	if (r < 0) {
+		m->opt_retries++;
+		return -CRP_ERETRY;
+	}
+	m->opt_ok++;
+	return 0;
+}
+
 int crp_meta_tx_begin(struct crp_meta *m)
 {
 	int r;

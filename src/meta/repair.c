@@ -157,6 +157,10 @@ int crp_meta_rebuild_as(struct crp_meta *m, uint64_t blkno, void *buf,
 	struct crp_loc loc;
 	uint8_t *tmp;
 
+	/* A reader without the lock may have met a block being written:
+	 * not damage until the lock holder reads it so (crp_meta_read_begin). */
+	if (m->opt)
+		return -CRP_ERETRY;
 	if (crp_geom_map(&m->geom, blkno * CRP_BLOCK, &loc) < 0)
 		return -EIO;
 	tmp = crp_alloc_buf(CRP_BLOCK);

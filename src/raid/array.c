@@ -379,6 +379,19 @@ static int rebuild_rows(struct crp_array *a, uint64_t s, int bad, int bad2, uint
 	return r;
 }
 
+static __thread bool t_optimistic;
+static __thread uint64_t t_reads;
+
+void crp_array_optimistic(bool on)
+{
+	t_optimistic = on;
+}
+
+uint64_t crp_array_thread_reads(void)
+{
+	return t_reads;
+}
+
 struct piece {
 	uint64_t s;
 	int member;
@@ -398,6 +411,7 @@ int crp_array_read(struct crp_array *a, uint64_t off, void *buf, size_t len)
 
 	if (r < 0 || len == 0)
 		return r;
+	t_reads++;
 	cap = len / a->g.chunk + 2;
 	pc = calloc(cap, sizeof(*pc));
 	cmds = calloc(cap, sizeof(*cmds));
@@ -441,6 +455,12 @@ int crp_array_read(struct crp_array *a, uint64_t off, void *buf, size_t len)
 		for (size_t i = 0; i < np; i++) {
 			if (done[i])
 				continue;
+			if (t_optimistic && (!crp_array_readable(a, pc[i].member) ||
+					     cmds[i].result == -CRP_EMEDIUM ||
+					     cmds[i].result == -CRP_ECONFLICT)) {
+				r = -CRP_ERETRY;
+				goto out;
+			}
 			if (!crp_array_readable(a, pc[i].member)) {
 				/* Degraded: rebuild this piece from the rest of its stripe
 				 * (a member of it reserved by another host: retried). */

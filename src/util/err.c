@@ -19,6 +19,7 @@ static const char *const crp_err_text[] = {
 	[CRP_EDEGRADED - CRP_EBASE] = "too many members missing",
 	[CRP_ETXLOST - CRP_EBASE] = "transaction lost with the metadata lock",
 	[CRP_EMEDIUM - CRP_EBASE] = "unreadable block on the member (medium error)",
+	[CRP_ERETRY - CRP_EBASE] = "read without the lock met a change (retried under it)",
 };
 
 const char *crp_strerror(int err)
@@ -48,6 +49,7 @@ int crp_errno(int err)
 	case CRP_EDEGRADED:
 	case CRP_EMEDIUM:
 	case CRP_ETXLOST:
+	case CRP_ERETRY:
 		return EIO;
 	case CRP_EFENCED:
 		return ESHUTDOWN;
