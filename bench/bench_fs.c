@@ -5,11 +5,12 @@
  * Three sparse 1 GiB file: members in a scratch directory under /var/tmp,
  * formatted with mkfs.crpfs (RAID-5) and mounted with mount.crpfs; beside
  * them, a directory of the same filesystem mirrored by our passthrough
- * (build/bench-tools/passthrough, bench/tools/passthrough.c).  Both
- * daemons run in the foreground as our children, each on its own mount
- * point, with the same kernel caching (1 s attributes, no write-back
- * cache) and at most 16 request threads.  Each phase runs on the
- * passthrough, then on crpfs:
+ * (build/bench-tools/passthrough, bench/tools/passthrough.c), and fuse2fs
+ * on an ext4 image file as large as the crpfs filesystem (2 GiB), the
+ * single-host FUSE filesystem a user would otherwise pick.  The daemons
+ * run in the foreground as our children, each on its own mount point,
+ * with the same kernel caching (1 s attributes, no write-back cache).
+ * Each phase runs on the passthrough, then on fuse2fs, then on crpfs:
  *
  *   seq write   256 MiB in 1 MiB write(2)s, then fsync; open to fsync timed
  *   seq read    the same file back in 1 MiB reads after dropping the page,
@@ -23,12 +24,13 @@
  *   unlink      each of them
  *   peak RSS    VmHWM of each daemon after all of the above
  *
- * Each row is crpfs's value with the passthrough's as its baseline and the
- * ratio crpfs/passthrough; above 1 is better except where the name says
- * "lower is better".  MB = 1e6 bytes.
+ * Each phase gives two rows: crpfs's value with the passthrough's as its
+ * baseline and the ratio crpfs/passthrough, and the same against fuse2fs;
+ * above 1 is better except where the name says "lower is better".
+ * MB = 1e6 bytes.
  *
- * Needs root (FUSE mounts, drop_caches), /dev/fuse and fusermount3; when
- * it cannot run it fails and says why.  Everything it made is removed at
+ * Needs root (FUSE mounts, drop_caches), /dev/fuse, fusermount3, fuse2fs
+ * and mkfs.ext4; when it cannot run it fails and says why.  Everything it made is removed at
  * exit, also on failure: each mount point unmounted with fusermount3 -u,
  * each daemon waited for by PID (SIGTERM, then SIGKILL as the last resort),
  * the scratch directory deleted.  On SIGINT/SIGTERM/SIGHUP the same, with
@@ -37,6 +39,7 @@
  *
  * Paths: $CRPFS_BUILD, else $BUILD (set by run-bench.sh), else "build".
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -64,12 +67,15 @@
 #define RAND_MAX_OPS 100000
 #define RAND_MAX_NS 10000000000ull
 #define NFILES 2000
+#define COPY_SRC "/usr/include/linux"
 #define MOUNT_WAIT_NS 30000000000ull
 #define EXIT_WAIT_NS 30000000000ull
 
 #define BASE "FUSE passthrough, same disk"
+#define BASE_F2 "fuse2fs, ext4 image on the same disk"
+#define F2_SIZE (2ull << 30) /* the data area of RAID-5 on 3 x 1 GiB */
 
-enum { PT, CRP, NFS };
+enum { PT, F2, CRP, NFS };
 
 /* One mounted filesystem: its daemon (our child) and its mount point. */
 struct fsm {
@@ -84,6 +90,7 @@ static struct {
 	pid_t owner;
 	char dir[64]; /* the scratch directory, "" until made */
 	char fusermount[PATH_MAX];
+	char fuse2fs[PATH_MAX], mkfs_ext4[PATH_MAX];
 	char build[1024];
 	struct fsm fs[NFS];
 } B;
@@ -102,9 +109,9 @@ static void die(const char *fmt, ...)
 	exit(1);
 }
 
-static void row(const char *name, double v, double bv, const char *unit)
+static void row(const char *name, double v, const char *base, double bv, const char *unit)
 {
-	printf("| fs | %s | %.1f | %s | %s | %.1f | %.2f |\n", name, v, unit, BASE, bv,
+	printf("| fs | %s | %.1f | %s | %s | %.1f | %.2f |\n", name, v, unit, base, bv,
 	       bv > 0 ? v / bv : 0.0);
 	fflush(stdout);
 }
@@ -374,6 +381,11 @@ static void check_machine(char *mkfs, char *crpfsd, char *pt, size_t len)
 		die("cannot run: %s or %s is not built (run make)", mkfs, crpfsd);
 	if (access(pt, X_OK))
 		die("cannot run: %s is not built (run make bench)", pt);
+	if (which("fuse2fs", B.fuse2fs, sizeof(B.fuse2fs)) ||
+	    which("mkfs.ext4", B.mkfs_ext4, sizeof(B.mkfs_ext4)))
+		die("cannot run: fuse2fs or mkfs.ext4 is not in $PATH (apt-get install "
+		    "--no-install-recommends fuse2fs e2fsprogs: the recommended fuse package "
+		    "would remove fuse3)");
 }
 
 /* ---- measurements ------------------------------------------------------- */
@@ -607,6 +619,67 @@ static int stat_files(const char *dir, double *rate)
 	return 0;
 }
 
+/* Entries per second of listing @dir with the attributes of each (ls -l:
+ * readdir, then lstat of every name); NFILES regular files expected. */
+static int list_long(const char *dir, double *rate)
+{
+	char p[PATH_MAX];
+	uint64_t t0 = crp_now_ns();
+	struct dirent *e;
+	struct stat st;
+	int n = 0;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		if (lstat(p, &st) < 0) {
+			closedir(d);
+			return -errno;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			closedir(d);
+			return -EILSEQ;
+		}
+		n++;
+	}
+	closedir(d);
+	if (n != NFILES)
+		return -EILSEQ;
+	*rate = NFILES / ((double)(crp_now_ns() - t0) / 1e9);
+	return 0;
+}
+
+/* Files per second of copying COPY_SRC (a tree of headers: directories,
+ * files, symlinks) to @path with cp -a; the copy is left in place. */
+static int copy_tree(const char *path, double *rate)
+{
+	char cp[PATH_MAX], *argv[] = { cp, (char *)"-a", (char *)COPY_SRC, (char *)path, NULL };
+	uint64_t t0;
+	long n = 0;
+	FILE *f;
+
+	if (which("cp", cp, sizeof(cp)))
+		return -ENOENT;
+	/* The count, and the source in the page cache for every target alike. */
+	f = popen("find " COPY_SRC " | wc -l", "r");
+	if (!f || fscanf(f, "%ld", &n) != 1 || n <= 0) {
+		if (f)
+			pclose(f);
+		return -EIO;
+	}
+	pclose(f);
+	t0 = crp_now_ns();
+	if (run(argv))
+		return -EIO;
+	sync();
+	*rate = (double)n / ((double)(crp_now_ns() - t0) / 1e9);
+	return 0;
+}
+
 /* Unlinks per second of the NFILES files of @dir; then @dir is removed
  * (untimed), which fails if anything is left in it. */
 static int unlink_files(const char *dir, double *rate)
@@ -668,12 +741,13 @@ static void phase(const char *name, const char *unit, measure_fn fn, const char 
 			die("%s on %s (%s): %s", name, B.fs[i].name, p, crp_strerror(r));
 		fprintf(stderr, "bench_fs: %-12s %-40s %10.1f %s\n", B.fs[i].name, name, v[i], unit);
 	}
-	row(name, v[CRP], v[PT], unit);
+	row(name, v[CRP], BASE, v[PT], unit);
+	row(name, v[CRP], BASE_F2, v[F2], unit);
 }
 
 int main(void)
 {
-	char mkfs[PATH_MAX], crpfsd[PATH_MAX], pt[PATH_MAX], src[PATH_MAX];
+	char mkfs[PATH_MAX], crpfsd[PATH_MAX], pt[PATH_MAX], src[PATH_MAX], img[PATH_MAX];
 	char mem[NMEM][PATH_MAX], members[NMEM * PATH_MAX + NMEM];
 	double rss[NFS];
 	uint64_t t0 = crp_now_ns();
@@ -686,12 +760,26 @@ int main(void)
 		die("cannot make a scratch directory under /var/tmp: %s", strerror(errno));
 	}
 	B.fs[PT].name = "passthrough";
+	B.fs[F2].name = "fuse2fs";
 	B.fs[CRP].name = "crpfs";
 	snprintf(B.fs[PT].mnt, PATH_MAX, "%s/mnt-passthrough", B.dir);
+	snprintf(B.fs[F2].mnt, PATH_MAX, "%s/mnt-fuse2fs", B.dir);
 	snprintf(B.fs[CRP].mnt, PATH_MAX, "%s/mnt-crpfs", B.dir);
 	snprintf(src, sizeof(src), "%s/passthrough-src", B.dir);
-	if (mkdir(B.fs[PT].mnt, 0755) || mkdir(B.fs[CRP].mnt, 0755) || mkdir(src, 0755))
+	snprintf(img, sizeof(img), "%s/ext4.img", B.dir);
+	if (mkdir(B.fs[PT].mnt, 0755) || mkdir(B.fs[F2].mnt, 0755) ||
+	    mkdir(B.fs[CRP].mnt, 0755) || mkdir(src, 0755))
 		die("cannot make directories in %s: %s", B.dir, strerror(errno));
+	{
+		int fd = open(img, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		char *argv[] = { B.mkfs_ext4, (char *)"-q", (char *)"-F", img, NULL };
+
+		if (fd < 0 || ftruncate(fd, (off_t)F2_SIZE) < 0)
+			die("cannot make the image %s: %s", img, strerror(errno));
+		close(fd);
+		if (run(argv))
+			die("%s failed on %s: its words are above", B.mkfs_ext4, img);
+	}
 
 	members[0] = '\0';
 	for (int i = 0; i < NMEM; i++) {
@@ -711,8 +799,10 @@ int main(void)
 		char *cargv[] = { crpfsd, members, B.fs[CRP].mnt, (char *)"-f",
 				  (char *)"-o", (char *)"host=bench-fs", NULL };
 		char *pargv[] = { pt, src, B.fs[PT].mnt, (char *)"-f", NULL };
+		char *fargv[] = { B.fuse2fs, img, B.fs[F2].mnt, (char *)"-f", NULL };
 
 		mount_fs(&B.fs[PT], pargv);
+		mount_fs(&B.fs[F2], fargv);
 		mount_fs(&B.fs[CRP], cargv);
 	}
 	fprintf(stderr, "bench_fs: members and passthrough source in %s; mounted in %.1f s\n", B.dir,
@@ -723,6 +813,9 @@ int main(void)
 	phase("4 KiB random write, fsync every 64", "IOPS", rand_write, "seq", false);
 	phase("create 2,000 empty files in one dir", "files/s", create_files, "many", false);
 	phase("stat 2,000 files, cold cache", "ops/s", stat_files, "many", true);
+	phase("ls -l of 2,000 files, cold cache", "entries/s", list_long, "many", true);
+	phase("cp -a /usr/include/linux, then sync", "entries/s", copy_tree, "tree",
+	      false);
 	phase("unlink 2,000 files", "files/s", unlink_files, "many", false);
 	for (int i = 0; i < NFS; i++) {
 		char p[PATH_MAX];
@@ -736,7 +829,8 @@ int main(void)
 			die("cannot read VmHWM of %s (PID %d): %s", B.fs[i].name, (int)B.fs[i].pid,
 			    crp_strerror(r));
 	}
-	row("daemon peak RSS (VmHWM), lower is better", rss[CRP], rss[PT], "MiB");
+	row("daemon peak RSS (VmHWM), lower is better", rss[CRP], BASE, rss[PT], "MiB");
+	row("daemon peak RSS (VmHWM), lower is better", rss[CRP], BASE_F2, rss[F2], "MiB");
 
 	if (teardown())
 		die("the teardown had to force its way (see above)");

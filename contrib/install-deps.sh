@@ -3,6 +3,8 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
+# Never with recommends: fuse2fs (make bench's baseline) recommends the fuse
+# package, which would remove fuse3.
 apt-get install -y --no-install-recommends \
 	build-essential pkg-config ca-certificates \
 	libfuse3-dev fuse3 \
@@ -14,4 +16,5 @@ apt-get install -y --no-install-recommends \
 	check \
 	tgt \
 	attr acl jq util-linux mount coreutils findutils diffutils procps psmisc \
+	fuse2fs e2fsprogs \
 	clang libclang-rt-14-dev
