@@ -473,7 +473,9 @@ int crp_meta_tx_end(struct crp_meta *m)
 	r = crp_meta_commit(m);
 	m->locked = false;
 	e = crp_array_meta_unlock(m->a);
-	if (e == -CRP_ELOCKLOST)
+	/* The commit met a lock lost with its session (a stripe's, or the
+	 * metadata lock before the unlock could tell): the same question. */
+	if (e == -CRP_ELOCKLOST || r == -CRP_ELOCKLOST)
 		return lock_lost(m, r, false);
 	return r ? r : e;
 }
