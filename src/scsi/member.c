@@ -325,6 +325,28 @@ void crp_member_fail_why(struct crp_member *m, int err, const char *why)
 			"mounted again", m->spec.text, why && why[0] ? why : crp_strerror(err));
 }
 
+/* A command as it starts out; caller holds m->qmu (for gen_seen). */
+static void cmd_reset_locked(struct crp_member *m, struct crp_cmd *c)
+{
+	c->q_next = NULL;
+	c->status = CRP_SAM_NONE;
+	c->result = 0;
+	c->sense_len = 0;
+	c->ua_retries = 0;
+	c->resends = 0;
+	c->info_valid = false;
+	c->info_lba = 0;
+	c->not_before_ns = 0;
+	c->nexus_gen = m->gen_seen;
+}
+
+void crp_member_cmd_reset(struct crp_member *m, struct crp_cmd *c)
+{
+	pthread_mutex_lock(&m->qmu);
+	cmd_reset_locked(m, c);
+	pthread_mutex_unlock(&m->qmu);
+}
+
 void crp_member_submit(struct crp_member *m, struct crp_cmd *const *cmds, int n)
 {
 	int failed = atomic_load(&m->failed);
@@ -334,20 +356,13 @@ void crp_member_submit(struct crp_member *m, struct crp_cmd *const *cmds, int n)
 			crp_member_abort(m, cmds[i], -CRP_EMEMBER);
 		return;
 	}
+	if (m->ops->run_now && m->ops->run_now(m, cmds, n))
+		return;
 	pthread_mutex_lock(&m->qmu);
 	for (int i = 0; i < n; i++) {
 		struct crp_cmd *c = cmds[i];
 
-		c->q_next = NULL;
-		c->status = CRP_SAM_NONE;
-		c->result = 0;
-		c->sense_len = 0;
-		c->ua_retries = 0;
-		c->resends = 0;
-		c->info_valid = false;
-		c->info_lba = 0;
-		c->not_before_ns = 0;
-		c->nexus_gen = m->gen_seen;
+		cmd_reset_locked(m, c);
 		if (m->qtail)
 			m->qtail->q_next = c;
 		else

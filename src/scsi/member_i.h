@@ -35,11 +35,17 @@ struct crp_transport_ops {
 	/*
 	 * Send @cmd now, ahead of anything still queued, or once the clock
 	 * has passed cmd->not_before_ns when that is set (a NOT READY retry:
-	 * the pause is at most 250 ms).  Called only from the I/O thread (by
-	 * crp_member_complete for retries and chains); must not complete @cmd
-	 * before returning.
+	 * the pause is at most 250 ms).  Called only from the I/O thread, or
+	 * from whoever executes in its place (run_now), by crp_member_complete
+	 * for retries and chains; must not complete @cmd before returning.
 	 */
 	void (*issue)(struct crp_member *m, struct crp_cmd *cmd);
+	/*
+	 * Optional: execute and complete @cmds in the calling thread, in
+	 * order, if the transport can do so now without reordering anything
+	 * queued; false to have them queued and kicked as usual.
+	 */
+	bool (*run_now)(struct crp_member *m, struct crp_cmd *const *cmds, int n);
 	/* Logical unit reset; any thread other than the I/O thread. */
 	int (*lun_reset)(struct crp_member *m);
 };
@@ -84,6 +90,8 @@ struct crp_cmd *crp_member_dequeue(struct crp_member *m);
 
 /* Stamp @cmd as issued now, with its deadline. */
 void crp_member_prepare(struct crp_member *m, struct crp_cmd *cmd);
+/* Set a command up as crp_member_submit does (for ops->run_now). */
+void crp_member_cmd_reset(struct crp_member *m, struct crp_cmd *cmd);
 
 /* Right before @cmd goes to the device: 0, or the error to complete it
  * with unsent: -CRP_EFENCED (its fence time has passed: see struct
