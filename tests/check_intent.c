@@ -83,12 +83,21 @@ START_TEST(test_marks_and_sweeps)
 	memset(buf, 0x42, 4096);
 	ck_assert_int_eq(crp_array_write(m->a, s * sb_bytes, buf, 4096), 0);
 	ck_assert_uint_eq(bits_set(m, m->slot), 1);
-	/* A second write to the same region needs no new bit. */
+	/* A second write to the same region needs no new bit, nor does one
+	 * to another stripe of the region (16 MiB of each member). */
 	ck_assert_int_eq(crp_array_write(m->a, s * sb_bytes + 4096, buf, 4096), 0);
 	ck_assert_uint_eq(bits_set(m, m->slot), 1);
+	ck_assert_uint_eq(crp_sb_intent_spb(&m->sb), (16u << 20) / 16384);
+	ck_assert_uint_eq((s - 1) / crp_sb_intent_spb(&m->sb), s / crp_sb_intent_spb(&m->sb));
+	ck_assert_int_eq(crp_array_write(m->a, (s - 1) * sb_bytes, buf, 4096), 0);
+	ck_assert_uint_eq(bits_set(m, m->slot), 1);
+	/* A stripe of the region before: a second bit. */
+	ck_assert_int_eq(crp_array_write(m->a, (s - crp_sb_intent_spb(&m->sb)) * sb_bytes, buf,
+					 4096), 0);
+	ck_assert_uint_eq(bits_set(m, m->slot), 2);
 	/* Not idle long enough: the bit stays; idle: it goes. */
 	ck_assert_int_eq(crp_meta_intent_sweep(m, 3600ull * 1000000000ull), 0);
-	ck_assert_uint_eq(bits_set(m, m->slot), 1);
+	ck_assert_uint_eq(bits_set(m, m->slot), 2);
 	ck_assert_int_eq(crp_meta_intent_sweep(m, 0), 0);
 	ck_assert_uint_eq(bits_set(m, m->slot), 0);
 	ck_assert_int_eq(crp_meta_close(m), 0);

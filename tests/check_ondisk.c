@@ -11,6 +11,7 @@
 
 #include "crpfs/err.h"
 #include "crpfs/ondisk.h"
+#include "crpfs/util.h"
 
 static uint8_t blk[CRP_BLOCK];
 static char err[256];
@@ -43,6 +44,37 @@ START_TEST(sb_round_trip)
 	crp_sb_out(&a, blk);
 	ck_assert_int_eq(crp_sb_in(blk, &b, err, sizeof(err)), 0);
 	ck_assert_int_eq(memcmp(&a, &b, sizeof(a)), 0);
+}
+END_TEST
+
+/* Intent regions: at least 16 MiB of a member per bit on a new
+ * filesystem; one made before keeps its regions (and no other mix goes). */
+START_TEST(sb_intent_regions)
+{
+	struct crp_sb a, b;
+	uint64_t old_spb;
+
+	make_sb(&a, 5, 4, 65536, 1ull << 30, 8);
+	ck_assert_uint_eq(a.features, CRP_FEATURES);
+	ck_assert_uint_eq(crp_sb_intent_spb(&a), (16u << 20) / 65536);
+	make_sb(&a, 5, 4, 4096, 1ull << 30, 8);
+	ck_assert_uint_eq(crp_sb_intent_spb(&a), (16u << 20) / 4096);
+
+	a.features = CRP_FEATURES_OLD;
+	a.intent_spb = 0;
+	old_spb = CRP_DIV_ROUND_UP(a.nstripes, CRP_INTENT_BITS);
+	ck_assert_uint_eq(crp_sb_intent_spb(&a), old_spb ? old_spb : 1);
+	crp_sb_out(&a, blk);
+	ck_assert_int_eq(crp_sb_in(blk, &b, err, sizeof(err)), 0);
+	ck_assert_uint_eq(crp_sb_intent_spb(&b), crp_sb_intent_spb(&a));
+
+	a.intent_spb = 8; /* a size without the feature that says so */
+	crp_sb_out(&a, blk);
+	ck_assert_int_lt(crp_sb_in(blk, &b, err, sizeof(err)), 0);
+	a.features = CRP_FEATURES;
+	a.intent_spb = 0; /* the feature without a size */
+	crp_sb_out(&a, blk);
+	ck_assert_int_lt(crp_sb_in(blk, &b, err, sizeof(err)), 0);
 }
 END_TEST
 
@@ -417,6 +449,7 @@ static Suite *ondisk_suite(void)
 	TCase *t = tcase_create("records");
 
 	tcase_add_test(t, sb_round_trip);
+	tcase_add_test(t, sb_intent_regions);
 	tcase_add_test(t, sb_flip_every_byte);
 	tcase_add_test(t, sb_bad_magic_version);
 	tcase_add_test(t, sb_layout_fits);

@@ -96,7 +96,17 @@
  * with a flag this crpfs does not know, or without one it needs, is
  * refused. */
 #define CRP_FEAT_OPEN_TABLES (1u << 0) /* per-host open tables (otable_*) */
-#define CRP_FEATURES CRP_FEAT_OPEN_TABLES
+#define CRP_FEAT_INTENT_SPB (1u << 1)  /* intent log regions of sb.intent_spb stripes */
+#define CRP_FEATURES (CRP_FEAT_OPEN_TABLES | CRP_FEAT_INTENT_SPB)
+/* Still mounted: made before CRP_FEAT_INTENT_SPB (regions as small as the
+ * log allows, intent_spb 0). */
+#define CRP_FEATURES_OLD CRP_FEAT_OPEN_TABLES
+/* Member bytes one intent region covers at least (CRP_FEAT_INTENT_SPB):
+ * a sequential writer sets one bit per 16 MiB of each member, not one per
+ * stripe. */
+#define CRP_INTENT_REGION_BYTES (16u << 20)
+/* Bits in one host's intent log: 64 blocks of 4032-byte bitmaps. */
+#define CRP_INTENT_BITS ((uint64_t)(CRP_INTENT_BYTES / CRP_BLOCK) * CRP_BITS_PER_BLOCK)
 
 /* Open tables: blocks per host slot, inode numbers per block. */
 #define CRP_OTABLE_BLOCKS 8
@@ -136,7 +146,11 @@ struct crp_sb {
 	uint32_t features;	 /* CRP_FEATURES */
 	uint64_t otable_start;	 /* open tables: journal_start + max_hosts*journal_blocks */
 	uint32_t otable_blocks;	 /* per host slot: CRP_OTABLE_BLOCKS */
+	uint32_t intent_spb;	 /* stripes per intent bit (CRP_FEAT_INTENT_SPB), else 0 */
 };
+
+/* Stripes per bit of an intent log on the array @sb describes. */
+uint64_t crp_sb_intent_spb(const struct crp_sb *sb);
 
 /*
  * The member table: the state of every position of the array, as the

@@ -12,7 +12,11 @@
  * CRP_INTENT_BYTES on every member (the same on all, like the slots): 64
  * blocks with the common block header (magic CRP_MAGIC_INTENT, owner = the
  * slot, aux64 = a sequence number) and a bitmap payload.  Bit i covers
- * stripes [i * spb, (i + 1) * spb), spb = ceil(nstripes / bits in the log).
+ * stripes [i * spb, (i + 1) * spb), spb from the superblock
+ * (crp_sb_intent_spb): at least CRP_INTENT_REGION_BYTES of each member, so
+ * that a sequential writer sets a bit, with its FUA write on every member,
+ * once per 16 MiB rather than once per stripe; filesystems made before
+ * that keep spb = ceil(nstripes / bits in the log).
  *
  * Cost: a bit is written once when a region turns dirty (one round trip,
  * every member in parallel, FUA), not per transaction.  A region is cleaned
@@ -35,7 +39,7 @@
 #include "meta_i.h"
 
 #define INTENT_BLOCKS ((int)(CRP_INTENT_BYTES / CRP_BLOCK))
-#define INTENT_BITS ((uint64_t)INTENT_BLOCKS * CRP_BITS_PER_BLOCK)
+#define INTENT_BITS CRP_INTENT_BITS
 
 struct region {
 	uint32_t inflight;    /* transactions running in it */
@@ -67,9 +71,7 @@ struct crp_intent {
 
 static uint64_t spb_of(const struct crp_meta *m)
 {
-	uint64_t spb = CRP_DIV_ROUND_UP(m->geom.nstripes, INTENT_BITS);
-
-	return spb ? spb : 1;
+	return crp_sb_intent_spb(&m->sb);
 }
 
 static uint64_t log_blkno(int slot, int k)

@@ -146,6 +146,7 @@ void crp_sb_out(const struct crp_sb *sb, void *buf)
 	crp_put_le32(b + 260, sb->features);
 	crp_put_le64(b + 264, sb->otable_start);
 	crp_put_le32(b + 272, sb->otable_blocks);
+	crp_put_le32(b + 276, sb->intent_spb);
 	crp_put_le64(b + CSUM_OFF_SB, csum_skip(b, CRP_SB_SIZE, CSUM_OFF_SB));
 }
 
@@ -200,7 +201,18 @@ int crp_sb_in(const void *buf, struct crp_sb *sb, char *err, size_t errlen)
 	sb->features = crp_get_le32(b + 260);
 	sb->otable_start = crp_get_le64(b + 264);
 	sb->otable_blocks = crp_get_le32(b + 272);
+	sb->intent_spb = crp_get_le32(b + 276);
 	return crp_sb_check(sb, err, errlen);
+}
+
+uint64_t crp_sb_intent_spb(const struct crp_sb *sb)
+{
+	uint64_t spb;
+
+	if (sb->features & CRP_FEAT_INTENT_SPB)
+		return sb->intent_spb;
+	spb = CRP_DIV_ROUND_UP(sb->nstripes, CRP_INTENT_BITS);
+	return spb ? spb : 1;
 }
 
 int crp_sb_check(const struct crp_sb *sb, char *err, size_t errlen)
@@ -231,11 +243,15 @@ int crp_sb_check(const struct crp_sb *sb, char *err, size_t errlen)
 		return fail(-CRP_ECORRUPT, err, errlen,
 			    "superblock reserved-area layout is invalid (data offset %llu)",
 			    (unsigned long long)sb->data_offset);
-	if (sb->features != CRP_FEATURES)
+	if (sb->features != CRP_FEATURES && sb->features != CRP_FEATURES_OLD)
 		return fail(-CRP_ECORRUPT, err, errlen,
-			    "superblock has features %#x, this crpfs needs exactly %#x (made by "
+			    "superblock has features %#x, this crpfs needs %#x or %#x (made by "
 			    "another version of mkfs.crpfs: format it again with this one)",
-			    sb->features, CRP_FEATURES);
+			    sb->features, CRP_FEATURES, CRP_FEATURES_OLD);
+	if ((sb->features & CRP_FEAT_INTENT_SPB) ? sb->intent_spb == 0 : sb->intent_spb != 0)
+		return fail(-CRP_ECORRUPT, err, errlen,
+			    "superblock intent region size %u stripes does not match its features "
+			    "%#x", sb->intent_spb, sb->features);
 	if (sb->journal_blocks < 64 || sb->journal_start < 2 ||
 	    sb->otable_start != sb->journal_start + (uint64_t)sb->max_hosts * sb->journal_blocks ||
 	    sb->otable_blocks != CRP_OTABLE_BLOCKS ||
@@ -886,6 +902,8 @@ int crp_sb_layout(struct crp_sb *sb, char *err, size_t errlen)
 	sb->journal_start = 2;
 	sb->journal_blocks = (uint32_t)jb;
 	sb->features = CRP_FEATURES;
+	sb->intent_spb = (uint32_t)CRP_MAX(CRP_DIV_ROUND_UP(sb->nstripes, CRP_INTENT_BITS),
+					   CRP_INTENT_REGION_BYTES / sb->chunk);
 	sb->otable_start = sb->journal_start + (uint64_t)sb->max_hosts * jb;
 	sb->otable_blocks = CRP_OTABLE_BLOCKS;
 	/* One inode per 16 KiB of array. */
