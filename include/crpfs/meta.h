@@ -147,6 +147,7 @@ struct crp_meta {
 	bool gen_known;			/* @gen is what our caches reflect */
 	uint64_t gen;			/* cluster generation our caches reflect */
 	struct crp_shared *sh;		/* the shared block as read under the lock */
+	struct crp_shared *peek;	/* ... as read without it (poll, lock-free reads) */
 	uint8_t *ag_stale;		/* per group: ag_free[g] may be out of date */
 	uint8_t *ig_stale;		/* per inode-bitmap block: ig_free may be out of date */
 	crp_meta_changed_fn changed;	/* told of every block another host changed */

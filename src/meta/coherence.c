@@ -171,6 +171,15 @@ static void catch_up(struct crp_meta *m, const struct crp_shared *s)
 	m->gen_known = true;
 }
 
+/* m->peek, the shared block as read without the lock (a poll, a read's
+ * check): made once, kept for every later look. */
+static struct crp_shared *peek_buf(struct crp_meta *m)
+{
+	if (!m->peek)
+		m->peek = malloc(sizeof(*m->peek));
+	return m->peek;
+}
+
 int crp_meta_poll(struct crp_meta *m)
 {
 	struct crp_shared *s;
@@ -178,7 +187,7 @@ int crp_meta_poll(struct crp_meta *m)
 
 	if (m->locked)
 		return 0;
-	s = malloc(sizeof(*s));
+	s = peek_buf(m);
 	if (!s)
 		return -ENOMEM;
 	r = shared_read(m, s, SH_READ);
@@ -186,7 +195,6 @@ int crp_meta_poll(struct crp_meta *m)
 		catch_up(m, s);
 	if (r == 0 && crp_meta_members_stale(m, s))
 		(void)crp_meta_members_reload(m); /* unreadable now: next time */
-	free(s);
 	return r;
 }
 
@@ -228,7 +236,7 @@ int crp_meta_read_begin(struct crp_meta *m)
 
 	if (m->locked || m->ro || m->opt || m->dirty->len || !array_whole(m))
 		return 0;
-	s = malloc(sizeof(*s));
+	s = peek_buf(m);
 	if (!s)
 		return 0;
 	crp_array_optimistic(true);
@@ -240,7 +248,6 @@ int crp_meta_read_begin(struct crp_meta *m)
 		m->opt_reads = crp_array_thread_reads();
 		ok = 1;
 	}
-	free(s);
 	if (!ok)
 		crp_array_optimistic(false);
 	return ok;
@@ -260,11 +267,10 @@ int crp_meta_read_end(struct crp_meta *m, bool keep)
 		return -EDEADLK; /* a change made outside a transaction */
 	}
 	if (r == 0 && crp_array_thread_reads() != m->opt_reads) {
-		s = malloc(sizeof(*s));
+		s = peek_buf(m);
 		r = s ? shared_read(m, s, SH_READ) : -ENOMEM;
 		if (r == 0 && ((s->flags & CRP_SHARED_PENDING) || s->generation != m->opt_gen))
 			r = -CRP_ERETRY;
-		free(s);
 	}
 	crp_array_optimistic(false);
 	if (r < 0) {

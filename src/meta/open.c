@@ -674,6 +674,7 @@ int crp_meta_close(struct crp_meta *m)
 	free(m->ag_stale);
 	free(m->ig_stale);
 	free(m->sh);
+	free(m->peek);
 	if (m->damage)
 		g_array_free(m->damage, TRUE);
 	crp_meta_opentab_free(m);
