@@ -415,6 +415,36 @@ mh_sha() {
 	sha256sum <"$1" | awk '{ print $1 }'
 }
 
+# mh_sum_writer HOST MAX SIZE: files of known content (4 KiB to SIZE
+# bytes) written with fsync one after the other, until $T/stop or MAX of
+# them; every file whose close succeeded is listed with its sum in
+# $T/sums.HOST, every failure in $T/wfail.HOST; progress in $T/prog.HOST.
+mh_sum_writer() {
+	local h=$1 max=$2 size=$3 mnt i=0 f
+	mnt=$(mh_mnt "$h")
+	while [ ! -e "$T/stop" ] && [ "$i" -lt "$max" ]; do
+		f="w/$h.$i"
+		head -c $(((i * 7919) % size + 4096)) /dev/urandom >"$T/src.$h"
+		if dd if="$T/src.$h" of="$mnt/$f" bs=64k conv=fsync status=none 2>>"$T/werr.$h"; then
+			echo "$(mh_sha "$T/src.$h") $f" >>"$T/sums.$h"
+		else
+			echo "host $h: writing $f failed" >>"$T/wfail.$h"
+		fi
+		i=$((i + 1))
+		echo "$i" >"$T/prog.$h"
+	done
+}
+
+# Files the mh_sum_writers have written so far, all hosts together.
+mh_written() {
+	{ cat "$T"/prog.* 2>/dev/null || true; } | awk '{ n += $1 } END { print n + 0 }'
+}
+
+# mh_written_past N: more than N written so far (for mh_wait_for).
+mh_written_past() {
+	[ "$(mh_written)" -gt "$1" ]
+}
+
 # mh_fsck: crpfs fsck on the unmounted members must find nothing (exit
 # 0), having checked the parity of stripes.
 mh_fsck() {

@@ -13,32 +13,6 @@
 HOSTS=(a b c)
 LEVEL=${CRPFS_LOST_LEVEL:-both}
 
-# writer HOST: files of known content, one after the other, until
-# $T/stop; every file whose close succeeded is listed with its sum.
-writer() {
-	local h=$1 mnt i=0 f
-	mnt=$(mh_mnt "$h")
-	while [ ! -e "$T/stop" ] && [ "$i" -lt 2000 ]; do
-		f="w/$h.$i"
-		head -c $(((i * 7919) % 200000 + 4096)) /dev/urandom >"$T/src.$h"
-		if dd if="$T/src.$h" of="$mnt/$f" bs=64k conv=fsync status=none 2>>"$T/werr.$h"; then
-			echo "$(mh_sha "$T/src.$h") $f" >>"$T/sums.$h"
-		else
-			echo "host $h: writing $f failed" >>"$T/wfail.$h"
-		fi
-		i=$((i + 1))
-		echo "$i" >"$T/prog.$h"
-	done
-}
-
-written() {
-	{ cat "$T"/prog.* 2>/dev/null || true; } | awk '{ n += $1 } END { print n + 0 }'
-}
-
-written_past() {	# written_past N: more than N files written so far
-	[ "$(written)" -gt "$1" ]
-}
-
 state_is() {		# state_is TARGET STATE
 	[ "$(status_state "$1")" = "$2" ]
 }
@@ -72,11 +46,11 @@ lost_case() {
 	done
 	rm -f "$T"/sums.* "$T"/prog.* "$T"/werr.* "$T"/wfail.* "$T/stop"
 	for h in "${HOSTS[@]}"; do
-		writer "$h" &
+		mh_sum_writer "$h" 2000 200000 &
 		mh_bg_job "$!"
 	done
-	n0=$(written)
-	mh_wait_for "$MH_CALL_WAIT" written_past $((n0 + 30)) ||
+	n0=$(mh_written)
+	mh_wait_for "$MH_CALL_WAIT" mh_written_past $((n0 + 30)) ||
 		mh_fail "the writers made no progress"
 	# LUN 2 (and 5) deleted at the target, mid-write.
 	timeout -s KILL "$MH_TOOL_WAIT" "$LAB" lun-del 2 --dir "$LAB_DIR" >"$T/lab.out" 2>&1 ||
@@ -86,8 +60,8 @@ lost_case() {
 			mh_fail "crpfs-lab lun-del 5 failed"
 	fi
 	mh_note "RAID-$level: deleted $ndel LUN(s) at the target under three writers"
-	n0=$(written)
-	mh_wait_for "$MH_CALL_WAIT" written_past $((n0 + 60)) ||
+	n0=$(mh_written)
+	mh_wait_for "$MH_CALL_WAIT" mh_written_past $((n0 + 60)) ||
 		mh_fail "writing stopped after the LUN went: $(cat "$T"/werr.* 2>/dev/null | head -n 3)"
 	[ -z "$(cat "$T"/wfail.* 2>/dev/null || true)" ] ||
 		mh_fail "writes failed while the array was degraded: $(cat "$T"/wfail.* "$T"/werr.* | head -n 4)"

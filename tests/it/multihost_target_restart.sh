@@ -12,30 +12,6 @@
 
 HOSTS=(a b)
 
-writer() {
-	local h=$1 mnt i=0 f
-	mnt=$(mh_mnt "$h")
-	while [ ! -e "$T/stop" ] && [ "$i" -lt 3000 ]; do
-		f="w/$h.$i"
-		head -c $(((i * 7919) % 100000 + 4096)) /dev/urandom >"$T/src.$h"
-		if dd if="$T/src.$h" of="$mnt/$f" bs=64k conv=fsync status=none 2>>"$T/werr.$h"; then
-			echo "$(mh_sha "$T/src.$h") $f" >>"$T/sums.$h"
-		else
-			echo "host $h: writing $f failed" >>"$T/wfail.$h"
-		fi
-		i=$((i + 1))
-		echo "$i" >"$T/prog.$h"
-	done
-}
-
-written() {
-	{ cat "$T"/prog.* 2>/dev/null || true; } | awk '{ n += $1 } END { print n + 0 }'
-}
-
-written_past() {
-	[ "$(written)" -gt "$1" ]
-}
-
 status_state() {
 	timeout -s KILL "$MH_TOOL_WAIT" "$CRPFS" status "$1" --json 2>/dev/null | jq -r .state
 }
@@ -51,16 +27,16 @@ t_restart() {
 	mh_wait_for "$MH_ATTR_WAIT" test -d "$(mh_mnt b)/w" || mh_fail "w/ not seen on b"
 	rm -f "$T"/sums.* "$T"/prog.* "$T"/werr.* "$T"/wfail.* "$T/stop"
 	for h in "${HOSTS[@]}"; do
-		writer "$h" &
+		mh_sum_writer "$h" 3000 100000 &
 		mh_bg_job "$!"
 	done
-	n0=$(written)
-	mh_wait_for "$MH_CALL_WAIT" written_past $((n0 + 20)) || mh_fail "the writers made no progress"
+	n0=$(mh_written)
+	mh_wait_for "$MH_CALL_WAIT" mh_written_past $((n0 + 20)) || mh_fail "the writers made no progress"
 	timeout -s KILL "$MH_TOOL_WAIT" "$LAB" restart --dir "$LAB_DIR" >"$T/lab.out" 2>&1 ||
 		mh_fail "crpfs-lab restart failed: $(tail -n 3 "$T/lab.out")"
 	mh_note "tgtd restarted under two writers"
-	n0=$(written)
-	mh_wait_for "$MH_CALL_WAIT" written_past $((n0 + 40)) ||
+	n0=$(mh_written)
+	mh_wait_for "$MH_CALL_WAIT" mh_written_past $((n0 + 40)) ||
 		mh_fail "writing stopped after the restart: $(cat "$T"/werr.* 2>/dev/null | head -n 3)"
 	touch "$T/stop"
 	for p in $(cat "$T/jobs"); do
