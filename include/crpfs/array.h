@@ -290,6 +290,16 @@ bool crp_array_meta_mine(struct crp_array *a);
  * host holding the metadata lock in a long streak steps aside briefly only
  * when some are. */
 void crp_array_set_peers(struct crp_array *a, int n);
+int crp_array_peers(struct crp_array *a);
+/* The calling thread takes over the metadata lock another thread of this
+ * host took and kept (a group commit, crp_meta_tx_end): from now on it is
+ * "mine" for this thread, which unlocks it. */
+void crp_array_meta_adopt(struct crp_array *a);
+/* Called by the holder before crp_array_meta_unlock, after a long hold (a
+ * group commit that ran its whole window): the lock is not taken again for
+ * a few milliseconds, so that other hosts' RESERVEs and heartbeat writes
+ * get their turn before this host knows they are there. */
+void crp_array_meta_step_aside(struct crp_array *a);
 
 /* The same with a deadline (crp_now_ns clock) instead of the default one:
  * recovery uses it so that a dead host holding the lock cannot stall it.

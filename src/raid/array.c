@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define XXH_INLINE_ALL
@@ -101,6 +102,14 @@ int crp_array_open_degraded(const char *const *specs, int n, const struct crp_ar
 	for (int i = 0; i < CRP_MAX_MEMBERS; i++)
 		crp_mlock_init(&a->lk[i]);
 	pthread_mutex_init(&a->meta_mu, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&a->meta_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	pthread_mutex_init(&a->retire_mu, NULL);
 
 	mo.host = a->host;
@@ -193,6 +202,7 @@ void crp_array_close(struct crp_array *a)
 		crp_member_close(a->retired[i]);
 	for (int i = 0; i < CRP_MAX_MEMBERS; i++)
 		crp_mlock_destroy(&a->lk[i]);
+	pthread_cond_destroy(&a->meta_cv);
 	pthread_mutex_destroy(&a->meta_mu);
 	pthread_mutex_destroy(&a->retire_mu);
 	free(a);

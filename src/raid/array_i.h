@@ -56,7 +56,12 @@ struct crp_array {
 	uint64_t min_size;
 	uint64_t max_hold_ns; /* 0: never keep a reservation past its transaction */
 	struct crp_host_counters ctr;
-	pthread_mutex_t meta_mu; /* held from crp_array_meta_lock to _unlock */
+	/* Held from crp_array_meta_lock to _unlock, by one thread or, for a
+	 * group commit, handed from thread to thread (crp_array_meta_adopt):
+	 * a flag under a mutex, not the mutex itself. */
+	pthread_mutex_t meta_mu;
+	pthread_cond_t meta_cv;
+	bool meta_busy;
 	const struct crp_array_intent_ops *intent; /* set before I/O starts */
 	void *intent_ctx;
 	crp_txn_hook_fn txn_hook;
@@ -79,6 +84,7 @@ struct crp_array {
 	uint64_t meta_streak_ns;	/* start of the current streak */
 	uint64_t meta_unlocked_ns;	/* last unlock */
 	uint64_t meta_yield_until_ns;	/* not taken again before this */
+	bool meta_aside;		/* the holder asks for a pause after its unlock */
 	atomic_int peers;		/* other live hosts (the cluster layer says) */
 	atomic_bool fenced;	/* sticky: preempted, or declared dead (crp_array_fence) */
 	atomic_uint_fast64_t lease_end_ns; /* our lease, as the cluster last renewed it */

@@ -290,16 +290,45 @@ uint64_t crp_lock_deadline_ns(const struct crp_array *a)
  * Other hosts' writes to those members wait meanwhile (in reserve mode
  * their reads too), so a holder keeps it for a few round trips only.
  */
-/* pthread_mutex_timedlock with a deadline on crp_now_ns()'s clock. */
-static int timedlock_mono(pthread_mutex_t *mu, uint64_t deadline)
+/* Take the local gate of the metadata lock by @deadline (crp_now_ns). */
+static int gate_enter(struct crp_array *a, uint64_t deadline)
 {
-	uint64_t now = crp_now_ns(), left = deadline > now ? deadline - now : 0;
-	uint64_t wall = crp_wall_ns() + left;
-	struct timespec ts = { .tv_sec = (time_t)(wall / 1000000000ull),
-			       .tv_nsec = (long)(wall % 1000000000ull) };
-	int r = pthread_mutex_timedlock(mu, &ts);
+	struct timespec ts = { .tv_sec = (time_t)(deadline / 1000000000ull),
+			       .tv_nsec = (long)(deadline % 1000000000ull) };
+	int r = 0;
 
+	pthread_mutex_lock(&a->meta_mu);
+	while (a->meta_busy && r == 0)
+		r = pthread_cond_timedwait(&a->meta_cv, &a->meta_mu, &ts);
+	if (!a->meta_busy) {
+		a->meta_busy = true;
+		r = 0;
+	}
+	pthread_mutex_unlock(&a->meta_mu);
 	return r == 0 ? 0 : r == ETIMEDOUT ? -ETIMEDOUT : -r;
+}
+
+static void gate_leave(struct crp_array *a)
+{
+	pthread_mutex_lock(&a->meta_mu);
+	a->meta_busy = false;
+	pthread_cond_signal(&a->meta_cv);
+	pthread_mutex_unlock(&a->meta_mu);
+}
+
+void crp_array_meta_adopt(struct crp_array *a)
+{
+	a->meta_owner = pthread_self();
+}
+
+void crp_array_meta_step_aside(struct crp_array *a)
+{
+	a->meta_aside = true; /* by the holder: crp_array_meta_unlock acts on it */
+}
+
+int crp_array_peers(struct crp_array *a)
+{
+	return atomic_load(&a->peers);
 }
 
 int crp_array_meta_lock(struct crp_array *a)
@@ -342,7 +371,7 @@ int crp_array_meta_lock_until(struct crp_array *a, uint64_t deadline)
 	/* Another local thread may be waiting for a lock that a hung host
 	 * holds: wait for it no longer than our own deadline, so that the
 	 * caller (recovery) can break the hung host's locks. */
-	r = timedlock_mono(&a->meta_mu, deadline);
+	r = gate_enter(a, deadline);
 	if (r == -ETIMEDOUT)
 		return -EBUSY; /* a local thread holds it (or waits for it) */
 	if (r < 0)
@@ -357,7 +386,7 @@ int crp_array_meta_lock_until(struct crp_array *a, uint64_t deadline)
 	crp_array_note_failures(a);
 	n = meta_members(a, set);
 	if (!n) {
-		pthread_mutex_unlock(&a->meta_mu);
+		gate_leave(a);
 		return -CRP_EDEGRADED;
 	}
 	crp_mlock_take_local(a, set, n);
@@ -411,7 +440,7 @@ int crp_array_meta_lock_until(struct crp_array *a, uint64_t deadline)
 			crp_mlock_give_local(a, set, n);
 			n = meta_members(a, set);
 			if (!n) {
-				pthread_mutex_unlock(&a->meta_mu);
+				gate_leave(a);
 				return -CRP_EDEGRADED;
 			}
 			crp_mlock_take_local(a, set, n);
@@ -439,7 +468,7 @@ int crp_array_meta_lock_until(struct crp_array *a, uint64_t deadline)
 	}
 	crp_mlock_give_local(a, set, n);
 	if (r < 0)
-		pthread_mutex_unlock(&a->meta_mu);
+		gate_leave(a);
 	return r;
 }
 
@@ -487,12 +516,17 @@ int crp_array_meta_unlock(struct crp_array *a)
 	a->nmeta_set = 0;
 	crp_mlock_give_local(a, set, n);
 	a->meta_unlocked_ns = crp_now_ns();
-	if (atomic_load(&a->peers) > 0 &&
+	if (a->meta_aside) {
+		a->meta_aside = false;
+		a->meta_yield_until_ns = a->meta_unlocked_ns + META_PAUSE_NS / 2 +
+					 crp_random() % META_PAUSE_NS;
+		a->meta_streak_ns = a->meta_yield_until_ns;
+	} else if (atomic_load(&a->peers) > 0 &&
 	    a->meta_unlocked_ns - a->meta_streak_ns >= META_STREAK_NS) {
 		a->meta_yield_until_ns = a->meta_unlocked_ns + META_PAUSE_NS / 2 +
 					 crp_random() % META_PAUSE_NS;
 		a->meta_streak_ns = a->meta_yield_until_ns;
 	}
-	pthread_mutex_unlock(&a->meta_mu);
+	gate_leave(a);
 	return r;
 }
