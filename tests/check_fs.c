@@ -44,6 +44,17 @@ static void format(void)
 	crp_fsfix_format(&fx, &p);
 }
 
+static struct crp_fs *mount_fs_commit(uint32_t commit_ms)
+{
+	struct crp_fs_opts o = { .host = "testhost", .commit_ms = commit_ms };
+	struct crp_fs *fs;
+	char err[256];
+	int r = crp_fs_mount(fx.specs, NM, &o, &fs, err, sizeof(err));
+
+	ck_assert_msg(r == 0, "mount: %s (%d)", err, r);
+	return fs;
+}
+
 static struct crp_fs *mount_fs(void)
 {
 	struct crp_fs_opts o = { .host = "testhost" };
@@ -106,6 +117,18 @@ static uint64_t lookup(struct crp_fs *fs, uint64_t parent, const char *name)
 		return 0;
 	crp_fs_forget(fs, a.ino, 1);
 	return a.ino;
+}
+
+/* The inode @name of the root names, inside an operation. */
+static uint64_t lookup_locked(struct crp_fs *fs, const char *name)
+{
+	struct crp_fs_inode *dp;
+	uint64_t ino = 0;
+	uint8_t type;
+
+	ck_assert_int_eq(crp_fs_iget(fs, CRP_ROOT_INO, &dp), 0);
+	ck_assert_int_eq(crp_fs_dir_find(fs, dp, name, &ino, &type), 0);
+	return ino;
 }
 
 static void fill_pattern(uint8_t *b, size_t len, unsigned seed)
@@ -453,6 +476,93 @@ START_TEST(crash_replay)
 }
 END_TEST
 
+/*
+ * Group commit on one host: operations share commits; one that fails half
+ * way is undone alone and the batch before it stays; fsync commits; what
+ * was never committed is gone after a crash, what was fsync'd is not.
+ */
+START_TEST(group_commit)
+{
+	struct crp_fs_counters c0, c1;
+	struct crp_fsck_result res;
+	struct crp_fs *fs;
+	struct crp_attr ra, a;
+	uint8_t data[6000];
+	char name[32];
+	pid_t pid;
+	int st;
+
+	format();
+	fill_pattern(data, sizeof(data), 3);
+	/* A window no run reaches: only size and fsync end a batch. */
+	fs = mount_fs_commit(600000);
+	crp_fs_get_counters(fs, &c0);
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "f%02d", i);
+		create_file(fs, CRP_ROOT_INO, name, data, 1000 + (size_t)i);
+	}
+	crp_fs_get_counters(fs, &c1);
+	ck_assert_msg(c1.commits - c0.commits < 10, "20 creates took %llu commits",
+		      (unsigned long long)(c1.commits - c0.commits));
+	ck_assert_int_eq(crp_fs_getattr(fs, CRP_ROOT_INO, &ra), 0);
+
+	/* An operation that changes a directory and an inode, then fails. */
+	{
+		uint64_t snap = crp_fs_op_begin(fs);
+		struct crp_fs_inode *dp;
+
+		ck_assert_int_eq(crp_fs_iget(fs, CRP_ROOT_INO, &dp), 0);
+		ck_assert_int_eq(crp_fs_dir_add(fs, dp, "ghost", lookup_locked(fs, "f00"),
+						crp_fs_dtype(S_IFREG)), 0);
+		dp->d.mode = (dp->d.mode & ~07777u) | 0700;
+		ck_assert_int_eq(crp_fs_istore(fs, dp), 0);
+		ck_assert_int_eq(crp_fs_op_end(fs, snap, -EIO), -EIO);
+	}
+	ck_assert_uint_eq(lookup(fs, CRP_ROOT_INO, "ghost"), 0);
+	ck_assert_int_eq(crp_fs_getattr(fs, CRP_ROOT_INO, &a), 0);
+	ck_assert_uint_eq(a.mode, ra.mode);
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "f%02d", i);
+		ck_assert_msg(lookup(fs, CRP_ROOT_INO, name) != 0, "%s lost with the failed operation",
+			      name);
+	}
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_OK);
+
+	/* A crash: the fsync'd file is there, the operation kept since is not. */
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct crp_fs *cfs = mount_fs_commit(600000);
+
+		create_file(cfs, CRP_ROOT_INO, "synced", data, sizeof(data));
+		if (crp_fs_fsync(cfs, CRP_ROOT_INO, false) != 0)
+			_exit(2);
+		create_file(cfs, CRP_ROOT_INO, "kept", data, 100);
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	fs = mount_fs_commit(CRP_FS_COMMIT_OFF);
+	{
+		uint64_t f = lookup(fs, CRP_ROOT_INO, "synced");
+
+		ck_assert_uint_ne(f, 0);
+		read_back(fs, f, 0, data, sizeof(data));
+		ck_assert_uint_eq(lookup(fs, CRP_ROOT_INO, "kept"), 0);
+		for (int i = 0; i < 20; i++) {
+			snprintf(name, sizeof(name), "f%02d", i);
+			f = lookup(fs, CRP_ROOT_INO, name);
+			ck_assert_uint_ne(f, 0);
+			read_back(fs, f, 0, data, 1000 + (size_t)i);
+		}
+	}
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_OK);
+	rm_tree();
+}
+END_TEST
+
 START_TEST(fsck_finds_and_repairs)
 {
 	struct crp_fsck_result res;
@@ -495,6 +605,7 @@ static Suite *fs_suite(void)
 	tcase_add_test(t, sparse_truncate_seek);
 	tcase_add_test(t, large_directory);
 	tcase_add_test(t, crash_replay);
+	tcase_add_test(t, group_commit);
 	tcase_add_test(t, fsck_finds_and_repairs);
 	suite_add_tcase(s, t);
 	return s;

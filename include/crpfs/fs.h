@@ -31,6 +31,9 @@
 
 struct crp_fs;
 
+#define CRP_FS_DEFAULT_COMMIT_MS 50
+#define CRP_FS_COMMIT_OFF UINT32_MAX
+
 struct crp_fs_opts {
 	const char *host;	/* this host's name (slot, initiator name); hostname if NULL */
 	bool ro;
@@ -38,6 +41,11 @@ struct crp_fs_opts {
 	uint32_t attr_timeout_ms; /* staleness bound for cached attributes (multi-host) */
 	uint32_t heartbeat_ms;	/* host slot heartbeat interval; default if 0 */
 	uint32_t dead_timeout_ms; /* a host silent this long is dead; default if 0 */
+	/* Group commit: while no other host is alive, operations are
+	 * committed together at most this long after the first (fsync
+	 * commits at once).  0: the default; CRP_FS_COMMIT_OFF: each
+	 * operation commits alone. */
+	uint32_t commit_ms;
 	/* This host was declared dead by another and fenced: every call fails
 	 * with -ESHUTDOWN from now on.  Called once, from the heartbeat thread
 	 * or a writer, with the message to show; must not block nor call back

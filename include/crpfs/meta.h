@@ -160,6 +160,18 @@ struct crp_meta {
 	uint64_t opt_ok;		/* reads without the lock that held */
 	uint64_t opt_retries;		/* ... that had to run again under the lock */
 
+	/* Group commit (coherence.c): the lock and the running transaction
+	 * kept from one operation to the next while no other host lives. */
+	uint64_t commit_ns;		/* kept this long at most; 0: every operation commits */
+	bool held;			/* kept: @locked, and no operation runs */
+	uint64_t held_since_ns;		/* when the first operation of the batch ended */
+	uint64_t held_ops;		/* operations in the batch */
+	uint64_t batches;		/* batches committed, and the operations they held */
+	uint64_t batched_ops;
+	struct crp_mblk *undo;		/* the batch as the running operation found it */
+	uint32_t nundo, undo_cap;
+	bool undo_valid;		/* ... and nothing of the operation was committed yet */
+
 	/* The member table (members.c). */
 	struct crp_label mt;		/* the freshest label we know: the table */
 	char names[CRP_LABEL_MEMBERS][CRP_NAME_SPEC_MAX]; /* the names members were added under */
@@ -472,6 +484,22 @@ void crp_meta_set_changed(struct crp_meta *m, crp_meta_changed_fn fn, void *ctx)
 int crp_meta_tx_begin(struct crp_meta *m);
 int crp_meta_tx_end(struct crp_meta *m);
 void crp_meta_tx_abort(struct crp_meta *m);
+
+/*
+ * Group commit.  With @m->commit_ns set, crp_meta_tx_end keeps the
+ * metadata lock and the running transaction instead of committing, while
+ * no other host is alive (crp_array_peers), the batch is younger than
+ * commit_ns and small; the next crp_meta_tx_begin takes them over without
+ * a round trip.  An operation that fails half-way in a batch is undone
+ * alone: crp_meta_tx_begin saves the batch's blocks, crp_meta_tx_abort
+ * puts them back and keeps the rest of the batch.  Whoever must see the
+ * disks current or needs the lock for something else commits it:
+ * crp_meta_batch_flush (commit and unlock; 0 when nothing is kept), and
+ * crp_meta_batch_due says when (crp_now_ns; 0: nothing kept).  fsync is a
+ * commit, as before.
+ */
+int crp_meta_batch_flush(struct crp_meta *m);
+uint64_t crp_meta_batch_due(const struct crp_meta *m);
 /* Without the lock: one read of the shared block; if the generation moved,
  * drop what changed (reads nothing else).  0, or an error (try later). */
 int crp_meta_poll(struct crp_meta *m);

@@ -156,6 +156,9 @@ static int redo(struct crp_cluster *c, int slot, int *replayed, uint64_t *resync
 
 	if (c->o.meta_mu)
 		pthread_mutex_lock(c->o.meta_mu);
+	/* Operations of ours kept for a group commit hold the lock: they go
+	 * first (a failure is theirs to report, in the log). */
+	(void)crp_meta_batch_flush(m);
 	r = crp_array_meta_lock(m->a);
 	if (r == 0) {
 		r = crp_meta_replay(m, slot);

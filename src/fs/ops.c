@@ -46,7 +46,9 @@ static void handle_free(void *p)
  * Every operation is one metadata transaction: the big lock, then the
  * metadata lock on the disks with the generation check (crp_meta_tx_begin:
  * what other hosts changed is dropped from the caches, and cached inodes
- * turn stale), the work, and the commit with the unlock.  If the
+ * turn stale), the work, and the commit with the unlock; or, while no
+ * other host lives, a place in a batch that commits later (group commit:
+ * the flusher commits it when its time is up, fsync at once).  If the
  * transaction cannot begin, fs->op_err makes every crp_fs_iget of the
  * operation fail with the reason, so that it touches nothing.
  */
@@ -182,6 +184,8 @@ int crp_fs_op_end(struct crp_fs *fs, uint64_t snap, int r)
 		tx_lost = true;
 	fs->op_err = 0;
 	crp_meta_trim(fs->m);
+	if (fs->m->held && fs->m->held_ops == 1)
+		pthread_cond_signal(&fs->flush_cv); /* a batch began: its timer */
 	pthread_mutex_unlock(&fs->mu);
 	/* An application sees EIO: say why, as a disk's driver would. */
 	if (r < 0 && crp_errno(r) == EIO)
@@ -254,11 +258,25 @@ static int sticky_ok(const struct crp_fs_inode *dp, const struct crp_fs_inode *i
  * recovery frees what it can at once). */
 #define CRP_FS_ORPHAN_SWEEP_S 30
 
+/* Commit the operations kept together (under mu): their time is up, or
+ * the mount stops.  A failure is the next fsync's to report. */
+static void flush_batch(struct crp_fs *fs)
+{
+	int r = crp_meta_batch_flush(fs->m);
+
+	if (r < 0 && r != -CRP_ETXLOST && !fs->ro)
+		shutdown_fs(fs, r);
+	if (r < 0 && !fs->batch_err)
+		fs->batch_err = r == -CRP_ETXLOST ? -EIO : r;
+	crp_meta_trim(fs->m);
+}
+
 /*
  * The background thread: polls the shared generation every attribute
  * timeout, so that what other hosts changed is dropped from the caches (and
  * the kernel told) within that bound even when nothing runs here, and
- * sweeps the intent log.  Transactions are committed by each operation.
+ * sweeps the intent log.  Transactions are committed by each operation,
+ * but for a group commit's batch, which this thread commits on time.
  */
 static void *flusher(void *arg)
 {
@@ -268,16 +286,18 @@ static void *flusher(void *arg)
 
 	pthread_mutex_lock(&fs->mu);
 	while (!fs->stop) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += fs->poll_ms / 1000;
-		ts.tv_nsec += (long)(fs->poll_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		uint64_t due = crp_meta_batch_due(fs->m), wake = crp_now_ns() + fs->poll_ms * 1000000ull;
+
+		if (due && due < wake)
+			wake = due;
+		ts.tv_sec = (time_t)(wake / 1000000000ull);
+		ts.tv_nsec = (long)(wake % 1000000000ull);
 		pthread_cond_timedwait(&fs->flush_cv, &fs->mu, &ts);
 		if (fs->stop)
 			continue;
+		due = crp_meta_batch_due(fs->m);
+		if (due && (crp_now_ns() >= due || fs->ro || atomic_load(&fs->fenced)))
+			flush_batch(fs);
 		(void)crp_meta_poll(fs->m); /* unreadable now: next time */
 		if (fs->ro)
 			continue;
@@ -351,7 +371,14 @@ int crp_fs_mount(const char *const *specs, int n, const struct crp_fs_opts *opts
 	if (!fs)
 		return -ENOMEM;
 	pthread_mutex_init(&fs->mu, NULL);
-	pthread_cond_init(&fs->flush_cv, NULL);
+	{
+		pthread_condattr_t ca; /* the flusher's deadlines are crp_now_ns() */
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&fs->flush_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	fs->inodes = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL,
 					   crp_fs_inode_free_mem);
 	fs->handles = g_hash_table_new_full(g_direct_hash, g_direct_equal, handle_free, NULL);
@@ -374,6 +401,11 @@ int crp_fs_mount(const char *const *specs, int n, const struct crp_fs_opts *opts
 		goto out;
 	}
 	fs->poll_ms = opts && opts->attr_timeout_ms ? opts->attr_timeout_ms : 1000;
+	{
+		uint32_t c = opts && opts->commit_ms ? opts->commit_ms : CRP_FS_DEFAULT_COMMIT_MS;
+
+		fs->m->commit_ns = c == CRP_FS_COMMIT_OFF ? 0 : c * 1000000ull;
+	}
 	fs->fenced_fn = opts ? opts->fenced : NULL;
 	fs->fenced_ctx = opts ? opts->fenced_ctx : NULL;
 	crp_meta_set_changed(fs->m, crp_fs_meta_changed, fs);
@@ -467,6 +499,13 @@ int crp_fs_unmount(struct crp_fs *fs)
 	pthread_mutex_unlock(&fs->mu);
 	if (fs->flusher_running)
 		pthread_join(fs->flusher, NULL);
+	/* From here every operation commits, and what is kept goes now. */
+	pthread_mutex_lock(&fs->mu);
+	fs->m->commit_ns = 0;
+	flush_batch(fs);
+	if (fs->batch_err && !fs->err)
+		fs->err = fs->batch_err;
+	pthread_mutex_unlock(&fs->mu);
 	/* Every handle still open goes with us: unlinked inodes that only we
 	 * held are freed before the journal closes. */
 	if (!fs->ro && !atomic_load(&fs->fenced) && crp_meta_tx_begin(fs->m) == 0) {
@@ -513,6 +552,11 @@ int crp_fs_sync(struct crp_fs *fs)
 			r = crp_array_sync(fs->m->a);
 	} else if (fs->err) {
 		r = fs->err;
+	}
+	if (!r && fs->batch_err) {
+		/* A commit of kept operations failed since the last fsync. */
+		r = fs->batch_err;
+		fs->batch_err = 0;
 	}
 	return crp_fs_op_end(fs, s, r);
 }

@@ -57,6 +57,7 @@ struct crp_mount_opts {
 	uint32_t timeout_ms;		/* member command timeout, 0 = default */
 	uint32_t heartbeat_ms;		/* host slot heartbeat interval */
 	uint32_t dead_timeout_ms;	/* a host silent this long is dead */
+	uint32_t commit_ms;		/* group commit window, CRP_FS_COMMIT_OFF: none */
 	bool foreground;
 	bool debug;
 	bool verbose;			/* -v from mount(8) */

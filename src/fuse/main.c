@@ -47,7 +47,7 @@ static void usage(FILE *f)
 		"  -o OPTIONS   comma-separated: host=NAME, ro, rw, allow_other (root's\n"
 		"               default), owner_only,\n"
 		"               default_permissions (always on), attr_timeout=SECONDS,\n"
-		"               timeout=MS, heartbeat=MS, dead_timeout=MS,\n"
+		"               timeout=MS, heartbeat=MS, dead_timeout=MS, commit=MS,\n"
 		"               strict (no kernel data cache), foreground, debug\n"
 		"  -f           stay in the foreground, log to standard error\n"
 		"  -d           debug: foreground, and log every FUSE request\n"
@@ -305,6 +305,7 @@ int main(int argc, char **argv)
 	fo.attr_timeout_ms = (uint32_t)(o.attr_timeout * 1000.0);
 	fo.heartbeat_ms = o.heartbeat_ms;
 	fo.dead_timeout_ms = o.dead_timeout_ms;
+	fo.commit_ms = o.commit_ms;
 	fo.fenced = on_fenced;
 	fo.fenced_ctx = &cf;
 	if (pipe2(cf.fence_pipe, O_CLOEXEC | O_NONBLOCK) < 0 ||

@@ -123,6 +123,16 @@ static int apply_one(struct crp_mount_opts *o, char *opt, char *err, size_t errl
 				 val ? val : "");
 			return -EINVAL;
 		}
+	} else if (strcmp(opt, "commit") == 0) {
+		if (val && strcmp(val, "0") == 0) {
+			o->commit_ms = CRP_FS_COMMIT_OFF;
+		} else if (!val || parse_ms(val, &o->commit_ms) < 0 || o->commit_ms > 60000) {
+			snprintf(err, errlen,
+				 "option commit=%s: give milliseconds, from 0 (every operation "
+				 "commits alone) to 60000",
+				 val ? val : "");
+			return -EINVAL;
+		}
 	} else if (val) {
 		/* Every remaining option is a flag: a value is a mistake. */
 		if (is_ignored(opt))
@@ -255,6 +265,7 @@ int crp_mount_opts_parse(int argc, char **argv, struct crp_mount_opts *o, char *
 	o->attr_timeout = CRP_MOUNT_DEFAULT_ATTR_TIMEOUT;
 	o->heartbeat_ms = CRP_DEFAULT_HEARTBEAT_MS;
 	o->dead_timeout_ms = CRP_DEFAULT_DEAD_TIMEOUT_MS;
+	o->commit_ms = CRP_FS_DEFAULT_COMMIT_MS;
 	/* -s changes how every -o is read: look for it first. */
 	for (int i = 1; i < argc; i++)
 		if (strcmp(argv[i], "-s") == 0)

@@ -30,6 +30,15 @@
  * shared block's generation (the one a host died in before marking it
  * pending; a pending one is redone by the next lock holder).
  *
+ * Group commit.  While no other host lives, tx_end may keep the lock and
+ * the running transaction for the next operation (crp_meta_batch_*): the
+ * model is the same with "transaction" read as "batch", because nothing
+ * of a batch reaches the disks before its commit, and nobody else can
+ * write metadata while we hold the lock.  What must be per operation is
+ * the abort: tx_begin saves the batch's blocks (crp_meta_undo_save) and
+ * tx_abort puts them back, so a failed operation takes nothing else with
+ * it.
+ *
  * Between transactions, a host may poll the shared block without the lock
  * (crp_meta_poll): one small read; on a change it only drops cache entries,
  * it reads nothing, so it never sees a half-written block.
@@ -281,10 +290,28 @@ int crp_meta_read_end(struct crp_meta *m, bool keep)
 	return 0;
 }
 
+/* Group commit: the largest batch kept (blocks, and blocks allocated or
+ * freed), so that an operation's undo copy and a commit stay small. */
+#define BATCH_MAX_DIRTY 48
+#define BATCH_MAX_ALLOC 8192
+
 int crp_meta_tx_begin(struct crp_meta *m)
 {
 	int r;
 
+	if (m->held) {
+		/* The batch kept by the last operation: still ours, as is the
+		 * lock (a loss shows at the commit, as within one operation). */
+		m->held = false;
+		crp_array_meta_adopt(m->a);
+		r = crp_meta_undo_save(m);
+		if (r < 0) {
+			m->held = true;
+			r = crp_meta_batch_flush(m);
+			return r < 0 ? r : crp_meta_tx_begin(m);
+		}
+		return 0;
+	}
 	if (m->locked)
 		return -EDEADLK;
 	if (!m->sh) {
@@ -459,7 +486,18 @@ out:
 
 void crp_meta_tx_abort(struct crp_meta *m)
 {
+	if (m->locked && crp_meta_undo_restore(m)) {
+		/* Only the failed operation goes; the batch before it stays. */
+		drop_all(m);
+		m->held = true;
+		return;
+	}
+	if (m->locked && m->held_ops)
+		crp_err("host %s: %llu operations not yet committed are forgotten with a failed one",
+			m->host, (unsigned long long)m->held_ops);
 	tx_drop(m);
+	m->held_ops = 0;
+	m->held_since_ns = 0;
 	if (!m->locked)
 		return;
 	m->locked = false;
@@ -467,23 +505,76 @@ void crp_meta_tx_abort(struct crp_meta *m)
 		(void)lock_lost(m, 0, true);
 }
 
+/* Commit the running transaction and unlock. */
+static int tx_commit_unlock(struct crp_meta *m)
+{
+	uint64_t ops = m->held_ops, since = m->held_since_ns;
+	int r, e;
+
+	m->held = false;
+	m->held_ops = 0;
+	m->held_since_ns = 0;
+	r = crp_meta_commit(m);
+	m->locked = false;
+	if (since && crp_now_ns() - since >= m->commit_ns)
+		crp_array_meta_step_aside(m->a); /* held a whole window */
+	e = crp_array_meta_unlock(m->a);
+	/* The commit met a lock lost with its session (a stripe's, or the
+	 * metadata lock before the unlock could tell): the same question. */
+	if (e == -CRP_ELOCKLOST || r == -CRP_ELOCKLOST)
+		r = lock_lost(m, r, false);
+	else
+		r = r ? r : e;
+	if (r < 0 && ops > 1)
+		crp_err("host %s: a commit of %llu operations failed (%s): those not synced "
+			"since may be lost", m->host, (unsigned long long)ops, crp_strerror(r));
+	else if (r == 0 && ops > 1) {
+		m->batches++;
+		m->batched_ops += ops;
+	}
+	return r;
+}
+
+static bool may_keep(struct crp_meta *m, uint64_t now)
+{
+	return m->commit_ns && !m->ro && !m->fenced && m->slot >= 0 && !m->in_update &&
+	       !m->tx_published && crp_array_peers(m->a) == 0 &&
+	       !crp_array_fenced(m->a) && m->dirty->len <= BATCH_MAX_DIRTY &&
+	       g_hash_table_size(m->tx_new) + g_hash_table_size(m->tx_freed) <= BATCH_MAX_ALLOC &&
+	       (!m->held_since_ns || now - m->held_since_ns < m->commit_ns);
+}
+
 int crp_meta_tx_end(struct crp_meta *m)
 {
-	int r = 0, e;
+	uint64_t now = crp_now_ns();
 
 	if (!m->locked) {
 		if (m->dirty->len && !m->ro)
 			return -EDEADLK; /* a change made outside a transaction */
 		return 0;
 	}
-	r = crp_meta_commit(m);
-	m->locked = false;
-	e = crp_array_meta_unlock(m->a);
-	/* The commit met a lock lost with its session (a stripe's, or the
-	 * metadata lock before the unlock could tell): the same question. */
-	if (e == -CRP_ELOCKLOST || r == -CRP_ELOCKLOST)
-		return lock_lost(m, r, false);
-	return r ? r : e;
+	m->held_ops++;
+	if (may_keep(m, now)) {
+		if (!m->held_since_ns)
+			m->held_since_ns = now;
+		m->held = true;
+		return 0;
+	}
+	return tx_commit_unlock(m);
+}
+
+int crp_meta_batch_flush(struct crp_meta *m)
+{
+	if (!m->held)
+		return 0;
+	m->held = false;
+	crp_array_meta_adopt(m->a);
+	return tx_commit_unlock(m);
+}
+
+uint64_t crp_meta_batch_due(const struct crp_meta *m)
+{
+	return m->held ? m->held_since_ns + m->commit_ns : 0;
 }
 
 /*

@@ -208,6 +208,81 @@ void crp_meta_dirty(struct crp_meta *m, struct crp_mblk *b)
 	}
 }
 
+int crp_meta_undo_save(struct crp_meta *m)
+{
+	unsigned k = m->dirty->len;
+
+	m->undo_valid = false;
+	m->nundo = 0;
+	if (k > m->undo_cap) {
+		struct crp_mblk *u = realloc(m->undo, k * sizeof(*u));
+
+		if (!u)
+			return -ENOMEM;
+		m->undo = u;
+		for (unsigned i = m->undo_cap; i < k; i++) {
+			u[i].buf = crp_alloc_buf(CRP_BLOCK);
+			if (!u[i].buf)
+				return -ENOMEM;
+			m->undo_cap = i + 1;
+		}
+	}
+	for (unsigned i = 0; i < k; i++) {
+		const struct crp_mblk *b = m->dirty->pdata[i];
+		struct crp_mblk *u = &m->undo[i];
+
+		u->blkno = b->blkno;
+		u->magic = b->magic;
+		u->badrec = b->badrec;
+		memcpy(u->buf, b->buf, CRP_BLOCK);
+	}
+	m->nundo = k;
+	m->undo_valid = true;
+	return 0;
+}
+
+bool crp_meta_undo_restore(struct crp_meta *m)
+{
+	if (!m->undo_valid || !m->nundo)
+		return false;
+	for (guint i = 0; i < m->dirty->len; i++)
+		((struct crp_mblk *)m->dirty->pdata[i])->dirty = false;
+	g_ptr_array_set_size(m->dirty, 0);
+	for (unsigned i = 0; i < m->nundo; i++) {
+		const struct crp_mblk *u = &m->undo[i];
+		struct crp_mblk *b = g_hash_table_lookup(m->cache, &u->blkno);
+
+		if (!b) {
+			/* The operation freed it (crp_meta_forget_block). */
+			b = mblk_alloc(u->blkno, u->magic);
+			if (!b)
+				return false; /* the caller forgets the batch */
+			cache_insert(m, b);
+		}
+		b->magic = u->magic;
+		b->badrec = u->badrec;
+		memcpy(b->buf, u->buf, CRP_BLOCK);
+		b->dirty = true;
+		g_ptr_array_add(m->dirty, b);
+	}
+	/* tx_new and tx_freed keep what the operation added: a block it
+	 * freed stays unusable until the commit; one it allocated is free
+	 * again in the bitmap and stays in tx_new, which only a file's
+	 * extent can ask about, and only after allocating it again. */
+	m->undo_valid = false;
+	return true;
+}
+
+void crp_meta_undo_free(struct crp_meta *m)
+{
+	for (unsigned i = 0; i < m->undo_cap; i++)
+		free(m->undo[i].buf);
+	free(m->undo);
+	m->undo = NULL;
+	m->undo_cap = m->nundo = 0;
+	m->undo_valid = false;
+}
+
 /* Forget a cached block (freed metadata). */
 void crp_meta_forget_block(struct crp_meta *m, uint64_t blkno)
 {
@@ -265,6 +340,7 @@ static void tx_reset(struct crp_meta *m)
 	g_hash_table_remove_all(m->tx_freed);
 	g_hash_table_remove_all(m->tx_new);
 	m->tx_freed_meta = false;
+	m->undo_valid = false; /* what it saved is on the disks now */
 }
 
 int crp_meta_commit(struct crp_meta *m)

@@ -8,6 +8,13 @@
 void crp_meta_mblk_free(void *p);
 /* Forget a cached block (freed metadata), dropping it from the transaction. */
 void crp_meta_forget_block(struct crp_meta *m, uint64_t blkno);
+/* Group commit's undo (journal.c): save the running transaction's blocks
+ * before an operation joins it; put them back (the operation's own changes
+ * become clean copies for the caller to drop).  Restore returns false when
+ * there is nothing to put back (no save, or a commit since). */
+int crp_meta_undo_save(struct crp_meta *m);
+bool crp_meta_undo_restore(struct crp_meta *m);
+void crp_meta_undo_free(struct crp_meta *m);
 /* Where @slot's journal continues: ring index and next sequence. */
 int crp_meta_journal_position(struct crp_meta *m, int slot, uint64_t *pos, uint64_t *seq);
 /* Write our journal header at the current position (clean close). */

@@ -665,6 +665,7 @@ int crp_meta_close(struct crp_meta *m)
 		g_ptr_array_free(m->dirty, TRUE);
 	if (m->cache)
 		g_hash_table_destroy(m->cache);
+	crp_meta_undo_free(m);
 	if (m->tx_freed)
 		g_hash_table_destroy(m->tx_freed);
 	if (m->tx_new)
