@@ -68,6 +68,10 @@ t_mount() {
 	run_bad 1 USAGE "$MOUNT_CRPFS" "$MEMBERS" "$MNT" -o 'host=bad name'
 	run_bad 1 USAGE "$MOUNT_CRPFS" "$MEMBERS" "$MNT" -o attr_timeout=soon
 	run_bad 1 USAGE "$MOUNT_CRPFS" "$MEMBERS" "$MNT" -o timeout=0
+	run_bad 1 USAGE "$MOUNT_CRPFS" "$MEMBERS" "$MNT" -o commit=soon
+	grep -q "commit=soon" "$T/err" || crp_fail "the bad commit= value is not named: $(cat "$T/err")"
+	run_bad 1 USAGE "$MOUNT_CRPFS" "$MEMBERS" "$MNT" -o commit=60001
+	run_bad 1 USAGE "$MOUNT_CRPFS" "$MEMBERS" "$MNT" -o commit
 	run_bad 1 USAGE "$MOUNT_CRPFS" "$MEMBERS" "$MNT" -o ro=yes
 	run_bad 1 USAGE "$MOUNT_CRPFS" "$MEMBERS" "$T/notadir"
 	run_bad 1 USAGE "$MOUNT_CRPFS" "$MEMBERS" "$T/does/not/exist"

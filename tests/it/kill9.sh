@@ -2,12 +2,14 @@
 # Acceptance: kill -9 of the daemon in the middle of heavy writes.  Files
 # written and fsync'd (or fdatasync'd) before the kill must be intact after
 # the dead mount is cleaned and the filesystem mounted again (the journal
-# replays), and crpfs fsck must then find nothing.
+# replays), and crpfs fsck must then find nothing.  The mount keeps
+# operations for a group commit for up to 2 s, so that the kill finds a
+# large batch not yet committed: it must go whole, taking nothing synced.
 . "$(dirname "$0")/lib.sh"
 
 crp_setup
 crp_mkfs --size 512M
-crp_mount
+crp_mount -o commit=2000
 mkdir "$MNT/heavy" "$MNT/sync" "$MNT/meta"
 
 WRITERS=()

@@ -35,6 +35,25 @@ t_attr_timeout_and_timeout() {
 	crp_umount
 }
 
+# commit=0 mounts and works; with commit=60000 nothing commits on time
+# during the test, so the 50 files are there after the unmount only if the
+# unmount commits the batch.
+t_commit_option() {
+	crp_mount -o commit=0
+	echo a >"$MNT/c0" || crp_fail "write on a mount with commit=0"
+	crp_eq "$(cat "$MNT/c0")" a "read on a mount with commit=0"
+	crp_umount
+	crp_mount -o commit=60000
+	for i in $(seq 1 50); do echo "$i" >"$MNT/batched.$i"; done
+	crp_umount
+	crp_mount
+	for i in $(seq 1 50); do
+		crp_eq "$(cat "$MNT/batched.$i" 2>/dev/null)" "$i" "file $i kept for a 60 s group commit, after unmount"
+	done
+	crp_umount
+	crp_fsck
+}
+
 t_read_only() {
 	crp_mount
 	echo before >"$MNT/ro-file"
@@ -135,5 +154,5 @@ t_mount_t_and_fstab() {
 	crp_fail "a daemon started by mount(8) is still running after umount"
 }
 
-crp_run t_fsname_and_type t_generic_options t_attr_timeout_and_timeout t_read_only t_daemonized \
+crp_run t_fsname_and_type t_generic_options t_attr_timeout_and_timeout t_commit_option t_read_only t_daemonized \
 	t_daemonized_error_reaches_terminal t_status_json t_mount_t_and_fstab
