@@ -563,6 +563,72 @@ START_TEST(group_commit)
 }
 END_TEST
 
+/*
+ * A file whose every other block was overwritten (each overwrite goes to
+ * a new block: thousands of extents in a chain of extent blocks).  One
+ * more overwrite in the middle rewrites a block or two of the chain, not
+ * all of it; the file reads back right after a remount, fsck agrees, and
+ * a truncate back to a few extents frees the chain.
+ */
+START_TEST(extent_chain_incremental)
+{
+	enum { NBLK = 2048 };
+	struct crp_fsck_result res;
+	struct crp_fs *fs;
+	uint8_t *want = malloc((size_t)NBLK * 4096), blk[4096];
+	uint64_t ino, fh, before;
+	struct crp_attr a;
+
+	ck_assert_ptr_nonnull(want);
+	format();
+	fill_pattern(want, (size_t)NBLK * 4096, 5);
+	fs = mount_fs_commit(CRP_FS_COMMIT_OFF);
+	ino = create_file(fs, CRP_ROOT_INO, "big", want, (size_t)NBLK * 4096);
+	ck_assert_int_eq(crp_fs_open(fs, ino, O_RDWR, &fh), 0);
+	for (uint32_t i = 1; i < NBLK; i += 2) {
+		fill_pattern(blk, sizeof(blk), 100 + i);
+		memcpy(want + (size_t)i * 4096, blk, sizeof(blk));
+		ck_assert_int_eq(crp_fs_write(fs, ino, fh, (uint64_t)i * 4096, blk, sizeof(blk)),
+				 (ssize_t)sizeof(blk));
+	}
+	ck_assert_int_eq(crp_fs_getattr(fs, ino, &a), 0);
+	{
+		struct crp_fs_inode *ip;
+		uint64_t s = crp_fs_op_begin(fs);
+
+		ck_assert_int_eq(crp_fs_iget(fs, ino, &ip), 0);
+		ck_assert_msg(ip->nchain >= 10, "only %u chain blocks for %u extents", ip->nchain,
+			      ip->next);
+		crp_fs_op_end(fs, s, 0);
+	}
+	/* One more overwrite, in the middle of the file. */
+	before = fs->m->stats.committed_blocks;
+	fill_pattern(blk, sizeof(blk), 7);
+	memcpy(want + (size_t)1000 * 4096, blk, sizeof(blk));
+	ck_assert_int_eq(crp_fs_write(fs, ino, fh, 1000ull * 4096, blk, sizeof(blk)),
+			 (ssize_t)sizeof(blk));
+	ck_assert_msg(fs->m->stats.committed_blocks - before <= 8,
+		      "one overwrite wrote %llu blocks in place",
+		      (unsigned long long)(fs->m->stats.committed_blocks - before));
+	ck_assert_int_eq(crp_fs_release(fs, ino, fh), 0);
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_OK);
+
+	fs = mount_fs();
+	read_back(fs, ino, 0, want, (size_t)NBLK * 4096);
+	{
+		struct crp_attr in = { .size = 3 * 4096 }, out;
+
+		ck_assert_int_eq(crp_fs_setattr(fs, ino, &in, CRP_SET_SIZE, &root_cred, &out), 0);
+	}
+	read_back(fs, ino, 0, want, 3 * 4096);
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_OK);
+	free(want);
+	rm_tree();
+}
+END_TEST
+
 START_TEST(fsck_finds_and_repairs)
 {
 	struct crp_fsck_result res;
@@ -606,6 +672,7 @@ static Suite *fs_suite(void)
 	tcase_add_test(t, large_directory);
 	tcase_add_test(t, crash_replay);
 	tcase_add_test(t, group_commit);
+	tcase_add_test(t, extent_chain_incremental);
 	tcase_add_test(t, fsck_finds_and_repairs);
 	suite_add_tcase(s, t);
 	return s;

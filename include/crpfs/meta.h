@@ -81,6 +81,7 @@ struct crp_meta_opts {
 
 struct crp_meta_stats {
 	uint64_t commits;
+	uint64_t committed_blocks; /* blocks those commits wrote in place */
 	uint64_t replayed;	/* transactions replayed at open */
 	uint64_t repairs;	/* blocks rebuilt from parity */
 };

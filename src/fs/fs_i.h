@@ -36,6 +36,7 @@ struct crp_fs_inode {
 	uint64_t *chain;	 /* extent blocks when d.flags has CRP_IF_EXT_CHAIN */
 	uint32_t nchain;
 	bool ext_dirty;		 /* ext changed since the last store */
+	uint32_t ext_lo;	 /* ... from this index on (UINT32_MAX: unchanged) */
 	bool stale;		 /* another host may have changed it: re-read at iget */
 };
 

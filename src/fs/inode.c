@@ -6,7 +6,8 @@
  * inode table block of the running transaction (crp_fs_istore), so the
  * cache never holds anything the journal does not.  The extent list is
  * kept whole in memory, sorted; up to 13 extents live in the inode, more
- * in a chain of extent blocks (168 each) rewritten on store.
+ * in a chain of extent blocks (up to 168 each) of which a store rewrites
+ * only those that changed (store_chain).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -256,57 +257,158 @@ void crp_fs_inode_drop(struct crp_fs *fs, struct crp_fs_inode *ip)
 		g_hash_table_remove(fs->inodes, &ip->d.ino);
 }
 
-static int store_chain(struct crp_fs *fs, struct crp_fs_inode *ip)
+/* Free the whole chain: the extents fit in the inode again. */
+static int drop_chain(struct crp_fs *fs, struct crp_fs_inode *ip)
 {
-	uint32_t need = ip->next <= CRP_INLINE_EXTENTS
-				? 0
-				: (uint32_t)CRP_DIV_ROUND_UP(ip->next, CRP_EXTENTS_PER_BLOCK);
-	int r;
+	while (ip->nchain) {
+		int r = crp_meta_free(fs->m, ip->chain[ip->nchain - 1], 1, true);
 
-	/* Grow or shrink the chain to @need blocks. */
-	while (ip->nchain < need) {
-		uint64_t start, *c;
-		uint32_t got;
-
-		r = crp_meta_alloc(fs->m, ip->nchain ? ip->chain[ip->nchain - 1] + 1 : 0, 1, &start,
-				   &got);
-		if (r)
-			return r;
-		c = realloc(ip->chain, (ip->nchain + 1) * sizeof(*c));
-		if (!c)
-			return -ENOMEM;
-		ip->chain = c;
-		ip->chain[ip->nchain++] = start;
-		ip->d.blocks++;
-	}
-	while (ip->nchain > need) {
-		r = crp_meta_free(fs->m, ip->chain[ip->nchain - 1], 1, true);
 		if (r)
 			return r;
 		ip->nchain--;
 		ip->d.blocks--;
 	}
-	for (uint32_t i = 0; i < need; i++) {
-		uint32_t first = i * CRP_EXTENTS_PER_BLOCK;
-		uint32_t cnt = CRP_MIN(CRP_EXTENTS_PER_BLOCK, ip->next - first);
-		struct crp_mblk *b = crp_meta_bnew(fs->m, ip->chain[i], CRP_MAGIC_EXTENT, ip->d.ino);
-
-		if (!b)
-			return -ENOMEM;
-		crp_extents_out(ip->ext + first, cnt, crp_mblk_payload(b));
-		crp_mblk_set_count(b, cnt);
-		crp_mblk_set_next(b, i + 1 < need ? ip->chain[i + 1] : 0);
-	}
-	if (need) {
-		ip->d.flags |= CRP_IF_EXT_CHAIN;
-		ip->d.ext_chain = ip->chain[0];
-	} else {
-		ip->d.flags &= ~(uint32_t)CRP_IF_EXT_CHAIN;
-		ip->d.ext_chain = 0;
-		memcpy(ip->d.ext, ip->ext, ip->next * sizeof(*ip->ext));
-	}
+	ip->d.flags &= ~(uint32_t)CRP_IF_EXT_CHAIN;
+	ip->d.ext_chain = 0;
+	memcpy(ip->d.ext, ip->ext, ip->next * sizeof(*ip->ext));
 	ip->d.nextents = ip->next;
 	return 0;
+}
+
+/* Does chain block @b hold exactly extents @e[0 .. @n) (in @tmp: scratch)? */
+static bool eblk_same(struct crp_mblk *b, const struct crp_extent *e, uint32_t n,
+		      uint8_t *tmp)
+{
+	if (crp_mblk_count(b) != n)
+		return false;
+	crp_extents_out(e, n, tmp);
+	return memcmp(tmp, crp_mblk_payload(b), (size_t)n * CRP_EXTENT_SIZE) == 0;
+}
+
+/* Write chain block @blk with extents @e[0 .. @n) and link @next. */
+static int eblk_write(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t blk,
+		      const struct crp_extent *e, uint32_t n, uint64_t next)
+{
+	struct crp_mblk *b = crp_meta_bnew(fs->m, blk, CRP_MAGIC_EXTENT, ip->d.ino);
+
+	if (!b)
+		return -ENOMEM;
+	crp_extents_out(e, n, crp_mblk_payload(b));
+	crp_mblk_set_count(b, n);
+	crp_mblk_set_next(b, next);
+	return 0;
+}
+
+/*
+ * Store the extent list in the chain, rewriting only the blocks whose
+ * extents changed.  Blocks need not be full (each says its count): the
+ * blocks at the head and at the tail of the chain that still hold exactly
+ * the same extents are kept as they are, and the extents between them are
+ * spread evenly over as few blocks as hold them, reusing the old blocks
+ * there first.  An extent split in the middle of a large file thus
+ * rewrites one block (two when that block was full and splits), not the
+ * whole chain.
+ */
+static int store_chain(struct crp_fs *fs, struct crp_fs_inode *ip)
+{
+	const uint32_t per = CRP_EXTENTS_PER_BLOCK, n = ip->next;
+	uint32_t j = 0, m = ip->nchain, p = 0, q = n, need, k_old, pcnt = 0;
+	uint64_t *nc = NULL;
+	uint8_t *tmp = NULL;
+	struct crp_mblk *b;
+	int r = 0;
+
+	if (n <= CRP_INLINE_EXTENTS)
+		return drop_chain(fs, ip);
+	tmp = malloc(CRP_PAYLOAD);
+	if (!tmp)
+		return -ENOMEM;
+	/* The head that did not change (never the last block: its link may). */
+	while (j + 1 < ip->nchain) {
+		uint32_t cnt;
+
+		if (crp_meta_bread_check(fs->m, ip->chain[j], CRP_MAGIC_EXTENT, eblk_ok, &ip->d.ino,
+					 &b))
+			break;
+		cnt = crp_mblk_count(b);
+		if (!cnt || p + cnt > n ||
+		    (p + cnt > ip->ext_lo && !eblk_same(b, ip->ext + p, cnt, tmp)))
+			break;
+		p += cnt;
+		pcnt = cnt;
+		j++;
+	}
+	/* The tail that did not change. */
+	while (m > j) {
+		uint32_t cnt;
+
+		if (crp_meta_bread_check(fs->m, ip->chain[m - 1], CRP_MAGIC_EXTENT, eblk_ok,
+					 &ip->d.ino, &b))
+			break;
+		cnt = crp_mblk_count(b);
+		if (!cnt || q < p + cnt || !eblk_same(b, ip->ext + q - cnt, cnt, tmp))
+			break;
+		q -= cnt;
+		m--;
+	}
+	/* Extents [p, q) go to blocks in place of old blocks [j, m). */
+	need = q > p ? (q - p + per - 1) / per : 0;
+	k_old = m - j;
+	nc = malloc((size_t)(ip->nchain - k_old + need) * sizeof(*nc));
+	if (!nc) {
+		r = -ENOMEM;
+		goto out;
+	}
+	memcpy(nc, ip->chain, j * sizeof(*nc));
+	for (uint32_t i = 0; i < need; i++) {
+		if (i < k_old) {
+			nc[j + i] = ip->chain[j + i];
+		} else {
+			uint64_t start, goal = j + i ? nc[j + i - 1] + 1 : 0;
+			uint32_t got;
+
+			r = crp_meta_alloc(fs->m, goal, 1, &start, &got);
+			if (r)
+				goto out;
+			nc[j + i] = start;
+			ip->d.blocks++;
+		}
+	}
+	for (uint32_t i = need; i < k_old; i++) {
+		r = crp_meta_free(fs->m, ip->chain[j + i], 1, true);
+		if (r)
+			goto out;
+		ip->d.blocks--;
+	}
+	memcpy(nc + j + need, ip->chain + m, (ip->nchain - m) * sizeof(*nc));
+	for (uint32_t i = 0, at = p; i < need; i++) {
+		uint32_t cnt = (q - p) / need + (i < (q - p) % need);
+		uint64_t next = j + i + 1 < ip->nchain - k_old + need ? nc[j + i + 1] : 0;
+
+		r = eblk_write(fs, ip, nc[j + i], ip->ext + at, cnt, next);
+		if (r)
+			goto out;
+		at += cnt;
+	}
+	/* The block before the middle links to what follows it now. */
+	if (j > 0 && (need == 0 || k_old == 0)) {
+		uint64_t next = j < ip->nchain - k_old + need ? nc[j] : 0;
+
+		r = eblk_write(fs, ip, nc[j - 1], ip->ext + p - pcnt, pcnt, next);
+		if (r)
+			goto out;
+	}
+	free(ip->chain);
+	ip->chain = nc;
+	ip->nchain = ip->nchain - k_old + need;
+	nc = NULL;
+	ip->d.flags |= CRP_IF_EXT_CHAIN;
+	ip->d.ext_chain = ip->chain[0];
+	ip->d.nextents = n;
+out:
+	free(nc);
+	free(tmp);
+	return r;
 }
 
 int crp_fs_istore(struct crp_fs *fs, struct crp_fs_inode *ip)
@@ -318,6 +420,7 @@ int crp_fs_istore(struct crp_fs *fs, struct crp_fs_inode *ip)
 		if (r)
 			return r;
 		ip->ext_dirty = false;
+		ip->ext_lo = UINT32_MAX;
 	}
 	return crp_meta_iwrite(fs->m, &ip->d);
 }
@@ -609,6 +712,7 @@ int crp_fs_eremove(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t lblk, ui
 			ip->d.blocks -= t - s;
 		}
 		ip->ext_dirty = true;
+		ip->ext_lo = CRP_MIN(ip->ext_lo, i);
 		if (s == e->lblk && t == e->lblk + e->len) {
 			memmove(e, e + 1, (ip->next - i - 1) * sizeof(*e));
 			ip->next--;
@@ -649,6 +753,7 @@ int crp_fs_einsert(struct crp_fs_inode *ip, uint64_t lblk, uint64_t pblk, uint32
 	int r;
 
 	ip->ext_dirty = true;
+	ip->ext_lo = CRP_MIN(ip->ext_lo, i ? i - 1 : 0);
 	if (p && p->lblk + p->len == lblk && p->pblk + p->len == pblk && p->flags == flags &&
 	    (uint64_t)p->len + n < UINT32_MAX / 2) {
 		p->len += n;

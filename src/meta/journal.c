@@ -440,6 +440,7 @@ int crp_meta_commit(struct crp_meta *m)
 	g_ptr_array_set_size(m->dirty, 0);
 	tx_reset(m);
 	m->stats.commits++;
+	m->stats.committed_blocks += k;
 out:
 	free(buf);
 	free(targets);
