@@ -37,6 +37,7 @@ struct crp_fs_inode {
 	uint32_t nchain;
 	bool ext_dirty;		 /* ext changed since the last store */
 	uint32_t ext_lo;	 /* ... from this index on (UINT32_MAX: unchanged) */
+	uint32_t ext_tail;	 /* ... but for this many at the end (ext_touch) */
 	bool stale;		 /* another host may have changed it: re-read at iget */
 };
 

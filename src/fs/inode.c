@@ -45,6 +45,21 @@ static int ext_reserve(struct crp_fs_inode *ip, uint32_t n)
 	return 0;
 }
 
+/*
+ * Note a change of the extent list: after it, entries [@from, @to) are new
+ * (@from == @to: entries were removed at @from).  What comes before @from
+ * is as it was; so is the tail after @to, shifted.  ext_lo is the first
+ * index changed since the last store; ext_tail the number of trailing
+ * entries known unchanged, which a change ahead of them does not alter
+ * (it shifts them and the end alike).  store_chain compares only the
+ * blocks in between.
+ */
+static void ext_touch(struct crp_fs_inode *ip, uint32_t from, uint32_t to)
+{
+	ip->ext_lo = CRP_MIN(ip->ext_lo, from);
+	ip->ext_tail = CRP_MIN(ip->ext_tail, ip->next - to);
+}
+
 /* An extent block of inode @ctx: owner, count, and extents that make sense. */
 static bool eblk_ok(const void *blk, void *ctx)
 {
@@ -346,7 +361,8 @@ static int store_chain(struct crp_fs *fs, struct crp_fs_inode *ip)
 					 &ip->d.ino, &b))
 			break;
 		cnt = crp_mblk_count(b);
-		if (!cnt || q < p + cnt || !eblk_same(b, ip->ext + q - cnt, cnt, tmp))
+		if (!cnt || q < p + cnt ||
+		    (n - (q - cnt) > ip->ext_tail && !eblk_same(b, ip->ext + q - cnt, cnt, tmp)))
 			break;
 		q -= cnt;
 		m--;
@@ -421,6 +437,7 @@ int crp_fs_istore(struct crp_fs *fs, struct crp_fs_inode *ip)
 			return r;
 		ip->ext_dirty = false;
 		ip->ext_lo = UINT32_MAX;
+		ip->ext_tail = UINT32_MAX;
 	}
 	return crp_meta_iwrite(fs->m, &ip->d);
 }
@@ -712,17 +729,19 @@ int crp_fs_eremove(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t lblk, ui
 			ip->d.blocks -= t - s;
 		}
 		ip->ext_dirty = true;
-		ip->ext_lo = CRP_MIN(ip->ext_lo, i);
 		if (s == e->lblk && t == e->lblk + e->len) {
 			memmove(e, e + 1, (ip->next - i - 1) * sizeof(*e));
 			ip->next--;
+			ext_touch(ip, i, i);
 		} else if (s == e->lblk) {
 			e->pblk += t - s;
 			e->len -= (uint32_t)(t - s);
 			e->lblk = t;
+			ext_touch(ip, i, i + 1);
 			i++;
 		} else if (t == e->lblk + e->len) {
 			e->len = (uint32_t)(s - e->lblk);
+			ext_touch(ip, i, i + 1);
 			i++;
 		} else {
 			/* A hole in the middle: split. */
@@ -738,6 +757,7 @@ int crp_fs_eremove(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t lblk, ui
 			memmove(&ip->ext[i + 2], &ip->ext[i + 1], (ip->next - i - 1) * sizeof(*e));
 			ip->ext[i + 1] = tail;
 			ip->next++;
+			ext_touch(ip, i, i + 2);
 			i += 2;
 		}
 	}
@@ -753,7 +773,6 @@ int crp_fs_einsert(struct crp_fs_inode *ip, uint64_t lblk, uint64_t pblk, uint32
 	int r;
 
 	ip->ext_dirty = true;
-	ip->ext_lo = CRP_MIN(ip->ext_lo, i ? i - 1 : 0);
 	if (p && p->lblk + p->len == lblk && p->pblk + p->len == pblk && p->flags == flags &&
 	    (uint64_t)p->len + n < UINT32_MAX / 2) {
 		p->len += n;
@@ -763,6 +782,7 @@ int crp_fs_einsert(struct crp_fs_inode *ip, uint64_t lblk, uint64_t pblk, uint32
 			memmove(q, q + 1, (ip->next - i - 1) * sizeof(*q));
 			ip->next--;
 		}
+		ext_touch(ip, i - 1, i);
 		return 0;
 	}
 	if (q && lblk + n == q->lblk && pblk + n == q->pblk && q->flags == flags &&
@@ -770,6 +790,7 @@ int crp_fs_einsert(struct crp_fs_inode *ip, uint64_t lblk, uint64_t pblk, uint32
 		q->lblk = lblk;
 		q->pblk = pblk;
 		q->len += n;
+		ext_touch(ip, i, i + 1);
 		return 0;
 	}
 	r = ext_reserve(ip, ip->next + 1);
@@ -778,5 +799,6 @@ int crp_fs_einsert(struct crp_fs_inode *ip, uint64_t lblk, uint64_t pblk, uint32
 	memmove(&ip->ext[i + 1], &ip->ext[i], (ip->next - i) * sizeof(*ip->ext));
 	ip->ext[i] = (struct crp_extent){ .lblk = lblk, .pblk = pblk, .len = n, .flags = flags };
 	ip->next++;
+	ext_touch(ip, i, i + 1);
 	return 0;
 }
