@@ -85,11 +85,13 @@ int crp_fs_write_range(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t off,
 		return 0;
 	if ((off + size + CRP_BLOCK - 1) / CRP_BLOCK > CRP_MAX_FILE_BLOCKS)
 		return -EFBIG;
-	bounce = crp_alloc_buf((size_t)RUN_MAX * CRP_BLOCK);
-	if (!bounce)
-		return -ENOMEM;
 	l = off / CRP_BLOCK;
 	le = (off + size - 1) / CRP_BLOCK;
+	/* As large as one run of this write: a 4 KiB write must not clear
+	 * a whole RUN_MAX buffer. */
+	bounce = crp_alloc_buf((size_t)CRP_MIN(le - l + 1, (uint64_t)RUN_MAX) * CRP_BLOCK);
+	if (!bounce)
+		return -ENOMEM;
 	while (l <= le) {
 		uint64_t pblk, p2;
 		uint32_t flags, f2, n = 1;
@@ -164,7 +166,8 @@ ssize_t crp_fs_read_range(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t o
 	if (off >= ip->d.size || !size)
 		return 0;
 	end = CRP_MIN(ip->d.size, off + size);
-	bounce = crp_alloc_buf((size_t)RUN_MAX * CRP_BLOCK);
+	bounce = crp_alloc_buf((size_t)CRP_MIN((end - 1) / CRP_BLOCK - off / CRP_BLOCK + 1,
+					       (uint64_t)RUN_MAX) * CRP_BLOCK);
 	if (!bounce)
 		return -ENOMEM;
 	while (off < end) {
