@@ -704,6 +704,39 @@ START_TEST(extent_chain_random)
 }
 END_TEST
 
+/*
+ * A transaction that ends exactly at the end of a journal ring, followed by
+ * a header write (it freed a metadata block): the header must still be
+ * one that readers accept, at unmount and for fsck.
+ */
+START_TEST(journal_ring_end)
+{
+	struct crp_fsck_result res;
+	struct crp_fs *fs;
+	struct crp_fs_inode *ip;
+	uint64_t s;
+
+	format();
+	fs = mount_fs_commit(CRP_FS_COMMIT_OFF);
+	s = crp_fs_op_begin(fs);
+	ck_assert_int_eq(crp_fs_iget(fs, CRP_ROOT_INO, &ip), 0);
+	crp_fs_touch(ip, false, true, true);
+	ck_assert_int_eq(crp_fs_istore(fs, ip), 0);
+	ck_assert_uint_eq(fs->m->dirty->len, 1);
+	/* One block: descriptor, image, commit end at the ring's last block. */
+	fs->m->j_pos = fs->m->sb.journal_blocks - 2 - 3;
+	fs->m->tx_freed_meta = true;
+	ck_assert_int_eq(crp_fs_op_end(fs, s, 0), 0);
+	ck_assert_uint_eq(fs->m->j_pos, fs->m->sb.journal_blocks - 2);
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_OK);
+	fs = mount_fs();
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_OK);
+	rm_tree();
+}
+END_TEST
+
 START_TEST(fsck_finds_and_repairs)
 {
 	struct crp_fsck_result res;
@@ -749,6 +782,7 @@ static Suite *fs_suite(void)
 	tcase_add_test(t, group_commit);
 	tcase_add_test(t, extent_chain_incremental);
 	tcase_add_test(t, extent_chain_random);
+	tcase_add_test(t, journal_ring_end);
 	tcase_add_test(t, fsck_finds_and_repairs);
 	suite_add_tcase(s, t);
 	return s;

@@ -305,7 +305,13 @@ static int cmp_blkno(const void *a, const void *b)
 
 static int write_jhdr(struct crp_meta *m, int slot, uint64_t start, uint64_t seq)
 {
-	struct crp_jhdr j = { .start = start, .seq = seq, .slot = (uint32_t)slot };
+	/* A transaction that ends exactly at the end of the ring leaves
+	 * j_pos == jring: the next one starts the ring over (after its own
+	 * sync and header), and replay looks for @seq at 0, where only older
+	 * transactions lie.  The header must say 0: readers refuse a start
+	 * past the ring. */
+	struct crp_jhdr j = { .start = start >= jring(m) ? 0 : start, .seq = seq,
+			      .slot = (uint32_t)slot };
 	uint8_t *buf = crp_alloc_buf(CRP_BLOCK);
 	int r;
 
