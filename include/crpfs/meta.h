@@ -190,6 +190,8 @@ struct crp_meta {
 	GArray *ot_ents[CRP_OTABLE_BLOCKS]; /* our table, uint64_t per block (may
 					   exceed what fits: OVERFLOW) */
 	uint8_t ot_dirty;		/* blocks whose last write failed */
+	uint8_t ot_pending;		/* blocks changed in a group commit, written
+					   before the metadata lock goes */
 };
 
 /*

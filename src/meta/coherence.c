@@ -362,6 +362,15 @@ fail:
 	return r;
 }
 
+/* Unlock, after writing what of our open table waited for it. */
+static int meta_unlock(struct crp_meta *m)
+{
+	if (m->ot_pending && crp_meta_open_flush_pending(m) < 0)
+		crp_warn("host %s: an open table block could not be written; it is tried again "
+			 "at the next open or close", m->host);
+	return crp_array_meta_unlock(m->a);
+}
+
 /* Drop the running transaction from the cache: nothing of it is on disk.
  * Blocks freed or allocated in memory only, inodes changed in memory:
  * simplest and safe to forget every cached block and inode. */
@@ -429,6 +438,7 @@ static int lock_lost(struct crp_meta *m, int commit_r, bool aborted)
 	    s.mount_ns != m->slot_mount_ns) {
 		tx_drop(m);
 		m->locked = false;
+		m->ot_pending = 0; /* not ours to write any more */
 		(void)crp_array_meta_unlock(m->a);
 		fence_lost(m, r < 0 ? "its slot cannot be read" : "another host declared it dead");
 		return -CRP_ELOCKLOST;
@@ -476,7 +486,7 @@ static int lock_lost(struct crp_meta *m, int commit_r, bool aborted)
 	r = -CRP_ETXLOST;
 out:
 	m->locked = false;
-	e = crp_array_meta_unlock(m->a);
+	e = meta_unlock(m);
 	if (e == -CRP_ELOCKLOST) {
 		fence_lost(m, "lost twice in a row");
 		return -CRP_ELOCKLOST;
@@ -501,7 +511,7 @@ void crp_meta_tx_abort(struct crp_meta *m)
 	if (!m->locked)
 		return;
 	m->locked = false;
-	if (crp_array_meta_unlock(m->a) == -CRP_ELOCKLOST)
+	if (meta_unlock(m) == -CRP_ELOCKLOST)
 		(void)lock_lost(m, 0, true);
 }
 
@@ -518,7 +528,7 @@ static int tx_commit_unlock(struct crp_meta *m)
 	m->locked = false;
 	if (since && crp_now_ns() - since >= m->commit_ns)
 		crp_array_meta_step_aside(m->a); /* held a whole window */
-	e = crp_array_meta_unlock(m->a);
+	e = meta_unlock(m);
 	/* The commit met a lock lost with its session (a stripe's, or the
 	 * metadata lock before the unlock could tell): the same question. */
 	if (e == -CRP_ELOCKLOST || r == -CRP_ELOCKLOST)

@@ -49,6 +49,8 @@ bool crp_meta_members_stale(const struct crp_meta *m, const struct crp_shared *s
 /* opentab.c: the in-memory table, made at open and freed at close. */
 int crp_meta_opentab_init(struct crp_meta *m);
 void crp_meta_opentab_free(struct crp_meta *m);
+/* Write the open-table blocks a group commit kept back (opentab.c). */
+int crp_meta_open_flush_pending(struct crp_meta *m);
 
 /* repair.c */
 /* crp_meta_rebuild_block, with @magic naming the block in messages, @why

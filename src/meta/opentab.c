@@ -88,13 +88,14 @@ static void ot_encode(const struct crp_meta *m, int slot, unsigned k, const GArr
 
 /* Write our block @k as memory has it; a failure is retried at the next
  * write of ours (the block stays marked). */
-static int ot_write(struct crp_meta *m, unsigned k)
+static int ot_write_now(struct crp_meta *m, unsigned k)
 {
 	uint8_t *buf;
 	int r;
 
 	if (m->ro || m->slot < 0)
 		return 0;
+	m->ot_pending &= (uint8_t)~(1u << k);
 	buf = crp_alloc_buf(CRP_BLOCK);
 	if (!buf)
 		return -ENOMEM;
@@ -108,6 +109,36 @@ static int ot_write(struct crp_meta *m, unsigned k)
 	return r;
 }
 
+/*
+ * Our table is read by other hosts only under the metadata lock.  While
+ * this host holds it for a group commit (no other host alive), a change
+ * waits in memory and is written before the lock goes
+ * (crp_meta_open_flush_pending): an open and its close in one batch cost
+ * no write at all.  A host that dies meanwhile loses its table anyway.
+ */
+static int ot_write(struct crp_meta *m, unsigned k)
+{
+	if (m->locked && m->commit_ns && crp_array_peers(m->a) == 0 && !m->ro && m->slot >= 0) {
+		m->ot_pending |= (uint8_t)(1u << k);
+		return 0;
+	}
+	return ot_write_now(m, k);
+}
+
+int crp_meta_open_flush_pending(struct crp_meta *m)
+{
+	int r = 0;
+
+	for (unsigned k = 0; k < CRP_OTABLE_BLOCKS && m->ot_pending; k++) {
+		if (!(m->ot_pending & (1u << k)))
+			continue;
+		int e = ot_write_now(m, k);
+
+		r = r ? r : e;
+	}
+	return r;
+}
+
 /* Blocks whose last write failed, written again. */
 int crp_meta_open_flush(struct crp_meta *m)
 {
@@ -116,7 +147,7 @@ int crp_meta_open_flush(struct crp_meta *m)
 	for (unsigned k = 0; k < CRP_OTABLE_BLOCKS && m->ot_dirty; k++) {
 		if (!(m->ot_dirty & (1u << k)))
 			continue;
-		int e = ot_write(m, k);
+		int e = ot_write_now(m, k);
 
 		r = r ? r : e;
 	}
@@ -184,6 +215,7 @@ int crp_meta_open_drop_all(struct crp_meta *m)
 	for (unsigned k = 0; k < CRP_OTABLE_BLOCKS; k++)
 		g_array_set_size(m->ot_ents[k], 0);
 	m->ot_dirty = 0;
+	m->ot_pending = 0;
 	if (m->ro || m->slot < 0)
 		return 0;
 	return crp_meta_open_clear(m, m->slot);
