@@ -6,18 +6,21 @@
  * that only read were served without the metadata lock.
  *
  * Three sparse 256 MiB file: members in a scratch directory under
- * /var/tmp, formatted RAID-5 with mkfs.crpfs, mounted in this process by
- * two hosts, "ops-a" and "ops-b" (crp_fs_mount: the library, no FUSE, no
- * kernel cache in between, so that every call reaches the filesystem).
- * Phases, each counted on the host that runs it:
+ * /var/tmp, formatted RAID-5 with mkfs.crpfs, mounted in this process
+ * (crp_fs_mount: the library, no FUSE, no kernel cache in between, so that
+ * every call reaches the filesystem).  First host "ops-a" alone, where
+ * group commit keeps the metadata lock between operations:
  *
- *   create       A: 1,000 empty files in one directory (create + release)
- *   stat         A: lookup + getattr of each, A's own files
- *   stat other   B: the same on the files A made (B catches up first)
- *   readdir      B: the directory listed whole, 20 times
- *   write 4 KiB  A: 1,000 4 KiB writes at random offsets of a 4 MiB file
- *   read 4 KiB   B: 1,000 4 KiB reads of that file
- *   unlink       A: each of the 1,000 files
+ *   create       1,000 empty files in one directory (create + release)
+ *   stat         lookup + getattr of each
+ *   write 4 KiB  1,000 4 KiB writes at random offsets of a 4 MiB file
+ *   unlink       each of the 1,000 files
+ *
+ * then "ops-b" mounts too and the phases run again once A counts B alive
+ * (every operation commits alone then), with B's reads of A's work:
+ *
+ *   create, stat on A; stat of A's files, readdir of them (20 times) and
+ *   1,000 4 KiB reads of A's file on B; 4 KiB writes, unlink on A
  *
  * Rows, area "ops": reservations per operation and commits per operation,
  * with no baseline (they are counts, not rates); for the phases that
@@ -213,16 +216,115 @@ static int count_cb(void *ctx, const char *name, uint64_t ino, uint32_t mode, ui
 	return 0;
 }
 
+static char *phase_name(char *out, size_t len, const char *what, const char *suffix)
+{
+	snprintf(out, len, "%s%s", what, suffix);
+	return out;
+}
+
+/*
+ * The phases on host @fa in directory @dname (made here); with @fb, the
+ * reads of another host too.  @suffix names the setting in the rows.
+ */
+static void run_host_phases(struct crp_fs *fa, struct crp_fs *fb, const char *dname,
+			    const char *suffix, uint64_t *ino, uint8_t *buf)
+{
+	uint64_t fh, seed = 0x2545f4914f6cdd1dull;
+	struct crp_attr d, a;
+	struct span s;
+	char nm[160];
+
+	check(crp_fs_mkdir(fa, CRP_ROOT_INO, dname, 0755, &root_cred, &d), "mkdir");
+	span_start(&s, fa);
+	for (int i = 0; i < NOPS; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "f%04d", i);
+		check(crp_fs_create(fa, d.ino, name, 0644, O_RDWR | O_EXCL, &root_cred, &a, &fh),
+		      "create");
+		check(crp_fs_release(fa, a.ino, fh), "release");
+		crp_fs_forget(fa, a.ino, 1);
+		ino[i] = a.ino;
+	}
+	span_end(&s, phase_name(nm, sizeof(nm), "create (+ release)", suffix), NOPS, false);
+
+	span_start(&s, fa);
+	stat_all(fa, d.ino, ino);
+	span_end(&s, phase_name(nm, sizeof(nm), "stat, own files (lookup + getattr)", suffix),
+		 2 * NOPS, true);
+
+	if (fb) {
+		span_start(&s, fb);
+		stat_all(fb, d.ino, ino);
+		span_end(&s, phase_name(nm, sizeof(nm), "stat, another host's files", suffix),
+			 2 * NOPS, true);
+
+		span_start(&s, fb);
+		{
+			uint64_t dfh;
+
+			check(crp_fs_opendir(fb, d.ino, &dfh), "opendir");
+			for (int k = 0; k < READDIRS; k++) {
+				int n = 0;
+
+				check(crp_fs_readdir(fb, d.ino, dfh, 0, count_cb, &n), "readdir");
+				if (n != NOPS + 2)
+					die("readdir lists %d names, not %d", n, NOPS + 2);
+			}
+			check(crp_fs_releasedir(fb, d.ino, dfh), "releasedir");
+		}
+		span_end(&s, phase_name(nm, sizeof(nm),
+					"readdir of 1,000 names (+ opendir, releasedir)", suffix),
+			 READDIRS + 2, true);
+	}
+
+	memset(buf, 0x5a, FILE_BYTES);
+	check(crp_fs_create(fa, d.ino, "data", 0644, O_RDWR, &root_cred, &a, &fh), "create");
+	if (crp_fs_write(fa, a.ino, fh, 0, buf, FILE_BYTES) != (ssize_t)FILE_BYTES)
+		die("cannot write the data file");
+	check(crp_fs_fsync(fa, a.ino, false), "fsync");
+	span_start(&s, fa);
+	for (int i = 0; i < NOPS; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		if (crp_fs_write(fa, a.ino, fh, (seed >> 33) % (FILE_BYTES / BLK) * BLK, buf, BLK) !=
+		    (ssize_t)BLK)
+			die("a 4 KiB write failed");
+	}
+	span_end(&s, phase_name(nm, sizeof(nm), "write 4 KiB", suffix), NOPS, false);
+	check(crp_fs_release(fa, a.ino, fh), "release");
+
+	if (fb) {
+		check(crp_fs_open(fb, a.ino, O_RDONLY, &fh), "open");
+		span_start(&s, fb);
+		for (int i = 0; i < NOPS; i++) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			if (crp_fs_read(fb, a.ino, fh, (seed >> 33) % (FILE_BYTES / BLK) * BLK, buf,
+					BLK) != (ssize_t)BLK)
+				die("a 4 KiB read failed");
+		}
+		span_end(&s, phase_name(nm, sizeof(nm), "read 4 KiB, another host's file", suffix),
+			 NOPS, true);
+		check(crp_fs_release(fb, a.ino, fh), "release");
+	}
+
+	span_start(&s, fa);
+	for (int i = 0; i < NOPS; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "f%04d", i);
+		check(crp_fs_unlink(fa, d.ino, name, &root_cred), "unlink");
+	}
+	span_end(&s, phase_name(nm, sizeof(nm), "unlink", suffix), NOPS, false);
+}
+
 int main(void)
 {
 	const char *b = getenv("CRPFS_BUILD");
 	char mkfs[PATH_MAX], spec[NMEM][PATH_MAX];
 	const char *specs[NMEM];
 	struct crp_fs *fa, *fb;
-	struct crp_attr d, a;
-	uint64_t *ino = calloc(NOPS, sizeof(*ino)), fh, seed = 0x2545f4914f6cdd1dull;
+	uint64_t *ino = calloc(NOPS, sizeof(*ino));
 	uint8_t *buf = crp_alloc_buf(FILE_BYTES);
-	struct span s;
 	char err[1024] = "";
 
 	if (!ino || !buf)
@@ -254,85 +356,27 @@ int main(void)
 			die("%s failed on the members in %s: its words are above", mkfs, B.dir);
 	}
 	{
-		struct crp_fs_opts oa = { .host = "ops-a" }, ob = { .host = "ops-b" };
+		struct crp_fs_opts oa = { .host = "ops-a" };
 
-		if (crp_fs_mount(specs, NMEM, &oa, &fa, err, sizeof(err)) < 0 ||
-		    crp_fs_mount(specs, NMEM, &ob, &fb, err, sizeof(err)) < 0)
-			die("cannot mount: %s", err);
+		if (crp_fs_mount(specs, NMEM, &oa, &fa, err, sizeof(err)) < 0)
+			die("cannot mount host A: %s", err);
 	}
-	check(crp_fs_mkdir(fa, CRP_ROOT_INO, "d", 0755, &root_cred, &d), "mkdir");
-
-	span_start(&s, fa);
-	for (int i = 0; i < NOPS; i++) {
-		char name[32];
-
-		snprintf(name, sizeof(name), "f%04d", i);
-		check(crp_fs_create(fa, d.ino, name, 0644, O_RDWR | O_EXCL, &root_cred, &a, &fh),
-		      "create");
-		check(crp_fs_release(fa, a.ino, fh), "release");
-		crp_fs_forget(fa, a.ino, 1);
-		ino[i] = a.ino;
-	}
-	span_end(&s, "create (+ release)", NOPS, false);
-
-	span_start(&s, fa);
-	stat_all(fa, d.ino, ino);
-	span_end(&s, "stat, own files (lookup + getattr)", 2 * NOPS, true);
-
-	span_start(&s, fb);
-	stat_all(fb, d.ino, ino);
-	span_end(&s, "stat, another host's files", 2 * NOPS, true);
-
-	span_start(&s, fb);
+	run_host_phases(fa, NULL, "d1", ", one host", ino, buf);
 	{
-		uint64_t dfh;
+		struct crp_fs_opts ob = { .host = "ops-b" };
+		struct crp_fs_counters c;
+		int waited = 0;
 
-		check(crp_fs_opendir(fb, d.ino, &dfh), "opendir");
-		for (int k = 0; k < READDIRS; k++) {
-			int n = 0;
-
-			check(crp_fs_readdir(fb, d.ino, dfh, 0, count_cb, &n), "readdir");
-			if (n != NOPS + 2)
-				die("readdir lists %d names, not %d", n, NOPS + 2);
+		if (crp_fs_mount(specs, NMEM, &ob, &fb, err, sizeof(err)) < 0)
+			die("cannot mount host B: %s", err);
+		/* Until A's heartbeat has seen B: bounded, 30 s. */
+		for (crp_fs_get_counters(fa, &c); !c.peers; crp_fs_get_counters(fa, &c)) {
+			if (++waited > 300)
+				die("host A does not see host B alive after 30 s");
+			usleep(100000);
 		}
-		check(crp_fs_releasedir(fb, d.ino, dfh), "releasedir");
 	}
-	span_end(&s, "readdir of 1,000 names (+ opendir, releasedir)", READDIRS + 2, true);
-
-	memset(buf, 0x5a, FILE_BYTES);
-	check(crp_fs_create(fa, CRP_ROOT_INO, "data", 0644, O_RDWR, &root_cred, &a, &fh), "create");
-	if (crp_fs_write(fa, a.ino, fh, 0, buf, FILE_BYTES) != (ssize_t)FILE_BYTES)
-		die("cannot write the data file");
-	span_start(&s, fa);
-	for (int i = 0; i < NOPS; i++) {
-		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-		if (crp_fs_write(fa, a.ino, fh, (seed >> 33) % (FILE_BYTES / BLK) * BLK, buf, BLK) !=
-		    (ssize_t)BLK)
-			die("a 4 KiB write failed");
-	}
-	span_end(&s, "write 4 KiB", NOPS, false);
-	check(crp_fs_release(fa, a.ino, fh), "release");
-
-	check(crp_fs_open(fb, a.ino, O_RDONLY, &fh), "open");
-	span_start(&s, fb);
-	for (int i = 0; i < NOPS; i++) {
-		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-		if (crp_fs_read(fb, a.ino, fh, (seed >> 33) % (FILE_BYTES / BLK) * BLK, buf, BLK) !=
-		    (ssize_t)BLK)
-			die("a 4 KiB read failed");
-	}
-	span_end(&s, "read 4 KiB, another host's file", NOPS, true);
-	check(crp_fs_release(fb, a.ino, fh), "release");
-
-	span_start(&s, fa);
-	for (int i = 0; i < NOPS; i++) {
-		char name[32];
-
-		snprintf(name, sizeof(name), "f%04d", i);
-		check(crp_fs_unlink(fa, d.ino, name, &root_cred), "unlink");
-	}
-	span_end(&s, "unlink", NOPS, false);
-
+	run_host_phases(fa, fb, "d2", ", two hosts", ino, buf);
 	check(crp_fs_unmount(fb), "unmount B");
 	check(crp_fs_unmount(fa), "unmount A");
 	free(ino);

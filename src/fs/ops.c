@@ -1518,6 +1518,9 @@ void crp_fs_get_counters(struct crp_fs *fs, struct crp_fs_counters *out)
 	out->commits = fs->m->stats.commits;
 	out->unlocked_reads = fs->m->opt_ok;
 	out->unlocked_retries = fs->m->opt_retries;
+	out->batches = fs->m->batches;
+	out->batched_ops = fs->m->batched_ops;
+	out->peers = (uint32_t)crp_array_peers(fs->m->a);
 	pthread_mutex_unlock(&fs->mu);
 }
 
