@@ -1,0 +1,272 @@
+/*
+ * Hosts side by side: creates per second of 1, 2 and 3 hosts on the same
+ * disks, each in its own directory and all in one shared directory.
+ *
+ * A tgtd of our own on 127.0.0.1 serves 4 LUNs of 256 MiB, formatted
+ * RAID-5 with mkfs.crpfs.  The hosts are crp_fs mounts in this process
+ * (the library, no FUSE), each with its own host name, so its own iSCSI
+ * sessions and initiator name, its own slot and its own locks: to the
+ * disks they are different machines.  Before a setting is measured, every
+ * host waits (bounded) until its heartbeat counts the others alive, so
+ * what is measured is the steady state: a host alone keeps the metadata
+ * lock for group commits, hosts that see each other commit every
+ * operation alone.
+ *
+ * Each host runs in a thread of its own and creates empty files (create +
+ * release) for SECONDS; the rate is all hosts' creates over the time.
+ * Rows, area "hosts", ratios against the same run:
+ *
+ *   1 host alone                                  (the baseline)
+ *   1 host, commit=0 (every operation commits alone)  against 1 host alone
+ *   2 and 3 hosts, own directories, aggregate      against 1 host alone
+ *   2 and 3 hosts, one shared directory, aggregate against 1 host alone
+ *
+ * and the reservations per create of the 3-host settings, from the
+ * counters.  When tgtd or mkfs.crpfs cannot run, it fails and says why.
+ *
+ * Paths: $CRPFS_BUILD, else $BUILD (set by run-bench.sh), else "build".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "crpfs/err.h"
+#include "crpfs/fs.h"
+#include "crpfs/util.h"
+#include "../tests/fixture/tgt.h"
+
+#define NLUNS 4
+#define LUN_SIZE (256ull << 20)
+#define MAX_HOSTS 3
+#define SECONDS 4
+
+static const struct crp_cred root_cred = { 0, 0, 022 };
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("bench_hosts: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+/* Run @argv to its end, stdout to our stderr (the table is ours alone);
+ * it dies with us.  0 if it exited 0. */
+static int run(char *const argv[])
+{
+	pid_t parent = getpid(), pid = fork();
+	int st;
+
+	if (pid == 0) {
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+			_exit(127);
+		dup2(2, 1);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	if (pid < 0)
+		return -errno;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -ECHILD;
+}
+
+struct worker {
+	pthread_t th;
+	struct crp_fs *fs;
+	uint64_t dir;
+	int id;
+	uint64_t stop_ns;
+	uint64_t done;
+	int err;
+};
+
+static void *create_loop(void *arg)
+{
+	struct worker *w = arg;
+	char name[48];
+
+	while (crp_now_ns() < w->stop_ns) {
+		struct crp_attr a;
+		uint64_t fh;
+		int r;
+
+		snprintf(name, sizeof(name), "h%d-%06llu", w->id, (unsigned long long)w->done);
+		r = crp_fs_create(w->fs, w->dir, name, 0644, O_RDWR | O_EXCL, &root_cred, &a, &fh);
+		if (r < 0) {
+			w->err = r;
+			break;
+		}
+		r = crp_fs_release(w->fs, a.ino, fh);
+		crp_fs_forget(w->fs, a.ino, 1);
+		if (r < 0) {
+			w->err = r;
+			break;
+		}
+		w->done++;
+	}
+	return NULL;
+}
+
+static const char *const *g_specs;
+
+/* Mount @n hosts named after @tag, and wait until each counts the others. */
+static void mount_hosts(struct crp_fs **fs, int n, const char *tag, uint32_t commit_ms)
+{
+	char err[1024], host[64];
+
+	for (int i = 0; i < n; i++) {
+		struct crp_fs_opts o = { .host = host, .commit_ms = commit_ms };
+
+		snprintf(host, sizeof(host), "bench-%s-%d", tag, i);
+		if (crp_fs_mount(g_specs, NLUNS, &o, &fs[i], err, sizeof(err)) < 0)
+			die("cannot mount host %s: %s", host, err);
+	}
+	for (int i = 0; i < n; i++) {
+		struct crp_fs_counters c;
+		int waited = 0;
+
+		for (crp_fs_get_counters(fs[i], &c); c.peers != (uint32_t)(n - 1);
+		     crp_fs_get_counters(fs[i], &c)) {
+			if (++waited > 300)
+				die("host %d of %d counts %u others alive after 30 s", i, n, c.peers);
+			usleep(100000);
+		}
+	}
+}
+
+/* Creates per second of @n hosts (own directories unless @shared), and
+ * the reservations per create. */
+static double measure(int n, bool shared, uint32_t commit_ms, const char *tag, double *resv)
+{
+	struct crp_fs *fs[MAX_HOSTS];
+	struct worker w[MAX_HOSTS];
+	struct crp_fs_counters c0[MAX_HOSTS], c1;
+	uint64_t total = 0, reserves = 0, t0, t1;
+	struct crp_attr d;
+	char dname[64];
+
+	mount_hosts(fs, n, tag, commit_ms);
+	if (shared) {
+		snprintf(dname, sizeof(dname), "%s", tag);
+		if (crp_fs_mkdir(fs[0], CRP_ROOT_INO, dname, 0755, &root_cred, &d) < 0)
+			die("mkdir %s", dname);
+	}
+	for (int i = 0; i < n; i++) {
+		memset(&w[i], 0, sizeof(w[i]));
+		w[i].fs = fs[i];
+		w[i].id = i;
+		if (!shared) {
+			snprintf(dname, sizeof(dname), "%s-%d", tag, i);
+			if (crp_fs_mkdir(fs[i], CRP_ROOT_INO, dname, 0755, &root_cred, &d) < 0)
+				die("mkdir %s", dname);
+		}
+		w[i].dir = d.ino;
+	}
+	/* The other hosts see the directories before the clock starts. */
+	for (int i = 0; i < n; i++) {
+		struct crp_attr a;
+
+		if (crp_fs_lookup(fs[i], CRP_ROOT_INO, shared ? tag : dname, &a) == 0)
+			crp_fs_forget(fs[i], a.ino, 1);
+		crp_fs_get_counters(fs[i], &c0[i]);
+	}
+	t0 = crp_now_ns();
+	for (int i = 0; i < n; i++) {
+		w[i].stop_ns = t0 + SECONDS * 1000000000ull;
+		if (pthread_create(&w[i].th, NULL, create_loop, &w[i]))
+			die("cannot start a host thread");
+	}
+	for (int i = 0; i < n; i++)
+		pthread_join(w[i].th, NULL);
+	t1 = crp_now_ns();
+	for (int i = 0; i < n; i++) {
+		if (w[i].err)
+			die("host %d of %d (%s): a create failed: %s", i, n, tag, crp_strerror(w[i].err));
+		crp_fs_get_counters(fs[i], &c1);
+		reserves += c1.reservations - c0[i].reservations;
+		total += w[i].done;
+		fprintf(stderr, "bench_hosts: %s host %d: %llu creates\n", tag, i,
+			(unsigned long long)w[i].done);
+	}
+	for (int i = n - 1; i >= 0; i--)
+		if (crp_fs_unmount(fs[i]) < 0)
+			die("unmount of host %d (%s) failed", i, tag);
+	*resv = total ? (double)reserves / (double)total : 0;
+	return (double)total / ((double)(t1 - t0) / 1e9);
+}
+
+static void row(const char *what, double v, const char *base, double bv)
+{
+	printf("| hosts | %s | %.1f | creates/s | %s | %.1f | %.2f |\n", what, v, base, bv,
+	       bv > 0 ? v / bv : 0.0);
+	fflush(stdout);
+}
+
+int main(void)
+{
+	const char *b = getenv("CRPFS_BUILD");
+	char mkfs[PATH_MAX], why[512];
+	const char *specs[NLUNS];
+	const char *base = "1 host alone (group commit), same run";
+	struct crp_tgt *t;
+	double one, r, resv;
+
+	if (!b || !*b)
+		b = getenv("BUILD");
+	b = b && *b ? b : "build";
+	snprintf(mkfs, sizeof(mkfs), "%s/mkfs.crpfs", b);
+	if (access(mkfs, X_OK))
+		die("cannot run: %s is not built (run make)", mkfs);
+	t = crp_tgt_start(NLUNS, LUN_SIZE, why, sizeof(why));
+	if (!t)
+		die("cannot start tgtd: %s", why);
+	for (int i = 0; i < NLUNS; i++)
+		specs[i] = crp_tgt_spec(t, i);
+	g_specs = specs;
+	{
+		char *argv[] = { mkfs, (char *)"-f", (char *)"-l", (char *)"5", (char *)specs[0],
+				 (char *)specs[1], (char *)specs[2], (char *)specs[3], NULL };
+
+		if (run(argv))
+			die("%s failed on the LUNs: its words are above", mkfs);
+	}
+
+	one = measure(1, false, 0, "alone", &resv);
+	printf("| hosts | creates, 1 host alone (group commit), iSCSI RAID-5 on 4 LUNs | %.1f | "
+	       "creates/s | - | - | - |\n", one);
+	printf("| hosts | reservations per create, 1 host alone | %.3f | RESERVE/op | - | - | - |\n",
+	       resv);
+	r = measure(1, false, CRP_FS_COMMIT_OFF, "commit0", &resv);
+	row("creates, 1 host, commit=0", r, base, one);
+	r = measure(2, false, 0, "own2", &resv);
+	row("creates, 2 hosts, each in its own directory", r, base, one);
+	r = measure(3, false, 0, "own3", &resv);
+	row("creates, 3 hosts, each in its own directory", r, base, one);
+	printf("| hosts | reservations per create, 3 hosts, own directories | %.3f | RESERVE/op | - "
+	       "| - | - |\n", resv);
+	r = measure(2, true, 0, "shared2", &resv);
+	row("creates, 2 hosts, one shared directory", r, base, one);
+	r = measure(3, true, 0, "shared3", &resv);
+	row("creates, 3 hosts, one shared directory", r, base, one);
+	printf("| hosts | reservations per create, 3 hosts, one shared directory | %.3f | RESERVE/op "
+	       "| - | - | - |\n", resv);
+	crp_tgt_stop(t);
+	return 0;
+}
