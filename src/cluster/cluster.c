@@ -652,7 +652,7 @@ static void cluster_free(struct crp_cluster *c)
 static int claim(struct crp_cluster *c, char *err, size_t errlen)
 {
 	struct crp_meta *m = c->m;
-	int n = (int)m->sb.max_hosts, pick = -1, r, e;
+	int n = (int)m->sb.max_hosts, pick = -1, peers = 0, r, e;
 	struct crp_slot chosen = { 0 }, *all = calloc((size_t)n, sizeof(*all));
 	bool *got = calloc((size_t)n, sizeof(*got));
 
@@ -683,6 +683,7 @@ static int claim(struct crp_cluster *c, char *err, size_t errlen)
 	for (int i = 0; i < n; i++) {
 		struct crp_slot s = all[i];
 
+		peers += s.state == CRP_SLOT_ACTIVE;
 		if (s.state != CRP_SLOT_FREE && !strcmp(s.host, m->host)) {
 			snprintf(err, errlen,
 				 "host %s is already mounted (slot %d, %s); a second mount under the "
@@ -731,6 +732,9 @@ out:
 		r = e;
 	}
 	if (r == 0) {
+		/* The hosts alive now count from the start, not from our
+		 * first watch: a group commit must know them (coherence.c). */
+		crp_array_set_peers(m->a, peers);
 		c->slot = pick;
 		c->mine = chosen;
 		r = crp_meta_slot_adopt(m, pick, &chosen);
