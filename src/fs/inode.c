@@ -375,7 +375,8 @@ static int store_chain(struct crp_fs *fs, struct crp_fs_inode *ip)
 		r = -ENOMEM;
 		goto out;
 	}
-	memcpy(nc, ip->chain, j * sizeof(*nc));
+	if (j)
+		memcpy(nc, ip->chain, j * sizeof(*nc));
 	for (uint32_t i = 0; i < need; i++) {
 		if (i < k_old) {
 			nc[j + i] = ip->chain[j + i];
@@ -396,7 +397,8 @@ static int store_chain(struct crp_fs *fs, struct crp_fs_inode *ip)
 			goto out;
 		ip->d.blocks--;
 	}
-	memcpy(nc + j + need, ip->chain + m, (ip->nchain - m) * sizeof(*nc));
+	if (ip->nchain > m)
+		memcpy(nc + j + need, ip->chain + m, (ip->nchain - m) * sizeof(*nc));
 	for (uint32_t i = 0, at = p; i < need; i++) {
 		uint32_t cnt = (q - p) / need + (i < (q - p) % need);
 		uint64_t next = j + i + 1 < ip->nchain - k_old + need ? nc[j + i + 1] : 0;
