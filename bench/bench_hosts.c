@@ -7,10 +7,10 @@
  * (the library, no FUSE), each with its own host name, so its own iSCSI
  * sessions and initiator name, its own slot and its own locks: to the
  * disks they are different machines.  Before a setting is measured, every
- * host waits (bounded) until its heartbeat counts the others alive, and
- * until its first three heartbeats have passed, so that what is measured
- * is the steady state: group commits of up to commit= ms for a host alone,
- * of up to 10 ms for hosts that see each other.
+ * host waits (bounded) until its heartbeat counts the others alive, so
+ * what is measured is the steady state: a host alone keeps the metadata
+ * lock for group commits, hosts that see each other commit every
+ * operation alone.
  *
  * Each host runs in a thread of its own and creates empty files (create +
  * release) for SECONDS; the rate is all hosts' creates over the time.
@@ -138,9 +138,6 @@ static void mount_hosts(struct crp_fs **fs, int n, const char *tag, uint32_t com
 		if (crp_fs_mount(g_specs, NLUNS, &o, &fs[i], err, sizeof(err)) < 0)
 			die("cannot mount host %s: %s", host, err);
 	}
-	/* A host batches with others alive only three heartbeats after its
-	 * join (coherence.c): the steady state starts after that. */
-	usleep(3500000);
 	for (int i = 0; i < n; i++) {
 		struct crp_fs_counters c;
 		int waited = 0;

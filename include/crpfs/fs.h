@@ -41,8 +41,8 @@ struct crp_fs_opts {
 	uint32_t attr_timeout_ms; /* staleness bound for cached attributes (multi-host) */
 	uint32_t heartbeat_ms;	/* host slot heartbeat interval; default if 0 */
 	uint32_t dead_timeout_ms; /* a host silent this long is dead; default if 0 */
-	/* Group commit: operations are committed together at most this long
-	 * after the first (10 ms at most while other hosts are alive; fsync
+	/* Group commit: while no other host is alive, operations are
+	 * committed together at most this long after the first (fsync
 	 * commits at once).  0: the default; CRP_FS_COMMIT_OFF: each
 	 * operation commits alone. */
 	uint32_t commit_ms;

@@ -162,13 +162,13 @@ struct crp_meta {
 	uint64_t opt_retries;		/* ... that had to run again under the lock */
 
 	/* Group commit (coherence.c): the lock and the running transaction
-	 * kept from one operation to the next. */
+	 * kept from one operation to the next while no other host lives. */
 	uint64_t commit_ns;		/* kept this long at most; 0: every operation commits */
 	bool held;			/* kept: @locked, and no operation runs */
 	uint64_t held_since_ns;		/* when the first operation of the batch ended */
-	uint64_t held_window_ns;	/* ... and how long it may last */
-	uint64_t batch_peers_from_ns;	/* no batch with other hosts alive before */
 	uint64_t held_ops;		/* operations in the batch */
+	int batch_err;			/* a batch failed to commit since the last fsync
+					   took this (crp_fs_sync reports it) */
 	uint64_t batches;		/* batches committed, and the operations they held */
 	uint64_t batched_ops;
 	struct crp_mblk *undo;		/* the batch as the running operation found it */
@@ -493,8 +493,8 @@ void crp_meta_tx_abort(struct crp_meta *m);
 /*
  * Group commit.  With @m->commit_ns set, crp_meta_tx_end keeps the
  * metadata lock and the running transaction instead of committing, while
- * the batch is younger than commit_ns (10 ms with other hosts alive,
- * crp_array_peers) and small; the next crp_meta_tx_begin takes them over without
+ * no other host is alive (crp_array_peers), the batch is younger than
+ * commit_ns and small; the next crp_meta_tx_begin takes them over without
  * a round trip.  An operation that fails half-way in a batch is undone
  * alone: crp_meta_tx_begin saves the batch's blocks, crp_meta_tx_abort
  * puts them back and keeps the rest of the batch.  Whoever must see the

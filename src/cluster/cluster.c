@@ -732,8 +732,9 @@ out:
 		r = e;
 	}
 	if (r == 0) {
-		/* The hosts alive now count from the start, not from our
-		 * first watch: a group commit must know them (coherence.c). */
+		/* The hosts alive now count from the start, not from our first
+		 * watch: this host keeps no group commit while they live, and
+		 * trusts no "no such name" read without the lock (fs ops.c). */
 		crp_array_set_peers(m->a, peers);
 		c->slot = pick;
 		c->mine = chosen;

@@ -46,9 +46,9 @@ static void handle_free(void *p)
  * Every operation is one metadata transaction: the big lock, then the
  * metadata lock on the disks with the generation check (crp_meta_tx_begin:
  * what other hosts changed is dropped from the caches, and cached inodes
- * turn stale), the work, and the commit with the unlock; or a place in a
- * batch that commits later (group commit: the flusher commits it when its
- * time is up, fsync at once).  If the
+ * turn stale), the work, and the commit with the unlock; or, while no
+ * other host lives, a place in a batch that commits later (group commit:
+ * the flusher commits it when its time is up, fsync at once).  If the
  * transaction cannot begin, fs->op_err makes every crp_fs_iget of the
  * operation fail with the reason, so that it touches nothing.
  */
@@ -111,8 +111,9 @@ uint64_t crp_fs_rop_begin(struct crp_fs *fs, bool locked)
 bool crp_fs_rop_valid(struct crp_fs *fs, uint64_t snap, int r)
 {
 	/* "No such name" holds only if no other host keeps a batch of
-	 * operations it already answered for (group commit): with others
-	 * alive, ask again under the lock, which waits for their commit. */
+	 * operations it already answered for: a host alone keeps one (group
+	 * commit) until its heartbeat watch sees a host that has just joined.
+	 * With others alive, ask again under the lock, which waits for it. */
 	bool keep = r >= 0 ||
 		    ((r == -ENOENT || r == -ENODATA) && crp_array_peers(fs->m->a) == 0);
 
@@ -426,10 +427,6 @@ int crp_fs_mount(const char *const *specs, int n, const struct crp_fs_opts *opts
 		r = crp_cluster_join(fs->m, &co, &fs->cluster, err, errlen);
 		if (r)
 			goto out;
-		/* Three of our heartbeats: every host alive has watched us. */
-		fs->m->batch_peers_from_ns = crp_now_ns() +
-			3ull * (co.heartbeat_ms ? co.heartbeat_ms : CRP_DEFAULT_HEARTBEAT_MS) *
-			1000000ull;
 		if (fs->m->unreachable) {
 			pthread_mutex_lock(&fs->mu);
 			r = crp_meta_members_update(fs->m, NULL, NULL);
@@ -561,10 +558,11 @@ int crp_fs_sync(struct crp_fs *fs)
 	} else if (fs->err) {
 		r = fs->err;
 	}
-	if (!r && fs->batch_err) {
+	if (!r && (fs->batch_err || fs->m->batch_err)) {
 		/* A commit of kept operations failed since the last fsync. */
-		r = fs->batch_err;
+		r = -EIO;
 		fs->batch_err = 0;
+		fs->m->batch_err = 0;
 	}
 	return crp_fs_op_end(fs, s, r);
 }

@@ -30,19 +30,14 @@
  * shared block's generation (the one a host died in before marking it
  * pending; a pending one is redone by the next lock holder).
  *
- * Group commit.  tx_end may keep the lock and the running transaction for
- * the next operation (crp_meta_batch_*), for commit= ms alone, 10 ms with
- * other hosts alive: the model is the same with "transaction" read as
- * "batch", because nothing of a batch reaches the disks before its
- * commit, and nobody else can write metadata while we hold the lock.
- * What changes for the others is that operations we answered for are not
- * on the disks yet: a read without the lock that finds no such name is
- * therefore trusted only by a host that knows no other alive (fs
- * crp_fs_rop_valid), and a host that just joined batches nothing while
- * others are alive until they have all seen it.  What must be per
- * operation is the abort: tx_begin saves the batch's blocks
- * (crp_meta_undo_save) and tx_abort puts them back, so a failed operation
- * takes nothing else with it.
+ * Group commit.  While no other host lives, tx_end may keep the lock and
+ * the running transaction for the next operation (crp_meta_batch_*): the
+ * model is the same with "transaction" read as "batch", because nothing
+ * of a batch reaches the disks before its commit, and nobody else can
+ * write metadata while we hold the lock.  What must be per operation is
+ * the abort: tx_begin saves the batch's blocks (crp_meta_undo_save) and
+ * tx_abort puts them back, so a failed operation takes nothing else with
+ * it.
  *
  * Between transactions, a host may poll the shared block without the lock
  * (crp_meta_poll): one small read; on a change it only drops cache entries,
@@ -299,7 +294,6 @@ int crp_meta_read_end(struct crp_meta *m, bool keep)
  * freed), so that an operation's undo copy and a commit stay small. */
 #define BATCH_MAX_DIRTY 48
 #define BATCH_MAX_ALLOC 8192
-#define BATCH_PEERS_NS 10000000ull
 
 int crp_meta_tx_begin(struct crp_meta *m)
 {
@@ -532,7 +526,7 @@ static int tx_commit_unlock(struct crp_meta *m)
 	m->held_since_ns = 0;
 	r = crp_meta_commit(m);
 	m->locked = false;
-	if (since && crp_now_ns() - since >= m->held_window_ns)
+	if (since && crp_now_ns() - since >= m->commit_ns)
 		crp_array_meta_step_aside(m->a); /* held a whole window */
 	e = meta_unlock(m);
 	/* The commit met a lock lost with its session (a stripe's, or the
@@ -541,9 +535,14 @@ static int tx_commit_unlock(struct crp_meta *m)
 		r = lock_lost(m, r, false);
 	else
 		r = r ? r : e;
-	if (r < 0 && ops > 1)
+	if (r < 0 && ops > 1) {
+		/* Operations answered before this one went with it: the next
+		 * fsync must not say that everything is on the disks. */
 		crp_err("host %s: a commit of %llu operations failed (%s): those not synced "
 			"since may be lost", m->host, (unsigned long long)ops, crp_strerror(r));
+		if (!m->batch_err)
+			m->batch_err = r;
+	}
 	else if (r == 0 && ops > 1) {
 		m->batches++;
 		m->batched_ops += ops;
@@ -551,28 +550,13 @@ static int tx_commit_unlock(struct crp_meta *m)
 	return r;
 }
 
-/* How long a batch may hold the lock: commit= alone, at most
- * BATCH_PEERS_NS while other hosts are alive (they wait for it meanwhile,
- * as for the streak of crp_array_meta_lock). */
-static uint64_t batch_window(struct crp_meta *m)
-{
-	return crp_array_peers(m->a) ? CRP_MIN(m->commit_ns, BATCH_PEERS_NS) : m->commit_ns;
-}
-
 static bool may_keep(struct crp_meta *m, uint64_t now)
 {
-	if (!m->commit_ns || m->ro || m->fenced || m->slot < 0 || m->in_update ||
-	    m->tx_published || crp_array_fenced(m->a) || m->dirty->len > BATCH_MAX_DIRTY ||
-	    g_hash_table_size(m->tx_new) + g_hash_table_size(m->tx_freed) > BATCH_MAX_ALLOC)
-		return false;
-	/* A host that just joined keeps no batch with others alive until
-	 * every one of them has had time to see it (their heartbeat watch):
-	 * until then they trust a "no such name" read without the lock. */
-	if (crp_array_peers(m->a) && now < m->batch_peers_from_ns)
-		return false;
-	if (!m->held_since_ns)
-		m->held_window_ns = batch_window(m);
-	return !m->held_since_ns || now - m->held_since_ns < m->held_window_ns;
+	return m->commit_ns && !m->ro && !m->fenced && m->slot >= 0 && !m->in_update &&
+	       !m->tx_published && crp_array_peers(m->a) == 0 &&
+	       !crp_array_fenced(m->a) && m->dirty->len <= BATCH_MAX_DIRTY &&
+	       g_hash_table_size(m->tx_new) + g_hash_table_size(m->tx_freed) <= BATCH_MAX_ALLOC &&
+	       (!m->held_since_ns || now - m->held_since_ns < m->commit_ns);
 }
 
 int crp_meta_tx_end(struct crp_meta *m)
@@ -605,7 +589,7 @@ int crp_meta_batch_flush(struct crp_meta *m)
 
 uint64_t crp_meta_batch_due(const struct crp_meta *m)
 {
-	return m->held ? m->held_since_ns + m->held_window_ns : 0;
+	return m->held ? m->held_since_ns + m->commit_ns : 0;
 }
 
 /*
