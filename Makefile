@@ -61,6 +61,8 @@ HELPERS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(HELPER_SRC))
 
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+# Shared by the benchmarks: not a benchmark of its own.
+BENCH_LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard bench/common/*.c)))
 # Programs benchmarks run (baselines), not benchmarks: outside build/bench.
 BENCH_TOOL_SRC := $(sort $(wildcard bench/tools/*.c))
 BENCH_TOOLS := $(patsubst bench/tools/%.c,$(BUILD)/bench-tools/%,$(BENCH_TOOL_SRC))
@@ -95,9 +97,9 @@ $(BUILD)/tests/%: $(BUILD)/tests/helpers/%.o $(FIXTURE_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(FIXTURE_OBJ) $(LIB) $(CHECK_LIBS) $(LIBS)
 
-$(BUILD)/bench/%: $(BUILD)/bench/%.o $(FIXTURE_OBJ) $(LIB)
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BENCH_LIB_OBJ) $(FIXTURE_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(FIXTURE_OBJ) $(LIB) $(CHECK_LIBS) $(FUSE_LIBS) $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(BENCH_LIB_OBJ) $(FIXTURE_OBJ) $(LIB) $(CHECK_LIBS) $(FUSE_LIBS) $(LIBS)
 
 $(BUILD)/bench-tools/%: $(BUILD)/bench/tools/%.o
 	@mkdir -p $(dir $@)

@@ -103,6 +103,7 @@
 #include "../src/fs/fs_i.h"
 #include "crpfs/array.h"
 #include "crpfs/cluster.h"
+#include "common/benchlib.h"
 #include "crpfs/err.h"
 #include "crpfs/fs.h"
 #include "crpfs/member.h"
@@ -139,20 +140,6 @@ static struct {
 } B;
 
 static const struct crp_cred root_cred = { 0, 0, 022 };
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("bench_degraded: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
 
 static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -230,36 +217,6 @@ static void install_teardown(void)
 
 /* ---- setup -------------------------------------------------------------- */
 
-/* Run @argv (a full path) to its end with stdin from /dev/null and stdout
- * to our stderr (the table is ours alone); it dies with us.  0 if it
- * exited 0, else a negative error. */
-static int run(char *const argv[])
-{
-	pid_t parent = getpid(), pid = fork();
-	int st;
-
-	if (pid == 0) {
-		int fd;
-
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-			_exit(127);
-		fd = open("/dev/null", O_RDONLY);
-		if (fd > 0) {
-			dup2(fd, 0);
-			close(fd);
-		}
-		dup2(2, 1);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	if (pid < 0)
-		return -errno;
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -ECHILD;
-}
-
 static void check_machine(char *mkfs, size_t len)
 {
 	const char *b = getenv("CRPFS_BUILD");
@@ -268,13 +225,13 @@ static void check_machine(char *mkfs, size_t len)
 		b = getenv("BUILD");
 	b = b && *b ? b : "build";
 	if (strlen(b) >= sizeof(B.build))
-		die("cannot run: the build directory %.40s... is too long a path", b);
+		bench_die("cannot run: the build directory %.40s... is too long a path", b);
 	snprintf(B.build, sizeof(B.build), "%s", b);
 	snprintf(mkfs, len, "%s/mkfs.crpfs", B.build);
 	if (geteuid() != 0)
-		die("cannot run: needs root (/proc/sys/vm/drop_caches)");
+		bench_die("cannot run: needs root (/proc/sys/vm/drop_caches)");
 	if (access(mkfs, X_OK))
-		die("cannot run: %s is not built (run make)", mkfs);
+		bench_die("cannot run: %s is not built (run make)", mkfs);
 }
 
 /* The path of scratch file @name, and its spec "file:PATH". */
@@ -297,7 +254,7 @@ static void make_image(const char *name)
 	file_path(p, sizeof(p), name);
 	fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0 || ftruncate(fd, (off_t)MEMBER_BYTES) < 0)
-		die("cannot make the image %s: %s", p, strerror(errno));
+		bench_die("cannot make the image %s: %s", p, strerror(errno));
 	close(fd);
 }
 
@@ -309,7 +266,7 @@ static void drop_caches(void)
 	sync();
 	fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || write(fd, "3\n", 2) != 2)
-		die("cannot drop the caches through /proc/sys/vm/drop_caches: %s", strerror(errno));
+		bench_die("cannot drop the caches through /proc/sys/vm/drop_caches: %s", strerror(errno));
 	close(fd);
 }
 
@@ -350,7 +307,7 @@ static struct crp_fs *mount_fs(const char *const *specs, bool ro)
 	int r = crp_fs_mount(specs, NMEM, &o, &fs, err, sizeof(err));
 
 	if (r)
-		die("mount: %s", err[0] ? err : crp_strerror(r));
+		bench_die("mount: %s", err[0] ? err : crp_strerror(r));
 	return fs;
 }
 
@@ -359,7 +316,7 @@ static void unmount_fs(struct crp_fs *fs)
 	int r = crp_fs_unmount(fs);
 
 	if (r)
-		die("unmount: %s", crp_strerror(r));
+		bench_die("unmount: %s", crp_strerror(r));
 }
 
 /* What the mounted host itself makes of position POS: @st and, unless
@@ -511,18 +468,18 @@ static void fs_remove(struct crp_fs *fs, const char *name)
 	if (!r)
 		r = crp_fs_sync(fs);
 	if (r)
-		die("cannot remove %s: %s", name, crp_strerror(r));
+		bench_die("cannot remove %s: %s", name, crp_strerror(r));
 }
 
 static void what_failed(const char *phase, const char *name, int r)
 {
 	if (r == -EILSEQ)
-		die("%s: %s holds other data than was written", phase, name);
+		bench_die("%s: %s holds other data than was written", phase, name);
 	if (r == -ESTALE)
-		die("%s: the mounted host does not see position %d as this phase needs", phase,
+		bench_die("%s: the mounted host does not see position %d as this phase needs", phase,
 		    POS);
 	if (r)
-		die("%s (%s): %s", phase, name, crp_strerror(r));
+		bench_die("%s (%s): %s", phase, name, crp_strerror(r));
 }
 
 /* One timed read of the file on a fresh read-only mount of @specs; the
@@ -557,7 +514,7 @@ static void image_ranges(const char *path, struct range **out, int *n)
 
 	*n = 0;
 	if (fd < 0)
-		die("cannot open %s: %s", path, strerror(errno));
+		bench_die("cannot open %s: %s", path, strerror(errno));
 	size = lseek(fd, 0, SEEK_END);
 	while (off < size) {
 		off_t d = lseek(fd, off, SEEK_DATA), h;
@@ -566,7 +523,7 @@ static void image_ranges(const char *path, struct range **out, int *n)
 			break;
 		h = d < 0 ? -1 : lseek(fd, d, SEEK_HOLE);
 		if (h < 0)
-			die("cannot map the data of %s: %s", path, strerror(errno));
+			bench_die("cannot map the data of %s: %s", path, strerror(errno));
 		if (*n == cap) {
 			cap = cap ? 2 * cap : 64;
 			v = g_realloc(v, (size_t)cap * sizeof(*v));
@@ -618,23 +575,23 @@ static double raw_read(const char *const *specs, int n, const struct range *rang
 	for (int i = 0; i < n; i++) {
 		w[i] = (struct raw){ .spec = specs[i], .ranges = ranges, .nranges = nranges };
 		if (crp_member_open(specs[i], &mo, &w[i].m, err, sizeof(err)))
-			die("raw read: %s", err);
+			bench_die("raw read: %s", err);
 		if (nranges && crp_member_size(w[i].m) < ranges[nranges - 1].off +
 		    ranges[nranges - 1].len)
-			die("raw read: %s is smaller than the ranges to read", specs[i]);
+			bench_die("raw read: %s is smaller than the ranges to read", specs[i]);
 	}
 	drop_caches();
 	t0 = crp_now_ns();
 	for (int i = 0; i < n; i++)
 		if (pthread_create(&th[i], NULL, raw_read_main, &w[i]))
-			die("cannot start a thread");
+			bench_die("cannot start a thread");
 	for (int i = 0; i < n; i++)
 		pthread_join(th[i], NULL);
 	ns = crp_now_ns() - t0;
 	for (int i = 0; i < n; i++) {
 		crp_member_close(w[i].m);
 		if (w[i].r)
-			die("raw read of %s: %s", w[i].spec, crp_strerror(w[i].r));
+			bench_die("raw read of %s: %s", w[i].spec, crp_strerror(w[i].r));
 	}
 	return mbps(bytes * (uint64_t)n, ns);
 }
@@ -648,7 +605,7 @@ static struct crp_admin *admin_open(const char *const *specs)
 	int r = crp_admin_open(specs, NMEM, ADMIN_HOST, 0, &ad, err, sizeof(err));
 
 	if (r)
-		die("administration open: %s", err[0] ? err : crp_strerror(r));
+		bench_die("administration open: %s", err[0] ? err : crp_strerror(r));
 	return ad;
 }
 
@@ -735,9 +692,9 @@ static void replace(struct crp_meta *m, const char *spec)
 	int r = crp_meta_member_replace(m, POS, spec, false, &resumed, err, sizeof(err));
 
 	if (r)
-		die("replace of position %d by %s: %s", POS, spec, err[0] ? err : crp_strerror(r));
+		bench_die("replace of position %d by %s: %s", POS, spec, err[0] ? err : crp_strerror(r));
 	if (resumed)
-		die("replace of position %d by %s resumed an earlier rebuild", POS, spec);
+		bench_die("replace of position %d by %s resumed an earlier rebuild", POS, spec);
 }
 
 /* MB/s of writing @name on the redundant array (@at_pos at POS, in sync);
@@ -776,10 +733,10 @@ static double write_rebuilding(struct crp_fs *fs, struct crp_meta *m, const char
 
 	r = crp_meta_member_fail(m, POS);
 	if (r)
-		die("fail of position %d: %s", POS, crp_strerror(r));
+		bench_die("fail of position %d: %s", POS, crp_strerror(r));
 	r = crp_meta_member_replace(m, POS, img, force, &resumed, err, sizeof(err));
 	if (r)
-		die("replace of position %d by %s: %s", POS, img, err[0] ? err : crp_strerror(r));
+		bench_die("replace of position %d by %s: %s", POS, img, err[0] ? err : crp_strerror(r));
 	drop_caches();
 	memset(&rb, 0, sizeof(rb));
 	rb.m = m;
@@ -788,7 +745,7 @@ static double write_rebuilding(struct crp_fs *fs, struct crp_meta *m, const char
 	rb.spec[1] = other;
 	t = crp_now_ns();
 	if (pthread_create(&th, NULL, rebuild_main, &rb))
-		die("cannot start a thread");
+		bench_die("cannot start a thread");
 	while (!atomic_load(&rb.bytes) && !atomic_load(&rb.end_ns))
 		crp_sleep_ns(1000000);
 	/* Either image: the rebuilds alternate them. */
@@ -798,7 +755,7 @@ static double write_rebuilding(struct crp_fs *fs, struct crp_meta *m, const char
 	pthread_join(th, NULL);
 	what_failed("write during a rebuild", name, r);
 	if (rb.r)
-		die("under writes: %s", rb.err);
+		bench_die("under writes: %s", rb.err);
 	*at_pos = rb.spec[rb.cur];
 	fs_remove(fs, name);
 	note("write during a rebuild:         %8.1f MB/s (%.1f s from the rebuild's start to the "
@@ -828,12 +785,14 @@ int main(void)
 	int nused, r;
 	static struct rebuild rb;
 
+	bench_set_name("bench_degraded");
+
 	check_machine(mkfs, sizeof(mkfs));
 	install_teardown();
 	snprintf(B.dir, sizeof(B.dir), "/var/tmp/crpfs-bench-degraded.XXXXXX");
 	if (!mkdtemp(B.dir)) {
 		B.dir[0] = '\0';
-		die("cannot make a scratch directory under /var/tmp: %s", strerror(errno));
+		bench_die("cannot make a scratch directory under /var/tmp: %s", strerror(errno));
 	}
 	for (int i = 0; i < NFILES; i++) {
 		file_path(B.paths[2 * i], PATH_MAX, FILES[i]);
@@ -850,8 +809,8 @@ int main(void)
 		char *argv[] = { mkfs, (char *)"-l", (char *)"5", (char *)"-s", (char *)MEMBER_SIZE,
 				 spec[0], spec[1], spec[2], spec[3], NULL };
 
-		if (run(argv))
-			die("%s failed on the members in %s: its words are above", mkfs, B.dir);
+		if (bench_run(argv))
+			bench_die("%s failed on the members in %s: its words are above", mkfs, B.dir);
 	}
 	fs = mount_fs(all, false);
 	r = fs_write_file(fs, "seq", READ_BYTES, CRP_AM_IN_SYNC, spec[POS], &w_setup);
@@ -883,7 +842,7 @@ int main(void)
 	t = crp_now_ns();
 	rebuild_main(&rb);
 	if (rb.r)
-		die("%s", rb.err);
+		bench_die("%s", rb.err);
 	rebuild = mbps(atomic_load(&rb.bytes), rb.end_ns - t);
 	note("rebuild: %.1f MiB written to position %d at %.1f MB/s",
 	     (double)atomic_load(&rb.bytes) / 1048576.0, POS, rebuild);
@@ -893,12 +852,12 @@ int main(void)
 	t = crp_now_ns();
 	r = crp_meta_scrub(m, &so, &sc, busy);
 	if (r == -EBUSY)
-		die("scrub: %s is scrubbing this array", busy);
+		bench_die("scrub: %s is scrubbing this array", busy);
 	if (r)
-		die("scrub: %s", crp_strerror(r));
+		bench_die("scrub: %s", crp_strerror(r));
 	t = crp_now_ns() - t;
 	if (sc.problem_stripes || sc.stripes_degraded || sc.stripes_done != sc.stripes_total)
-		die("scrub: %llu of %llu stripes done, %llu with problems, %llu degraded: the "
+		bench_die("scrub: %llu of %llu stripes done, %llu with problems, %llu degraded: the "
 		    "array should be clean and redundant", (unsigned long long)sc.stripes_done,
 		    (unsigned long long)sc.stripes_total, (unsigned long long)sc.problem_stripes,
 		    (unsigned long long)sc.stripes_degraded);
@@ -927,7 +886,7 @@ int main(void)
 
 	r = crp_admin_close(ad);
 	if (r)
-		die("leaving the array (administration): %s", crp_strerror(r));
+		bench_die("leaving the array (administration): %s", crp_strerror(r));
 	unmount_fs(fs);
 
 	/* The scrub's baseline, nothing mounted. */

@@ -55,6 +55,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/benchlib.h"
 #include "crpfs/err.h"
 #include "crpfs/util.h"
 
@@ -95,20 +96,6 @@ static struct {
 	struct fsm fs[NFS];
 } B;
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("bench_fs: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
 static void row(const char *name, double v, const char *base, double bv, const char *unit)
 {
 	printf("| fs | %s | %.1f | %s | %s | %.1f | %.2f |\n", name, v, unit, base, bv,
@@ -117,30 +104,6 @@ static void row(const char *name, double v, const char *base, double bv, const c
 }
 
 /* ---- processes ---------------------------------------------------------- */
-
-/* Fork and exec @argv (a full path) with stdin from /dev/null and stdout
- * to our stderr (the table is ours alone); the child dies with us.
- * Only async-signal-safe calls in the child.  The PID, or -errno. */
-static pid_t spawn(char *const argv[])
-{
-	pid_t parent = getpid(), pid = fork();
-
-	if (pid == 0) {
-		int fd;
-
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-			_exit(127);
-		fd = open("/dev/null", O_RDONLY);
-		if (fd > 0) {
-			dup2(fd, 0);
-			close(fd);
-		}
-		dup2(2, 1);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	return pid < 0 ? -errno : pid;
-}
 
 /* Wait for @pid up to @ns (0: forever); its wait status, or -ETIMEDOUT. */
 static int wait_pid(pid_t pid, uint64_t ns)
@@ -165,7 +128,7 @@ static int wait_pid(pid_t pid, uint64_t ns)
 /* Run @argv to its end; 0 if it exited 0, else a negative error. */
 static int run(char *const argv[])
 {
-	pid_t pid = spawn(argv);
+	pid_t pid = bench_spawn(argv);
 	int st;
 
 	if (pid < 0)
@@ -197,21 +160,21 @@ static bool is_mounted(const char *dir)
 static void mount_fs(struct fsm *m, char *const argv[])
 {
 	uint64_t end = crp_now_ns() + MOUNT_WAIT_NS;
-	pid_t pid = spawn(argv);
+	pid_t pid = bench_spawn(argv);
 
 	if (pid < 0)
-		die("cannot start %s: %s", argv[0], strerror(-pid));
+		bench_die("cannot start %s: %s", argv[0], strerror(-pid));
 	m->pid = pid;
 	while (!is_mounted(m->mnt)) {
 		int st;
 
 		if (waitpid(pid, &st, WNOHANG) == pid) {
 			m->pid = 0;
-			die("%s exited (status %d) before mounting %s: its words are above", argv[0],
+			bench_die("%s exited (status %d) before mounting %s: its words are above", argv[0],
 			    WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), m->mnt);
 		}
 		if (crp_now_ns() > end)
-			die("%s did not mount %s within 30 s", argv[0], m->mnt);
+			bench_die("%s did not mount %s within 30 s", argv[0], m->mnt);
 		crp_sleep_ns(50000000);
 	}
 }
@@ -306,7 +269,7 @@ static void on_signal(int sig)
 
 			if (!B.fs[i].mnt[0])
 				continue;
-			p = spawn(zargv);
+			p = bench_spawn(zargv);
 			if (p > 0)
 				waitpid(p, NULL, 0);
 			if (B.fs[i].pid > 0) {
@@ -317,7 +280,7 @@ static void on_signal(int sig)
 		if (B.dir[0]) {
 			char *rargv[] = { (char *)"/bin/rm", (char *)"-rf", (char *)"--one-file-system",
 					  B.dir, NULL };
-			pid_t p = spawn(rargv);
+			pid_t p = bench_spawn(rargv);
 
 			if (p > 0)
 				waitpid(p, NULL, 0);
@@ -366,24 +329,24 @@ static void check_machine(char *mkfs, char *crpfsd, char *pt, size_t len)
 		b = getenv("BUILD");
 	b = b && *b ? b : "build";
 	if (strlen(b) >= sizeof(B.build))
-		die("cannot run: the build directory %.40s... is too long a path", b);
+		bench_die("cannot run: the build directory %.40s... is too long a path", b);
 	snprintf(B.build, sizeof(B.build), "%s", b);
 	snprintf(mkfs, len, "%s/mkfs.crpfs", B.build);
 	snprintf(crpfsd, len, "%s/mount.crpfs", B.build);
 	snprintf(pt, len, "%s/bench-tools/passthrough", B.build);
 	if (geteuid() != 0)
-		die("cannot run: needs root (FUSE mounts, /proc/sys/vm/drop_caches)");
+		bench_die("cannot run: needs root (FUSE mounts, /proc/sys/vm/drop_caches)");
 	if (access("/dev/fuse", R_OK | W_OK))
-		die("cannot run: /dev/fuse: %s (modprobe fuse)", strerror(errno));
+		bench_die("cannot run: /dev/fuse: %s (modprobe fuse)", strerror(errno));
 	if (which("fusermount3", B.fusermount, sizeof(B.fusermount)))
-		die("cannot run: fusermount3 is not in $PATH (install the fuse3 package)");
+		bench_die("cannot run: fusermount3 is not in $PATH (install the fuse3 package)");
 	if (access(mkfs, X_OK) || access(crpfsd, X_OK))
-		die("cannot run: %s or %s is not built (run make)", mkfs, crpfsd);
+		bench_die("cannot run: %s or %s is not built (run make)", mkfs, crpfsd);
 	if (access(pt, X_OK))
-		die("cannot run: %s is not built (run make bench)", pt);
+		bench_die("cannot run: %s is not built (run make bench)", pt);
 	if (which("fuse2fs", B.fuse2fs, sizeof(B.fuse2fs)) ||
 	    which("mkfs.ext4", B.mkfs_ext4, sizeof(B.mkfs_ext4)))
-		die("cannot run: fuse2fs or mkfs.ext4 is not in $PATH (apt-get install "
+		bench_die("cannot run: fuse2fs or mkfs.ext4 is not in $PATH (apt-get install "
 		    "--no-install-recommends fuse2fs e2fsprogs: the recommended fuse package "
 		    "would remove fuse3)");
 }
@@ -398,7 +361,7 @@ static void drop_caches(void)
 	sync();
 	fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || write(fd, "3\n", 2) != 2)
-		die("cannot drop the caches through /proc/sys/vm/drop_caches: %s", strerror(errno));
+		bench_die("cannot drop the caches through /proc/sys/vm/drop_caches: %s", strerror(errno));
 	close(fd);
 }
 
@@ -736,9 +699,9 @@ static void phase(const char *name, const char *unit, measure_fn fn, const char 
 		snprintf(p, sizeof(p), "%s/%s", B.fs[i].mnt, leaf);
 		r = fn(p, &v[i]);
 		if (r == -EILSEQ)
-			die("%s on %s: %s holds other data than was written", name, B.fs[i].name, p);
+			bench_die("%s on %s: %s holds other data than was written", name, B.fs[i].name, p);
 		if (r)
-			die("%s on %s (%s): %s", name, B.fs[i].name, p, crp_strerror(r));
+			bench_die("%s on %s (%s): %s", name, B.fs[i].name, p, crp_strerror(r));
 		fprintf(stderr, "bench_fs: %-12s %-40s %10.1f %s\n", B.fs[i].name, name, v[i], unit);
 	}
 	row(name, v[CRP], BASE, v[PT], unit);
@@ -752,12 +715,14 @@ int main(void)
 	double rss[NFS];
 	uint64_t t0 = crp_now_ns();
 
+	bench_set_name("bench_fs");
+
 	check_machine(mkfs, crpfsd, pt, PATH_MAX);
 	install_teardown();
 	snprintf(B.dir, sizeof(B.dir), "/var/tmp/crpfs-bench-fs.XXXXXX");
 	if (!mkdtemp(B.dir)) {
 		B.dir[0] = '\0';
-		die("cannot make a scratch directory under /var/tmp: %s", strerror(errno));
+		bench_die("cannot make a scratch directory under /var/tmp: %s", strerror(errno));
 	}
 	B.fs[PT].name = "passthrough";
 	B.fs[F2].name = "fuse2fs";
@@ -769,16 +734,16 @@ int main(void)
 	snprintf(img, sizeof(img), "%s/ext4.img", B.dir);
 	if (mkdir(B.fs[PT].mnt, 0755) || mkdir(B.fs[F2].mnt, 0755) ||
 	    mkdir(B.fs[CRP].mnt, 0755) || mkdir(src, 0755))
-		die("cannot make directories in %s: %s", B.dir, strerror(errno));
+		bench_die("cannot make directories in %s: %s", B.dir, strerror(errno));
 	{
 		int fd = open(img, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		char *argv[] = { B.mkfs_ext4, (char *)"-q", (char *)"-F", img, NULL };
 
 		if (fd < 0 || ftruncate(fd, (off_t)F2_SIZE) < 0)
-			die("cannot make the image %s: %s", img, strerror(errno));
+			bench_die("cannot make the image %s: %s", img, strerror(errno));
 		close(fd);
 		if (run(argv))
-			die("%s failed on %s: its words are above", B.mkfs_ext4, img);
+			bench_die("%s failed on %s: its words are above", B.mkfs_ext4, img);
 	}
 
 	members[0] = '\0';
@@ -793,7 +758,7 @@ int main(void)
 				 mem[0], mem[1], mem[2], NULL };
 
 		if (run(argv))
-			die("%s failed on %s: its words are above", mkfs, members);
+			bench_die("%s failed on %s: its words are above", mkfs, members);
 	}
 	{
 		char *cargv[] = { crpfsd, members, B.fs[CRP].mnt, (char *)"-f",
@@ -823,17 +788,17 @@ int main(void)
 
 		snprintf(p, sizeof(p), "%s/seq", B.fs[i].mnt);
 		if (unlink(p) < 0)
-			die("cannot unlink %s: %s", p, strerror(errno));
+			bench_die("cannot unlink %s: %s", p, strerror(errno));
 		r = peak_rss(B.fs[i].pid, &rss[i]);
 		if (r)
-			die("cannot read VmHWM of %s (PID %d): %s", B.fs[i].name, (int)B.fs[i].pid,
+			bench_die("cannot read VmHWM of %s (PID %d): %s", B.fs[i].name, (int)B.fs[i].pid,
 			    crp_strerror(r));
 	}
 	row("daemon peak RSS (VmHWM), lower is better", rss[CRP], BASE, rss[PT], "MiB");
 	row("daemon peak RSS (VmHWM), lower is better", rss[CRP], BASE_F2, rss[F2], "MiB");
 
 	if (teardown())
-		die("the teardown had to force its way (see above)");
+		bench_die("the teardown had to force its way (see above)");
 	fprintf(stderr, "bench_fs: done in %.1f s\n", (double)(crp_now_ns() - t0) / 1e9);
 	return 0;
 }

@@ -30,15 +30,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/benchlib.h"
 #include "crpfs/err.h"
 #include "crpfs/fs.h"
 #include "crpfs/util.h"
@@ -50,42 +48,6 @@
 #define SECONDS 4
 
 static const struct crp_cred root_cred = { 0, 0, 022 };
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("bench_hosts: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
-/* Run @argv to its end, stdout to our stderr (the table is ours alone);
- * it dies with us.  0 if it exited 0. */
-static int run(char *const argv[])
-{
-	pid_t parent = getpid(), pid = fork();
-	int st;
-
-	if (pid == 0) {
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-			_exit(127);
-		dup2(2, 1);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	if (pid < 0)
-		return -errno;
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -ECHILD;
-}
 
 struct worker {
 	pthread_t th;
@@ -136,7 +98,7 @@ static void mount_hosts(struct crp_fs **fs, int n, const char *tag, uint32_t com
 
 		snprintf(host, sizeof(host), "bench-%s-%d", tag, i);
 		if (crp_fs_mount(g_specs, NLUNS, &o, &fs[i], err, sizeof(err)) < 0)
-			die("cannot mount host %s: %s", host, err);
+			bench_die("cannot mount host %s: %s", host, err);
 	}
 	for (int i = 0; i < n; i++) {
 		struct crp_fs_counters c;
@@ -145,7 +107,7 @@ static void mount_hosts(struct crp_fs **fs, int n, const char *tag, uint32_t com
 		for (crp_fs_get_counters(fs[i], &c); c.peers != (uint32_t)(n - 1);
 		     crp_fs_get_counters(fs[i], &c)) {
 			if (++waited > 300)
-				die("host %d of %d counts %u others alive after 30 s", i, n, c.peers);
+				bench_die("host %d of %d counts %u others alive after 30 s", i, n, c.peers);
 			usleep(100000);
 		}
 	}
@@ -166,7 +128,7 @@ static double measure(int n, bool shared, uint32_t commit_ms, const char *tag, d
 	if (shared) {
 		snprintf(dname, sizeof(dname), "%s", tag);
 		if (crp_fs_mkdir(fs[0], CRP_ROOT_INO, dname, 0755, &root_cred, &d) < 0)
-			die("mkdir %s", dname);
+			bench_die("mkdir %s", dname);
 	}
 	for (int i = 0; i < n; i++) {
 		memset(&w[i], 0, sizeof(w[i]));
@@ -175,7 +137,7 @@ static double measure(int n, bool shared, uint32_t commit_ms, const char *tag, d
 		if (!shared) {
 			snprintf(dname, sizeof(dname), "%s-%d", tag, i);
 			if (crp_fs_mkdir(fs[i], CRP_ROOT_INO, dname, 0755, &root_cred, &d) < 0)
-				die("mkdir %s", dname);
+				bench_die("mkdir %s", dname);
 		}
 		w[i].dir = d.ino;
 	}
@@ -191,14 +153,14 @@ static double measure(int n, bool shared, uint32_t commit_ms, const char *tag, d
 	for (int i = 0; i < n; i++) {
 		w[i].stop_ns = t0 + SECONDS * 1000000000ull;
 		if (pthread_create(&w[i].th, NULL, create_loop, &w[i]))
-			die("cannot start a host thread");
+			bench_die("cannot start a host thread");
 	}
 	for (int i = 0; i < n; i++)
 		pthread_join(w[i].th, NULL);
 	t1 = crp_now_ns();
 	for (int i = 0; i < n; i++) {
 		if (w[i].err)
-			die("host %d of %d (%s): a create failed: %s", i, n, tag, crp_strerror(w[i].err));
+			bench_die("host %d of %d (%s): a create failed: %s", i, n, tag, crp_strerror(w[i].err));
 		crp_fs_get_counters(fs[i], &c1);
 		reserves += c1.reservations - c0[i].reservations;
 		total += w[i].done;
@@ -207,7 +169,7 @@ static double measure(int n, bool shared, uint32_t commit_ms, const char *tag, d
 	}
 	for (int i = n - 1; i >= 0; i--)
 		if (crp_fs_unmount(fs[i]) < 0)
-			die("unmount of host %d (%s) failed", i, tag);
+			bench_die("unmount of host %d (%s) failed", i, tag);
 	*resv = total ? (double)reserves / (double)total : 0;
 	return (double)total / ((double)(t1 - t0) / 1e9);
 }
@@ -228,15 +190,17 @@ int main(void)
 	struct crp_tgt *t;
 	double one, r, resv;
 
+	bench_set_name("bench_hosts");
+
 	if (!b || !*b)
 		b = getenv("BUILD");
 	b = b && *b ? b : "build";
 	snprintf(mkfs, sizeof(mkfs), "%s/mkfs.crpfs", b);
 	if (access(mkfs, X_OK))
-		die("cannot run: %s is not built (run make)", mkfs);
+		bench_die("cannot run: %s is not built (run make)", mkfs);
 	t = crp_tgt_start(NLUNS, LUN_SIZE, why, sizeof(why));
 	if (!t)
-		die("cannot start tgtd: %s", why);
+		bench_die("cannot start tgtd: %s", why);
 	for (int i = 0; i < NLUNS; i++)
 		specs[i] = crp_tgt_spec(t, i);
 	g_specs = specs;
@@ -244,8 +208,8 @@ int main(void)
 		char *argv[] = { mkfs, (char *)"-f", (char *)"-l", (char *)"5", (char *)specs[0],
 				 (char *)specs[1], (char *)specs[2], (char *)specs[3], NULL };
 
-		if (run(argv))
-			die("%s failed on the LUNs: its words are above", mkfs);
+		if (bench_run(argv))
+			bench_die("%s failed on the LUNs: its words are above", mkfs);
 	}
 
 	one = measure(1, false, 0, "alone", &resv);

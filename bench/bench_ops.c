@@ -39,16 +39,14 @@
 #include <ftw.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/benchlib.h"
 #include "crpfs/err.h"
 #include "crpfs/fs.h"
 #include "crpfs/util.h"
@@ -68,20 +66,6 @@ static struct {
 } B;
 
 static const struct crp_cred root_cred = { 0, 0, 022 };
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("bench_ops: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
 
 /* ---- teardown ----------------------------------------------------------- */
 
@@ -127,28 +111,6 @@ static void install_teardown(void)
 		sigaction(sigs[i], &sa, NULL);
 }
 
-/* Run @argv to its end, stdout to our stderr (the table is ours alone);
- * it dies with us.  0 if it exited 0. */
-static int run(char *const argv[])
-{
-	pid_t parent = getpid(), pid = fork();
-	int st;
-
-	if (pid == 0) {
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-			_exit(127);
-		dup2(2, 1);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	if (pid < 0)
-		return -errno;
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -ECHILD;
-}
-
 /* ---- counting ----------------------------------------------------------- */
 
 struct span {
@@ -187,7 +149,7 @@ static void span_end(const struct span *s, const char *name, int n, bool reads)
 static void check(int r, const char *what)
 {
 	if (r < 0)
-		die("%s: %s", what, crp_strerror(r));
+		bench_die("%s: %s", what, crp_strerror(r));
 }
 
 static void stat_all(struct crp_fs *fs, uint64_t dir, const uint64_t *ino)
@@ -199,7 +161,7 @@ static void stat_all(struct crp_fs *fs, uint64_t dir, const uint64_t *ino)
 		snprintf(name, sizeof(name), "f%04d", i);
 		check(crp_fs_lookup(fs, dir, name, &a), "lookup");
 		if (a.ino != ino[i])
-			die("lookup of %s gives inode %llu, not %llu", name,
+			bench_die("lookup of %s gives inode %llu, not %llu", name,
 			    (unsigned long long)a.ino, (unsigned long long)ino[i]);
 		check(crp_fs_getattr(fs, a.ino, &a), "getattr");
 		crp_fs_forget(fs, a.ino, 1);
@@ -269,7 +231,7 @@ static void run_host_phases(struct crp_fs *fa, struct crp_fs *fb, const char *dn
 
 				check(crp_fs_readdir(fb, d.ino, dfh, 0, count_cb, &n), "readdir");
 				if (n != NOPS + 2)
-					die("readdir lists %d names, not %d", n, NOPS + 2);
+					bench_die("readdir lists %d names, not %d", n, NOPS + 2);
 			}
 			check(crp_fs_releasedir(fb, d.ino, dfh), "releasedir");
 		}
@@ -281,14 +243,14 @@ static void run_host_phases(struct crp_fs *fa, struct crp_fs *fb, const char *dn
 	memset(buf, 0x5a, FILE_BYTES);
 	check(crp_fs_create(fa, d.ino, "data", 0644, O_RDWR, &root_cred, &a, &fh), "create");
 	if (crp_fs_write(fa, a.ino, fh, 0, buf, FILE_BYTES) != (ssize_t)FILE_BYTES)
-		die("cannot write the data file");
+		bench_die("cannot write the data file");
 	check(crp_fs_fsync(fa, a.ino, false), "fsync");
 	span_start(&s, fa);
 	for (int i = 0; i < NOPS; i++) {
 		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
 		if (crp_fs_write(fa, a.ino, fh, (seed >> 33) % (FILE_BYTES / BLK) * BLK, buf, BLK) !=
 		    (ssize_t)BLK)
-			die("a 4 KiB write failed");
+			bench_die("a 4 KiB write failed");
 	}
 	span_end(&s, phase_name(nm, sizeof(nm), "write 4 KiB", suffix), NOPS, false);
 	check(crp_fs_release(fa, a.ino, fh), "release");
@@ -300,7 +262,7 @@ static void run_host_phases(struct crp_fs *fa, struct crp_fs *fb, const char *dn
 			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
 			if (crp_fs_read(fb, a.ino, fh, (seed >> 33) % (FILE_BYTES / BLK) * BLK, buf,
 					BLK) != (ssize_t)BLK)
-				die("a 4 KiB read failed");
+				bench_die("a 4 KiB read failed");
 		}
 		span_end(&s, phase_name(nm, sizeof(nm), "read 4 KiB, another host's file", suffix),
 			 NOPS, true);
@@ -327,20 +289,22 @@ int main(void)
 	uint8_t *buf = crp_alloc_buf(FILE_BYTES);
 	char err[1024] = "";
 
+	bench_set_name("bench_ops");
+
 	if (!ino || !buf)
-		die("out of memory");
+		bench_die("out of memory");
 	if (!b || !*b)
 		b = getenv("BUILD");
 	b = b && *b ? b : "build";
 	snprintf(B.build, sizeof(B.build), "%s", b);
 	snprintf(mkfs, sizeof(mkfs), "%s/mkfs.crpfs", B.build);
 	if (access(mkfs, X_OK))
-		die("cannot run: %s is not built (run make)", mkfs);
+		bench_die("cannot run: %s is not built (run make)", mkfs);
 	install_teardown();
 	snprintf(B.dir, sizeof(B.dir), "/var/tmp/crpfs-bench-ops.XXXXXX");
 	if (!mkdtemp(B.dir)) {
 		B.dir[0] = '\0';
-		die("cannot make a scratch directory under /var/tmp: %s", strerror(errno));
+		bench_die("cannot make a scratch directory under /var/tmp: %s", strerror(errno));
 	}
 	for (int i = 0; i < NMEM; i++) {
 		snprintf(spec[i], PATH_MAX, "file:%s/m%d", B.dir, i);
@@ -352,14 +316,14 @@ int main(void)
 		char *argv[] = { mkfs, (char *)"-l", (char *)"5", (char *)"-s", (char *)MEMBER_SIZE,
 				 spec[0], spec[1], spec[2], NULL };
 
-		if (run(argv))
-			die("%s failed on the members in %s: its words are above", mkfs, B.dir);
+		if (bench_run(argv))
+			bench_die("%s failed on the members in %s: its words are above", mkfs, B.dir);
 	}
 	{
 		struct crp_fs_opts oa = { .host = "ops-a" };
 
 		if (crp_fs_mount(specs, NMEM, &oa, &fa, err, sizeof(err)) < 0)
-			die("cannot mount host A: %s", err);
+			bench_die("cannot mount host A: %s", err);
 	}
 	run_host_phases(fa, NULL, "d1", ", one host", ino, buf);
 	{
@@ -368,11 +332,11 @@ int main(void)
 		int waited = 0;
 
 		if (crp_fs_mount(specs, NMEM, &ob, &fb, err, sizeof(err)) < 0)
-			die("cannot mount host B: %s", err);
+			bench_die("cannot mount host B: %s", err);
 		/* Until A's heartbeat has seen B: bounded, 30 s. */
 		for (crp_fs_get_counters(fa, &c); !c.peers; crp_fs_get_counters(fa, &c)) {
 			if (++waited > 300)
-				die("host A does not see host B alive after 30 s");
+				bench_die("host A does not see host B alive after 30 s");
 			usleep(100000);
 		}
 	}
