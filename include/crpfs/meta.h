@@ -167,8 +167,8 @@ struct crp_meta {
 	bool held;			/* kept: @locked, and no operation runs */
 	uint64_t held_since_ns;		/* when the first operation of the batch ended */
 	uint64_t held_ops;		/* operations in the batch */
-	int batch_err;			/* a batch failed to commit since the last fsync
-					   took this (crp_fs_sync reports it) */
+	int batch_err;			/* -EIO: operations already answered were lost
+					   since the last fsync (crp_fs_sync reports it) */
 	uint64_t batches;		/* batches committed, and the operations they held */
 	uint64_t batched_ops;
 	struct crp_mblk *undo;		/* the batch as the running operation found it */

@@ -68,8 +68,6 @@ struct crp_fs {
 	int op_err;		 /* the running operation has no transaction (protected by mu) */
 	bool op_opt;		 /* ... it reads without the lock (crp_fs_rop_begin; mu) */
 	uint32_t poll_ms;	 /* the background poll of the shared generation */
-	int batch_err;		 /* a group commit failed in the background: the next
-				    fsync says so (protected by mu) */
 	crp_fs_inval_fn inval;	 /* kernel cache invalidation, protected by mu */
 	void *inval_ctx;
 	struct crp_cluster *cluster; /* host slot and heartbeat; NULL read-only */

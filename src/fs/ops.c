@@ -270,9 +270,7 @@ static void flush_batch(struct crp_fs *fs)
 	int r = crp_meta_batch_flush(fs->m);
 
 	if (r < 0 && r != -CRP_ETXLOST && !fs->ro)
-		shutdown_fs(fs, r);
-	if (r < 0 && !fs->batch_err)
-		fs->batch_err = r == -CRP_ETXLOST ? -EIO : r;
+		shutdown_fs(fs, r); /* the next fsync says so too (m->batch_err) */
 	crp_meta_trim(fs->m);
 }
 
@@ -508,8 +506,8 @@ int crp_fs_unmount(struct crp_fs *fs)
 	pthread_mutex_lock(&fs->mu);
 	fs->m->commit_ns = 0;
 	flush_batch(fs);
-	if (fs->batch_err && !fs->err)
-		fs->err = fs->batch_err;
+	if (fs->m->batch_err && !fs->err)
+		fs->err = fs->m->batch_err;
 	pthread_mutex_unlock(&fs->mu);
 	/* Every handle still open goes with us: unlinked inodes that only we
 	 * held are freed before the journal closes. */
@@ -558,10 +556,9 @@ int crp_fs_sync(struct crp_fs *fs)
 	} else if (fs->err) {
 		r = fs->err;
 	}
-	if (!r && (fs->batch_err || fs->m->batch_err)) {
+	if (!r && fs->m->batch_err) {
 		/* A commit of kept operations failed since the last fsync. */
-		r = -EIO;
-		fs->batch_err = 0;
+		r = fs->m->batch_err;
 		fs->m->batch_err = 0;
 	}
 	return crp_fs_op_end(fs, s, r);

@@ -502,9 +502,11 @@ void crp_meta_tx_abort(struct crp_meta *m)
 		m->held = true;
 		return;
 	}
-	if (m->locked && m->held_ops)
+	if (m->locked && m->held_ops) {
 		crp_err("host %s: %llu operations not yet committed are forgotten with a failed one",
 			m->host, (unsigned long long)m->held_ops);
+		m->batch_err = -EIO;
+	}
 	tx_drop(m);
 	m->held_ops = 0;
 	m->held_since_ns = 0;
@@ -515,8 +517,9 @@ void crp_meta_tx_abort(struct crp_meta *m)
 		(void)lock_lost(m, 0, true);
 }
 
-/* Commit the running transaction and unlock. */
-static int tx_commit_unlock(struct crp_meta *m)
+/* Commit the running transaction and unlock.  @answered: operations of
+ * it whose callers were already told they succeeded. */
+static int tx_commit_unlock(struct crp_meta *m, uint64_t answered)
 {
 	uint64_t ops = m->held_ops, since = m->held_since_ns;
 	int r, e;
@@ -535,15 +538,13 @@ static int tx_commit_unlock(struct crp_meta *m)
 		r = lock_lost(m, r, false);
 	else
 		r = r ? r : e;
-	if (r < 0 && ops > 1) {
-		/* Operations answered before this one went with it: the next
-		 * fsync must not say that everything is on the disks. */
+	if (r < 0 && answered) {
+		/* Operations already answered went with it: the next fsync
+		 * must not say that everything is on the disks. */
 		crp_err("host %s: a commit of %llu operations failed (%s): those not synced "
 			"since may be lost", m->host, (unsigned long long)ops, crp_strerror(r));
-		if (!m->batch_err)
-			m->batch_err = r;
-	}
-	else if (r == 0 && ops > 1) {
+		m->batch_err = -EIO;
+	} else if (r == 0 && ops > 1) {
 		m->batches++;
 		m->batched_ops += ops;
 	}
@@ -575,7 +576,7 @@ int crp_meta_tx_end(struct crp_meta *m)
 		m->held = true;
 		return 0;
 	}
-	return tx_commit_unlock(m);
+	return tx_commit_unlock(m, m->held_ops - 1); /* all but this one */
 }
 
 int crp_meta_batch_flush(struct crp_meta *m)
@@ -584,7 +585,7 @@ int crp_meta_batch_flush(struct crp_meta *m)
 		return 0;
 	m->held = false;
 	crp_array_meta_adopt(m->a);
-	return tx_commit_unlock(m);
+	return tx_commit_unlock(m, m->held_ops);
 }
 
 uint64_t crp_meta_batch_due(const struct crp_meta *m)
