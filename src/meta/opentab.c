@@ -125,12 +125,13 @@ static int ot_write(struct crp_meta *m, unsigned k)
 	return ot_write_now(m, k);
 }
 
-int crp_meta_open_flush_pending(struct crp_meta *m)
+/* Write our blocks named in @mask now. */
+static int ot_write_mask(struct crp_meta *m, uint8_t mask)
 {
 	int r = 0;
 
-	for (unsigned k = 0; k < CRP_OTABLE_BLOCKS && m->ot_pending; k++) {
-		if (!(m->ot_pending & (1u << k)))
+	for (unsigned k = 0; k < CRP_OTABLE_BLOCKS; k++) {
+		if (!(mask & (1u << k)))
 			continue;
 		int e = ot_write_now(m, k);
 
@@ -139,19 +140,15 @@ int crp_meta_open_flush_pending(struct crp_meta *m)
 	return r;
 }
 
+int crp_meta_open_flush_pending(struct crp_meta *m)
+{
+	return ot_write_mask(m, m->ot_pending);
+}
+
 /* Blocks whose last write failed, written again. */
 int crp_meta_open_flush(struct crp_meta *m)
 {
-	int r = 0;
-
-	for (unsigned k = 0; k < CRP_OTABLE_BLOCKS && m->ot_dirty; k++) {
-		if (!(m->ot_dirty & (1u << k)))
-			continue;
-		int e = ot_write_now(m, k);
-
-		r = r ? r : e;
-	}
-	return r;
+	return ot_write_mask(m, m->ot_dirty);
 }
 
 uint32_t crp_meta_open_count(const struct crp_meta *m, uint64_t ino)
