@@ -181,6 +181,14 @@ static void row(const char *what, double v, const char *base, double bv)
 	fflush(stdout);
 }
 
+/* Reservations per create in @setting: a count, no baseline. */
+static void resv_row(const char *setting, double resv)
+{
+	printf("| hosts | reservations per create, %s | %.3f | RESERVE/op | - | - | - |\n", setting,
+	       resv);
+	fflush(stdout);
+}
+
 int main(void)
 {
 	const char *b = getenv("CRPFS_BUILD");
@@ -215,22 +223,19 @@ int main(void)
 	one = measure(1, false, 0, "alone", &resv);
 	printf("| hosts | creates, 1 host alone (group commit), iSCSI RAID-5 on 4 LUNs | %.1f | "
 	       "creates/s | - | - | - |\n", one);
-	printf("| hosts | reservations per create, 1 host alone | %.3f | RESERVE/op | - | - | - |\n",
-	       resv);
+	resv_row("1 host alone", resv);
 	r = measure(1, false, CRP_FS_COMMIT_OFF, "commit0", &resv);
 	row("creates, 1 host, commit=0", r, base, one);
 	r = measure(2, false, 0, "own2", &resv);
 	row("creates, 2 hosts, each in its own directory", r, base, one);
 	r = measure(3, false, 0, "own3", &resv);
 	row("creates, 3 hosts, each in its own directory", r, base, one);
-	printf("| hosts | reservations per create, 3 hosts, own directories | %.3f | RESERVE/op | - "
-	       "| - | - |\n", resv);
+	resv_row("3 hosts, own directories", resv);
 	r = measure(2, true, 0, "shared2", &resv);
 	row("creates, 2 hosts, one shared directory", r, base, one);
 	r = measure(3, true, 0, "shared3", &resv);
 	row("creates, 3 hosts, one shared directory", r, base, one);
-	printf("| hosts | reservations per create, 3 hosts, one shared directory | %.3f | RESERVE/op "
-	       "| - | - | - |\n", resv);
+	resv_row("3 hosts, one shared directory", resv);
 	crp_tgt_stop(t);
 	return 0;
 }
