@@ -42,6 +42,8 @@
 
 #define CRP_MOUNT_HOST_MAX 64
 #define CRP_MOUNT_DEFAULT_ATTR_TIMEOUT 1.0
+#define CRP_MOUNT_DEFAULT_READAHEAD_KB 1024 /* one FUSE read of the largest size */
+#define CRP_MOUNT_MAX_READAHEAD_KB 65536
 
 /* Everything the command line says.  Filled by crp_mount_opts_parse. */
 struct crp_mount_opts {
@@ -58,6 +60,7 @@ struct crp_mount_opts {
 	uint32_t heartbeat_ms;		/* host slot heartbeat interval */
 	uint32_t dead_timeout_ms;	/* a host silent this long is dead */
 	uint32_t commit_ms;		/* group commit window, CRP_FS_COMMIT_OFF: none */
+	uint32_t readahead_kb;		/* the mount's kernel readahead, 0: the kernel's */
 	bool foreground;
 	bool debug;
 	bool verbose;			/* -v from mount(8) */

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -249,6 +250,124 @@ static void stopper_stop(struct crp_fuse *cf)
 	cf->stopper_running = false;
 }
 
+/* Undo mountinfo's octal escapes (\040 for a space) in place. */
+static void unescape_mountinfo(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+}
+
+/*
+ * The kernel reads ahead of a FUSE file 128 KiB at a time, so a
+ * sequential read comes as 128 KiB requests, each of which pays a
+ * request's round trip and the coherence check of the disks.  The mount's
+ * readahead is a setting of its backing device
+ * (/sys/class/bdi/MAJ:MIN/read_ahead_kb; the device number of the mount
+ * is found in /proc/self/mountinfo).  The kernel lowers it to what the
+ * daemon answered at INIT, which was asked with the old value, so it is
+ * written once INIT is answered: from a thread of its own, after a stat of
+ * the mount, which waits for that.  Only root may write it: otherwise,
+ * and on any other failure, the kernel's default stays and a note says so.
+ */
+struct readahead_arg {
+	char *mountpoint;
+	uint32_t kb;
+};
+
+static void set_readahead(const char *mountpoint, uint32_t kb)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096], dev[64] = "", path[128];
+	int fd;
+
+	if (!f) {
+		crp_info("mount.crpfs: readahead left as the kernel's: /proc/self/mountinfo: %s",
+			 strerror(errno));
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *save = NULL, *tok[5];
+		int n = 0;
+
+		for (char *t = strtok_r(line, " ", &save); t && n < 5; t = strtok_r(NULL, " ", &save))
+			tok[n++] = t;
+		if (n < 5)
+			continue;
+		unescape_mountinfo(tok[4]);
+		/* The last one mounted there is ours. */
+		if (strcmp(tok[4], mountpoint) == 0)
+			snprintf(dev, sizeof(dev), "%s", tok[2]);
+	}
+	fclose(f);
+	if (!dev[0]) {
+		crp_info("mount.crpfs: readahead left as the kernel's: %s not in /proc/self/mountinfo",
+			 mountpoint);
+		return;
+	}
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		char v[16];
+		int len = snprintf(v, sizeof(v), "%u\n", kb);
+		bool ok = write(fd, v, (size_t)len) == len;
+		int e = errno;
+
+		close(fd);
+		if (ok)
+			return;
+		errno = e;
+	}
+	crp_info("mount.crpfs: readahead left as the kernel's: cannot write %s: %s", path,
+		 strerror(errno));
+}
+
+static void *readahead_main(void *p)
+{
+	struct readahead_arg *ra = p;
+	struct stat st;
+
+	if (stat(ra->mountpoint, &st) == 0)
+		set_readahead(ra->mountpoint, ra->kb);
+	free(ra->mountpoint);
+	free(ra);
+	return NULL;
+}
+
+/* Detached: the stat it makes may be answered only as the session ends. */
+static void readahead_start(const char *mountpoint, uint32_t kb)
+{
+	struct readahead_arg *ra = calloc(1, sizeof(*ra));
+	pthread_attr_t at;
+	pthread_t t;
+
+	if (ra)
+		ra->mountpoint = strdup(mountpoint);
+	if (!ra || !ra->mountpoint) {
+		free(ra);
+		crp_warn("mount.crpfs: readahead left as the kernel's: out of memory");
+		return;
+	}
+	ra->kb = kb;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &at, readahead_main, ra) != 0) {
+		crp_warn("mount.crpfs: readahead left as the kernel's: no thread to set it");
+		free(ra->mountpoint);
+		free(ra);
+	}
+	pthread_attr_destroy(&at);
+}
+
 static int session_run(struct fuse_session *se)
 {
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
@@ -356,6 +475,8 @@ int main(int argc, char **argv)
 	if (stopper_start(&cf, o.mountpoint) < 0)
 		crp_warn("mount.crpfs: no fencing stopper thread: a fenced host only fails its calls");
 
+	if (o.readahead_kb)
+		readahead_start(o.mountpoint, o.readahead_kb);
 	r = session_run(se);
 	stopper_stop(&cf);
 	if (atomic_load(&cf.fenced))

@@ -133,6 +133,17 @@ static int apply_one(struct crp_mount_opts *o, char *opt, char *err, size_t errl
 				 val ? val : "");
 			return -EINVAL;
 		}
+	} else if (strcmp(opt, "readahead") == 0) {
+		char *end;
+		unsigned long kb = val ? strtoul(val, &end, 10) : 0;
+
+		if (!val || !*val || *end || val[0] == '-' || kb > CRP_MOUNT_MAX_READAHEAD_KB) {
+			snprintf(err, errlen,
+				 "option readahead=%s: give KiB, from 0 (the kernel's default) to %u",
+				 val ? val : "", CRP_MOUNT_MAX_READAHEAD_KB);
+			return -EINVAL;
+		}
+		o->readahead_kb = (uint32_t)kb;
 	} else if (val) {
 		/* Every remaining option is a flag: a value is a mistake. */
 		if (is_ignored(opt))
@@ -266,6 +277,7 @@ int crp_mount_opts_parse(int argc, char **argv, struct crp_mount_opts *o, char *
 	o->heartbeat_ms = CRP_DEFAULT_HEARTBEAT_MS;
 	o->dead_timeout_ms = CRP_DEFAULT_DEAD_TIMEOUT_MS;
 	o->commit_ms = CRP_FS_DEFAULT_COMMIT_MS;
+	o->readahead_kb = CRP_MOUNT_DEFAULT_READAHEAD_KB;
 	/* -s changes how every -o is read: look for it first. */
 	for (int i = 1; i < argc; i++)
 		if (strcmp(argv[i], "-s") == 0)

@@ -54,6 +54,36 @@ t_commit_option() {
 	crp_fsck
 }
 
+# The mount's readahead: 1024 KiB unless readahead= says otherwise (set
+# from a thread of the daemon once the kernel's INIT is answered, so the
+# check waits a little for it).
+ra_of_mount() {
+	cat "/sys/class/bdi/$(mountpoint -d "$MNT")/read_ahead_kb"
+}
+
+wait_ra() {
+	local want=$1 i
+	for i in $(seq 1 100); do
+		[ "$(ra_of_mount)" = "$want" ] && return 0
+		sleep 0.1
+	done
+	crp_fail "the mount's readahead is $(ra_of_mount) KiB, not $want"
+}
+
+t_readahead_option() {
+	crp_mount
+	wait_ra 1024
+	crp_umount
+	crp_mount -o readahead=4096
+	wait_ra 4096
+	head -c 3000000 /dev/urandom >"$T/ra-data"
+	cp "$T/ra-data" "$MNT/ra-file"
+	crp_umount
+	crp_mount -o readahead=0
+	cmp "$T/ra-data" "$MNT/ra-file" || crp_fail "a file reads back wrong with readahead=0"
+	crp_umount
+}
+
 t_read_only() {
 	crp_mount
 	echo before >"$MNT/ro-file"
@@ -154,5 +184,5 @@ t_mount_t_and_fstab() {
 	crp_fail "a daemon started by mount(8) is still running after umount"
 }
 
-crp_run t_fsname_and_type t_generic_options t_attr_timeout_and_timeout t_commit_option t_read_only t_daemonized \
+crp_run t_fsname_and_type t_generic_options t_attr_timeout_and_timeout t_commit_option t_readahead_option t_read_only t_daemonized \
 	t_daemonized_error_reaches_terminal t_status_json t_mount_t_and_fstab
