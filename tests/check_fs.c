@@ -565,6 +565,97 @@ START_TEST(group_commit)
 END_TEST
 
 /*
+ * File data is read outside the core's lock: a plan under it, the blocks
+ * read without it, a check after.  The hook runs in that gap.  A change
+ * elsewhere (a create, committed) leaves the read as it was; a truncate
+ * of the file being read, committed, with another file written over the
+ * blocks it freed, makes it read again under the lock, and it returns
+ * what the file holds then (nothing), never the other file's data.
+ */
+struct gap_ctx {
+	struct crp_fs *fs;
+	int what; /* 1: create and fsync; 2: truncate X, fsync, write Y, fsync */
+	uint64_t x;
+	const uint8_t *ydata;
+	size_t len;
+	int ran;
+};
+
+static void read_gap(void *p)
+{
+	struct gap_ctx *g = p;
+	struct crp_attr in = { .size = 0 }, out;
+	char name[32];
+
+	g->fs->read_gap = NULL; /* once */
+	g->ran++;
+	if (g->what == 1) {
+		snprintf(name, sizeof(name), "z%d", g->ran);
+		create_file(g->fs, CRP_ROOT_INO, name, g->ydata, 100);
+		ck_assert_int_eq(crp_fs_fsync(g->fs, CRP_ROOT_INO, false), 0);
+		return;
+	}
+	ck_assert_int_eq(crp_fs_setattr(g->fs, g->x, &in, CRP_SET_SIZE, &root_cred, &out), 0);
+	ck_assert_int_eq(crp_fs_fsync(g->fs, g->x, false), 0);
+	create_file(g->fs, CRP_ROOT_INO, "y", g->ydata, g->len);
+	ck_assert_int_eq(crp_fs_fsync(g->fs, CRP_ROOT_INO, false), 0);
+}
+
+START_TEST(read_outside_lock)
+{
+	enum { LEN = 1 << 20 };
+	uint8_t *xdata = malloc(LEN), *ydata = malloc(LEN), *buf = malloc(LEN);
+	struct crp_fs_counters c0, c1;
+	struct gap_ctx g = { 0 };
+	struct crp_fs *fs;
+	uint64_t x, fh;
+
+	ck_assert(xdata && ydata && buf);
+	format();
+	fill_pattern(xdata, LEN, 11);
+	fill_pattern(ydata, LEN, 97);
+	fs = mount_fs();
+	x = create_file(fs, CRP_ROOT_INO, "x", xdata, LEN);
+	ck_assert_int_eq(crp_fs_fsync(fs, CRP_ROOT_INO, false), 0);
+	ck_assert_int_eq(crp_fs_open(fs, x, O_RDONLY, &fh), 0);
+
+	/* Nothing meanwhile: read outside, no retry. */
+	crp_fs_get_counters(fs, &c0);
+	ck_assert_int_eq(crp_fs_read(fs, x, fh, 0, buf, LEN), LEN);
+	ck_assert_int_eq(memcmp(buf, xdata, LEN), 0);
+	crp_fs_get_counters(fs, &c1);
+	ck_assert_uint_eq(c1.data_outside - c0.data_outside, 1);
+	ck_assert_uint_eq(c1.data_outside_retries, c0.data_outside_retries);
+
+	/* This host commits something else meanwhile: still holds. */
+	g = (struct gap_ctx){ .fs = fs, .what = 1, .x = x, .ydata = ydata, .len = LEN };
+	fs->read_gap_ctx = &g;
+	fs->read_gap = read_gap;
+	ck_assert_int_eq(crp_fs_read(fs, x, fh, 4096, buf, LEN - 8192), LEN - 8192);
+	ck_assert_int_eq(g.ran, 1);
+	ck_assert_int_eq(memcmp(buf, xdata + 4096, LEN - 8192), 0);
+	crp_fs_get_counters(fs, &c0);
+	ck_assert_uint_eq(c0.data_outside - c1.data_outside, 1);
+	ck_assert_uint_eq(c0.data_outside_retries, c1.data_outside_retries);
+
+	/* The file loses its blocks to another file meanwhile. */
+	g = (struct gap_ctx){ .fs = fs, .what = 2, .x = x, .ydata = ydata, .len = LEN };
+	fs->read_gap = read_gap;
+	ck_assert_int_eq(crp_fs_read(fs, x, fh, 0, buf, LEN), 0);
+	ck_assert_int_eq(g.ran, 1);
+	crp_fs_get_counters(fs, &c1);
+	ck_assert_uint_eq(c1.data_outside_retries - c0.data_outside_retries, 1);
+	ck_assert_int_eq(crp_fs_release(fs, x, fh), 0);
+	read_back(fs, lookup(fs, CRP_ROOT_INO, "y"), 0, ydata, LEN);
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	free(xdata);
+	free(ydata);
+	free(buf);
+	rm_tree();
+}
+END_TEST
+
+/*
  * A file whose every other block was overwritten (each overwrite goes to
  * a new block: thousands of extents in a chain of extent blocks).  One
  * more overwrite in the middle rewrites a block or two of the chain, not
@@ -780,6 +871,7 @@ static Suite *fs_suite(void)
 	tcase_add_test(t, large_directory);
 	tcase_add_test(t, crash_replay);
 	tcase_add_test(t, group_commit);
+	tcase_add_test(t, read_outside_lock);
 	tcase_add_test(t, extent_chain_incremental);
 	tcase_add_test(t, extent_chain_random);
 	tcase_add_test(t, journal_ring_end);

@@ -754,6 +754,52 @@ START_TEST(read_across_a_commit_does_not_hold)
 }
 END_TEST
 
+/* File data read outside B's core lock, with host A alive: nothing
+ * changes, it holds; A commits between B's plan and its read, B reads
+ * again under the lock (the data is the same: A changed another file). */
+static void commit_on_a(void *ctx)
+{
+	hosts[1]->read_gap = NULL;
+	ck_assert_uint_ne(create_on_a(ctx), 0);
+}
+
+START_TEST(data_read_outside_lock_across_a_commit)
+{
+	uint8_t data[3 * CRP_BLOCK], got[sizeof(data)];
+	struct crp_fs_counters c0, c1;
+	struct crp_fs *b;
+	uint64_t ino, fh;
+
+	format_mode(1);
+	mount_all();
+	b = hosts[1];
+	fill_pattern(data, sizeof(data), 9);
+	ino = create_file(hosts[0], CRP_ROOT_INO, "f", data, sizeof(data));
+	ck_assert_uint_eq(lookup(b, CRP_ROOT_INO, "f"), ino);
+	ck_assert_int_eq(crp_fs_open(b, ino, O_RDONLY, &fh), 0);
+
+	crp_fs_get_counters(b, &c0);
+	ck_assert_int_eq(crp_fs_read(b, ino, fh, 0, got, sizeof(got)), (ssize_t)sizeof(got));
+	ck_assert_int_eq(memcmp(got, data, sizeof(data)), 0);
+	crp_fs_get_counters(b, &c1);
+	ck_assert_uint_eq(c1.data_outside - c0.data_outside, 1);
+	ck_assert_uint_eq(c1.data_outside_retries, c0.data_outside_retries);
+
+	memset(got, 0, sizeof(got));
+	b->read_gap_ctx = (void *)"g";
+	b->read_gap = commit_on_a;
+	ck_assert_int_eq(crp_fs_read(b, ino, fh, 0, got, sizeof(got)), (ssize_t)sizeof(got));
+	ck_assert_ptr_null(b->read_gap);
+	ck_assert_int_eq(memcmp(got, data, sizeof(data)), 0);
+	crp_fs_get_counters(b, &c0);
+	ck_assert_uint_eq(c0.data_outside, c1.data_outside);
+	ck_assert_uint_eq(c0.data_outside_retries - c1.data_outside_retries, 1);
+	ck_assert_int_eq(crp_fs_release(b, ino, fh), 0);
+	unmount_all_and_fsck();
+	rm_tree();
+}
+END_TEST
+
 START_TEST(reads_without_lock_see_whole_states)
 {
 	whole_states(0);
@@ -780,6 +826,7 @@ static Suite *multi_suite(void)
 	tcase_add_test(t, unlinked_file_freed_when_its_holder_leaves);
 	tcase_add_test(t, reads_take_no_reservation);
 	tcase_add_test(t, read_across_a_commit_does_not_hold);
+	tcase_add_test(t, data_read_outside_lock_across_a_commit);
 	tcase_add_test(t, reads_without_lock_see_whole_states);
 	tcase_add_test(t, reads_without_lock_see_whole_states_pr);
 	suite_add_tcase(s, t);

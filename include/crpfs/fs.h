@@ -170,6 +170,8 @@ struct crp_fs_counters {
 	uint64_t commits;	   /* metadata transactions committed */
 	uint64_t unlocked_reads;   /* read-only operations served without the lock */
 	uint64_t unlocked_retries; /* ... that met a change and ran again under it */
+	uint64_t data_outside;	   /* reads whose data came without the core's lock */
+	uint64_t data_outside_retries; /* ... that met a change and read again under it */
 	uint64_t batches;	   /* group commits of more than one operation */
 	uint64_t batched_ops;	   /* ... and the operations they committed */
 	uint32_t peers;		   /* other hosts alive, as the heartbeats say */

@@ -160,6 +160,10 @@ struct crp_meta {
 	uint64_t opt_reads;		/* ... crp_array_thread_reads() at its begin */
 	uint64_t opt_ok;		/* reads without the lock that held */
 	uint64_t opt_retries;		/* ... that had to run again under the lock */
+	uint64_t lock_seq;		/* metadata lock acquisitions (0: never) */
+	uint64_t free_epoch;		/* times freed blocks became free to reuse */
+	uint64_t data_ok;		/* file data read outside the caller's lock that held */
+	uint64_t data_retries;		/* ... that had to be read again under it */
 
 	/* Group commit (coherence.c): the lock and the running transaction
 	 * kept from one operation to the next while no other host lives. */
@@ -527,6 +531,36 @@ int crp_meta_poll(struct crp_meta *m);
 int crp_meta_read_begin(struct crp_meta *m);
 /* @keep false: the caller will not use what it read (counted a retry). */
 int crp_meta_read_end(struct crp_meta *m, bool keep);
+
+/*
+ * File data read outside the caller's lock (the filesystem's big lock):
+ * the blocks to read are found under it, with their checksums, and a
+ * token taken before it is let go; the data is read without it (with
+ * crp_array_optimistic on: nothing rebuilt, nothing waited for) and
+ * checked against the checksums; then, under the lock again,
+ * crp_meta_data_check says whether every block read still belonged to
+ * what it was read for all along:
+ *   - on this host, a freed block is reused only after the transaction
+ *     that freed it committed, or at once when it was allocated in the
+ *     same one (alloc.c): both move free_epoch, which must not have moved;
+ *   - other hosts: none changed anything if this host held the metadata
+ *     lock from the token to the check (same lock_seq); otherwise the
+ *     caches must not have caught up with another host's change since the
+ *     token (gen_drops; this host's own commits move the generation
+ *     without it), and the shared block must still show the generation
+ *     they reflect, without PENDING (as for crp_meta_read_end).
+ * A token refuses (false) when the array is not whole or the mount is
+ * read-only or fenced: the caller reads under its lock, as before.  The
+ * check returns 0, or -CRP_ERETRY: read again under the lock.
+ */
+struct crp_meta_dtoken {
+	uint64_t free_epoch;
+	uint64_t gen_drops;
+	uint64_t lock_seq;		/* 0: the lock was not held */
+};
+
+bool crp_meta_data_token(struct crp_meta *m, struct crp_meta_dtoken *t);
+int crp_meta_data_check(struct crp_meta *m, const struct crp_meta_dtoken *t, bool read_ok);
 /* Re-read the allocation counts that other hosts may have changed. */
 int crp_meta_refresh_counts(struct crp_meta *m);
 /* Read and check the shared state block (rebuilt from parity when it

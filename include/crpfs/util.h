@@ -21,6 +21,8 @@ void crp_sleep_ns(uint64_t ns);
 
 /* Aligned, zeroed allocation (CRP_BUF_ALIGN); free with free(). NULL on ENOMEM. */
 void *crp_alloc_buf(size_t len);
+/* The same, not zeroed: for buffers that are filled whole before use. */
+void *crp_alloc_buf_raw(size_t len);
 
 /* A thread-safe pseudo-random 64-bit value (xorshift seeded per thread). */
 uint64_t crp_random(void);

@@ -194,6 +194,132 @@ ssize_t crp_fs_read_range(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t o
 	return r ? r : (ssize_t)done;
 }
 
+/*
+ * A read outside fs->mu (crp_fs_read): the plan says, for each piece of
+ * the caller's buffer, zeros or which blocks to read, and the checksum
+ * each block must have.  Made under fs->mu like crp_fs_read_range, from
+ * the same extent map; read by crp_fs_rplan_read without it.
+ */
+static int rplan_add(struct crp_fs_rplan *p, const struct crp_fs_rseg *sg)
+{
+	if (p->nseg == p->seg_cap) {
+		uint32_t cap = p->seg_cap ? p->seg_cap * 2 : 8;
+		struct crp_fs_rseg *n = realloc(p->seg, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		p->seg = n;
+		p->seg_cap = cap;
+	}
+	p->seg[p->nseg++] = *sg;
+	return 0;
+}
+
+int crp_fs_rplan_make(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t off, size_t size,
+		      struct crp_fs_rplan *p)
+{
+	uint64_t end, nb;
+	int r;
+
+	p->nseg = 0;
+	p->bytes = 0;
+	p->nblk = 0;
+	if (off >= ip->d.size || !size)
+		return 0;
+	end = CRP_MIN(ip->d.size, off + size);
+	nb = (end - 1) / CRP_BLOCK - off / CRP_BLOCK + 1;
+	if (nb > p->csum_cap) {
+		uint64_t *c = realloc(p->csum, nb * sizeof(*c));
+
+		if (!c)
+			return -ENOMEM;
+		p->csum = c;
+		p->csum_cap = (uint32_t)nb;
+	}
+	while (off < end) {
+		uint64_t l = off / CRP_BLOCK, pblk, len;
+		uint32_t flags;
+		int mapped = crp_fs_emap(ip, l, &pblk, &len, &flags);
+		struct crp_fs_rseg sg;
+
+		len = CRP_MIN(len, (uint64_t)RUN_MAX);
+		len = CRP_MIN(len, (end - l * CRP_BLOCK + CRP_BLOCK - 1) / CRP_BLOCK);
+		sg = (struct crp_fs_rseg){ .out = p->bytes,
+					   .bytes = CRP_MIN(end, (l + len) * CRP_BLOCK) - off,
+					   .skip = (uint32_t)(off - l * CRP_BLOCK) };
+		if (mapped && !(flags & CRP_EXT_UNWRITTEN)) {
+			if (!crp_meta_block_in_data_area(fs->m, pblk) ||
+			    !crp_meta_block_in_data_area(fs->m, pblk + len - 1))
+				return -CRP_ECORRUPT;
+			sg.pblk = pblk;
+			sg.nblk = (uint32_t)len;
+			sg.csum = p->nblk;
+			for (uint32_t i = 0; i < sg.nblk; i++) {
+				r = crp_meta_csum_get(fs->m, pblk + i, &p->csum[p->nblk + i]);
+				if (r < 0)
+					return r;
+			}
+			p->nblk += sg.nblk;
+		}
+		r = rplan_add(p, &sg);
+		if (r < 0)
+			return r;
+		p->bytes += sg.bytes;
+		off += sg.bytes;
+	}
+	return 0;
+}
+
+int crp_fs_rplan_read(struct crp_fs *fs, const struct crp_fs_rplan *p, void *buf)
+{
+	uint8_t *out = buf, *bounce = NULL;
+	int r = 0;
+
+	crp_array_optimistic(true);
+	for (uint32_t k = 0; k < p->nseg && r == 0; k++) {
+		const struct crp_fs_rseg *sg = &p->seg[k];
+		uint8_t *dst = out + sg->out;
+		bool direct = !sg->skip && sg->bytes == (size_t)sg->nblk * CRP_BLOCK &&
+			      !((uintptr_t)dst % CRP_BUF_ALIGN);
+
+		if (!sg->nblk) {
+			memset(dst, 0, sg->bytes);
+			continue;
+		}
+		if (!direct && !bounce) {
+			bounce = crp_alloc_buf_raw((size_t)RUN_MAX * CRP_BLOCK);
+			if (!bounce) {
+				r = -ENOMEM;
+				break;
+			}
+		}
+		if (!direct)
+			dst = bounce;
+		r = crp_array_read(fs->m->a, sg->pblk * CRP_BLOCK, dst,
+				   (size_t)sg->nblk * CRP_BLOCK);
+		/* A block that fails its checksum is the locked read's to
+		 * rebuild: it may only be half-way through a write. */
+		for (uint32_t i = 0; r == 0 && i < sg->nblk; i++) {
+			uint64_t want = p->csum[sg->csum + i];
+
+			if (want && crp_data_csum(dst + (size_t)i * CRP_BLOCK) != want)
+				r = -CRP_ERETRY;
+		}
+		if (r == 0 && !direct)
+			memcpy(out + sg->out, bounce + sg->skip, sg->bytes);
+	}
+	crp_array_optimistic(false);
+	free(bounce);
+	return r;
+}
+
+void crp_fs_rplan_free(struct crp_fs_rplan *p)
+{
+	free(p->seg);
+	free(p->csum);
+	memset(p, 0, sizeof(*p));
+}
+
 int crp_fs_truncate(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t size)
 {
 	int r;

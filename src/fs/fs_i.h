@@ -1,11 +1,11 @@
 /*
  * Private to the filesystem core.
  *
- * Locking: one big lock, fs->mu, taken by every entry point of fs.h for
- * its whole duration, protects the metadata layer (cache, transaction,
- * allocators), the inode cache and every struct crp_fs_inode.  Correctness
- * first: data I/O runs under it too.  Finer locking (per-inode locks for
- * data, the big lock for metadata transactions only) is the next step.
+ * Locking: one big lock, fs->mu, taken by every entry point of fs.h,
+ * protects the metadata layer (cache, transaction, allocators), the inode
+ * cache and every struct crp_fs_inode.  Reads of file data let it go while
+ * the data comes from the disks (crp_fs_read says how that stays right);
+ * writes still run under it whole.
  *
  * Between hosts: inside fs->mu, every entry point holds the metadata lock
  * of the disks (crp_fs_op_begin/_end, one transaction per operation).
@@ -74,12 +74,19 @@ struct crp_fs {
 	atomic_bool fenced;	 /* declared dead by another host: no more calls */
 	void (*fenced_fn)(void *ctx, const char *msg); /* crp_fs_opts.fenced */
 	void *fenced_ctx;
+	/* Tests: called in crp_fs_read between letting fs->mu go and reading. */
+	void (*read_gap)(void *ctx);
+	void *read_gap_ctx;
 };
 
 /* ops.c: bracket every operation (fs->mu and one metadata transaction);
  * op_end returns @r as a negative errno for the kernel. */
 uint64_t crp_fs_op_begin(struct crp_fs *fs);
 int crp_fs_op_end(struct crp_fs *fs, uint64_t snap, int r);
+/* The same, but fs->mu stays held: the caller unlocks with
+ * crp_fs_op_unlock(fs, r), which also returns the errno for the kernel. */
+int crp_fs_op_end_keep(struct crp_fs *fs, uint64_t snap, int r);
+int crp_fs_op_unlock(struct crp_fs *fs, int r);
 /* An operation that only reads: first without the lock (ops.c says how).
  * rop_valid false: the pass is void, mu released; run it again locked. */
 uint64_t crp_fs_rop_begin(struct crp_fs *fs, bool locked);
@@ -115,6 +122,28 @@ int crp_fs_eremove(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t lblk, ui
 /* Map [lblk, lblk+n) -> [pblk, ...) (range must be unmapped). */
 int crp_fs_einsert(struct crp_fs_inode *ip, uint64_t lblk, uint64_t pblk, uint32_t n,
 		   uint32_t flags);
+
+/* file.c: a read made outside fs->mu (crp_fs_read says how). */
+struct crp_fs_rseg {
+	size_t out, bytes;	 /* the piece of the caller's buffer */
+	uint32_t skip;		 /* ... starts this far into its first block */
+	uint32_t nblk;		 /* blocks to read from pblk; 0: zeros */
+	uint64_t pblk;
+	uint32_t csum;		 /* index of the first one's checksum in csum */
+};
+
+struct crp_fs_rplan {
+	struct crp_fs_rseg *seg;
+	uint32_t nseg, seg_cap;
+	uint64_t *csum;		 /* per block read; 0: none recorded */
+	uint32_t nblk, csum_cap;
+	size_t bytes;		 /* what the read returns */
+};
+
+int crp_fs_rplan_make(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t off, size_t size,
+		      struct crp_fs_rplan *p);
+int crp_fs_rplan_read(struct crp_fs *fs, const struct crp_fs_rplan *p, void *buf);
+void crp_fs_rplan_free(struct crp_fs_rplan *p);
 
 /* dir.c */
 int crp_fs_dir_find(struct crp_fs *fs, struct crp_fs_inode *dp, const char *name,

@@ -162,7 +162,7 @@ bool crp_fs_tx_lost_take(void)
 	return was;
 }
 
-int crp_fs_op_end(struct crp_fs *fs, uint64_t snap, int r)
+int crp_fs_op_end_keep(struct crp_fs *fs, uint64_t snap, int r)
 {
 	if (fs->op_err && r >= 0)
 		r = fs->op_err;
@@ -191,11 +191,21 @@ int crp_fs_op_end(struct crp_fs *fs, uint64_t snap, int r)
 	crp_meta_trim(fs->m);
 	if (fs->m->held && fs->m->held_ops == 1)
 		pthread_cond_signal(&fs->flush_cv); /* a batch began: its timer */
+	return r;
+}
+
+int crp_fs_op_unlock(struct crp_fs *fs, int r)
+{
 	pthread_mutex_unlock(&fs->mu);
 	/* An application sees EIO: say why, as a disk's driver would. */
 	if (r < 0 && crp_errno(r) == EIO)
 		crp_warn("host %s: an operation fails with EIO: %s", fs->m->host, crp_strerror(r));
 	return r < 0 ? -crp_errno(r) : r;
+}
+
+int crp_fs_op_end(struct crp_fs *fs, uint64_t snap, int r)
+{
+	return crp_fs_op_unlock(fs, crp_fs_op_end_keep(fs, snap, r));
 }
 
 static int check_name(const char *name)
@@ -1307,27 +1317,68 @@ int crp_fs_release(struct crp_fs *fs, uint64_t ino, uint64_t fh)
 	return crp_fs_op_end(fs, s, r);
 }
 
+/*
+ * File data is read without fs->mu, so that reads run side by side and
+ * beside the other operations: the blocks are found under it (a plan with
+ * their checksums, crp_fs_rplan_make) and a token taken before it goes
+ * (crp_meta_data_token); after the read, crp_meta_data_check says, under
+ * fs->mu again, whether every block still belonged to this file all along.
+ * If not, or if a block failed its checksum, or a member could not serve
+ * (nothing is rebuilt without the lock), the read is made again the old
+ * way, under fs->mu and the metadata lock.
+ */
 ssize_t crp_fs_read(struct crp_fs *fs, uint64_t ino, uint64_t fh, uint64_t off, void *buf,
 		    size_t size)
 {
+	struct crp_fs_rplan p = { 0 };
+	bool outside = true;
+
 	(void)fh;
 	for (bool locked = false;; locked = true) {
 		uint64_t s = crp_fs_rop_begin(fs, locked);
+		struct crp_meta_dtoken tok;
 		struct crp_fs_inode *ip;
 		ssize_t n = 0;
 		int r = crp_fs_iget(fs, ino, &ip);
 
 		if (!r && S_ISDIR(ip->d.mode))
 			r = -EISDIR;
-		if (!r) {
+		if (!r && outside) {
+			r = crp_fs_rplan_make(fs, ip, off, size, &p);
+			n = (ssize_t)p.bytes;
+		} else if (!r) {
 			n = crp_fs_read_range(fs, ip, off, buf, size);
 			if (n < 0)
 				r = (int)n;
 		}
 		if (!crp_fs_rop_valid(fs, s, r))
 			continue;
-		r = crp_fs_op_end(fs, s, r);
-		return r < 0 ? r : n;
+		r = crp_fs_op_end_keep(fs, s, r);
+		if (r >= 0 && outside && !p.nblk)
+			r = crp_fs_rplan_read(fs, &p, buf); /* holes: zeros only */
+		if (r < 0 || !outside || !p.nblk) {
+			crp_fs_rplan_free(&p);
+			r = crp_fs_op_unlock(fs, r);
+			return r < 0 ? r : n;
+		}
+		if (!crp_meta_data_token(fs->m, &tok)) {
+			crp_fs_op_unlock(fs, 0);
+			outside = false;
+			continue;
+		}
+		pthread_mutex_unlock(&fs->mu);
+		if (fs->read_gap)
+			fs->read_gap(fs->read_gap_ctx);
+		r = crp_fs_rplan_read(fs, &p, buf);
+		pthread_mutex_lock(&fs->mu);
+		r = crp_meta_data_check(fs->m, &tok, r == 0);
+		pthread_mutex_unlock(&fs->mu);
+		if (r == 0) {
+			crp_fs_rplan_free(&p);
+			return n;
+		}
+		/* Any failure, a member gone or a block changed meanwhile: */
+		outside = false; /* again, the old way */
 	}
 }
 
@@ -1521,6 +1572,8 @@ void crp_fs_get_counters(struct crp_fs *fs, struct crp_fs_counters *out)
 	out->commits = fs->m->stats.commits;
 	out->unlocked_reads = fs->m->opt_ok;
 	out->unlocked_retries = fs->m->opt_retries;
+	out->data_outside = fs->m->data_ok;
+	out->data_outside_retries = fs->m->data_retries;
 	out->batches = fs->m->batches;
 	out->batched_ops = fs->m->batched_ops;
 	out->peers = (uint32_t)crp_array_peers(fs->m->a);

@@ -20,6 +20,7 @@
 
 #include "crpfs/err.h"
 #include "crpfs/log.h"
+#include "crpfs/util.h"
 #include "fuse_i.h"
 
 /* I/O size the kernel and programs such as cp(1) use for this filesystem. */
@@ -351,7 +352,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	char *buf = malloc(size ? size : 1);
+	char *buf = crp_alloc_buf_raw(size); /* aligned: the core reads into it at once */
 	ssize_t n;
 
 	if (!buf) {

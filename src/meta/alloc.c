@@ -280,8 +280,10 @@ int crp_meta_free(struct crp_meta *m, uint64_t start, uint32_t n, bool meta)
 		crp_meta_dirty(m, b);
 		if (meta)
 			crp_meta_forget_block(m, blk);
-		if (g_hash_table_remove(m->tx_new, GSIZE_TO_POINTER(blk)))
-			continue; /* never committed: reusable at once */
+		if (g_hash_table_remove(m->tx_new, GSIZE_TO_POINTER(blk))) {
+			m->free_epoch++; /* never committed: reusable at once */
+			continue;
+		}
 		g_hash_table_add(m->tx_freed, GSIZE_TO_POINTER(blk));
 		if (meta)
 			m->tx_freed_meta = true;

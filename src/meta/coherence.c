@@ -290,6 +290,38 @@ int crp_meta_read_end(struct crp_meta *m, bool keep)
 	return 0;
 }
 
+bool crp_meta_data_token(struct crp_meta *m, struct crp_meta_dtoken *t)
+{
+	if (m->ro || m->fenced || !m->gen_known || m->opt || !array_whole(m))
+		return false;
+	t->free_epoch = m->free_epoch;
+	t->gen_drops = m->gen_drops;
+	t->lock_seq = m->locked ? m->lock_seq : 0;
+	return true;
+}
+
+int crp_meta_data_check(struct crp_meta *m, const struct crp_meta_dtoken *t, bool read_ok)
+{
+	struct crp_shared *s;
+	int r = read_ok ? 0 : -CRP_ERETRY;
+
+	if (r == 0 && (m->free_epoch != t->free_epoch || m->gen_drops != t->gen_drops ||
+		       !m->gen_known || m->ro || m->fenced))
+		r = -CRP_ERETRY;
+	if (r == 0 && !(t->lock_seq && m->locked && m->lock_seq == t->lock_seq)) {
+		s = peek_buf(m);
+		r = s ? shared_read(m, s, SH_READ) : -ENOMEM;
+		if (r == 0 && ((s->flags & CRP_SHARED_PENDING) || s->generation != m->gen))
+			r = -CRP_ERETRY;
+	}
+	if (r < 0) {
+		m->data_retries++;
+		return -CRP_ERETRY;
+	}
+	m->data_ok++;
+	return 0;
+}
+
 /* Group commit: the largest batch kept (blocks, and blocks allocated or
  * freed), so that an operation's undo copy and a commit stay small. */
 #define BATCH_MAX_DIRTY 48
@@ -332,6 +364,7 @@ int crp_meta_tx_begin(struct crp_meta *m)
 	if (r < 0)
 		return r;
 	m->locked = true;
+	m->lock_seq++;
 	m->tx_published = false;
 	r = shared_read(m, m->sh, SH_REBUILD);
 	if (r < 0)
@@ -383,6 +416,7 @@ static void tx_drop(struct crp_meta *m)
 	g_hash_table_remove_all(m->tx_freed);
 	g_hash_table_remove_all(m->tx_new);
 	m->tx_freed_meta = false;
+	m->free_epoch++; /* what it allocated is free again */
 }
 
 static void fence_lost(struct crp_meta *m, const char *why)
@@ -433,6 +467,7 @@ static int lock_lost(struct crp_meta *m, int commit_r, bool aborted)
 		return aborted ? r : -CRP_ETXLOST;
 	}
 	m->locked = true;
+	m->lock_seq++;
 	r = crp_meta_slot_read(m, m->slot, &s);
 	if (r < 0 || s.state != CRP_SLOT_ACTIVE || strcmp(s.host, m->host) ||
 	    s.mount_ns != m->slot_mount_ns) {

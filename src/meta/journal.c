@@ -270,6 +270,7 @@ bool crp_meta_undo_restore(struct crp_meta *m)
 	 * again in the bitmap and stays in tx_new, which only a file's
 	 * extent can ask about, and only after allocating it again. */
 	m->undo_valid = false;
+	m->free_epoch++;
 	return true;
 }
 
@@ -343,6 +344,8 @@ static int checkpoint(struct crp_meta *m, struct crp_mblk **blks, unsigned k)
 
 static void tx_reset(struct crp_meta *m)
 {
+	if (g_hash_table_size(m->tx_freed))
+		m->free_epoch++; /* reusable from now on */
 	g_hash_table_remove_all(m->tx_freed);
 	g_hash_table_remove_all(m->tx_new);
 	m->tx_freed_meta = false;

@@ -32,13 +32,21 @@ void crp_sleep_ns(uint64_t ns)
 		;
 }
 
-void *crp_alloc_buf(size_t len)
+void *crp_alloc_buf_raw(size_t len)
 {
 	void *p = NULL;
 
 	if (posix_memalign(&p, CRP_BUF_ALIGN, len ? len : CRP_BUF_ALIGN))
 		return NULL;
-	memset(p, 0, len);
+	return p;
+}
+
+void *crp_alloc_buf(size_t len)
+{
+	void *p = crp_alloc_buf_raw(len);
+
+	if (p)
+		memset(p, 0, len);
 	return p;
 }
 
