@@ -87,9 +87,9 @@ int crp_fs_write_range(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t off,
 		return -EFBIG;
 	l = off / CRP_BLOCK;
 	le = (off + size - 1) / CRP_BLOCK;
-	/* As large as one run of this write: a 4 KiB write must not clear
-	 * a whole RUN_MAX buffer. */
-	bounce = crp_alloc_buf((size_t)CRP_MIN(le - l + 1, (uint64_t)RUN_MAX) * CRP_BLOCK);
+	/* As large as one run of this write, and not cleared: fill() sets
+	 * every byte of the blocks it is given. */
+	bounce = crp_alloc_buf_raw((size_t)CRP_MIN(le - l + 1, (uint64_t)RUN_MAX) * CRP_BLOCK);
 	if (!bounce)
 		return -ENOMEM;
 	while (l <= le) {

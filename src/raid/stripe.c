@@ -200,11 +200,34 @@ static int plan_degraded(struct txn *t)
 	return 0;
 }
 
+/*
+ * A full-stripe write needs no copy of the data and no old rows: the new
+ * chunks are used where the caller has them (when aligned as the parity
+ * code needs) and only the parity is computed into buffers of our own,
+ * which nothing reads before they are written whole: not cleared.  Every
+ * other mode gets the whole set, cleared.
+ */
 static int alloc_bufs(struct txn *t)
 {
 	size_t rows = t->hi - t->lo, nbuf = (size_t)t->g->ndata * 2 + 4;
 	uint8_t *p;
 
+	if (t->mode == TXN_FULL) {
+		bool aligned = true;
+
+		for (int d = 0; d < t->g->ndata; d++)
+			aligned = aligned && !((uintptr_t)t->src[d] % CRP_BUF_ALIGN);
+		if (aligned) {
+			t->mem = crp_alloc_buf_raw(rows * 2);
+			if (!t->mem)
+				return -ENOMEM;
+			for (int d = 0; d < t->g->ndata; d++)
+				t->cur[d] = (uint8_t *)(uintptr_t)t->src[d];
+			t->pbuf = t->mem;
+			t->qbuf = t->pbuf + rows;
+			return 0;
+		}
+	}
 	t->mem = crp_alloc_buf(rows * nbuf);
 	if (!t->mem)
 		return -ENOMEM;
@@ -439,8 +462,8 @@ static void compute(struct txn *t)
 	size_t rows = t->hi - t->lo;
 
 	for (int d = 0; d < g->ndata; d++) {
-		if (!written(t, d))
-			continue;
+		if (!written(t, d) || t->cur[d] == t->src[d])
+			continue; /* in place: a full stripe (alloc_bufs) */
 		memcpy(t->cur[d] + (t->dlo[d] - t->lo), t->src[d], t->dhi[d] - t->dlo[d]);
 	}
 	if (t->mode == TXN_RMW) {
