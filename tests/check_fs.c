@@ -565,6 +565,52 @@ START_TEST(group_commit)
 END_TEST
 
 /*
+ * Large writes go to whole stripes: a run of a stripe or more that does
+ * not continue its file's last block starts on a stripe boundary, and the
+ * next 1 MiB write continues right after it (RAID-5 on 3 with 64 KiB
+ * chunks: 32 blocks a stripe).
+ */
+START_TEST(large_runs_stripe_aligned)
+{
+	enum { MIB = 1 << 20, SW = 2 * 65536 / CRP_BLOCK };
+	uint8_t *data = malloc(MIB);
+	struct crp_fs *fs;
+	struct crp_attr a;
+	uint64_t fh, pblk, len, p2, l2;
+	uint32_t fl;
+
+	ck_assert_ptr_nonnull(data);
+	format();
+	fill_pattern(data, MIB, 5);
+	fs = mount_fs();
+	/* A small file first, so that the free space does not start aligned. */
+	create_file(fs, CRP_ROOT_INO, "small", data, 3 * CRP_BLOCK);
+	ck_assert_int_eq(crp_fs_create(fs, CRP_ROOT_INO, "big", 0644, O_RDWR, &root_cred, &a, &fh),
+			 0);
+	ck_assert_int_eq(crp_fs_write(fs, a.ino, fh, 0, data, MIB), MIB);
+	ck_assert_int_eq(crp_fs_write(fs, a.ino, fh, MIB, data, MIB), MIB);
+	{
+		uint64_t s = crp_fs_op_begin(fs);
+		struct crp_fs_inode *ip;
+
+		ck_assert_int_eq(crp_fs_iget(fs, a.ino, &ip), 0);
+		ck_assert_int_eq(crp_fs_emap(ip, 0, &pblk, &len, &fl), 1);
+		ck_assert_int_eq(crp_fs_emap(ip, MIB / CRP_BLOCK, &p2, &l2, &fl), 1);
+		crp_fs_op_end(fs, s, 0);
+	}
+	ck_assert_msg(pblk % SW == 0, "the first run starts at block %llu, not on a stripe",
+		      (unsigned long long)pblk);
+	ck_assert_uint_eq(p2, pblk + MIB / CRP_BLOCK);
+	ck_assert_int_eq(crp_fs_release(fs, a.ino, fh), 0);
+	crp_fs_forget(fs, a.ino, 1);
+	read_back(fs, a.ino, MIB, data, MIB);
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	free(data);
+	rm_tree();
+}
+END_TEST
+
+/*
  * File data is read outside the core's lock: a plan under it, the blocks
  * read without it, a check after.  The hook runs in that gap.  A change
  * elsewhere (a create, committed) leaves the read as it was; a truncate
@@ -872,6 +918,7 @@ static Suite *fs_suite(void)
 	tcase_add_test(t, crash_replay);
 	tcase_add_test(t, group_commit);
 	tcase_add_test(t, read_outside_lock);
+	tcase_add_test(t, large_runs_stripe_aligned);
 	tcase_add_test(t, extent_chain_incremental);
 	tcase_add_test(t, extent_chain_random);
 	tcase_add_test(t, journal_ring_end);

@@ -175,6 +175,28 @@ static int64_t find_free(const struct crp_meta *m, const uint8_t *bits, uint64_t
 	return -1;
 }
 
+/*
+ * A run of a stripe or more that does not go on from its goal starts on a
+ * stripe boundary when that block is free, so that it is written as whole
+ * stripes (no parity read-modify-write) and so are the runs that follow
+ * it; the few blocks skipped stay free for smaller runs.
+ */
+static int64_t stripe_align(const struct crp_meta *m, const uint8_t *bits, uint64_t base,
+			    uint32_t len, int64_t i, uint32_t want, bool at_goal)
+{
+	const struct crp_geom *g = crp_array_geom(m->a);
+	uint32_t sw = g ? (uint32_t)((uint64_t)g->ndata * g->chunk / CRP_BLOCK) : 1, mis;
+	int64_t ia;
+
+	if (at_goal || sw <= 1 || want < sw)
+		return i;
+	mis = (uint32_t)((base + (uint64_t)i) % sw);
+	if (!mis)
+		return i;
+	ia = i + (sw - mis);
+	return ia < len && usable(m, bits, base, (uint32_t)ia) ? ia : i;
+}
+
 /* Is group or chunk @i in this host's own area? */
 static bool own_area(const struct crp_meta *m, uint64_t i)
 {
@@ -192,16 +214,15 @@ int crp_meta_alloc(struct crp_meta *m, uint64_t goal, uint32_t want, uint64_t *s
 
 	if (!want)
 		want = 1;
-	if (goal >= m->sb.ag_start && goal < m->sb.total_blocks)
+	if (goal >= m->sb.ag_start && goal < m->sb.total_blocks) {
 		gg = (uint32_t)((goal - m->sb.ag_start) / m->sb.ag_blocks);
-	if (gg != UINT32_MAX && own_area(m, gg)) {
-		g0 = gg;
 		from = (uint32_t)((goal - m->sb.ag_start) % m->sb.ag_blocks);
-	} else {
-		g0 = m->ag_cursor;
 	}
-	/* Pass 0: our own groups; pass 1: the others. */
+	/* Pass 0: our own groups; pass 1: the others.  Each starts at the
+	 * goal when its group is of the pass (a file that grew into another
+	 * host's area goes on there), else at the cursor. */
 	for (int pass = 0; pass < 2; pass++) {
+		g0 = gg != UINT32_MAX && own_area(m, gg) == (pass == 0) ? gg : m->ag_cursor;
 		for (uint32_t n = 0; n < m->sb.ag_count; n++) {
 			uint32_t g = (g0 + n) % m->sb.ag_count, len = crp_meta_ag_len(m, g);
 			uint64_t base = crp_meta_ag_base(m, g);
@@ -221,9 +242,10 @@ int crp_meta_alloc(struct crp_meta *m, uint64_t goal, uint32_t want, uint64_t *s
 			if (!m->ag_free[g])
 				continue;
 			bits = crp_mblk_payload(b);
-			i = find_free(m, bits, base, len, g == g0 ? from : 0);
+			i = find_free(m, bits, base, len, g == gg ? from : 0);
 			if (i < 0)
 				continue;
+			i = stripe_align(m, bits, base, len, i, want, g == gg && (uint32_t)i == from);
 			for (k = 0; k < want && (uint32_t)i + k < len &&
 				    usable(m, bits, base, (uint32_t)i + k);
 			     k++) {
