@@ -67,6 +67,9 @@ BENCH_LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard bench/common/*.c)
 BENCH_TOOL_SRC := $(sort $(wildcard bench/tools/*.c))
 BENCH_TOOLS := $(patsubst bench/tools/%.c,$(BUILD)/bench-tools/%,$(BENCH_TOOL_SRC))
 
+# The data checksum's AVX2 build (used only where the CPU has AVX2).
+$(BUILD)/src/util/hash_avx2.o: ALL_CFLAGS += -mavx2
+
 MAN8 := $(wildcard man/*.8)
 MAN5 := $(wildcard man/*.5)
 

@@ -24,6 +24,9 @@ void *crp_alloc_buf(size_t len);
 /* The same, not zeroed: for buffers that are filled whole before use. */
 void *crp_alloc_buf_raw(size_t len);
 
+/* XXH3-64 of @len bytes, built for AVX2: only where the CPU has it. */
+uint64_t crp_xxh3_avx2(const void *p, size_t len);
+
 /* A thread-safe pseudo-random 64-bit value (xorshift seeded per thread). */
 uint64_t crp_random(void);
 

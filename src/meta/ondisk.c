@@ -58,6 +58,8 @@ static uint64_t csum_skip(const void *buf, size_t len, size_t csum_off)
 
 uint64_t crp_data_csum(const void *blk)
 {
+	if (__builtin_cpu_supports("avx2"))
+		return crp_xxh3_avx2(blk, CRP_BLOCK);
 	return XXH3_64bits(blk, CRP_BLOCK);
 }
 
