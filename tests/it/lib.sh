@@ -20,6 +20,7 @@
 # directory.
 
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib_fusectl.sh"
 set -E
 
 CRPFS_BUILD=${CRPFS_BUILD:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}
@@ -90,6 +91,7 @@ crp_unmount_all() {
 		if kill -0 "$p" 2>/dev/null; then
 			echo "  cleanup: daemon $p did not stop, killing it" >&2
 			kill -9 "$p" 2>/dev/null
+			fuse_gone "$p" 5 || echo "  cleanup: daemon $p stays after kill -9" >&2
 		fi
 	done
 	head -n "$skip_m" "$T/mounts" >"$T/mounts.new" && mv "$T/mounts.new" "$T/mounts"
@@ -161,7 +163,7 @@ crp_mount() {
 	echo "$CRP_PID" >>"$T/pids"
 	echo "$MNT" >>"$T/mounts"
 	for i in $(seq 1 1200); do
-		crp_is_mounted "$MNT" && return 0
+		crp_is_mounted "$MNT" && { fuse_note_conn "$CRP_PID" "$MNT"; return 0; }
 		if ! kill -0 "$CRP_PID" 2>/dev/null; then
 			wait "$CRP_PID" || true
 			crp_fail "mount.crpfs exited before mounting: $(tail -n 5 "$T/daemon.log")"

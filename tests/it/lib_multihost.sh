@@ -23,6 +23,7 @@
 
 set -euo pipefail
 set -E
+. "$(dirname "${BASH_SOURCE[0]}")/lib_fusectl.sh"
 
 MH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CRPFS_BUILD=${CRPFS_BUILD:-$MH_ROOT/build}
@@ -153,8 +154,9 @@ mh_teardown() {
 		if kill -0 "$p" 2>/dev/null; then
 			echo "  cleanup: daemon $p did not stop, killing it" >&2
 			kill -9 "$p" 2>/dev/null
+			fuse_gone "$p" 5 || echo "  cleanup: daemon $p stays after kill -9" >&2
 		fi
-		wait "$p" 2>/dev/null
+		kill -0 "$p" 2>/dev/null || wait "$p" 2>/dev/null
 	done
 	for d in $(cat "$T/labs"); do
 		[ -f "$d/lab.state" ] || continue
@@ -284,7 +286,7 @@ mh_mount() {
 	mh_start "$host" "$mnt" "${2:-}"
 	MPID[$host]=$MH_PID
 	for ((i = 0; i < MH_MOUNT_WAIT * 10; i++)); do
-		mh_is_mounted "$mnt" && return 0
+		mh_is_mounted "$mnt" && { fuse_note_conn "$MH_PID" "$mnt"; return 0; }
 		if ! kill -0 "$MH_PID" 2>/dev/null; then
 			wait "$MH_PID" || true
 			mh_fail "mount.crpfs host=$host exited before mounting: $(mh_last_words "$host")"
@@ -302,7 +304,7 @@ mh_try_mount() {
 	MH_EXIT=
 	mh_start "$host" "$mnt" "${3:-}"
 	for ((i = 0; i < MH_MOUNT_WAIT * 10; i++)); do
-		mh_is_mounted "$mnt" && return 0
+		mh_is_mounted "$mnt" && { fuse_note_conn "$MH_PID" "$mnt"; return 0; }
 		if ! kill -0 "$MH_PID" 2>/dev/null; then
 			MH_EXIT=0
 			wait "$MH_PID" || MH_EXIT=$?
@@ -316,12 +318,8 @@ mh_try_mount() {
 # mh_wait_exit PID SECONDS: wait for the daemon to exit; its status in
 # MH_EXIT; status 1 if it still runs at the deadline.
 mh_wait_exit() {
-	local p=$1 secs=$2 i
-	for ((i = 0; i < secs * 10; i++)); do
-		kill -0 "$p" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -0 "$p" 2>/dev/null && return 1
+	local p=$1 secs=$2
+	fuse_gone "$p" "$secs" || return 1
 	MH_EXIT=0
 	wait "$p" || MH_EXIT=$?
 	return 0
