@@ -3,20 +3,24 @@
  * measured in the same run.
  *
  * Three sparse 1 GiB file: members in a scratch directory under /var/tmp,
- * formatted with mkfs.crpfs (RAID-5) and mounted with mount.crpfs; beside
- * them, a directory of the same filesystem mirrored by our passthrough
+ * formatted with mkfs.crpfs (RAID-5) and mounted with mount.crpfs, and
+ * four more formatted RAID-6 (the same 2 GiB of data) and mounted beside
+ * them; beside them, a directory of the same filesystem mirrored by our passthrough
  * (build/bench-tools/passthrough, bench/tools/passthrough.c), and fuse2fs
  * on an ext4 image file as large as the crpfs filesystem (2 GiB), the
  * single-host FUSE filesystem a user would otherwise pick.  The daemons
  * run in the foreground as our children, each on its own mount point,
  * with the same kernel caching (1 s attributes, no write-back cache).
- * Each phase runs on the passthrough, then on fuse2fs, then on crpfs:
+ * Each phase runs on the passthrough, then on fuse2fs, then on crpfs
+ * (RAID-5, then RAID-6):
  *
  *   seq write   256 MiB in 1 MiB write(2)s, then fsync; open to fsync timed
  *   seq read    the same file back in 1 MiB reads after dropping the page,
  *               dentry and inode caches (and checking every byte)
  *   rand write  4 KiB writes at random 4 KiB-aligned offsets of that file,
  *               fsync after every 64, for 10 s or 100,000 writes
+ *   fio         the same with fio (psync, queue depth 1) for 5 s, and 4 KiB
+ *               random reads of the file for 5 s after dropping the caches
  *   create      2,000 empty files in one new directory (open O_CREAT|O_EXCL,
  *               close)
  *   stat        each of them by path, after dropping the caches again, so
@@ -26,11 +30,12 @@
  *
  * Each phase gives two rows: crpfs's value with the passthrough's as its
  * baseline and the ratio crpfs/passthrough, and the same against fuse2fs;
+ * then the same two for RAID-6, named "RAID-6: ...";
  * above 1 is better except where the name says "lower is better".
  * MB = 1e6 bytes.
  *
- * Needs root (FUSE mounts, drop_caches), /dev/fuse, fusermount3, fuse2fs
- * and mkfs.ext4; when it cannot run it fails and says why.  Everything it made is removed at
+ * Needs root (FUSE mounts, drop_caches), /dev/fuse, fusermount3, fuse2fs,
+ * mkfs.ext4 and fio; when it cannot run it fails and says why.  Everything it made is removed at
  * exit, also on failure: each mount point unmounted with fusermount3 -u,
  * each daemon waited for by PID (SIGTERM, then SIGKILL as the last resort),
  * the scratch directory deleted.  On SIGINT/SIGTERM/SIGHUP the same, with
@@ -60,6 +65,7 @@
 #include "crpfs/util.h"
 
 #define NMEM 3
+#define NMEM6 4 /* RAID-6: the same data area as RAID-5 on NMEM */
 #define MEMBER_SIZE "1G"
 #define SEQ_BYTES (256ull << 20)
 #define SEQ_IO (1u << 20)
@@ -67,6 +73,7 @@
 #define RAND_SYNC_EVERY 64
 #define RAND_MAX_OPS 100000
 #define RAND_MAX_NS 10000000000ull
+#define FIO_SECONDS 5
 #define NFILES 2000
 #define COPY_SRC "/usr/include/linux"
 #define MOUNT_WAIT_NS 30000000000ull
@@ -76,7 +83,7 @@
 #define BASE_F2 "fuse2fs, ext4 image on the same disk"
 #define F2_SIZE (2ull << 30) /* the data area of RAID-5 on 3 x 1 GiB */
 
-enum { PT, F2, CRP, NFS };
+enum { PT, F2, CRP, CRP6, NFS };
 
 /* One mounted filesystem: its daemon (our child) and its mount point. */
 struct fsm {
@@ -91,7 +98,7 @@ static struct {
 	pid_t owner;
 	char dir[64]; /* the scratch directory, "" until made */
 	char fusermount[PATH_MAX];
-	char fuse2fs[PATH_MAX], mkfs_ext4[PATH_MAX];
+	char fuse2fs[PATH_MAX], mkfs_ext4[PATH_MAX], fio[PATH_MAX];
 	char build[1024];
 	struct fsm fs[NFS];
 } B;
@@ -349,6 +356,8 @@ static void check_machine(char *mkfs, char *crpfsd, char *pt, size_t len)
 		bench_die("cannot run: fuse2fs or mkfs.ext4 is not in $PATH (apt-get install "
 		    "--no-install-recommends fuse2fs e2fsprogs: the recommended fuse package "
 		    "would remove fuse3)");
+	if (which("fio", B.fio, sizeof(B.fio)))
+		bench_die("cannot run: fio is not in $PATH (apt-get install fio)");
 }
 
 /* ---- measurements ------------------------------------------------------- */
@@ -680,6 +689,52 @@ static int peak_rss(pid_t pid, double *mib)
 	return 0;
 }
 
+/* fio, one job of 4 KiB I/O at random offsets of @path (the 256 MiB
+ * sequential file) for FIO_SECONDS, psync, queue depth 1: its IOPS, from
+ * the terse (version 3) line, field 8 for reads and 49 for writes. */
+static int fio_job(const char *path, bool write, double *iops)
+{
+	char fname[PATH_MAX + 16], out[PATH_MAX + 16], rt[32], line[16384];
+	char *argv[] = { B.fio, (char *)"--name=bench", fname,
+			 (char *)(write ? "--rw=randwrite" : "--rw=randread"), (char *)"--bs=4k",
+			 (char *)"--size=256M", (char *)"--ioengine=psync", rt, (char *)"--time_based",
+			 (char *)"--output-format=terse", (char *)"--terse-version=3", out,
+			 (char *)(write ? "--fsync=64" : "--invalidate=1"), NULL };
+	char *save = NULL, *tok;
+	int field = 0, want = write ? 49 : 8;
+	FILE *f;
+	int r;
+
+	snprintf(fname, sizeof(fname), "--filename=%s", path);
+	snprintf(out, sizeof(out), "--output=%s/fio.out", B.dir);
+	snprintf(rt, sizeof(rt), "--runtime=%d", FIO_SECONDS);
+	r = run(argv);
+	if (r)
+		return r;
+	f = fopen(out + strlen("--output="), "re");
+	if (!f)
+		return -errno;
+	r = fgets(line, sizeof(line), f) ? 0 : -EIO;
+	fclose(f);
+	if (r)
+		return r;
+	for (tok = strtok_r(line, ";", &save); tok && ++field < want; tok = strtok_r(NULL, ";", &save))
+		;
+	if (!tok || sscanf(tok, "%lf", iops) != 1 || *iops <= 0)
+		return -EIO;
+	return 0;
+}
+
+static int fio_randwrite(const char *path, double *iops)
+{
+	return fio_job(path, true, iops);
+}
+
+static int fio_randread(const char *path, double *iops)
+{
+	return fio_job(path, false, iops);
+}
+
 /* ---- the run ------------------------------------------------------------ */
 
 typedef int (*measure_fn)(const char *path, double *v);
@@ -706,12 +761,16 @@ static void phase(const char *name, const char *unit, measure_fn fn, const char 
 	}
 	row(name, v[CRP], BASE, v[PT], unit);
 	row(name, v[CRP], BASE_F2, v[F2], unit);
+	snprintf(p, sizeof(p), "RAID-6: %s", name);
+	row(p, v[CRP6], BASE, v[PT], unit);
+	row(p, v[CRP6], BASE_F2, v[F2], unit);
 }
 
 int main(void)
 {
 	char mkfs[PATH_MAX], crpfsd[PATH_MAX], pt[PATH_MAX], src[PATH_MAX], img[PATH_MAX];
 	char mem[NMEM][PATH_MAX], members[NMEM * PATH_MAX + NMEM];
+	char mem6[NMEM6][PATH_MAX], members6[NMEM6 * PATH_MAX + NMEM6];
 	double rss[NFS];
 	uint64_t t0 = crp_now_ns();
 
@@ -727,9 +786,11 @@ int main(void)
 	B.fs[PT].name = "passthrough";
 	B.fs[F2].name = "fuse2fs";
 	B.fs[CRP].name = "crpfs";
+	B.fs[CRP6].name = "crpfs-raid6";
 	snprintf(B.fs[PT].mnt, PATH_MAX, "%s/mnt-passthrough", B.dir);
 	snprintf(B.fs[F2].mnt, PATH_MAX, "%s/mnt-fuse2fs", B.dir);
 	snprintf(B.fs[CRP].mnt, PATH_MAX, "%s/mnt-crpfs", B.dir);
+	snprintf(B.fs[CRP6].mnt, PATH_MAX, "%s/mnt-crpfs-raid6", B.dir);
 	snprintf(src, sizeof(src), "%s/passthrough-src", B.dir);
 	snprintf(img, sizeof(img), "%s/ext4.img", B.dir);
 	if (mkdir(B.fs[PT].mnt, 0755) || mkdir(B.fs[F2].mnt, 0755) ||
@@ -760,15 +821,32 @@ int main(void)
 		if (run(argv))
 			bench_die("%s failed on %s: its words are above", mkfs, members);
 	}
+	members6[0] = '\0';
+	for (int i = 0; i < NMEM6; i++) {
+		snprintf(mem6[i], PATH_MAX, "file:%s/r6m%d", B.dir, i);
+		if (i)
+			strcat(members6, ",");
+		strcat(members6, mem6[i]);
+	}
+	{
+		char *argv[] = { mkfs, (char *)"-l", (char *)"6", (char *)"-s", (char *)MEMBER_SIZE,
+				 mem6[0], mem6[1], mem6[2], mem6[3], NULL };
+
+		if (run(argv))
+			bench_die("%s failed on %s: its words are above", mkfs, members6);
+	}
 	{
 		char *cargv[] = { crpfsd, members, B.fs[CRP].mnt, (char *)"-f",
 				  (char *)"-o", (char *)"host=bench-fs", NULL };
 		char *pargv[] = { pt, src, B.fs[PT].mnt, (char *)"-f", NULL };
 		char *fargv[] = { B.fuse2fs, img, B.fs[F2].mnt, (char *)"-f", NULL };
+		char *c6argv[] = { crpfsd, members6, B.fs[CRP6].mnt, (char *)"-f",
+				   (char *)"-o", (char *)"host=bench-fs6", NULL };
 
 		mount_fs(&B.fs[PT], pargv);
 		mount_fs(&B.fs[F2], fargv);
 		mount_fs(&B.fs[CRP], cargv);
+		mount_fs(&B.fs[CRP6], c6argv);
 	}
 	fprintf(stderr, "bench_fs: members and passthrough source in %s; mounted in %.1f s\n", B.dir,
 		(double)(crp_now_ns() - t0) / 1e9);
@@ -776,6 +854,9 @@ int main(void)
 	phase("seq write 256 MiB, 1 MiB writes + fsync", "MB/s", seq_write, "seq", false);
 	phase("seq read 256 MiB, 1 MiB reads, cold cache", "MB/s", seq_read, "seq", true);
 	phase("4 KiB random write, fsync every 64", "IOPS", rand_write, "seq", false);
+	phase("fio 4 KiB randwrite, psync, fsync every 64, 5 s", "IOPS", fio_randwrite, "seq",
+	      false);
+	phase("fio 4 KiB randread, psync, cold cache, 5 s", "IOPS", fio_randread, "seq", true);
 	phase("create 2,000 empty files in one dir", "files/s", create_files, "many", false);
 	phase("stat 2,000 files, cold cache", "ops/s", stat_files, "many", true);
 	phase("ls -l of 2,000 files, cold cache", "entries/s", list_long, "many", true);
@@ -796,6 +877,8 @@ int main(void)
 	}
 	row("daemon peak RSS (VmHWM), lower is better", rss[CRP], BASE, rss[PT], "MiB");
 	row("daemon peak RSS (VmHWM), lower is better", rss[CRP], BASE_F2, rss[F2], "MiB");
+	row("RAID-6: daemon peak RSS (VmHWM), lower is better", rss[CRP6], BASE, rss[PT], "MiB");
+	row("RAID-6: daemon peak RSS (VmHWM), lower is better", rss[CRP6], BASE_F2, rss[F2], "MiB");
 
 	if (teardown())
 		bench_die("the teardown had to force its way (see above)");

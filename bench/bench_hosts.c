@@ -22,7 +22,9 @@
  *   2 and 3 hosts, one shared directory, aggregate against 1 host alone
  *
  * and the reservations per create of the 3-host settings, from the
- * counters.  When tgtd or mkfs.crpfs cannot run, it fails and says why.
+ * counters; then, on the same LUNs formatted for persistent reservations
+ * (pr lock mode), 1 host alone and 3 hosts in both settings, against the
+ * same baseline.  When tgtd or mkfs.crpfs cannot run, it fails and says why.
  *
  * Paths: $CRPFS_BUILD, else $BUILD (set by run-bench.sh), else "build".
  */
@@ -189,6 +191,16 @@ static void resv_row(const char *setting, double resv)
 	fflush(stdout);
 }
 
+static void format(const char *mkfs, const char *const *specs, const char *mode)
+{
+	char *argv[] = { (char *)mkfs, (char *)"-f", (char *)"-l", (char *)"5", (char *)"-m",
+			 (char *)mode, (char *)specs[0], (char *)specs[1], (char *)specs[2],
+			 (char *)specs[3], NULL };
+
+	if (bench_run(argv))
+		bench_die("%s -m %s failed on the LUNs: its words are above", mkfs, mode);
+}
+
 int main(void)
 {
 	const char *b = getenv("CRPFS_BUILD");
@@ -212,14 +224,7 @@ int main(void)
 	for (int i = 0; i < NLUNS; i++)
 		specs[i] = crp_tgt_spec(t, i);
 	g_specs = specs;
-	{
-		char *argv[] = { mkfs, (char *)"-f", (char *)"-l", (char *)"5", (char *)specs[0],
-				 (char *)specs[1], (char *)specs[2], (char *)specs[3], NULL };
-
-		if (bench_run(argv))
-			bench_die("%s failed on the LUNs: its words are above", mkfs);
-	}
-
+	format(mkfs, specs, "reserve");
 	one = measure(1, false, 0, "alone", &resv);
 	printf("| hosts | creates, 1 host alone (group commit), iSCSI RAID-5 on 4 LUNs | %.1f | "
 	       "creates/s | - | - | - |\n", one);
@@ -236,6 +241,16 @@ int main(void)
 	r = measure(3, true, 0, "shared3", &resv);
 	row("creates, 3 hosts, one shared directory", r, base, one);
 	resv_row("3 hosts, one shared directory", resv);
+
+	/* The same disks formatted again with persistent reservations. */
+	format(mkfs, specs, "pr");
+	r = measure(1, false, 0, "pralone", &resv);
+	row("pr lock mode: creates, 1 host alone", r, base, one);
+	r = measure(3, false, 0, "prown3", &resv);
+	row("pr lock mode: creates, 3 hosts, each in its own directory", r, base, one);
+	resv_row("pr lock mode, 3 hosts, own directories", resv);
+	r = measure(3, true, 0, "prshared3", &resv);
+	row("pr lock mode: creates, 3 hosts, one shared directory", r, base, one);
 	crp_tgt_stop(t);
 	return 0;
 }

@@ -16,5 +16,5 @@ apt-get install -y --no-install-recommends \
 	check \
 	tgt \
 	attr acl jq util-linux mount coreutils findutils diffutils procps psmisc \
-	fuse2fs e2fsprogs \
+	fuse2fs e2fsprogs fio \
 	clang libclang-rt-14-dev
