@@ -491,6 +491,10 @@ int crp_meta_slot_adopt(struct crp_meta *m, int slot, const struct crp_slot *s);
  */
 void crp_meta_set_changed(struct crp_meta *m, crp_meta_changed_fn fn, void *ctx);
 int crp_meta_tx_begin(struct crp_meta *m);
+/* The same for an operation that only reads: joining a kept batch, it
+ * saves no undo copy of it; should it change something after all and
+ * fail, the batch goes with it (crp_meta_tx_abort, as when a save fails). */
+int crp_meta_tx_begin_read(struct crp_meta *m);
 int crp_meta_tx_end(struct crp_meta *m);
 void crp_meta_tx_abort(struct crp_meta *m);
 

@@ -52,7 +52,7 @@ static void handle_free(void *p)
  * transaction cannot begin, fs->op_err makes every crp_fs_iget of the
  * operation fail with the reason, so that it touches nothing.
  */
-static uint64_t op_begin_locked(struct crp_fs *fs)
+static uint64_t op_begin_locked(struct crp_fs *fs, bool ro)
 {
 	int r;
 
@@ -64,7 +64,7 @@ static uint64_t op_begin_locked(struct crp_fs *fs)
 		fs->op_err = -CRP_EFENCED;
 		return fs->m->nmods;
 	}
-	r = crp_meta_tx_begin(fs->m);
+	r = ro ? crp_meta_tx_begin_read(fs->m) : crp_meta_tx_begin(fs->m);
 	fs->op_err = r < 0 ? r : 0;
 	return fs->m->nmods;
 }
@@ -72,7 +72,7 @@ static uint64_t op_begin_locked(struct crp_fs *fs)
 uint64_t crp_fs_op_begin(struct crp_fs *fs)
 {
 	pthread_mutex_lock(&fs->mu);
-	return op_begin_locked(fs);
+	return op_begin_locked(fs, false);
 }
 
 /*
@@ -105,7 +105,7 @@ uint64_t crp_fs_rop_begin(struct crp_fs *fs, bool locked)
 		fs->op_err = 0;
 		return fs->m->nmods;
 	}
-	return op_begin_locked(fs);
+	return op_begin_locked(fs, true);
 }
 
 bool crp_fs_rop_valid(struct crp_fs *fs, uint64_t snap, int r)

@@ -327,6 +327,19 @@ int crp_meta_data_check(struct crp_meta *m, const struct crp_meta_dtoken *t, boo
 #define BATCH_MAX_DIRTY 48
 #define BATCH_MAX_ALLOC 8192
 
+int crp_meta_tx_begin_read(struct crp_meta *m)
+{
+	if (!m->held)
+		return crp_meta_tx_begin(m);
+	/* perf: a read joining a batch of 48 blocks copied 192 KiB for an
+	 * undo it never uses. */
+	m->held = false;
+	crp_array_meta_adopt(m->a);
+	m->undo_valid = false;
+	m->nundo = 0;
+	return 0;
+}
+
 int crp_meta_tx_begin(struct crp_meta *m)
 {
 	int r;
