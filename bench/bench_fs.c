@@ -794,7 +794,7 @@ int main(void)
 	snprintf(src, sizeof(src), "%s/passthrough-src", B.dir);
 	snprintf(img, sizeof(img), "%s/ext4.img", B.dir);
 	if (mkdir(B.fs[PT].mnt, 0755) || mkdir(B.fs[F2].mnt, 0755) ||
-	    mkdir(B.fs[CRP].mnt, 0755) || mkdir(src, 0755))
+	    mkdir(B.fs[CRP].mnt, 0755) || mkdir(B.fs[CRP6].mnt, 0755) || mkdir(src, 0755))
 		bench_die("cannot make directories in %s: %s", B.dir, strerror(errno));
 	{
 		int fd = open(img, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);

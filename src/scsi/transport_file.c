@@ -1060,6 +1060,10 @@ static int open_image(struct file_tp *t, char *err, size_t errlen, mode_t *mode)
 		return open_error(m, err, errlen, -EINVAL,
 				  "image %s is not a regular file (use /dev/sgN for devices)",
 				  t->path);
+	/* The array reads what it needs, whole chunks at most: the page
+	 * cache's readahead only read (or cleared, in a sparse image) pages
+	 * nobody asked for around every metadata block. */
+	(void)posix_fadvise(t->fd, 0, 0, POSIX_FADV_RANDOM);
 	t->nblocks = (uint64_t)st.st_size / t->bs;
 	if (!t->nblocks)
 		return open_error(m, err, errlen, -EINVAL,
