@@ -506,6 +506,10 @@ START_TEST(group_commit)
 	ck_assert_msg(c1.commits - c0.commits < 10, "20 creates took %llu commits",
 		      (unsigned long long)(c1.commits - c0.commits));
 	ck_assert_int_eq(crp_fs_getattr(fs, CRP_ROOT_INO, &ra), 0);
+	/* A read joined the batch without copying it for an undo. */
+	ck_assert(fs->m->held);
+	ck_assert_uint_gt(fs->m->dirty->len, 0);
+	ck_assert_uint_eq(fs->m->nundo, 0);
 
 	/* An operation that changes a directory and an inode, then fails. */
 	{
