@@ -22,7 +22,8 @@
  *   2 and 3 hosts, one shared directory, aggregate against 1 host alone
  *
  * and the reservations per create of the 3-host settings, from the
- * counters; then, on the same LUNs formatted for persistent reservations
+ * counters, and the 99th percentile of one create's time with 3 hosts in
+ * one directory (what waiting for the others' metadata lock costs); then, on the same LUNs formatted for persistent reservations
  * (pr lock mode), 1 host alone and 3 hosts in both settings, against the
  * same baseline.  When tgtd or mkfs.crpfs cannot run, it fails and says why.
  *
@@ -59,7 +60,30 @@ struct worker {
 	uint64_t stop_ns;
 	uint64_t done;
 	int err;
+	uint32_t *lat_us;	/* each create's time (create + release), in order */
+	size_t nlat, lat_cap;
 };
+
+static void lat_add(struct worker *w, uint64_t ns)
+{
+	if (w->nlat == w->lat_cap) {
+		size_t cap = w->lat_cap ? w->lat_cap * 2 : 4096;
+		uint32_t *n = realloc(w->lat_us, cap * sizeof(*n));
+
+		if (!n)
+			bench_die("out of memory for latencies");
+		w->lat_us = n;
+		w->lat_cap = cap;
+	}
+	w->lat_us[w->nlat++] = (uint32_t)CRP_MIN(ns / 1000, (uint64_t)UINT32_MAX);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
 
 static void *create_loop(void *arg)
 {
@@ -68,7 +92,7 @@ static void *create_loop(void *arg)
 
 	while (crp_now_ns() < w->stop_ns) {
 		struct crp_attr a;
-		uint64_t fh;
+		uint64_t fh, t0 = crp_now_ns();
 		int r;
 
 		snprintf(name, sizeof(name), "h%d-%06llu", w->id, (unsigned long long)w->done);
@@ -84,6 +108,7 @@ static void *create_loop(void *arg)
 			break;
 		}
 		w->done++;
+		lat_add(w, crp_now_ns() - t0);
 	}
 	return NULL;
 }
@@ -117,7 +142,8 @@ static void mount_hosts(struct crp_fs **fs, int n, const char *tag, uint32_t com
 
 /* Creates per second of @n hosts (own directories unless @shared), and
  * the reservations per create. */
-static double measure(int n, bool shared, uint32_t commit_ms, const char *tag, double *resv)
+static double measure(int n, bool shared, uint32_t commit_ms, const char *tag, double *resv,
+		      double *p99_ms)
 {
 	struct crp_fs *fs[MAX_HOSTS];
 	struct worker w[MAX_HOSTS];
@@ -169,6 +195,24 @@ static double measure(int n, bool shared, uint32_t commit_ms, const char *tag, d
 		fprintf(stderr, "bench_hosts: %s host %d: %llu creates\n", tag, i,
 			(unsigned long long)w[i].done);
 	}
+	{
+		size_t nl = 0, k = 0;
+		uint32_t *all;
+
+		for (int i = 0; i < n; i++)
+			nl += w[i].nlat;
+		all = malloc((nl ? nl : 1) * sizeof(*all));
+		if (!all)
+			bench_die("out of memory for latencies");
+		for (int i = 0; i < n; i++) {
+			memcpy(all + k, w[i].lat_us, w[i].nlat * sizeof(*all));
+			k += w[i].nlat;
+			free(w[i].lat_us);
+		}
+		qsort(all, nl, sizeof(*all), cmp_u32);
+		*p99_ms = nl ? all[(nl * 99) / 100 < nl ? (nl * 99) / 100 : nl - 1] / 1000.0 : 0;
+		free(all);
+	}
 	for (int i = n - 1; i >= 0; i--)
 		if (crp_fs_unmount(fs[i]) < 0)
 			bench_die("unmount of host %d (%s) failed", i, tag);
@@ -201,6 +245,16 @@ static void format(const char *mkfs, const char *const *specs, const char *mode)
 		bench_die("%s -m %s failed on the LUNs: its words are above", mkfs, mode);
 }
 
+/* The 99th percentile of one create's time in @setting, the waits for
+ * the other hosts' metadata lock included: lower is better. */
+static void lat_row(const char *setting, double p99, double p99_one)
+{
+	printf("| hosts | create latency p99 (lock waits included), %s, lower is better | %.2f | "
+	       "ms | 1 host alone, same run | %.2f | %.2f |\n", setting, p99, p99_one,
+	       p99_one > 0 ? p99 / p99_one : 0.0);
+	fflush(stdout);
+}
+
 int main(void)
 {
 	const char *b = getenv("CRPFS_BUILD");
@@ -208,7 +262,7 @@ int main(void)
 	const char *specs[NLUNS];
 	const char *base = "1 host alone (group commit), same run";
 	struct crp_tgt *t;
-	double one, r, resv;
+	double one, r, resv, p99, p99_one;
 
 	bench_set_name("bench_hosts");
 
@@ -225,32 +279,34 @@ int main(void)
 		specs[i] = crp_tgt_spec(t, i);
 	g_specs = specs;
 	format(mkfs, specs, "reserve");
-	one = measure(1, false, 0, "alone", &resv);
+	one = measure(1, false, 0, "alone", &resv, &p99_one);
 	printf("| hosts | creates, 1 host alone (group commit), iSCSI RAID-5 on 4 LUNs | %.1f | "
 	       "creates/s | - | - | - |\n", one);
 	resv_row("1 host alone", resv);
-	r = measure(1, false, CRP_FS_COMMIT_OFF, "commit0", &resv);
+	r = measure(1, false, CRP_FS_COMMIT_OFF, "commit0", &resv, &p99);
 	row("creates, 1 host, commit=0", r, base, one);
-	r = measure(2, false, 0, "own2", &resv);
+	r = measure(2, false, 0, "own2", &resv, &p99);
 	row("creates, 2 hosts, each in its own directory", r, base, one);
-	r = measure(3, false, 0, "own3", &resv);
+	r = measure(3, false, 0, "own3", &resv, &p99);
 	row("creates, 3 hosts, each in its own directory", r, base, one);
 	resv_row("3 hosts, own directories", resv);
-	r = measure(2, true, 0, "shared2", &resv);
+	r = measure(2, true, 0, "shared2", &resv, &p99);
 	row("creates, 2 hosts, one shared directory", r, base, one);
-	r = measure(3, true, 0, "shared3", &resv);
+	r = measure(3, true, 0, "shared3", &resv, &p99);
 	row("creates, 3 hosts, one shared directory", r, base, one);
 	resv_row("3 hosts, one shared directory", resv);
+	lat_row("3 hosts, one shared directory", p99, p99_one);
 
 	/* The same disks formatted again with persistent reservations. */
 	format(mkfs, specs, "pr");
-	r = measure(1, false, 0, "pralone", &resv);
+	r = measure(1, false, 0, "pralone", &resv, &p99);
 	row("pr lock mode: creates, 1 host alone", r, base, one);
-	r = measure(3, false, 0, "prown3", &resv);
+	r = measure(3, false, 0, "prown3", &resv, &p99);
 	row("pr lock mode: creates, 3 hosts, each in its own directory", r, base, one);
 	resv_row("pr lock mode, 3 hosts, own directories", resv);
-	r = measure(3, true, 0, "prshared3", &resv);
+	r = measure(3, true, 0, "prshared3", &resv, &p99);
 	row("pr lock mode: creates, 3 hosts, one shared directory", r, base, one);
+	lat_row("pr lock mode, 3 hosts, one shared directory", p99, p99_one);
 	crp_tgt_stop(t);
 	return 0;
 }

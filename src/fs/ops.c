@@ -1344,9 +1344,12 @@ ssize_t crp_fs_read(struct crp_fs *fs, uint64_t ino, uint64_t fh, uint64_t off, 
 		if (!r && S_ISDIR(ip->d.mode))
 			r = -EISDIR;
 		if (!r && outside) {
-			r = crp_fs_rplan_make(fs, ip, off, size, &p);
+			/* A plan that cannot be made (a checksum block that
+			 * must be repaired): the old way says what to do. */
+			outside = crp_fs_rplan_make(fs, ip, off, size, &p) == 0;
 			n = (ssize_t)p.bytes;
-		} else if (!r) {
+		}
+		if (!r && !outside) {
 			n = crp_fs_read_range(fs, ip, off, buf, size);
 			if (n < 0)
 				r = (int)n;
