@@ -465,6 +465,61 @@ START_TEST(test_meta_lock)
 }
 END_TEST
 
+/* While this host holds the metadata lock, the members its stripe writes
+ * reserve stay reserved (each is reserved once however many stripes are
+ * written), and the unlock releases them all: another host then takes
+ * every member at once. */
+static void meta_lock_keeps(enum crp_lock_mode mode)
+{
+	struct crp_array_opts o = { .host = "other", .lock_mode = mode };
+	struct crp_array *a, *b;
+	uint8_t *buf = crp_alloc_buf(4096);
+	uint64_t sb, before;
+	char err[512];
+	int n = 4;
+
+	make_specs(n);
+	a = open_array(n, 5, 4096, mode);
+	ck_assert_msg(crp_array_open(specs, n, &o, &b, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(crp_array_set_geometry(b, crp_array_geom(a)), 0);
+	sb = crp_geom_stripe_bytes(crp_array_geom(a));
+
+	ck_assert_int_eq(crp_array_meta_lock(a), 0);
+	before = crp_array_counters(a)->lock_acquires;
+	/* Small writes to 4 stripes x 3 data chunks: every member is a data
+	 * or parity member of several of them. */
+	for (uint64_t s = 0; s < 4; s++)
+		for (uint64_t c = 0; c < 3; c++)
+			ck_assert_int_eq(crp_array_write(a, s * sb + c * 4096, buf, 4096), 0);
+	/* Members 0 and 1 hold the metadata lock already: 2 and 3 once each. */
+	ck_assert_uint_eq(crp_array_counters(a)->lock_acquires - before, 2);
+	ck_assert(a->lk[2].reserved && a->lk[3].reserved);
+	ck_assert_int_eq(crp_array_meta_unlock(a), 0);
+	for (int i = 0; i < n; i++)
+		ck_assert_msg(!a->lk[i].reserved, "member %d still reserved after the unlock", i);
+	/* Another host's stripe write needs members the first one kept. */
+	ck_assert_int_eq(crp_array_write(b, 2 * sb, buf, 4096), 0);
+	ck_assert_int_eq(crp_array_meta_lock(b), 0);
+	ck_assert_int_eq(crp_array_meta_unlock(b), 0);
+	verify_all(a);
+	crp_array_close(b);
+	crp_array_close(a);
+	free(buf);
+	remove_specs(n);
+}
+
+START_TEST(test_meta_lock_keeps_reserve)
+{
+	meta_lock_keeps(CRP_LOCK_RESERVE);
+}
+END_TEST
+
+START_TEST(test_meta_lock_keeps_pr)
+{
+	meta_lock_keeps(CRP_LOCK_PR);
+}
+END_TEST
+
 static Suite *array_suite(void)
 {
 	Suite *s = suite_create("array");
@@ -483,6 +538,8 @@ static Suite *array_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("meta_lock");
 	tcase_add_test(tc, test_meta_lock);
+	tcase_add_test(tc, test_meta_lock_keeps_reserve);
+	tcase_add_test(tc, test_meta_lock_keeps_pr);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("rebuild");
 	tcase_add_test(tc, test_rebuild);

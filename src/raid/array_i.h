@@ -78,6 +78,7 @@ struct crp_array {
 	int meta_set[3];
 	int nmeta_set;
 	pthread_t meta_owner;
+	atomic_bool meta_keep;		/* held: stripe locks stay until the unlock */
 	/* Fairness of the metadata lock (lock.c): a host that holds it in a
 	 * streak of back-to-back transactions steps aside now and then while
 	 * other hosts are alive.  Under meta_mu, but for @peers. */
