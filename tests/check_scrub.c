@@ -52,7 +52,7 @@ static size_t sizes[NFILES];
 static uint64_t sums[NFILES];
 static uint64_t inos[NFILES];
 static uint64_t dir_ino;
-#define NDIRS 8
+#define NDIRS 16
 static uint64_t small_dirs[NDIRS];
 
 static void fill(uint8_t *b, size_t len, unsigned seed)
@@ -119,8 +119,10 @@ static void setup(int level, int members)
 		snprintf(name, sizeof(name), "f%d", i);
 		write_file(fs, CRP_ROOT_INO, name, sizes[i], (unsigned)i, &sums[i], &inos[i]);
 	}
-	/* Small directories, each after a chunk's worth of data, so that
-	 * their first buckets lie on different members. */
+	/* Small directories, each after a chunk's worth of data or more (of
+	 * sizes that differ, as the allocator fills the gaps that stripe
+	 * aligned runs leave), so that their first buckets lie on different
+	 * members. */
 	for (int i = 0; i < NDIRS; i++) {
 		char name[16];
 
@@ -130,7 +132,8 @@ static void setup(int level, int members)
 		crp_fs_forget(fs, a.ino, 1);
 		write_file(fs, small_dirs[i], "e", 100, (unsigned)i, NULL, NULL);
 		snprintf(name, sizeof(name), "pad%d", i);
-		write_file(fs, CRP_ROOT_INO, name, CHUNK + 4096, (unsigned)i, NULL, NULL);
+		write_file(fs, CRP_ROOT_INO, name, CHUNK + 4096 * (size_t)(1 + 5 * i), (unsigned)i, NULL,
+			   NULL);
 	}
 	ck_assert_int_eq(crp_fs_mkdir(fs, CRP_ROOT_INO, "d", 0755, &root_cred, &a), 0);
 	dir_ino = a.ino;
@@ -337,26 +340,30 @@ static void run_repair(int level, int members)
 	struct crp_scrub_counts c;
 	struct crp_meta *m;
 	uint64_t st[4], before[CRP_FSFIX_MAX_MEMBERS], after[CRP_FSFIX_MAX_MEMBERS];
-	uint64_t blk_data, blk_dir, blk_itab, blk_par;
+	uint64_t blk_data, blk_dir, blk_itab = 0, blk_par;
 	struct crp_geom g;
-	int target;
+	int target = -1, fi;
 
 	setup(level, members);
 	m = admin_open(fx.specs);
 	g = m->geom;
-	/* Four stripes, one damage each, all on the member that holds f5's
-	 * inode-table block. */
-	blk_itab = m->sb.itable_start + inos[5] / CRP_INODES_PER_BLOCK;
-	target = member_of(&g, blk_itab);
-	st[0] = stripe_of(&g, blk_itab);
+	/* Four stripes, one damage each, all on one member: the member that
+	 * holds the inode-table block of a file f<fi> and the first bucket of
+	 * one of the small directories (where the allocator put them). */
 	blk_dir = 0;
-	for (int i = 0; i < NDIRS && !blk_dir; i++) {
-		uint64_t b = first_block(m, small_dirs[i]);
+	for (fi = 0; fi < NFILES && !blk_dir; fi++) {
+		blk_itab = m->sb.itable_start + inos[fi] / CRP_INODES_PER_BLOCK;
+		target = member_of(&g, blk_itab);
+		st[0] = stripe_of(&g, blk_itab);
+		for (int i = 0; i < NDIRS && !blk_dir; i++) {
+			uint64_t b = first_block(m, small_dirs[i]);
 
-		if (member_of(&g, b) == target && !taken(st, 1, stripe_of(&g, b)))
-			blk_dir = b;
+			if (member_of(&g, b) == target && !taken(st, 1, stripe_of(&g, b)))
+				blk_dir = b;
+		}
 	}
-	ck_assert_msg(blk_dir, "no directory bucket on member %d", target);
+	fi--;
+	ck_assert_msg(blk_dir, "no directory bucket on the member of any file's inode block");
 	st[1] = stripe_of(&g, blk_dir);
 	blk_data = file_block_on(m, target, st, 2, false);
 	st[2] = stripe_of(&g, blk_data);
@@ -367,7 +374,7 @@ static void run_repair(int level, int members)
 	ck_assert_int_eq(crp_meta_close(m), 0);
 
 	ck_assert_int_eq(damage_block(&g, blk_dir, 300).member, target); /* a bucket's entries */
-	ck_assert_int_eq(damage_block(&g, blk_itab, (inos[5] % CRP_INODES_PER_BLOCK) *
+	ck_assert_int_eq(damage_block(&g, blk_itab, (inos[fi] % CRP_INODES_PER_BLOCK) *
 					  CRP_INODE_SIZE + 100).member, target); /* an inode */
 	ck_assert_int_eq(damage_block(&g, blk_data, 200).member, target); /* file data */
 	{
