@@ -8,7 +8,11 @@
  *                  Exclusive, with this host's registered key; others keep
  *                  reading; a dead host is fenced by PREEMPT of its key.
  *
- * Caching: a transaction that finishes with a member keeps the reservation
+ * Caching: while this host holds the metadata lock, every reservation a
+ * stripe transaction takes stays until the metadata lock goes
+ * (crp_array_meta_unlock releases them): no other host writes meanwhile,
+ * and a metadata transaction writes several stripes on the same members.
+ * Otherwise a transaction that finishes with a member keeps the reservation
  * only if another local transaction already waits for that member and the
  * reservation has been held for less than max_hold_us; otherwise its
  * RELEASE is chained on the WRITE.  A reservation given up because it hit
