@@ -27,6 +27,11 @@ void *crp_alloc_buf_raw(size_t len);
 /* XXH3-64 of @len bytes, built for AVX2: only where the CPU has it. */
 uint64_t crp_xxh3_avx2(const void *p, size_t len);
 
+/* The topmost mount of type @fstype (as "fuse.crpfs") on @dir, a canonical
+ * path, in /proc/self/mountinfo: its device ("MAJ:MIN") and source, each
+ * malloc'd when asked for.  0, -ENOENT if there is none, or an errno. */
+int crp_mountinfo_find(const char *dir, const char *fstype, char **dev, char **source);
+
 /* A thread-safe pseudo-random 64-bit value (xorshift seeded per thread). */
 uint64_t crp_random(void);
 

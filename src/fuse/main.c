@@ -32,6 +32,7 @@
 
 #include "crpfs/err.h"
 #include "crpfs/log.h"
+#include "crpfs/util.h"
 #include "fuse_i.h"
 
 #define EXIT_USAGE 1
@@ -250,23 +251,6 @@ static void stopper_stop(struct crp_fuse *cf)
 	cf->stopper_running = false;
 }
 
-/* Undo mountinfo's octal escapes (\040 for a space) in place. */
-static void unescape_mountinfo(char *s)
-{
-	char *o = s;
-
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 3;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = '\0';
-}
-
 /*
  * The kernel reads ahead of a FUSE file 128 KiB at a time, so a
  * sequential read comes as 128 KiB requests, each of which pays a
@@ -286,35 +270,16 @@ struct readahead_arg {
 
 static void set_readahead(const char *mountpoint, uint32_t kb)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[4096], dev[64] = "", path[128];
-	int fd;
+	char path[128], *dev = NULL;
+	int fd, r = crp_mountinfo_find(mountpoint, "fuse.crpfs", &dev, NULL);
 
-	if (!f) {
-		crp_info("mount.crpfs: readahead left as the kernel's: /proc/self/mountinfo: %s",
-			 strerror(errno));
-		return;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		char *save = NULL, *tok[5];
-		int n = 0;
-
-		for (char *t = strtok_r(line, " ", &save); t && n < 5; t = strtok_r(NULL, " ", &save))
-			tok[n++] = t;
-		if (n < 5)
-			continue;
-		unescape_mountinfo(tok[4]);
-		/* The last one mounted there is ours. */
-		if (strcmp(tok[4], mountpoint) == 0)
-			snprintf(dev, sizeof(dev), "%s", tok[2]);
-	}
-	fclose(f);
-	if (!dev[0]) {
-		crp_info("mount.crpfs: readahead left as the kernel's: %s not in /proc/self/mountinfo",
-			 mountpoint);
+	if (r < 0) {
+		crp_info("mount.crpfs: readahead left as the kernel's: %s in /proc/self/mountinfo: %s",
+			 mountpoint, crp_strerror(r));
 		return;
 	}
 	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+	free(dev);
 	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		char v[16];

@@ -33,6 +33,7 @@
 #include "crpfs/meta.h"
 #include "crpfs/scrub.h"
 #include "crpfs/status.h"
+#include "crpfs/util.h"
 
 #define EXIT_USAGE 2
 #define EXIT_FAILED 1
@@ -100,23 +101,6 @@ static void members_free(struct members *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* Undo the octal escapes (\040 and friends) of /proc/self/mountinfo. */
-static void unescape_mountinfo(char *s)
-{
-	char *d = s;
-
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 3;
-		} else {
-			*d++ = *s;
-		}
-	}
-	*d = '\0';
-}
-
 /*
  * The member list of the fuse.crpfs mount at @dir: the fsname, which the
  * kernel shows as the mount source.  Returns a malloc'd string, or NULL with
@@ -124,52 +108,18 @@ static void unescape_mountinfo(char *s)
  */
 static char *members_of_mountpoint(const char *dir, char *err, size_t errlen)
 {
-	char *want = realpath(dir, NULL);
-	FILE *f = NULL;
-	char *line = NULL;
-	size_t cap = 0;
-	char *found = NULL;
+	char *want = realpath(dir, NULL), *found = NULL;
+	int r;
 
 	if (!want) {
 		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-		goto out;
+		return NULL;
 	}
-	f = fopen("/proc/self/mountinfo", "r");
-	if (!f) {
-		snprintf(err, errlen, "/proc/self/mountinfo: %s", strerror(errno));
-		goto out;
-	}
-	while (getline(&line, &cap, f) > 0) {
-		char *save = NULL;
-		char *fields[5];
-		char *tok, *fstype, *source;
-		int i = 0;
-
-		line[strcspn(line, "\n")] = '\0';
-		for (tok = strtok_r(line, " ", &save); tok && i < 5; tok = strtok_r(NULL, " ", &save))
-			fields[i++] = tok;
-		if (i < 5)
-			continue;
-		/* Optional fields end at the lone "-". */
-		while (tok && strcmp(tok, "-") != 0)
-			tok = strtok_r(NULL, " ", &save);
-		fstype = strtok_r(NULL, " ", &save);
-		source = strtok_r(NULL, " ", &save);
-		if (!fstype || !source || strcmp(fstype, "fuse.crpfs") != 0)
-			continue;
-		unescape_mountinfo(fields[4]);
-		if (strcmp(fields[4], want) != 0)
-			continue;
-		unescape_mountinfo(source);
-		free(found);	/* the last (topmost) mount wins */
-		found = strdup(source);
-	}
-	if (!found)
+	r = crp_mountinfo_find(want, "fuse.crpfs", NULL, &found);
+	if (r == -ENOENT)
 		snprintf(err, errlen, "%s is not a crpfs mount point", dir);
-out:
-	free(line);
-	if (f)
-		fclose(f);
+	else if (r < 0)
+		snprintf(err, errlen, "/proc/self/mountinfo: %s", strerror(-r));
 	free(want);
 	return found;
 }
