@@ -766,11 +766,31 @@ static void phase(const char *name, const char *unit, measure_fn fn, const char 
 	row(p, v[CRP6], BASE_F2, v[F2], unit);
 }
 
+/* Sparse 1 GiB file members $B.dir/PREFIX0.. (@n of them), formatted at
+ * RAID @level; their list, as mount.crpfs takes it, in @members. */
+static void format_crpfs(const char *mkfs, const char *level, const char *prefix, int n,
+			 char *members, size_t len)
+{
+	char mem[NMEM6][PATH_MAX];
+	char *argv[6 + NMEM6] = { (char *)mkfs, (char *)"-l", (char *)level, (char *)"-s",
+				  (char *)MEMBER_SIZE };
+
+	members[0] = '\0';
+	for (int i = 0; i < n; i++) {
+		snprintf(mem[i], PATH_MAX, "file:%s/%s%d", B.dir, prefix, i);
+		snprintf(members + strlen(members), len - strlen(members), "%s%s", i ? "," : "",
+			 mem[i]);
+		argv[5 + i] = mem[i];
+	}
+	argv[5 + n] = NULL;
+	if (run(argv))
+		bench_die("%s failed on %s: its words are above", mkfs, members);
+}
+
 int main(void)
 {
 	char mkfs[PATH_MAX], crpfsd[PATH_MAX], pt[PATH_MAX], src[PATH_MAX], img[PATH_MAX];
-	char mem[NMEM][PATH_MAX], members[NMEM * PATH_MAX + NMEM];
-	char mem6[NMEM6][PATH_MAX], members6[NMEM6 * PATH_MAX + NMEM6];
+	char members[NMEM * PATH_MAX + NMEM], members6[NMEM6 * PATH_MAX + NMEM6];
 	double rss[NFS];
 	uint64_t t0 = crp_now_ns();
 
@@ -807,34 +827,8 @@ int main(void)
 			bench_die("%s failed on %s: its words are above", B.mkfs_ext4, img);
 	}
 
-	members[0] = '\0';
-	for (int i = 0; i < NMEM; i++) {
-		snprintf(mem[i], PATH_MAX, "file:%s/m%d", B.dir, i);
-		if (i)
-			strcat(members, ",");
-		strcat(members, mem[i]);
-	}
-	{
-		char *argv[] = { mkfs, (char *)"-l", (char *)"5", (char *)"-s", (char *)MEMBER_SIZE,
-				 mem[0], mem[1], mem[2], NULL };
-
-		if (run(argv))
-			bench_die("%s failed on %s: its words are above", mkfs, members);
-	}
-	members6[0] = '\0';
-	for (int i = 0; i < NMEM6; i++) {
-		snprintf(mem6[i], PATH_MAX, "file:%s/r6m%d", B.dir, i);
-		if (i)
-			strcat(members6, ",");
-		strcat(members6, mem6[i]);
-	}
-	{
-		char *argv[] = { mkfs, (char *)"-l", (char *)"6", (char *)"-s", (char *)MEMBER_SIZE,
-				 mem6[0], mem6[1], mem6[2], mem6[3], NULL };
-
-		if (run(argv))
-			bench_die("%s failed on %s: its words are above", mkfs, members6);
-	}
+	format_crpfs(mkfs, "5", "m", NMEM, members, sizeof(members));
+	format_crpfs(mkfs, "6", "r6m", NMEM6, members6, sizeof(members6));
 	{
 		char *cargv[] = { crpfsd, members, B.fs[CRP].mnt, (char *)"-f",
 				  (char *)"-o", (char *)"host=bench-fs", NULL };

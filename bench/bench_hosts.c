@@ -210,7 +210,7 @@ static double measure(int n, bool shared, uint32_t commit_ms, const char *tag, d
 			free(w[i].lat_us);
 		}
 		qsort(all, nl, sizeof(*all), cmp_u32);
-		*p99_ms = nl ? all[(nl * 99) / 100 < nl ? (nl * 99) / 100 : nl - 1] / 1000.0 : 0;
+		*p99_ms = nl ? all[nl * 99 / 100] / 1000.0 : 0;
 		free(all);
 	}
 	for (int i = n - 1; i >= 0; i--)
@@ -235,16 +235,6 @@ static void resv_row(const char *setting, double resv)
 	fflush(stdout);
 }
 
-static void format(const char *mkfs, const char *const *specs, const char *mode)
-{
-	char *argv[] = { (char *)mkfs, (char *)"-f", (char *)"-l", (char *)"5", (char *)"-m",
-			 (char *)mode, (char *)specs[0], (char *)specs[1], (char *)specs[2],
-			 (char *)specs[3], NULL };
-
-	if (bench_run(argv))
-		bench_die("%s -m %s failed on the LUNs: its words are above", mkfs, mode);
-}
-
 /* The 99th percentile of one create's time in @setting, the waits for
  * the other hosts' metadata lock included: lower is better. */
 static void lat_row(const char *setting, double p99, double p99_one)
@@ -255,14 +245,65 @@ static void lat_row(const char *setting, double p99, double p99_one)
 	fflush(stdout);
 }
 
+/* One setting measured against 1 host alone: its rate row and, when
+ * named, its reservations per create and its create latency p99. */
+struct setting {
+	int n;
+	bool shared;
+	uint32_t commit_ms;
+	const char *tag, *what;
+	const char *resv, *lat; /* NULL: no such row */
+};
+
+static const struct setting reserve_settings[] = {
+	{ 1, false, CRP_FS_COMMIT_OFF, "commit0", "creates, 1 host, commit=0", NULL, NULL },
+	{ 2, false, 0, "own2", "creates, 2 hosts, each in its own directory", NULL, NULL },
+	{ 3, false, 0, "own3", "creates, 3 hosts, each in its own directory",
+	  "3 hosts, own directories", NULL },
+	{ 2, true, 0, "shared2", "creates, 2 hosts, one shared directory", NULL, NULL },
+	{ 3, true, 0, "shared3", "creates, 3 hosts, one shared directory",
+	  "3 hosts, one shared directory", "3 hosts, one shared directory" },
+};
+
+static const struct setting pr_settings[] = {
+	{ 1, false, 0, "pralone", "pr lock mode: creates, 1 host alone", NULL, NULL },
+	{ 3, false, 0, "prown3", "pr lock mode: creates, 3 hosts, each in its own directory",
+	  "pr lock mode, 3 hosts, own directories", NULL },
+	{ 3, true, 0, "prshared3", "pr lock mode: creates, 3 hosts, one shared directory", NULL,
+	  "pr lock mode, 3 hosts, one shared directory" },
+};
+
+static void run_settings(const struct setting *st, size_t n, double one, double p99_one)
+{
+	for (size_t i = 0; i < n; i++) {
+		double resv, p99, r = measure(st[i].n, st[i].shared, st[i].commit_ms, st[i].tag,
+					      &resv, &p99);
+
+		row(st[i].what, r, "1 host alone (group commit), same run", one);
+		if (st[i].resv)
+			resv_row(st[i].resv, resv);
+		if (st[i].lat)
+			lat_row(st[i].lat, p99, p99_one);
+	}
+}
+
+static void format(const char *mkfs, const char *const *specs, const char *mode)
+{
+	char *argv[] = { (char *)mkfs, (char *)"-f", (char *)"-l", (char *)"5", (char *)"-m",
+			 (char *)mode, (char *)specs[0], (char *)specs[1], (char *)specs[2],
+			 (char *)specs[3], NULL };
+
+	if (bench_run(argv))
+		bench_die("%s -m %s failed on the LUNs: its words are above", mkfs, mode);
+}
+
 int main(void)
 {
 	const char *b = getenv("CRPFS_BUILD");
 	char mkfs[PATH_MAX], why[512];
 	const char *specs[NLUNS];
-	const char *base = "1 host alone (group commit), same run";
 	struct crp_tgt *t;
-	double one, r, resv, p99, p99_one;
+	double one, resv, p99_one;
 
 	bench_set_name("bench_hosts");
 
@@ -283,30 +324,11 @@ int main(void)
 	printf("| hosts | creates, 1 host alone (group commit), iSCSI RAID-5 on 4 LUNs | %.1f | "
 	       "creates/s | - | - | - |\n", one);
 	resv_row("1 host alone", resv);
-	r = measure(1, false, CRP_FS_COMMIT_OFF, "commit0", &resv, &p99);
-	row("creates, 1 host, commit=0", r, base, one);
-	r = measure(2, false, 0, "own2", &resv, &p99);
-	row("creates, 2 hosts, each in its own directory", r, base, one);
-	r = measure(3, false, 0, "own3", &resv, &p99);
-	row("creates, 3 hosts, each in its own directory", r, base, one);
-	resv_row("3 hosts, own directories", resv);
-	r = measure(2, true, 0, "shared2", &resv, &p99);
-	row("creates, 2 hosts, one shared directory", r, base, one);
-	r = measure(3, true, 0, "shared3", &resv, &p99);
-	row("creates, 3 hosts, one shared directory", r, base, one);
-	resv_row("3 hosts, one shared directory", resv);
-	lat_row("3 hosts, one shared directory", p99, p99_one);
+	run_settings(reserve_settings, CRP_ARRAY_SIZE(reserve_settings), one, p99_one);
 
 	/* The same disks formatted again with persistent reservations. */
 	format(mkfs, specs, "pr");
-	r = measure(1, false, 0, "pralone", &resv, &p99);
-	row("pr lock mode: creates, 1 host alone", r, base, one);
-	r = measure(3, false, 0, "prown3", &resv, &p99);
-	row("pr lock mode: creates, 3 hosts, each in its own directory", r, base, one);
-	resv_row("pr lock mode, 3 hosts, own directories", resv);
-	r = measure(3, true, 0, "prshared3", &resv, &p99);
-	row("pr lock mode: creates, 3 hosts, one shared directory", r, base, one);
-	lat_row("pr lock mode, 3 hosts, one shared directory", p99, p99_one);
+	run_settings(pr_settings, CRP_ARRAY_SIZE(pr_settings), one, p99_one);
 	crp_tgt_stop(t);
 	return 0;
 }
