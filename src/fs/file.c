@@ -129,9 +129,7 @@ int crp_fs_write_range(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t off,
 			if (!r)
 				r = crp_meta_data_write(fs->m, start, n, bounce);
 			if (!r)
-				r = crp_fs_eremove(fs, ip, l, n, true, false);
-			if (!r)
-				r = crp_fs_einsert(ip, l, start, n, 0);
+				r = crp_fs_ereplace(fs, ip, l, start, n);
 			if (!r)
 				ip->d.blocks += n;
 			if (r) {

@@ -119,6 +119,10 @@ int crp_fs_emap(const struct crp_fs_inode *ip, uint64_t lblk, uint64_t *pblk, ui
 /* Unmap [lblk, lblk+n); with @free the blocks go back to the allocator. */
 int crp_fs_eremove(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t lblk, uint64_t n,
 		   bool free_blocks, bool meta);
+/* Map [lblk, lblk+n), mapped now, to [pblk, ...) instead; the old blocks
+ * are freed (a copy-on-write rewrite). */
+int crp_fs_ereplace(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t lblk, uint64_t pblk,
+		    uint32_t n);
 /* Map [lblk, lblk+n) -> [pblk, ...) (range must be unmapped). */
 int crp_fs_einsert(struct crp_fs_inode *ip, uint64_t lblk, uint64_t pblk, uint32_t n,
 		   uint32_t flags);

@@ -766,6 +766,102 @@ int crp_fs_eremove(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t lblk, ui
 	return 0;
 }
 
+/*
+ * A copy-on-write rewrite: [lblk, lblk+n) maps to [pblk, pblk+n) instead of
+ * the blocks it mapped, which are freed.  When the range lies in one
+ * extent the list is changed where it stands: the extent takes the new
+ * blocks, or gives its head or tail to a neighbour that the new blocks
+ * continue, or is split around them with one move of the entries after it
+ * (a remove and an insert would move them twice, and a fragmented file
+ * has tens of thousands).
+ */
+int crp_fs_ereplace(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t lblk, uint64_t pblk,
+		    uint32_t n)
+{
+	uint32_t i = efind(ip, lblk);
+	struct crp_extent *e = i < ip->next ? &ip->ext[i] : NULL;
+	struct crp_extent *p, *q, mid, tail;
+	uint64_t pre, post;
+	int r;
+
+	if (!n)
+		return 0;
+	if (!e || e->lblk > lblk || e->lblk + e->len < lblk + n || e->flags) {
+		r = crp_fs_eremove(fs, ip, lblk, n, true, false);
+		return r ? r : crp_fs_einsert(ip, lblk, pblk, n, 0);
+	}
+	/* Room for a split first: nothing may fail once the blocks are freed. */
+	r = ext_reserve(ip, ip->next + 2);
+	if (r)
+		return r;
+	e = &ip->ext[i];
+	pre = lblk - e->lblk;
+	post = e->lblk + e->len - (lblk + n);
+	r = crp_meta_free(fs->m, e->pblk + pre, n, false);
+	if (r)
+		return r;
+	ip->d.blocks -= n;
+	ip->ext_dirty = true;
+	p = i > 0 ? &ip->ext[i - 1] : NULL;
+	q = i + 1 < ip->next ? &ip->ext[i + 1] : NULL;
+	if (!pre && !post) {
+		e->pblk = pblk;
+		ext_touch(ip, i, i + 1);
+		/* Rejoin neighbours that the new blocks continue. */
+		if (p && !p->flags && p->lblk + p->len == lblk && p->pblk + p->len == pblk &&
+		    (uint64_t)p->len + n < UINT32_MAX / 2) {
+			r = crp_fs_eremove(fs, ip, lblk, n, false, false);
+			return r ? r : crp_fs_einsert(ip, lblk, pblk, n, 0);
+		}
+		if (q && !q->flags && lblk + n == q->lblk && pblk + n == q->pblk &&
+		    (uint64_t)q->len + n < UINT32_MAX / 2) {
+			r = crp_fs_eremove(fs, ip, lblk, n, false, false);
+			return r ? r : crp_fs_einsert(ip, lblk, pblk, n, 0);
+		}
+		return 0;
+	}
+	if (!pre && p && !p->flags && p->lblk + p->len == lblk && p->pblk + p->len == pblk &&
+	    (uint64_t)p->len + n < UINT32_MAX / 2) {
+		p->len += n;
+		e->lblk += n;
+		e->pblk += n;
+		e->len -= n;
+		ext_touch(ip, i - 1, i + 1);
+		return 0;
+	}
+	if (!post && q && !q->flags && lblk + n == q->lblk && pblk + n == q->pblk &&
+	    (uint64_t)q->len + n < UINT32_MAX / 2) {
+		q->lblk = lblk;
+		q->pblk = pblk;
+		q->len += n;
+		e->len -= n;
+		ext_touch(ip, i, i + 2);
+		return 0;
+	}
+	/* Split: [pre][new][post], the empty ones left out. */
+	{
+		uint32_t add = (pre != 0) + (post != 0); /* entries beyond the one there */
+
+		mid = (struct crp_extent){ .lblk = lblk, .pblk = pblk, .len = n, .flags = 0 };
+		tail = (struct crp_extent){ .lblk = lblk + n, .pblk = e->pblk + pre + n,
+					    .len = (uint32_t)post, .flags = 0 };
+		memmove(&ip->ext[i + 1 + add], &ip->ext[i + 1],
+			(ip->next - i - 1) * sizeof(*e));
+		ip->next += add;
+		if (pre) {
+			e->len = (uint32_t)pre;
+			ip->ext[i + 1] = mid;
+			if (post)
+				ip->ext[i + 2] = tail;
+		} else {
+			ip->ext[i] = mid;
+			ip->ext[i + 1] = tail;
+		}
+		ext_touch(ip, i, i + 1 + add);
+	}
+	return 0;
+}
+
 int crp_fs_einsert(struct crp_fs_inode *ip, uint64_t lblk, uint64_t pblk, uint32_t n,
 		   uint32_t flags)
 {
