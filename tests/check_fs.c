@@ -706,6 +706,110 @@ START_TEST(read_outside_lock)
 END_TEST
 
 /*
+ * Small overwrites of a file are held in memory until their batch commits,
+ * in blocks taken side by side from wholly free stripes: 64 random 4 KiB
+ * overwrites send no stripe write until the fsync, which writes them as
+ * full stripes (no parity read).  Reads see them before and after; a crash
+ * keeps what was fsync'd and nothing held after it; fsck is clean.
+ */
+START_TEST(small_writes_held_until_commit)
+{
+	enum { NBLK = 512, NW = 64, NCRASH = 16 };
+	const size_t size = (size_t)NBLK * CRP_BLOCK;
+	uint8_t *model = malloc(size), blk[CRP_BLOCK];
+	struct crp_fsck_result res;
+	struct crp_host_counters *ctr;
+	uint64_t ino, fh, txns0, full0, rmw0, flushed0, runs0;
+	uint32_t cb[NCRASH];
+	unsigned seed = 77;
+	bool done[NBLK] = { false };
+	struct crp_fs *fs;
+	pid_t pid;
+	int st;
+
+	ck_assert_ptr_nonnull(model);
+	format();
+	fill_pattern(model, size, 9);
+	fs = mount_fs_commit(600000);
+	ino = create_file(fs, CRP_ROOT_INO, "r", model, size);
+	ck_assert_int_eq(crp_fs_fsync(fs, ino, false), 0);
+	ck_assert_int_eq(crp_fs_open(fs, ino, O_RDWR, &fh), 0);
+	ctr = crp_array_counters(fs->m->a);
+	txns0 = atomic_load(&ctr->txns);
+	full0 = atomic_load(&ctr->full_stripe);
+	rmw0 = atomic_load(&ctr->rmw);
+	flushed0 = fs->m->dheld_flushed;
+	runs0 = fs->m->dheld_runs;
+	for (int k = 0; k < NW; k++) {
+		uint32_t b;
+
+		do
+			b = (uint32_t)(rand_r(&seed) % NBLK);
+		while (done[b]);
+		done[b] = true;
+		fill_pattern(blk, sizeof(blk), 1000u + (unsigned)k);
+		memcpy(model + (size_t)b * CRP_BLOCK, blk, sizeof(blk));
+		ck_assert_int_eq(crp_fs_write(fs, ino, fh, (uint64_t)b * CRP_BLOCK, blk, sizeof(blk)),
+				 (ssize_t)sizeof(blk));
+	}
+	ck_assert_uint_eq(atomic_load(&ctr->txns), txns0);
+	ck_assert_uint_eq(g_hash_table_size(fs->m->dheld), NW);
+	read_back(fs, ino, 0, model, size);
+	ck_assert_int_eq(crp_fs_fsync(fs, ino, false), 0);
+	ck_assert_uint_eq(fs->m->dheld_flushed - flushed0, NW);
+	fprintf(stderr, "small_writes_held_until_commit: %d overwrites: %llu runs, %llu full "
+		"stripes, %llu read-modify-writes (metadata included)\n", NW,
+		(unsigned long long)(fs->m->dheld_runs - runs0),
+		(unsigned long long)(atomic_load(&ctr->full_stripe) - full0),
+		(unsigned long long)(atomic_load(&ctr->rmw) - rmw0));
+	ck_assert_msg(fs->m->dheld_runs - runs0 <= 3, "%d blocks went out in %llu runs", NW,
+		      (unsigned long long)(fs->m->dheld_runs - runs0));
+	ck_assert_msg(atomic_load(&ctr->full_stripe) - full0 >= NW / 32 - 1,
+		      "%d blocks in %llu full stripes", NW,
+		      (unsigned long long)(atomic_load(&ctr->full_stripe) - full0));
+	read_back(fs, ino, 0, model, size);
+	ck_assert_int_eq(crp_fs_release(fs, ino, fh), 0);
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_OK);
+
+	/* A crash with overwrites held: the first half is fsync'd and stays,
+	 * the second leaves its blocks as the fsync left them. */
+	for (int k = 0; k < NCRASH; k++)
+		cb[k] = (uint32_t)(rand_r(&seed) % NBLK);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct crp_fs *cfs = mount_fs_commit(600000);
+		uint64_t cfh;
+
+		if (crp_fs_open(cfs, ino, O_RDWR, &cfh) != 0)
+			_exit(2);
+		for (int k = 0; k < NCRASH; k++) {
+			fill_pattern(blk, sizeof(blk), 5000u + (unsigned)k);
+			if (crp_fs_write(cfs, ino, cfh, (uint64_t)cb[k] * CRP_BLOCK, blk,
+					 sizeof(blk)) != (ssize_t)sizeof(blk))
+				_exit(3);
+			if (k == NCRASH / 2 - 1 && crp_fs_fsync(cfs, ino, false) != 0)
+				_exit(4);
+		}
+		if (!g_hash_table_size(cfs->m->dheld))
+			_exit(5); /* nothing held: the crash would test nothing */
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the writer ended with %d", st);
+	for (int k = 0; k < NCRASH / 2; k++)
+		fill_pattern(model + (size_t)cb[k] * CRP_BLOCK, CRP_BLOCK, 5000u + (unsigned)k);
+	fs = mount_fs_commit(CRP_FS_COMMIT_OFF);
+	read_back(fs, ino, 0, model, size);
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_OK);
+	free(model);
+	rm_tree();
+}
+END_TEST
+
+/*
  * A file whose every other block was overwritten (each overwrite goes to
  * a new block: thousands of extents in a chain of extent blocks).  One
  * more overwrite in the middle rewrites a block or two of the chain, not
@@ -923,6 +1027,7 @@ static Suite *fs_suite(void)
 	tcase_add_test(t, group_commit);
 	tcase_add_test(t, read_outside_lock);
 	tcase_add_test(t, large_runs_stripe_aligned);
+	tcase_add_test(t, small_writes_held_until_commit);
 	tcase_add_test(t, extent_chain_incremental);
 	tcase_add_test(t, extent_chain_random);
 	tcase_add_test(t, journal_ring_end);

@@ -162,6 +162,12 @@ struct crp_meta {
 	uint64_t opt_retries;		/* ... that had to run again under the lock */
 	uint64_t lock_seq;		/* metadata lock acquisitions (0: never) */
 	uint64_t free_epoch;		/* times freed blocks became free to reuse */
+	GHashTable *dheld;		/* pblk -> 4 KiB: small writes held until the commit (dheld.c) */
+	uint64_t dheld_taken;		/* blocks written into it */
+	uint64_t dheld_flushed;		/* ... and later to the disks, */
+	uint64_t dheld_runs;		/* ... in this many runs of adjacent blocks */
+	uint64_t dstream, dstream_end;	/* the free stripe small data writes fill (alloc.c) */
+	uint64_t dstream_scan;		/* where the next one is looked for */
 	uint64_t data_ok;		/* file data read outside the caller's lock that held */
 	uint64_t data_retries;		/* ... that had to be read again under it */
 
@@ -259,6 +265,12 @@ int crp_meta_alloc(struct crp_meta *m, uint64_t goal, uint32_t want, uint64_t *s
 		   uint32_t *got);
 /* Free @n blocks; @meta: they held metadata (dropped from the cache). */
 int crp_meta_free(struct crp_meta *m, uint64_t start, uint32_t n, bool meta);
+/* For file data: as crp_meta_alloc, but a run smaller than a stripe that
+ * cannot go on at @goal (not 0) is taken from a wholly free stripe that small runs
+ * fill one after the other, so that they are written as a full stripe
+ * (crp_meta_dheld_flush). */
+int crp_meta_alloc_data(struct crp_meta *m, uint64_t goal, uint32_t want, uint64_t *start,
+			uint32_t *got);
 /* Allocated by the running transaction: data may be written over it. */
 bool crp_meta_is_new(const struct crp_meta *m, uint64_t blk);
 int crp_meta_ialloc(struct crp_meta *m, uint64_t *ino);
@@ -287,8 +299,15 @@ int crp_meta_iwrite(struct crp_meta *m, const struct crp_inode *in);
 
 /* ---- data ---- */
 
-/* Write @n blocks at @pblk and record their checksums. */
+/* Write @n blocks at @pblk and record their checksums.  Fewer blocks than
+ * a stripe, all allocated by the running transaction, are held in memory
+ * until it commits (dheld.c). */
 int crp_meta_data_write(struct crp_meta *m, uint64_t pblk, uint32_t n, const void *buf);
+/* Is any of [pblk, pblk+n) held in memory, not yet on the disks?  A read
+ * outside the lock must not cover it. */
+bool crp_meta_data_held(const struct crp_meta *m, uint64_t pblk, uint64_t n);
+/* Write every held block now (the commit does; so may anyone). */
+int crp_meta_dheld_flush(struct crp_meta *m);
 /* Read @n blocks at @pblk and check their checksums; a mismatch is
  * rebuilt from parity and repaired, or fails with -EIO. */
 int crp_meta_data_read(struct crp_meta *m, uint64_t pblk, uint32_t n, void *buf);

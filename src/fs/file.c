@@ -121,7 +121,7 @@ int crp_fs_write_range(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t off,
 				goal = gl + 1;
 			else if (c == B_COW)
 				goal = pblk + 1;
-			r = crp_meta_alloc(fs->m, goal, n, &start, &got);
+			r = crp_meta_alloc_data(fs->m, goal, n, &start, &got);
 			if (r)
 				break;
 			n = got;
@@ -249,6 +249,9 @@ int crp_fs_rplan_make(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t off, 
 			if (!crp_meta_block_in_data_area(fs->m, pblk) ||
 			    !crp_meta_block_in_data_area(fs->m, pblk + len - 1))
 				return -CRP_ECORRUPT;
+			/* Data held in memory until the commit is read under the lock. */
+			if (crp_meta_data_held(fs->m, pblk, len))
+				return -EAGAIN;
 			sg.pblk = pblk;
 			sg.nblk = (uint32_t)len;
 			sg.csum = p->nblk;

@@ -193,8 +193,13 @@ static int64_t stripe_align(const struct crp_meta *m, const uint8_t *bits, uint6
 	mis = (uint32_t)((base + (uint64_t)i) % sw);
 	if (!mis)
 		return i;
+	/* The first stripe boundary after it that is free, a few stripes on
+	 * at most (small runs fill whole stripes of their own). */
 	ia = i + (sw - mis);
-	return ia < len && usable(m, bits, base, (uint32_t)ia) ? ia : i;
+	for (int t = 0; t < 64 && ia < len; t++, ia += sw)
+		if (usable(m, bits, base, (uint32_t)ia))
+			return ia;
+	return i;
 }
 
 /* Is group or chunk @i in this host's own area? */
@@ -203,6 +208,41 @@ static bool own_area(const struct crp_meta *m, uint64_t i)
 	if (m->slot < 0 || m->sb.max_hosts <= 1)
 		return true;
 	return i % m->sb.max_hosts == (uint64_t)m->slot;
+}
+
+/* Take up to @want usable blocks of group @g (bitmap @b) from index @i. */
+static int take_run(struct crp_meta *m, uint32_t g, struct crp_mblk *b, uint32_t i,
+		    uint32_t want, uint64_t *start, uint32_t *got)
+{
+	uint64_t base = crp_meta_ag_base(m, g);
+	uint32_t len = crp_meta_ag_len(m, g), k;
+	uint8_t *bits = crp_mblk_payload(b);
+	int r;
+
+	m->ag_free[g] = crp_mblk_count(b);
+	m->ag_stale[g] = 0;
+	for (k = 0; k < want && i + k < len && usable(m, bits, base, i + k); k++) {
+		crp_bit_set(bits, i + k);
+		g_hash_table_add(m->tx_new, GSIZE_TO_POINTER(base + i + k));
+	}
+	if (!k)
+		return -CRP_ECORRUPT; /* callers hand a usable first block */
+	m->ag_free[g] -= CRP_MIN(k, m->ag_free[g]);
+	crp_mblk_set_count(b, m->ag_free[g]);
+	crp_meta_dirty(m, b);
+	/* Anything held for an earlier use of these blocks is not theirs. */
+	crp_meta_dheld_forget(m, base + i, k);
+	/* No checksum until data is written: an entry left by an earlier use
+	 * would not match what a fallocated (or metadata) block holds, and
+	 * scrub would judge it so. */
+	for (uint32_t j = 0; j < k; j++) {
+		r = crp_meta_csum_set(m, base + i + j, 0);
+		if (r < 0)
+			return r;
+	}
+	*start = base + i;
+	*got = k;
+	return 0;
 }
 
 int crp_meta_alloc(struct crp_meta *m, uint64_t goal, uint32_t want, uint64_t *start,
@@ -228,7 +268,6 @@ int crp_meta_alloc(struct crp_meta *m, uint64_t goal, uint32_t want, uint64_t *s
 			uint64_t base = crp_meta_ag_base(m, g);
 			uint8_t *bits;
 			int64_t i;
-			uint32_t k;
 
 			if (own_area(m, g) != (pass == 0))
 				continue;
@@ -246,31 +285,140 @@ int crp_meta_alloc(struct crp_meta *m, uint64_t goal, uint32_t want, uint64_t *s
 			if (i < 0)
 				continue;
 			i = stripe_align(m, bits, base, len, i, want, g == gg && (uint32_t)i == from);
-			for (k = 0; k < want && (uint32_t)i + k < len &&
-				    usable(m, bits, base, (uint32_t)i + k);
-			     k++) {
-				crp_bit_set(bits, (uint32_t)i + k);
-				g_hash_table_add(m->tx_new, GSIZE_TO_POINTER(base + (uint64_t)i + k));
-			}
-			m->ag_free[g] -= CRP_MIN(k, m->ag_free[g]);
-			crp_mblk_set_count(b, m->ag_free[g]);
-			crp_meta_dirty(m, b);
 			if (pass == 0)
 				m->ag_cursor = g;
-			/* No checksum until data is written: an entry left by an
-			 * earlier use would not match what a fallocated (or
-			 * metadata) block holds, and scrub would judge it so. */
-			for (uint32_t j = 0; j < k; j++) {
-				r = crp_meta_csum_set(m, base + (uint64_t)i + j, 0);
-				if (r < 0)
-					return r;
-			}
-			*start = base + (uint64_t)i;
-			*got = k;
-			return 0;
+			return take_run(m, g, b, (uint32_t)i, want, start, got);
 		}
 	}
 	return -ENOSPC;
+}
+
+/* Blocks per stripe (the data chunks of one row of the array). */
+static uint32_t stripe_blocks(const struct crp_meta *m)
+{
+	const struct crp_geom *g = crp_array_geom(m->a);
+
+	return g ? (uint32_t)((uint64_t)g->ndata * g->chunk / CRP_BLOCK) : 1;
+}
+
+/* A stripe of group @g (bitmap @bits) whose every block is usable, at or
+ * after block @from of the group (wrapping): its index in the group, or -1. */
+static int64_t find_free_stripe(const struct crp_meta *m, const uint8_t *bits, uint64_t base,
+				uint32_t len, uint32_t from, uint32_t sw)
+{
+	uint32_t first = (uint32_t)((sw - base % sw) % sw), nstripes;
+
+	if (len < first + sw)
+		return -1;
+	nstripes = (len - first) / sw;
+	from = from > first ? (from - first) / sw : 0;
+	for (uint32_t n = 0; n < nstripes; n++) {
+		uint32_t i = first + ((from + n) % nstripes) * sw, k = 0;
+
+		while (k < sw && usable(m, bits, base, i + k))
+			k++;
+		if (k == sw)
+			return i;
+	}
+	return -1;
+}
+
+/*
+ * The stream of small data runs: m->dstream is the next block of a stripe
+ * that was wholly free when it was chosen; runs are taken from it in
+ * order until it is used up, then another wholly free stripe of our own
+ * groups is looked for, from the last one on.
+ */
+static int stream_take(struct crp_meta *m, uint32_t want, uint64_t *start, uint32_t *got)
+{
+	uint32_t sw = stripe_blocks(m);
+	struct crp_mblk *b;
+	int r;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (m->dstream >= m->sb.ag_start && m->dstream < m->dstream_end &&
+		    m->dstream_end <= m->sb.total_blocks) {
+			uint32_t g = (uint32_t)((m->dstream - m->sb.ag_start) / m->sb.ag_blocks);
+			uint32_t i = (uint32_t)((m->dstream - m->sb.ag_start) % m->sb.ag_blocks);
+			uint64_t base = crp_meta_ag_base(m, g);
+
+			r = crp_meta_bitmap_read(m, g, &b);
+			if (r < 0)
+				return r;
+			if (usable(m, crp_mblk_payload(b), base, i)) {
+				want = (uint32_t)CRP_MIN((uint64_t)want, m->dstream_end - m->dstream);
+				r = take_run(m, g, b, i, want, start, got);
+				if (r == 0)
+					m->dstream = *start + *got;
+				return r;
+			}
+		}
+		/* A new stripe: from the last one on, in our own groups. */
+		m->dstream = m->dstream_end = 0;
+		for (uint32_t n = 0; n < m->sb.ag_count; n++) {
+			uint32_t g = (m->ag_cursor + n) % m->sb.ag_count, len = crp_meta_ag_len(m, g);
+			uint64_t base = crp_meta_ag_base(m, g);
+			int64_t i;
+
+			if (!own_area(m, g) || (!m->ag_free[g] && !m->ag_stale[g]))
+				continue;
+			if (m->ag_free[g] < sw && !m->ag_stale[g])
+				continue;
+			r = crp_meta_bitmap_read(m, g, &b);
+			if (r < 0)
+				return r;
+			m->ag_free[g] = crp_mblk_count(b);
+			m->ag_stale[g] = 0;
+			if (m->ag_free[g] < sw)
+				continue;
+			i = find_free_stripe(m, crp_mblk_payload(b), base, len,
+					     m->dstream_scan >= base && m->dstream_scan < base + len
+						     ? (uint32_t)(m->dstream_scan - base) : 0,
+					     sw);
+			if (i < 0)
+				continue;
+			m->ag_cursor = g;
+			m->dstream = base + (uint64_t)i;
+			m->dstream_end = m->dstream_scan = m->dstream + sw;
+			break;
+		}
+		if (!m->dstream)
+			return -ENOSPC;
+	}
+	return -ENOSPC;
+}
+
+int crp_meta_alloc_data(struct crp_meta *m, uint64_t goal, uint32_t want, uint64_t *start,
+			uint32_t *got)
+{
+	uint32_t sw = stripe_blocks(m);
+	int r;
+
+	if (!want)
+		want = 1;
+	/* Without a goal (a file's first blocks) the usual allocation keeps
+	 * small files next to each other. */
+	if (sw > 1 && want < sw && goal) {
+		bool go_on = false;
+
+		if (goal >= m->sb.ag_start && goal < m->sb.total_blocks &&
+		    crp_meta_block_in_data_area(m, goal)) {
+			uint32_t g = (uint32_t)((goal - m->sb.ag_start) / m->sb.ag_blocks);
+			struct crp_mblk *b;
+
+			r = crp_meta_bitmap_read(m, g, &b);
+			if (r < 0)
+				return r;
+			go_on = usable(m, crp_mblk_payload(b), crp_meta_ag_base(m, g),
+				       (uint32_t)((goal - m->sb.ag_start) % m->sb.ag_blocks));
+		}
+		if (!go_on) {
+			r = stream_take(m, want, start, got);
+			if (r != -ENOSPC)
+				return r;
+		}
+	}
+	return crp_meta_alloc(m, goal, want, start, got);
 }
 
 int crp_meta_free(struct crp_meta *m, uint64_t start, uint32_t n, bool meta)
@@ -303,6 +451,7 @@ int crp_meta_free(struct crp_meta *m, uint64_t start, uint32_t n, bool meta)
 		if (meta)
 			crp_meta_forget_block(m, blk);
 		if (g_hash_table_remove(m->tx_new, GSIZE_TO_POINTER(blk))) {
+			crp_meta_dheld_forget(m, blk, 1);
 			m->free_epoch++; /* never committed: reusable at once */
 			continue;
 		}
@@ -649,7 +798,16 @@ int crp_meta_data_write(struct crp_meta *m, uint64_t pblk, uint32_t n, const voi
 		return -EROFS;
 	if (!crp_meta_block_in_data_area(m, pblk) || !crp_meta_block_in_data_area(m, pblk + n - 1))
 		return -CRP_ECORRUPT;
-	r = crp_array_write(m->a, pblk * CRP_BLOCK, buf, (size_t)n * CRP_BLOCK);
+	r = crp_meta_dheld_take(m, pblk, n, buf);
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		/* Written now: nothing older may be written over it later. */
+		crp_meta_dheld_forget(m, pblk, n);
+		r = crp_array_write(m->a, pblk * CRP_BLOCK, buf, (size_t)n * CRP_BLOCK);
+	} else {
+		r = 0;
+	}
 	for (uint32_t i = 0; r == 0 && i < n; i++)
 		r = crp_meta_csum_set(m, pblk + i,
 				      crp_data_csum((const uint8_t *)buf + (size_t)i * CRP_BLOCK));
@@ -674,7 +832,13 @@ int crp_meta_data_read(struct crp_meta *m, uint64_t pblk, uint32_t n, void *buf)
 	r = crp_array_read(m->a, pblk * CRP_BLOCK, buf, (size_t)n * CRP_BLOCK);
 	for (uint32_t i = 0; r == 0 && i < n; i++) {
 		uint8_t *p = (uint8_t *)buf + (size_t)i * CRP_BLOCK;
+		const void *held = crp_meta_dheld_get(m, pblk + i);
 		struct data_ctx c;
+
+		if (held) {
+			memcpy(p, held, CRP_BLOCK); /* not on the disks yet */
+			continue;
+		}
 
 		r = crp_meta_csum_get(m, pblk + i, &c.csum);
 		if (r == -CRP_ECHECKSUM || r == -CRP_ECORRUPT)

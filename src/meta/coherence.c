@@ -426,6 +426,7 @@ static void tx_drop(struct crp_meta *m)
 		((struct crp_mblk *)m->dirty->pdata[i])->dirty = false;
 	g_ptr_array_set_size(m->dirty, 0);
 	drop_all(m);
+	crp_meta_dheld_drop(m); /* its blocks are free again */
 	g_hash_table_remove_all(m->tx_freed);
 	g_hash_table_remove_all(m->tx_new);
 	m->tx_freed_meta = false;

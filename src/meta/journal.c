@@ -359,8 +359,12 @@ int crp_meta_commit(struct crp_meta *m)
 	uint64_t base, at, *targets = NULL;
 	struct crp_bhdr h;
 	uint8_t *buf = NULL;
-	int r = 0;
+	int r;
 
+	/* Ordered data: what was held in memory first. */
+	r = crp_meta_dheld_flush(m);
+	if (r)
+		return r;
 	if (!k) {
 		if (m->tx_freed_meta && !m->ro && m->slot >= 0) {
 			r = crp_array_sync(m->a);

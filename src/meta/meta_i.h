@@ -76,4 +76,14 @@ int crp_meta_load_counts(struct crp_meta *m);
 int crp_meta_bitmap_read(struct crp_meta *m, uint32_t g, struct crp_mblk **out);
 int crp_meta_ibitmap_read(struct crp_meta *m, uint32_t i, struct crp_mblk **out);
 
+/* dheld.c: small data writes held until the commit. */
+/* Hold @n blocks at @pblk: 1 if held, 0 if they must be written now. */
+int crp_meta_dheld_take(struct crp_meta *m, uint64_t pblk, uint32_t n, const void *buf);
+/* The held copy of @pblk, or NULL. */
+const void *crp_meta_dheld_get(const struct crp_meta *m, uint64_t pblk);
+/* Forget what is held for [pblk, pblk+n) / for everything. */
+void crp_meta_dheld_forget(struct crp_meta *m, uint64_t pblk, uint32_t n);
+void crp_meta_dheld_drop(struct crp_meta *m);
+void crp_meta_dheld_free(struct crp_meta *m);
+
 #endif

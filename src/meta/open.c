@@ -670,6 +670,7 @@ int crp_meta_close(struct crp_meta *m)
 		g_hash_table_destroy(m->tx_freed);
 	if (m->tx_new)
 		g_hash_table_destroy(m->tx_new);
+	crp_meta_dheld_free(m);
 	free(m->ag_free);
 	free(m->ig_free);
 	free(m->ag_stale);
