@@ -184,8 +184,7 @@ static int64_t find_free(const struct crp_meta *m, const uint8_t *bits, uint64_t
 static int64_t stripe_align(const struct crp_meta *m, const uint8_t *bits, uint64_t base,
 			    uint32_t len, int64_t i, uint32_t want, bool at_goal)
 {
-	const struct crp_geom *g = crp_array_geom(m->a);
-	uint32_t sw = g ? (uint32_t)((uint64_t)g->ndata * g->chunk / CRP_BLOCK) : 1, mis;
+	uint32_t sw = crp_meta_stripe_blocks(m), mis;
 	int64_t ia;
 
 	if (at_goal || sw <= 1 || want < sw)
@@ -210,7 +209,20 @@ static bool own_area(const struct crp_meta *m, uint64_t i)
 	return i % m->sb.max_hosts == (uint64_t)m->slot;
 }
 
-/* Take up to @want usable blocks of group @g (bitmap @b) from index @i. */
+/* The bitmap of group @g, its free count in memory made exact by it. */
+static int group_bitmap(struct crp_meta *m, uint32_t g, struct crp_mblk **b)
+{
+	int r = crp_meta_bitmap_read(m, g, b);
+
+	if (r < 0)
+		return r;
+	m->ag_free[g] = crp_mblk_count(*b);
+	m->ag_stale[g] = 0;
+	return 0;
+}
+
+/* Take up to @want usable blocks of group @g (bitmap @b, read by
+ * group_bitmap) from index @i. */
 static int take_run(struct crp_meta *m, uint32_t g, struct crp_mblk *b, uint32_t i,
 		    uint32_t want, uint64_t *start, uint32_t *got)
 {
@@ -219,8 +231,6 @@ static int take_run(struct crp_meta *m, uint32_t g, struct crp_mblk *b, uint32_t
 	uint8_t *bits = crp_mblk_payload(b);
 	int r;
 
-	m->ag_free[g] = crp_mblk_count(b);
-	m->ag_stale[g] = 0;
 	for (k = 0; k < want && i + k < len && usable(m, bits, base, i + k); k++) {
 		crp_bit_set(bits, i + k);
 		g_hash_table_add(m->tx_new, GSIZE_TO_POINTER(base + i + k));
@@ -273,11 +283,9 @@ int crp_meta_alloc(struct crp_meta *m, uint64_t goal, uint32_t want, uint64_t *s
 				continue;
 			if (!m->ag_free[g] && !m->ag_stale[g])
 				continue;
-			r = crp_meta_bitmap_read(m, g, &b);
+			r = group_bitmap(m, g, &b);
 			if (r < 0)
 				return r;
-			m->ag_free[g] = crp_mblk_count(b);
-			m->ag_stale[g] = 0;
 			if (!m->ag_free[g])
 				continue;
 			bits = crp_mblk_payload(b);
@@ -291,14 +299,6 @@ int crp_meta_alloc(struct crp_meta *m, uint64_t goal, uint32_t want, uint64_t *s
 		}
 	}
 	return -ENOSPC;
-}
-
-/* Blocks per stripe (the data chunks of one row of the array). */
-static uint32_t stripe_blocks(const struct crp_meta *m)
-{
-	const struct crp_geom *g = crp_array_geom(m->a);
-
-	return g ? (uint32_t)((uint64_t)g->ndata * g->chunk / CRP_BLOCK) : 1;
 }
 
 /* A stripe of group @g (bitmap @bits) whose every block is usable, at or
@@ -331,7 +331,7 @@ static int64_t find_free_stripe(const struct crp_meta *m, const uint8_t *bits, u
  */
 static int stream_take(struct crp_meta *m, uint32_t want, uint64_t *start, uint32_t *got)
 {
-	uint32_t sw = stripe_blocks(m);
+	uint32_t sw = crp_meta_stripe_blocks(m);
 	struct crp_mblk *b;
 	int r;
 
@@ -342,7 +342,7 @@ static int stream_take(struct crp_meta *m, uint32_t want, uint64_t *start, uint3
 			uint32_t i = (uint32_t)((m->dstream - m->sb.ag_start) % m->sb.ag_blocks);
 			uint64_t base = crp_meta_ag_base(m, g);
 
-			r = crp_meta_bitmap_read(m, g, &b);
+			r = group_bitmap(m, g, &b);
 			if (r < 0)
 				return r;
 			if (usable(m, crp_mblk_payload(b), base, i)) {
@@ -364,11 +364,9 @@ static int stream_take(struct crp_meta *m, uint32_t want, uint64_t *start, uint3
 				continue;
 			if (m->ag_free[g] < sw && !m->ag_stale[g])
 				continue;
-			r = crp_meta_bitmap_read(m, g, &b);
+			r = group_bitmap(m, g, &b);
 			if (r < 0)
 				return r;
-			m->ag_free[g] = crp_mblk_count(b);
-			m->ag_stale[g] = 0;
 			if (m->ag_free[g] < sw)
 				continue;
 			i = find_free_stripe(m, crp_mblk_payload(b), base, len,
@@ -391,7 +389,7 @@ static int stream_take(struct crp_meta *m, uint32_t want, uint64_t *start, uint3
 int crp_meta_alloc_data(struct crp_meta *m, uint64_t goal, uint32_t want, uint64_t *start,
 			uint32_t *got)
 {
-	uint32_t sw = stripe_blocks(m);
+	uint32_t sw = crp_meta_stripe_blocks(m);
 	int r;
 
 	if (!want)
@@ -435,12 +433,10 @@ int crp_meta_free(struct crp_meta *m, uint64_t start, uint32_t n, bool meta)
 		g = (uint32_t)((blk - m->sb.ag_start) / m->sb.ag_blocks);
 		i = (uint32_t)((blk - m->sb.ag_start) % m->sb.ag_blocks);
 		if (g != cur) {
-			r = crp_meta_bitmap_read(m, g, &b);
+			r = group_bitmap(m, g, &b);
 			if (r < 0)
 				return r;
 			cur = g;
-			m->ag_free[g] = crp_mblk_count(b);
-			m->ag_stale[g] = 0;
 		}
 		if (!crp_bit_test(crp_mblk_payload(b), i))
 			return -CRP_ECORRUPT; /* double free */

@@ -36,13 +36,6 @@
 
 #define DHELD_MAX 1024u /* 4 MiB */
 
-static uint32_t stripe_blocks(const struct crp_meta *m)
-{
-	const struct crp_geom *g = crp_array_geom(m->a);
-
-	return g ? (uint32_t)((uint64_t)g->ndata * g->chunk / CRP_BLOCK) : 1;
-}
-
 static void held_free(gpointer p)
 {
 	free(p);
@@ -119,7 +112,7 @@ int crp_meta_dheld_take(struct crp_meta *m, uint64_t pblk, uint32_t n, const voi
 {
 	int r;
 
-	if (m->ro || m->slot < 0 || !m->locked || (uint64_t)n >= stripe_blocks(m))
+	if (m->ro || m->slot < 0 || !m->locked || (uint64_t)n >= crp_meta_stripe_blocks(m))
 		return 0;
 	for (uint32_t i = 0; i < n; i++)
 		if (!crp_meta_is_new(m, pblk + i))

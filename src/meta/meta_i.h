@@ -76,6 +76,15 @@ int crp_meta_load_counts(struct crp_meta *m);
 int crp_meta_bitmap_read(struct crp_meta *m, uint32_t g, struct crp_mblk **out);
 int crp_meta_ibitmap_read(struct crp_meta *m, uint32_t i, struct crp_mblk **out);
 
+/* Blocks per stripe (the data chunks of one row of the array); 1 without
+ * an array geometry. */
+static inline uint32_t crp_meta_stripe_blocks(const struct crp_meta *m)
+{
+	const struct crp_geom *g = crp_array_geom(m->a);
+
+	return g ? (uint32_t)(crp_geom_stripe_bytes(g) / CRP_BLOCK) : 1;
+}
+
 /* dheld.c: small data writes held until the commit. */
 /* Hold @n blocks at @pblk: 1 if held, 0 if they must be written now. */
 int crp_meta_dheld_take(struct crp_meta *m, uint64_t pblk, uint32_t n, const void *buf);
