@@ -30,10 +30,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "crpfs/array.h"
 #include "crpfs/err.h"
 #include "crpfs/member.h"
 #include "crpfs/scsi.h"
 #include "crpfs/util.h"
+#include "fixture/child.h"
 #include "fixture/semantics.h"
 #include "fixture/tgt.h"
 
@@ -365,6 +367,79 @@ START_TEST(test_tgtd_hung)
 	crp_member_close(m);
 	crp_tgt_stop(t);
 	free(buf);
+}
+END_TEST
+
+/* The child of test_host_paused: exit status 0, or what went wrong. */
+static int paused_host(int rd, int wr, void *ctx)
+{
+	const char *spec = ctx;
+	struct crp_member_opts o = { .host = "h-paused", .timeout_ms = 1000 };
+	uint8_t *buf = crp_alloc_buf(4096);
+	struct crp_member *m = NULL;
+	struct crp_batch b;
+	struct crp_cmd c;
+	char err[512], x = 'x';
+
+	if (crp_member_open(spec, &o, &m, err, sizeof(err)) < 0 ||
+	    crp_member_read(m, 0, buf, 4096) < 0)
+		return 2;
+	if (write(wr, &x, 1) != 1 || read(rd, &x, 1) != 1)
+		return 3;
+	/* tgtd is stopped: the READ goes out and waits for its answer, then
+	 * this process stops for 2.5 timeouts; tgtd answers after it resumes. */
+	crp_batch_init(&b);
+	crp_cmd_init(&c);
+	crp_cdb_read16(&c, 0, 4096 / crp_member_block_size(m), buf, 4096);
+	crp_batch_add(&b, &c);
+	crp_member_submit(m, (struct crp_cmd *[]){ &c }, 1);
+	crp_sleep_ns(300 * 1000000ull);
+	raise(SIGSTOP);
+	crp_batch_wait(&b);
+	crp_batch_destroy(&b);
+	if (c.result || crp_member_failed(m)) {
+		fprintf(stderr, "READ in flight across the pause: %s; member %s\n",
+			crp_strerror(c.result), crp_member_failed(m) ? "failed" : "in service");
+		return 4;
+	}
+	crp_member_close(m);
+	free(buf);
+	return 0;
+}
+
+/*
+ * This host paused (stopped here; a paused VM alike) for longer than the
+ * command timeout while a READ waited for its answer, which comes just
+ * after the resume: the pause is not the target's, the READ completes and
+ * the member stays in service.  (test_tgtd_hung: a target that does not
+ * answer while this host runs is timed out.)
+ */
+START_TEST(test_host_paused)
+{
+	struct crp_child ch;
+	struct crp_tgt *t;
+	char err[512], x = 'x';
+	int st;
+	pid_t pid;
+
+	t = crp_tgt_start(1, LUN_SIZE, err, sizeof(err));
+	ck_assert_msg(t, "private tgtd: %s", err);
+	ck_assert_int_eq(crp_child_start(&ch, paused_host, (void *)crp_tgt_spec(t, 0)), 0);
+	pid = ch.pid;
+	ck_assert_int_eq(read(ch.from_child, &x, 1), 1);
+	ck_assert_int_eq(kill(crp_tgt_pid(t), SIGSTOP), 0);
+	ck_assert_int_eq(write(ch.to_child, &x, 1), 1);
+	ck_assert_int_eq(waitpid(pid, &st, WUNTRACED), pid);
+	ck_assert_msg(WIFSTOPPED(st), "the host did not stop (status %#x)", st);
+	crp_sleep_ns(2500 * 1000000ull);
+	ck_assert_int_eq(kill(pid, SIGCONT), 0);
+	crp_sleep_ns(200 * 1000000ull);
+	ck_assert_int_eq(kill(crp_tgt_pid(t), SIGCONT), 0);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	crp_child_close(&ch);
+	crp_tgt_stop(t);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		      "the host failed (status %#x: 4 = the READ failed after the pause)", st);
 }
 END_TEST
 
@@ -803,6 +878,7 @@ static Suite *tgt_transport_suite(void)
 	tcase_add_test(tc, test_lun_offline);
 	tcase_add_test(tc, test_tgtd_hung);
 	tcase_add_test(tc, test_tgtd_killed);
+	tcase_add_test(tc, test_host_paused);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("reconnect");

@@ -12,6 +12,7 @@
 #include <libgen.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include "crpfs/member.h"
 #include "crpfs/scsi.h"
 #include "crpfs/util.h"
+#include "fixture/child.h"
 #include "fixture/semantics.h"
 
 #define IMAGE_SIZE (8u << 20)
@@ -945,6 +947,117 @@ START_TEST(test_not_ready_lasts)
 }
 END_TEST
 
+/* The parent's hold on the file transport's state lock (byte 0 of the
+ * sidecar), which every command takes: commands wait for it. */
+static int hold_state_lock(const char *img)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+	char sc[256];
+	int fd;
+
+	snprintf(sc, sizeof(sc), "%s.crpfs-scsi", img);
+	fd = open(sc, O_RDWR | O_CLOEXEC);
+	ck_assert_msg(fd >= 0, "open %s: %s", sc, strerror(errno));
+	ck_assert_msg(fcntl(fd, F_OFD_SETLK, &fl) == 0, "lock %s: %s", sc, strerror(errno));
+	return fd;
+}
+
+/* The child of test_pause_is_not_a_timeout: its exit status says what
+ * went wrong (0: nothing). */
+static int paused_child(int rd, int wr, void *ctx)
+{
+	struct crp_member_opts o = { .host = "t", .timeout_ms = 1000 };
+	struct crp_member *m = NULL;
+	struct crp_cmd c[2];
+	struct crp_batch b;
+	char err[1024], x = 'x';
+	int r;
+
+	(void)ctx;
+	if (crp_member_open(g_spec, &o, &m, err, sizeof(err)) < 0)
+		return 2;
+	if (write(wr, &x, 1) != 1 || read(rd, &x, 1) != 1)
+		return 3;
+	/* SYNCHRONIZE CACHE goes to the member's I/O thread (never run by
+	 * the submitter): the first waits for the state lock, the second
+	 * behind it.  Then this process stops for 2.5 timeouts, and the lock
+	 * is still held for a moment after it resumes. */
+	crp_batch_init(&b);
+	for (int i = 0; i < 2; i++) {
+		crp_cmd_init(&c[i]);
+		crp_cdb_sync_cache16(&c[i]);
+		crp_batch_add(&b, &c[i]);
+	}
+	crp_member_submit(m, (struct crp_cmd *[]){ &c[0], &c[1] }, 2);
+	crp_sleep_ns(300 * 1000000ull); /* the I/O thread has taken them up */
+	raise(SIGSTOP);
+	crp_batch_wait(&b);
+	crp_batch_destroy(&b);
+	if (c[0].result || c[1].result || crp_member_failed(m)) {
+		fprintf(stderr, "after the pause: %s, %s; member %s\n", crp_strerror(c[0].result),
+			crp_strerror(c[1].result), crp_member_failed(m) ? "failed" : "in service");
+		return 4;
+	}
+	/* The timeout still works: the lock held, the process running. */
+	if (write(wr, &x, 1) != 1 || read(rd, &x, 1) != 1)
+		return 5;
+	crp_cmd_init(&c[0]);
+	crp_cdb_sync_cache16(&c[0]);
+	r = crp_member_exec(m, &c[0]);
+	if (r == 0 || !crp_member_failed(m)) {
+		fprintf(stderr, "a wait of a running process for a held lock: %s; member %s\n",
+			crp_strerror(r), crp_member_failed(m) ? "failed" : "in service");
+		return 6;
+	}
+	crp_member_close(m);
+	return 0;
+}
+
+/*
+ * A pause of this host (SIGSTOP here; a paused VM alike) longer than the
+ * command timeout is not the target's fault: commands that were waiting
+ * for the unit when it began (here for the state lock, which another
+ * holder keeps a moment past the resume) complete, and the member stays
+ * in service.  The same wait while the process runs still times out and
+ * fails the member.
+ */
+START_TEST(test_pause_is_not_a_timeout)
+{
+	struct crp_child ch;
+	int st, fd;
+	char x = 'x';
+	pid_t pid;
+
+	ck_assert_int_eq(crp_child_start(&ch, paused_child, NULL), 0);
+	pid = ch.pid;
+	/* A child that exits early: the read sees the end. */
+	ck_assert_int_eq(read(ch.from_child, &x, 1), 1);
+	fd = hold_state_lock(g_img);
+	ck_assert_int_eq(write(ch.to_child, &x, 1), 1);
+	ck_assert_int_eq(waitpid(pid, &st, WUNTRACED), pid);
+	ck_assert_msg(WIFSTOPPED(st), "the child did not stop (status %#x)", st);
+	crp_sleep_ns(2500 * 1000000ull);
+	/* Resumed while the lock is still held (another host's short hold):
+	 * the wait goes on, it has not used up its timeout. */
+	ck_assert_int_eq(kill(pid, SIGCONT), 0);
+	crp_sleep_ns(200 * 1000000ull);
+	close(fd);
+	if (read(ch.from_child, &x, 1) == 1) {
+		fd = hold_state_lock(g_img);
+		ck_assert_int_eq(write(ch.to_child, &x, 1), 1);
+	} else {
+		fd = -1;
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	if (fd >= 0)
+		close(fd);
+	crp_child_close(&ch);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		      "the child failed (status %#x: 4 = a command failed after the pause, "
+		      "6 = no timeout without one)", st);
+}
+END_TEST
+
 /*
  * What each answer means for the member, whatever the transport (sense.c
  * and member.c): a bad block, a dead unit, a field crpfs got wrong.  The
@@ -1224,6 +1337,7 @@ static Suite *file_suite(void)
 	tcase_add_test(flt, test_gone_file);
 	tcase_add_test(flt, test_not_ready_passes);
 	tcase_add_test(flt, test_not_ready_lasts);
+	tcase_add_test(flt, test_pause_is_not_a_timeout);
 	tcase_add_test(flt, test_sense_judged);
 	tcase_add_test(flt, test_inject_tool);
 	tcase_add_test(flt, test_sidecar_v1);

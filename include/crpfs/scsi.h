@@ -143,8 +143,9 @@ struct crp_cmd {
 
 	/* private to the member layer and the transports */
 	struct crp_cmd *q_next;
-	uint64_t deadline_ns;
+	uint64_t deadline_ns;	/* without the stalls since issued_ns: crp_cmd_deadline */
 	uint64_t issued_ns;
+	uint64_t stall_ns;	/* crp_stall_ns() when it was issued */
 	uint64_t not_before_ns; /* a retry goes out no sooner (NOT READY), 0: now */
 	uint32_t nexus_gen;	/* the nexus losses the submitter knew of */
 	void *tpriv;

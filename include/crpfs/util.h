@@ -19,6 +19,16 @@ uint64_t crp_now_ns(void);
 uint64_t crp_wall_ns(void);
 void crp_sleep_ns(uint64_t ns);
 
+/*
+ * Stall time: how long this process could not run although it wanted to
+ * (stopped, paused, starved), in ns since the watcher started; it only
+ * grows.  Timeouts that judge another party subtract what passed during a
+ * wait (src/util/stall.c).  crp_stall_watch starts the watcher (once per
+ * process; again in a forked child); before it, crp_stall_ns counts nothing.
+ */
+void crp_stall_watch(void);
+uint64_t crp_stall_ns(void);
+
 /* Aligned, zeroed allocation (CRP_BUF_ALIGN); free with free(). NULL on ENOMEM. */
 void *crp_alloc_buf(size_t len);
 /* The same, not zeroed: for buffers that are filled whole before use. */

@@ -48,7 +48,7 @@ static int ofd_setlk(int fd, short type, off_t off)
 
 int crp_sc_lock(int fd, short type, uint64_t deadline_ns)
 {
-	uint64_t pause = 2000;
+	uint64_t pause = 2000, stall0 = crp_stall_ns();
 
 	for (int tries = 0;; tries++) {
 		int r = ofd_setlk(fd, type, SC_LOCK_STATE);
@@ -57,7 +57,8 @@ int crp_sc_lock(int fd, short type, uint64_t deadline_ns)
 			return 0;
 		if (r != -EAGAIN && r != -EACCES && r != -EINTR)
 			return r;
-		if (crp_now_ns() > deadline_ns)
+		/* A stall of ours during the wait is not the holder's doing. */
+		if (crp_now_ns() > deadline_ns + (crp_stall_ns() - stall0))
 			return -ETIMEDOUT;
 		if (tries < 8) {
 			sched_yield();

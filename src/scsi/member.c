@@ -161,6 +161,7 @@ int crp_member_open(const char *spec, const struct crp_member_opts *opts,
 	int r;
 
 	*out = NULL;
+	crp_stall_watch(); /* command timeouts leave out this process's pauses */
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
@@ -390,7 +391,13 @@ void crp_member_prepare(struct crp_member *m, struct crp_cmd *cmd)
 
 	cmd->issued_ns = crp_now_ns();
 	cmd->deadline_ns = cmd->issued_ns + (uint64_t)t * 1000000ull;
+	cmd->stall_ns = crp_stall_ns();
 	cmd->not_before_ns = 0;
+}
+
+uint64_t crp_cmd_deadline(const struct crp_cmd *cmd)
+{
+	return cmd->deadline_ns + (crp_stall_ns() - cmd->stall_ns);
 }
 
 int crp_member_may_send(struct crp_member *m, const struct crp_cmd *cmd)
@@ -451,13 +458,14 @@ void crp_member_abort(struct crp_member *m, struct crp_cmd *cmd, int err)
  * @delay_ns from now. */
 static void retry(struct crp_member *m, struct crp_cmd *cmd, uint64_t delay_ns)
 {
-	uint64_t deadline = cmd->deadline_ns;
+	uint64_t deadline = cmd->deadline_ns, stall = cmd->stall_ns;
 
 	cmd->ua_retries++;
 	cmd->status = CRP_SAM_NONE;
 	cmd->sense_len = 0;
 	crp_member_prepare(m, cmd);
 	cmd->deadline_ns = deadline;
+	cmd->stall_ns = stall;
 	if (delay_ns)
 		cmd->not_before_ns = cmd->issued_ns + delay_ns;
 	m->ops->issue(m, cmd);
@@ -516,7 +524,7 @@ void crp_member_complete(struct crp_member *m, struct crp_cmd *cmd)
 			cmd->result = -CRP_ELOCKLOST;
 		} else if ((cmd->ua_retries < CRP_UA_RETRIES ||
 			    (ev & (CRP_EV_RES_RELEASED | CRP_EV_PARAMS_CHANGED))) &&
-			   !atomic_load(&m->failed) && crp_now_ns() < cmd->deadline_ns) {
+			   !atomic_load(&m->failed) && crp_now_ns() < crp_cmd_deadline(cmd)) {
 			/* A target may queue one UNIT ATTENTION per reservation
 			 * another host released (tgt does, without bound): those
 			 * are retried for as long as the deadline allows;
@@ -530,7 +538,7 @@ void crp_member_complete(struct crp_member *m, struct crp_cmd *cmd)
 		 * after a pause, for as long as the deadline allows. */
 		uint64_t pause = not_ready_pause_ns(cmd->ua_retries);
 
-		if (crp_now_ns() + pause < cmd->deadline_ns) {
+		if (crp_now_ns() + pause < crp_cmd_deadline(cmd)) {
 			atomic_fetch_add(&c->not_ready_retries, 1);
 			retry(m, cmd, pause);
 			return;
@@ -541,7 +549,7 @@ void crp_member_complete(struct crp_member *m, struct crp_cmd *cmd)
 	 * under a fence time keeps it (the gate was passed for this send). */
 	if ((cmd->status == CRP_SAM_BUSY || cmd->status == CRP_SAM_TASK_SET_FULL) &&
 	    cmd->ua_retries < CRP_UA_RETRIES && !atomic_load(&m->failed) &&
-	    crp_now_ns() < cmd->deadline_ns) {
+	    crp_now_ns() < crp_cmd_deadline(cmd)) {
 		atomic_fetch_add(&c->busy_retries, 1);
 		retry(m, cmd, 0);
 		return;

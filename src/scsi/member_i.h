@@ -98,6 +98,9 @@ void crp_member_cmd_reset(struct crp_member *m, struct crp_cmd *cmd);
  * crp_cmd), -CRP_ELOCKLOST (it relies on a reservation of a nexus lost
  * since its submitter last took CRP_EV_NEXUS_LOST). */
 int crp_member_may_send(struct crp_member *m, const struct crp_cmd *cmd);
+/* The deadline of @cmd, moved out by the time this process stalled since
+ * it was issued (src/util/stall.c): what a transport times it out by. */
+uint64_t crp_cmd_deadline(const struct crp_cmd *cmd);
 
 /* The nexus is gone with every reservation it held (I/O thread): counts
  * the loss and notes CRP_EV_NEXUS_LOST, before any command completes

@@ -793,7 +793,7 @@ static int emulate(struct file_tp *t, struct crp_cmd *cmd)
 	cmd->resid = 0;
 	pthread_mutex_lock(&t->lkmu);
 again:
-	r = state_lock(t, excl ? F_WRLCK : F_RDLCK, cmd->deadline_ns);
+	r = state_lock(t, excl ? F_WRLCK : F_RDLCK, crp_cmd_deadline(cmd));
 	if (r < 0)
 		goto out;
 	faults = t->sc->faults.flags;
@@ -913,7 +913,7 @@ static void execute(struct file_tp *t, struct crp_cmd *cmd)
 	cmd->sense_len = 0;
 	if (cmd->not_before_ns > crp_now_ns()) /* a NOT READY retry: a short pause */
 		crp_sleep_ns(cmd->not_before_ns - crp_now_ns());
-	if (crp_now_ns() > cmd->deadline_ns) {
+	if (crp_now_ns() > crp_cmd_deadline(cmd)) {
 		r = -ETIMEDOUT;
 	} else if ((r = crp_member_may_send(m, cmd)) < 0) {
 		/* refused unsent */

@@ -123,6 +123,7 @@ struct ic_state {
 	enum ic_reset rstate;
 	int rresult;
 	uint64_t rdeadline;  /* I/O thread: deadline of the request in flight */
+	uint64_t rstall;     /* crp_stall_ns() when it was sent */
 };
 
 static void ic_kick_fd(struct ic_state *st)
@@ -640,6 +641,7 @@ static void reset_start(struct ic_state *st)
 		} else {
 			st->rstate = IC_RESET_SENT;
 			st->rdeadline = crp_now_ns() + (uint64_t)st->m->opts.timeout_ms * 1000000ull;
+			st->rstall = crp_stall_ns();
 			go = true;
 		}
 	}
@@ -653,16 +655,17 @@ static void reset_start(struct ic_state *st)
 
 static int next_wait_ms(struct ic_state *st)
 {
-	uint64_t now = crp_now_ns(), first = UINT64_MAX;
+	/* Deadlines leave out this process's stalls (src/util/stall.c). */
+	uint64_t now = crp_now_ns(), first = UINT64_MAX, stall = crp_stall_ns();
 	int ms;
 
 	for (struct ic_io *io = st->inflight; io; io = io->next)
-		first = CRP_MIN(first, io->cmd->deadline_ns);
+		first = CRP_MIN(first, io->cmd->deadline_ns + (stall - io->cmd->stall_ns));
 	for (struct crp_cmd *c = st->delayed; c; c = c->q_next)
 		first = CRP_MIN(first, c->not_before_ns);
 	pthread_mutex_lock(&st->rmu);
 	if (st->rstate == IC_RESET_SENT)
-		first = CRP_MIN(first, st->rdeadline);
+		first = CRP_MIN(first, st->rdeadline + (stall - st->rstall));
 	pthread_mutex_unlock(&st->rmu);
 	if (first == UINT64_MAX)
 		return IC_TICK_MS;
@@ -675,17 +678,17 @@ static int next_wait_ms(struct ic_state *st)
 static void check_deadlines(struct ic_state *st)
 {
 	struct crp_member *m = st->m;
-	uint64_t now = crp_now_ns();
+	uint64_t now = crp_now_ns(), stall = crp_stall_ns();
 	bool expired = false, reset_expired;
 
 	for (struct ic_io *io = st->inflight; io; io = io->next) {
-		if (io->cmd->deadline_ns <= now) {
+		if (io->cmd->deadline_ns + (stall - io->cmd->stall_ns) <= now) {
 			expired = true;
 			io->cancel_err = -ETIMEDOUT;
 		}
 	}
 	pthread_mutex_lock(&st->rmu);
-	reset_expired = st->rstate == IC_RESET_SENT && st->rdeadline <= now;
+	reset_expired = st->rstate == IC_RESET_SENT && st->rdeadline + (stall - st->rstall) <= now;
 	pthread_mutex_unlock(&st->rmu);
 	if (!expired && !reset_expired)
 		return;

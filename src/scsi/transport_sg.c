@@ -52,7 +52,7 @@ static void sg_kick_fd(struct sg_state *st)
 static void sg_execute(struct sg_state *st, struct crp_cmd *cmd)
 {
 	struct crp_member *m = st->m;
-	uint64_t now = crp_now_ns();
+	uint64_t now = crp_now_ns(), deadline;
 	int secs, r, cat;
 
 	cmd->status = CRP_SAM_NONE;
@@ -70,8 +70,8 @@ static void sg_execute(struct sg_state *st, struct crp_cmd *cmd)
 	cmd->result = crp_member_may_send(m, cmd);
 	if (cmd->result < 0)
 		return;
-	secs = cmd->deadline_ns > now ? (int)CRP_DIV_ROUND_UP(cmd->deadline_ns - now, 1000000000ull)
-				      : 1;
+	deadline = crp_cmd_deadline(cmd);
+	secs = deadline > now ? (int)CRP_DIV_ROUND_UP(deadline - now, 1000000000ull) : 1;
 	clear_scsi_pt_obj(st->pt);
 	set_scsi_pt_cdb(st->pt, cmd->cdb, cmd->cdb_len);
 	set_scsi_pt_sense(st->pt, cmd->sense, CRP_SENSE_MAX);
