@@ -321,9 +321,17 @@ int crp_array_meta_lock_until(struct crp_array *a, uint64_t deadline_ns);
 void crp_array_set_gate(struct crp_array *a, int (*gate)(void *ctx, uint64_t *until), void *ctx);
 void crp_array_fence(struct crp_array *a);
 bool crp_array_fenced(const struct crp_array *a);
+/* Before any write: -CRP_EFENCED once fenced, else the gate's verdict;
+ * *until (if not NULL): the fence time for the writes that follow (struct
+ * crp_cmd's fence_ns), 0 for none.  Writes that go to members directly
+ * (the member table's labels) pass it too. */
+int crp_array_gate_check(struct crp_array *a, uint64_t *until);
 /* pr mode: is our key still registered (PR IN READ KEYS on the first live
- * member)?  0, or -CRP_EFENCED (and the array fenced) if it was preempted.
- * reserve mode: 0. */
+ * member)?  0, or -CRP_EFENCED (and the array fenced) if it was preempted:
+ * gone from the nexus it was registered on.  A key gone after a new nexus
+ * (the target restarted, or lost its state) is registered again on every
+ * member, and 0 returned: the gate's lease check decides whether this host
+ * was declared dead meanwhile.  reserve mode: 0. */
 int crp_array_pr_check(struct crp_array *a);
 
 /* pr mode: the key holding each member's reservation (PR IN READ
@@ -352,8 +360,8 @@ int crp_array_preempt(struct crp_array *a, uint64_t victim_key);
 /*
  * The end of this host's lease (monotonic ns), as the cluster layer renews
  * it with every heartbeat: while it runs no other host may declare this one
- * dead, so a registration found missing then was lost with the target's
- * state (a restart), not preempted, and crp_array_pr_check registers again.
+ * dead.  crp_array_pr_check says in its warning whether a registration
+ * lost with a session went while the lease ran.
  */
 void crp_array_set_lease(struct crp_array *a, uint64_t end_ns);
 

@@ -539,6 +539,11 @@ int crp_meta_members_write_label(struct crp_meta *m, int pos)
 
 	if (!buf)
 		return -ENOMEM;
+	r = crp_array_gate_check(m->a, NULL);
+	if (r < 0) {
+		free(buf);
+		return r;
+	}
 	l.index = (uint32_t)pos;
 	memcpy(l.member_uuid, l.table[pos].uuid, 16);
 	crp_label_out(&l, buf);
@@ -615,6 +620,13 @@ int crp_meta_members_update(struct crp_meta *m, crp_members_fn fn, void *ctx)
 		if (!change)
 			break;
 		l.events = m->mt.events + 1;
+		/* Labels go to the members directly, past the stripe layer's
+		 * gate: a host that was hung (a failure it saw may be its own
+		 * pause) writes no table before its lease is renewed, which
+		 * finds it fenced if it was declared dead meanwhile. */
+		r = crp_array_gate_check(m->a, NULL);
+		if (r < 0)
+			break;
 		r = write_labels(m, &l);
 		if (r < 0)
 			break;

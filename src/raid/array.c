@@ -1258,17 +1258,30 @@ int crp_array_pr_check(struct crp_array *a)
 				return 0;
 		if (n > 48)
 			return 0; /* cannot tell from a truncated list */
-		if (crp_now_ns() < atomic_load(&a->lease_end_ns) &&
-		    crp_member_nexus_gen(a->m[i]) != atomic_load(&a->reg_gen[i])) {
-			/* Our session was lost since we registered, and nobody
-			 * may have declared us dead (the lease runs): the target
-			 * lost its registrations (a restart).  Register again.
-			 * A key gone from the very nexus it was registered on
-			 * was preempted. */
+		if (crp_member_nexus_gen(a->m[i]) != atomic_load(&a->reg_gen[i])) {
+			/* Our session was lost since we registered: the target
+			 * may have lost its registrations (a restart), or a
+			 * survivor may have preempted us before the loss.
+			 * While our lease runs nobody may have declared us
+			 * dead, so it was the target.  Once it ran out we
+			 * cannot tell from the keys, and register again all
+			 * the same, as a lost session does (crp_lock_check_events):
+			 * nothing is written before the lease is renewed, and
+			 * the renewal reads our slot, which a survivor marks
+			 * RECOVERING under the metadata lock before it recovers
+			 * anything (a survivor that only preempted us, and then
+			 * sees our heartbeat move, leaves the slot ours).  Only
+			 * a key gone from the very nexus it was registered on
+			 * was certainly preempted. */
+			bool lease = crp_now_ns() < atomic_load(&a->lease_end_ns);
+
 			if (!atomic_exchange(&a->reregistered, true))
-				crp_warn("member %s: this host's registration is gone while its lease "
-					 "runs (the target lost its reservation state): registering "
-					 "again on every member", crp_member_spec(a->m[i]));
+				crp_warn("member %s: this host's registration is gone after a lost "
+					 "session (the target lost its reservation state%s): "
+					 "registering again on every member",
+					 crp_member_spec(a->m[i]),
+					 lease ? "" : "; the lease ran out, so this host's slot is "
+						      "checked before anything is written");
 			for (int k = 0; k < a->n; k++)
 				crp_array_pr_reregister(a, k);
 			return 0;

@@ -103,11 +103,6 @@ void crp_array_pr_reregister(struct crp_array *a, int i);
 /* members.c: run the failure hook if failures are pending: 0, or its error. */
 int crp_array_record_failures(struct crp_array *a);
 
-/* Before any write: -CRP_EFENCED once fenced, else the gate's verdict;
- * *until (if not NULL): the fence time for the writes that follow (struct
- * crp_cmd's fence_ns), 0 for none. */
-int crp_array_gate_check(struct crp_array *a, uint64_t *until);
-
 /* lock.c */
 void crp_mlock_init(struct crp_mlock *l);
 void crp_mlock_destroy(struct crp_mlock *l);
