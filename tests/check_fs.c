@@ -17,7 +17,9 @@
 #include <unistd.h>
 
 #include "crpfs/err.h"
+#include "crpfs/array.h"
 #include "crpfs/fs.h"
+#include "crpfs/member.h"
 #include "crpfs/meta.h"
 #include "crpfs/status.h"
 #include "crpfs/util.h"
@@ -477,6 +479,157 @@ START_TEST(crash_replay)
 }
 END_TEST
 
+struct blk_snap {
+	uint64_t blkno;
+	uint32_t magic;
+	uint8_t buf[CRP_BLOCK];
+};
+
+static int cmp_snap(const void *a, const void *b)
+{
+	const struct blk_snap *x = a, *y = b;
+
+	return x->blkno < y->blkno ? -1 : x->blkno > y->blkno;
+}
+
+/* The running batch: its blocks as they are now, in block order. */
+static struct blk_snap *snap_batch(struct crp_fs *fs, unsigned *n)
+{
+	GPtrArray *d = fs->m->dirty;
+	struct blk_snap *s = calloc(d->len ? d->len : 1, sizeof(*s));
+
+	ck_assert_ptr_nonnull(s);
+	for (guint i = 0; i < d->len; i++) {
+		const struct crp_mblk *b = d->pdata[i];
+
+		ck_assert(b->dirty);
+		s[i].blkno = b->blkno;
+		s[i].magic = b->magic;
+		memcpy(s[i].buf, b->buf, CRP_BLOCK);
+	}
+	qsort(s, d->len, sizeof(*s), cmp_snap);
+	*n = d->len;
+	return s;
+}
+
+/*
+ * The undo of a failed operation in a large batch copies only the blocks
+ * the operation touched, and puts the batch back exactly: the same blocks,
+ * byte for byte.  The operation removes and adds names, rewrites a
+ * committed file (copy-on-write), truncates two files of the batch (their
+ * blocks freed, an extent chain block with them) and changes inodes;
+ * afterwards every file reads as before, and the batch commits clean.
+ */
+START_TEST(undo_restores_the_batch_exactly)
+{
+	enum { NF = 40, OLD = 64 * CRP_BLOCK };
+	uint8_t *old = malloc(OLD), data[3 * CRP_BLOCK + 5], w[2 * CRP_BLOCK];
+	struct blk_snap *before, *after;
+	unsigned nb, na;
+	uint64_t ino_old, f05, frag, free0;
+	struct crp_fsck_result res;
+	struct crp_fs *fs;
+	char name[32];
+	uint32_t nundo;
+
+	ck_assert_ptr_nonnull(old);
+	format();
+	fill_pattern(old, OLD, 21);
+	fill_pattern(data, sizeof(data), 22);
+	fill_pattern(w, sizeof(w), 23);
+	fs = mount_fs_commit(600000);
+	ino_old = create_file(fs, CRP_ROOT_INO, "old", old, OLD);
+	ck_assert_int_eq(crp_fs_fsync(fs, CRP_ROOT_INO, false), 0);
+	/* The batch: files created, the committed file rewritten at its start. */
+	for (int i = 0; i < NF; i++) {
+		snprintf(name, sizeof(name), "f%02d", i);
+		create_file(fs, CRP_ROOT_INO, name, data, sizeof(data));
+	}
+	{
+		uint64_t fh;
+
+		ck_assert_int_eq(crp_fs_open(fs, ino_old, O_RDWR, &fh), 0);
+		fill_pattern(old, 2 * CRP_BLOCK, 24);
+		ck_assert_int_eq(crp_fs_write(fs, ino_old, fh, 0, old, 2 * CRP_BLOCK),
+				 2 * CRP_BLOCK);
+		ck_assert_int_eq(crp_fs_release(fs, ino_old, fh), 0);
+	}
+	/* ... and a file of 40 extents: a chain block of the batch. */
+	{
+		struct crp_attr a;
+		uint64_t fh;
+
+		ck_assert_int_eq(crp_fs_create(fs, CRP_ROOT_INO, "frag", 0644, O_RDWR, &root_cred,
+					       &a, &fh), 0);
+		frag = a.ino;
+		for (int i = 0; i < 40; i++)
+			ck_assert_int_eq(crp_fs_write(fs, frag, fh, (uint64_t)i * 2 * CRP_BLOCK,
+						      data, CRP_BLOCK), CRP_BLOCK);
+		ck_assert_int_eq(crp_fs_release(fs, frag, fh), 0);
+	}
+	ck_assert(fs->m->held);
+	f05 = lookup(fs, CRP_ROOT_INO, "f05");
+	free0 = crp_meta_free_blocks(fs->m);
+	before = snap_batch(fs, &nb);
+	ck_assert_uint_gt(nb, 8);
+
+	{
+		uint64_t s = crp_fs_op_begin(fs);
+		struct crp_fs_inode *dp, *ip;
+
+		ck_assert_int_eq(crp_fs_iget(fs, CRP_ROOT_INO, &dp), 0);
+		ck_assert_int_eq(crp_fs_dir_remove(fs, dp, "f03"), 0);
+		ck_assert_int_eq(crp_fs_dir_add(fs, dp, "ghost", f05, crp_fs_dtype(S_IFREG)), 0);
+		dp->d.mode = (dp->d.mode & ~07777u) | 0700;
+		ck_assert_int_eq(crp_fs_istore(fs, dp), 0);
+		ck_assert_int_eq(crp_fs_iget(fs, ino_old, &ip), 0);
+		ck_assert_int_eq(crp_fs_write_range(fs, ip, 32 * CRP_BLOCK, w, sizeof(w)), 0);
+		ck_assert_int_eq(crp_fs_istore(fs, ip), 0);
+		ck_assert_int_eq(crp_fs_iget(fs, f05, &ip), 0);
+		ck_assert_int_eq(crp_fs_truncate(fs, ip, 0), 0);
+		ck_assert_int_eq(crp_fs_istore(fs, ip), 0);
+		ck_assert_int_eq(crp_fs_iget(fs, frag, &ip), 0);
+		ck_assert_uint_gt(ip->nchain, 0);
+		ck_assert_int_eq(crp_fs_truncate(fs, ip, 0), 0);
+		ck_assert_int_eq(crp_fs_istore(fs, ip), 0);
+		nundo = fs->m->nundo;
+		ck_assert_int_eq(crp_fs_op_end(fs, s, -EIO), -EIO);
+	}
+	ck_assert_uint_eq(fs->m->undo_misses, 0);
+	ck_assert_msg(nundo > 0 && nundo < nb, "the operation saved %u blocks of a batch of %u",
+		      nundo, nb);
+	ck_assert(fs->m->held);
+	after = snap_batch(fs, &na);
+	ck_assert_uint_eq(na, nb);
+	for (unsigned i = 0; i < nb; i++) {
+		ck_assert_uint_eq(after[i].blkno, before[i].blkno);
+		ck_assert_uint_eq(after[i].magic, before[i].magic);
+		ck_assert_msg(!memcmp(after[i].buf, before[i].buf, CRP_BLOCK),
+			      "block %llu of the batch differs after the undo",
+			      (unsigned long long)before[i].blkno);
+	}
+	ck_assert_int_eq(crp_meta_refresh_counts(fs->m), 0); /* counts as the bitmaps say */
+	ck_assert_uint_eq(crp_meta_free_blocks(fs->m), free0);
+
+	ck_assert_uint_ne(lookup(fs, CRP_ROOT_INO, "f03"), 0);
+	ck_assert_uint_eq(lookup(fs, CRP_ROOT_INO, "ghost"), 0);
+	read_back(fs, f05, 0, data, sizeof(data));
+	read_back(fs, ino_old, 0, old, OLD);
+	read_back(fs, frag, 78 * CRP_BLOCK, data, CRP_BLOCK);
+	ck_assert_int_eq(crp_fs_sync(fs), 0);
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_OK);
+	fs = mount_fs();
+	read_back(fs, f05, 0, data, sizeof(data));
+	read_back(fs, ino_old, 0, old, OLD);
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	free(before);
+	free(after);
+	free(old);
+	rm_tree();
+}
+END_TEST
+
 /*
  * Group commit on one host: operations share commits; one that fails half
  * way is undone alone and the batch before it stays; fsync commits; what
@@ -705,6 +858,103 @@ START_TEST(read_outside_lock)
 }
 END_TEST
 
+
+/* The physical block of file block @l of @ino. */
+static uint64_t pblk_of(struct crp_fs *fs, uint64_t ino, uint64_t l)
+{
+	uint64_t s = crp_fs_op_begin(fs), pblk, len;
+	struct crp_fs_inode *ip;
+	uint32_t fl;
+
+	ck_assert_int_eq(crp_fs_iget(fs, ino, &ip), 0);
+	ck_assert_int_eq(crp_fs_emap(ip, l, &pblk, &len, &fl), 1);
+	crp_fs_op_end(fs, s, 0);
+	return pblk;
+}
+
+/* Mark array block @pblk unreadable on its data member and on its parity
+ * member: a read of it fails, and so does its rebuild. */
+static void unreadable(struct crp_fs *fs, uint64_t pblk)
+{
+	const struct crp_geom *g = crp_array_geom(fs->m->a);
+	struct crp_loc loc;
+	char err[256];
+	int p, q;
+
+	ck_assert_int_eq(crp_geom_map(g, pblk * CRP_BLOCK, &loc), 0);
+	crp_geom_parity(g, loc.stripe, &p, &q);
+	ck_assert_msg(crp_file_fault_medium(fx.specs[loc.member] + 5, 0, loc.member_off / 512,
+					    CRP_BLOCK / 512, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(crp_file_fault_medium(fx.specs[p] + 5, 0,
+					    crp_geom_member_off(g, loc.stripe, loc.chunk_off) / 512,
+					    CRP_BLOCK / 512, err, sizeof(err)) == 0, "%s", err);
+}
+
+/*
+ * A write that fails after it wrote part of its data, in a batch: the
+ * operation is undone, the batch before it stays, and the blocks it wrote
+ * read back without error (each holds what the failed write put there, its
+ * checksum with it), before and after the commit and a remount.  The
+ * first block of the failing write is one the batch allocated (written in
+ * place: held in memory); its second block must be merged with old
+ * content that cannot be read.  Before it, an operation that frees the
+ * batch's block and fails gives it back to the file as it was.
+ */
+START_TEST(failed_write_in_batch_leaves_readable_blocks)
+{
+	uint8_t a[2 * CRP_BLOCK], b[2 * CRP_BLOCK], got[CRP_BLOCK];
+	uint64_t ino, fh, x, y;
+	struct crp_fs *fs;
+	char err[256];
+
+	format();
+	fill_pattern(a, sizeof(a), 3);
+	fill_pattern(b, sizeof(b), 4);
+	fs = mount_fs_commit(600000);
+	ino = create_file(fs, CRP_ROOT_INO, "f", a, sizeof(a));
+	ck_assert_int_eq(crp_fs_fsync(fs, ino, false), 0);
+	y = pblk_of(fs, ino, 1);
+	ck_assert_int_eq(crp_fs_open(fs, ino, O_RDWR, &fh), 0);
+	/* The batch: block 0 rewritten to a block of its own. */
+	fill_pattern(a, CRP_BLOCK, 5);
+	ck_assert_int_eq(crp_fs_write(fs, ino, fh, 0, a, CRP_BLOCK), CRP_BLOCK);
+	x = pblk_of(fs, ino, 0);
+	ck_assert(crp_meta_is_new(fs->m, x));
+	ck_assert(fs->m->dheld && g_hash_table_contains(fs->m->dheld, GSIZE_TO_POINTER(x)));
+	/* An operation frees that block, cannot have it again, and fails:
+	 * the block is the file's again, with what was held for it. */
+	{
+		uint64_t s = crp_fs_op_begin(fs), start;
+		uint32_t n;
+
+		ck_assert_int_eq(crp_meta_free(fs->m, x, 1, false), 0);
+		ck_assert_int_eq(crp_meta_alloc_data(fs->m, x, 1, &start, &n), 0);
+		ck_assert_uint_ne(start, x);
+		crp_fs_op_end(fs, s, -EIO);
+	}
+	ck_assert(crp_meta_is_new(fs->m, x));
+	read_back(fs, ino, 0, a, CRP_BLOCK);
+	unreadable(fs, y);
+	ck_assert_int_eq(crp_fs_write(fs, ino, fh, 0, b, CRP_BLOCK + 100), -EIO);
+	for (int i = 0; i < NM; i++)
+		ck_assert_msg(crp_file_fault_clear(fx.specs[i] + 5, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(crp_fs_read(fs, ino, fh, 0, got, CRP_BLOCK), CRP_BLOCK);
+	ck_assert_msg(!memcmp(got, a, CRP_BLOCK) || !memcmp(got, b, CRP_BLOCK),
+		      "block 0 holds neither write");
+	ck_assert_int_eq(crp_fs_fsync(fs, ino, false), 0);
+	ck_assert_int_eq(crp_fs_release(fs, ino, fh), 0);
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+
+	fs = mount_fs();
+	ck_assert_int_eq(crp_fs_open(fs, ino, O_RDONLY, &fh), 0);
+	ck_assert_int_eq(crp_fs_read(fs, ino, fh, 0, got, CRP_BLOCK), CRP_BLOCK);
+	ck_assert_msg(!memcmp(got, a, CRP_BLOCK) || !memcmp(got, b, CRP_BLOCK),
+		      "block 0 holds neither write after a remount");
+	ck_assert_int_eq(crp_fs_release(fs, ino, fh), 0);
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	rm_tree();
+}
+END_TEST
 /*
  * Small overwrites of a file are held in memory until their batch commits,
  * in blocks taken side by side from wholly free stripes: 64 random 4 KiB
@@ -1025,9 +1275,11 @@ static Suite *fs_suite(void)
 	tcase_add_test(t, large_directory);
 	tcase_add_test(t, crash_replay);
 	tcase_add_test(t, group_commit);
+	tcase_add_test(t, undo_restores_the_batch_exactly);
 	tcase_add_test(t, read_outside_lock);
 	tcase_add_test(t, large_runs_stripe_aligned);
 	tcase_add_test(t, small_writes_held_until_commit);
+	tcase_add_test(t, failed_write_in_batch_leaves_readable_blocks);
 	tcase_add_test(t, extent_chain_incremental);
 	tcase_add_test(t, extent_chain_random);
 	tcase_add_test(t, journal_ring_end);

@@ -44,6 +44,8 @@ struct crp_mblk {
 	uint64_t blkno;
 	uint32_t magic;	/* CRP_MAGIC_* sealed at commit; 0 = inode-table block */
 	bool dirty;	/* part of the running transaction */
+	uint64_t dirty_op; /* the operation (undo_op) that made it dirty */
+	uint64_t saved_op; /* the last operation that saved it for its undo */
 	uint8_t badrec;	/* inode-table block: records (bit i = record i) found
 			   damaged and not rebuilt; cleared as they are written */
 	uint8_t *buf;	/* CRP_BLOCK bytes, aligned */
@@ -181,9 +183,14 @@ struct crp_meta {
 					   since the last fsync (crp_fs_sync reports it) */
 	uint64_t batches;		/* batches committed, and the operations they held */
 	uint64_t batched_ops;
-	struct crp_mblk *undo;		/* the batch as the running operation found it */
+	struct crp_mblk *undo;		/* blocks of the batch as the running operation found them */
 	uint32_t nundo, undo_cap;
+	uint64_t undo_op;		/* the running operation, counted from 1 */
 	bool undo_valid;		/* ... and nothing of the operation was committed yet */
+	GArray *undo_wr;		/* struct crp_undo_wr: data blocks the operation wrote */
+	GArray *undo_freed;		/* struct crp_undo_freed: blocks of the batch it freed */
+	bool undo_lost;			/* it changed more than the undo could keep */
+	uint64_t undo_misses;		/* blocks changed without being saved first (a bug) */
 
 	/* The member table (members.c). */
 	struct crp_label mt;		/* the freshest label we know: the table */

@@ -447,6 +447,8 @@ int crp_meta_free(struct crp_meta *m, uint64_t start, uint32_t n, bool meta)
 		if (meta)
 			crp_meta_forget_block(m, blk);
 		if (g_hash_table_remove(m->tx_new, GSIZE_TO_POINTER(blk))) {
+			if (crp_meta_undo_note_free(m, blk))
+				continue; /* reusable after the commit */
 			crp_meta_dheld_forget(m, blk, 1);
 			m->free_epoch++; /* never committed: reusable at once */
 			continue;
@@ -635,6 +637,7 @@ int crp_meta_bread_raw(struct crp_meta *m, uint64_t blkno, struct crp_mblk **out
 
 	*out = NULL;
 	if (b) {
+		crp_meta_undo_touch(m, b);
 		*out = b;
 		return b->magic ? -CRP_ECORRUPT : 0;
 	}
@@ -804,9 +807,12 @@ int crp_meta_data_write(struct crp_meta *m, uint64_t pblk, uint32_t n, const voi
 	} else {
 		r = 0;
 	}
-	for (uint32_t i = 0; r == 0 && i < n; i++)
-		r = crp_meta_csum_set(m, pblk + i,
-				      crp_data_csum((const uint8_t *)buf + (size_t)i * CRP_BLOCK));
+	for (uint32_t i = 0; r == 0 && i < n; i++) {
+		uint64_t c = crp_data_csum((const uint8_t *)buf + (size_t)i * CRP_BLOCK);
+
+		crp_meta_undo_note_write(m, pblk + i, c);
+		r = crp_meta_csum_set(m, pblk + i, c);
+	}
 	return r;
 }
 

@@ -151,6 +151,25 @@ void crp_meta_dheld_forget(struct crp_meta *m, uint64_t pblk, uint32_t n)
 		g_hash_table_remove(m->dheld, GSIZE_TO_POINTER(pblk + i));
 }
 
+void *crp_meta_dheld_steal(struct crp_meta *m, uint64_t pblk)
+{
+	gpointer v = NULL;
+
+	if (!m->dheld || !g_hash_table_steal_extended(m->dheld, GSIZE_TO_POINTER(pblk), NULL, &v))
+		return NULL;
+	return v;
+}
+
+int crp_meta_dheld_put(struct crp_meta *m, uint64_t pblk, void *buf)
+{
+	if (ensure_table(m)) {
+		free(buf);
+		return -ENOMEM;
+	}
+	g_hash_table_replace(m->dheld, GSIZE_TO_POINTER(pblk), buf);
+	return 0;
+}
+
 void crp_meta_dheld_drop(struct crp_meta *m)
 {
 	if (m->dheld)

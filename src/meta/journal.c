@@ -141,6 +141,7 @@ int crp_meta_bread_check(struct crp_meta *m, uint64_t blkno, uint32_t magic,
 	if (b) {
 		if (b->magic != magic)
 			return -CRP_ECORRUPT;
+		crp_meta_undo_touch(m, b);
 		*out = b;
 		return 0;
 	}
@@ -191,6 +192,8 @@ struct crp_mblk *crp_meta_bnew(struct crp_meta *m, uint64_t blkno, uint32_t magi
 		if (!b)
 			return NULL;
 		cache_insert(m, b);
+	} else {
+		crp_meta_undo_touch(m, b);
 	}
 	b->magic = magic;
 	memset(b->buf, 0, CRP_BLOCK);
@@ -204,50 +207,186 @@ void crp_meta_dirty(struct crp_meta *m, struct crp_mblk *b)
 	m->nmods++;
 	if (!b->dirty) {
 		b->dirty = true;
+		b->dirty_op = m->undo_op;
 		g_ptr_array_add(m->dirty, b);
+	} else if (m->undo_valid && b->dirty_op != m->undo_op && b->saved_op != m->undo_op) {
+		/* Changed without passing a cache lookup: its undo copy is
+		 * missing, so a failure forgets the whole batch instead. */
+		if (!m->undo_misses++)
+			crp_warn("host %s: metadata block %llu changed without its undo copy",
+				 m->host, (unsigned long long)b->blkno);
+		m->undo_lost = true;
 	}
 }
 
-int crp_meta_undo_save(struct crp_meta *m)
+/*
+ * The undo of one operation in a batch.  The blocks of the batch that the
+ * operation may change are saved as it finds them: the first time, in this
+ * operation, that a cache lookup hands out a dirty block (bread, bnew,
+ * crp_meta_forget_block: crp_meta_undo_touch), so the copy costs what the
+ * operation touches, not the size of the batch.  A block it makes dirty
+ * itself needs no copy (dirty_op): the restore makes it clean again and
+ * the caller drops every clean block.  crp_meta_dirty catches a batch
+ * block changed without a lookup (undo_misses): that undo is not trusted,
+ * and a failure then forgets the whole batch.
+ *
+ * Data cannot be put back that way: a block the batch allocated is
+ * written in place (or held in memory, dheld.c), so after a failed write
+ * it holds what that write put there while the saved checksum table says
+ * what the batch wrote before.  The undo therefore also keeps, per
+ * operation:
+ *   - each data block it wrote and the checksum of what it wrote
+ *     (undo_wr): after the restore, a block that is still allocated (the
+ *     batch's, not one the operation allocated) gets that checksum, so it
+ *     reads back as what the failed write left in it, never as EIO;
+ *   - each block of the batch it freed (undo_freed), with what was held
+ *     for it: such a block is not reusable until the commit (it goes to
+ *     tx_freed), so the restore can give it back to the file unchanged.
+ */
+#define UNDO_WR_MAX 65536u
+
+struct crp_undo_wr {
+	uint64_t blk, csum;
+};
+
+struct crp_undo_freed {
+	uint64_t blk;
+	void *held; /* its held copy, or NULL */
+};
+
+static void undo_data_clear(struct crp_meta *m)
 {
-	unsigned k = m->dirty->len;
+	if (m->undo_freed) {
+		for (guint i = 0; i < m->undo_freed->len; i++)
+			free(g_array_index(m->undo_freed, struct crp_undo_freed, i).held);
+		g_array_set_size(m->undo_freed, 0);
+	}
+	if (m->undo_wr)
+		g_array_set_size(m->undo_wr, 0);
+}
 
+void crp_meta_undo_forget(struct crp_meta *m)
+{
 	m->undo_valid = false;
+	m->undo_lost = false;
 	m->nundo = 0;
-	if (k > m->undo_cap) {
-		struct crp_mblk *u = realloc(m->undo, k * sizeof(*u));
+	undo_data_clear(m);
+}
 
-		if (!u)
-			return -ENOMEM;
-		m->undo = u;
-		for (unsigned i = m->undo_cap; i < k; i++) {
-			u[i].buf = crp_alloc_buf(CRP_BLOCK);
-			if (!u[i].buf)
-				return -ENOMEM;
+void crp_meta_undo_note_write(struct crp_meta *m, uint64_t blk, uint64_t csum)
+{
+	struct crp_undo_wr w = { blk, csum };
+
+	if (!m->undo_valid)
+		return;
+	if (!m->undo_wr)
+		m->undo_wr = g_array_new(FALSE, FALSE, sizeof(w));
+	if (m->undo_wr->len >= UNDO_WR_MAX) {
+		m->undo_lost = true;
+		return;
+	}
+	g_array_append_val(m->undo_wr, w);
+}
+
+int crp_meta_undo_note_free(struct crp_meta *m, uint64_t blk)
+{
+	struct crp_undo_freed f = { blk, NULL };
+
+	if (!m->undo_valid)
+		return 0;
+	if (!m->undo_freed)
+		m->undo_freed = g_array_new(FALSE, FALSE, sizeof(f));
+	f.held = crp_meta_dheld_steal(m, blk);
+	g_array_append_val(m->undo_freed, f);
+	g_hash_table_add(m->tx_freed, GSIZE_TO_POINTER(blk));
+	return 1;
+}
+
+void crp_meta_undo_save(struct crp_meta *m)
+{
+	crp_meta_undo_forget(m);
+	m->undo_op++;
+	m->undo_valid = true;
+}
+
+void crp_meta_undo_touch(struct crp_meta *m, struct crp_mblk *b)
+{
+	struct crp_mblk *u;
+
+	if (!m->undo_valid || !b->dirty || b->dirty_op == m->undo_op || b->saved_op == m->undo_op)
+		return;
+	if (m->nundo == m->undo_cap) {
+		uint32_t cap = m->undo_cap ? m->undo_cap * 2 : 16;
+		struct crp_mblk *nu = realloc(m->undo, cap * sizeof(*nu));
+
+		if (!nu) {
+			m->undo_lost = true;
+			return;
+		}
+		m->undo = nu;
+		for (uint32_t i = m->undo_cap; i < cap; i++) {
+			nu[i].buf = crp_alloc_buf(CRP_BLOCK);
+			if (!nu[i].buf) {
+				m->undo_lost = true;
+				return;
+			}
 			m->undo_cap = i + 1;
 		}
 	}
-	for (unsigned i = 0; i < k; i++) {
-		const struct crp_mblk *b = m->dirty->pdata[i];
-		struct crp_mblk *u = &m->undo[i];
+	b->saved_op = m->undo_op;
+	u = &m->undo[m->nundo++];
+	u->blkno = b->blkno;
+	u->magic = b->magic;
+	u->badrec = b->badrec;
+	memcpy(u->buf, b->buf, CRP_BLOCK);
+}
 
-		u->blkno = b->blkno;
-		u->magic = b->magic;
-		u->badrec = b->badrec;
-		memcpy(u->buf, b->buf, CRP_BLOCK);
+/* The data side of a restore, once the metadata blocks are back. */
+static bool undo_data_restore(struct crp_meta *m)
+{
+	for (guint i = 0; m->undo_freed && i < m->undo_freed->len; i++) {
+		struct crp_undo_freed *f = &g_array_index(m->undo_freed, struct crp_undo_freed, i);
+
+		g_hash_table_remove(m->tx_freed, GSIZE_TO_POINTER(f->blk));
+		g_hash_table_add(m->tx_new, GSIZE_TO_POINTER(f->blk));
+		if (f->held && crp_meta_dheld_put(m, f->blk, f->held) < 0) {
+			f->held = NULL;
+			return false;
+		}
+		f->held = NULL;
 	}
-	m->nundo = k;
-	m->undo_valid = true;
-	return 0;
+	for (guint i = 0; m->undo_wr && i < m->undo_wr->len; i++) {
+		const struct crp_undo_wr *w = &g_array_index(m->undo_wr, struct crp_undo_wr, i);
+		bool used;
+
+		if (crp_meta_block_allocated(m, w->blk, &used) < 0)
+			return false;
+		if (!used)
+			crp_meta_dheld_forget(m, w->blk, 1); /* the operation's own */
+		else if (crp_meta_csum_set(m, w->blk, w->csum) < 0)
+			return false;
+	}
+	return true;
 }
 
 bool crp_meta_undo_restore(struct crp_meta *m)
 {
-	if (!m->undo_valid || !m->nundo)
+	guint keep = 0;
+	bool ok;
+
+	if (!m->undo_valid || m->undo_lost)
 		return false;
-	for (guint i = 0; i < m->dirty->len; i++)
-		((struct crp_mblk *)m->dirty->pdata[i])->dirty = false;
-	g_ptr_array_set_size(m->dirty, 0);
+	/* What the operation made dirty goes clean (and out with the clean
+	 * blocks); what the batch had stays. */
+	for (guint i = 0; i < m->dirty->len; i++) {
+		struct crp_mblk *b = m->dirty->pdata[i];
+
+		if (b->dirty_op == m->undo_op)
+			b->dirty = false;
+		else
+			m->dirty->pdata[keep++] = b;
+	}
+	g_ptr_array_set_size(m->dirty, keep);
 	for (unsigned i = 0; i < m->nundo; i++) {
 		const struct crp_mblk *u = &m->undo[i];
 		struct crp_mblk *b = g_hash_table_lookup(m->cache, &u->blkno);
@@ -262,16 +401,20 @@ bool crp_meta_undo_restore(struct crp_meta *m)
 		b->magic = u->magic;
 		b->badrec = u->badrec;
 		memcpy(b->buf, u->buf, CRP_BLOCK);
-		b->dirty = true;
-		g_ptr_array_add(m->dirty, b);
+		if (!b->dirty) {
+			b->dirty = true;
+			g_ptr_array_add(m->dirty, b);
+		}
+		b->dirty_op = 0;
 	}
-	/* tx_new and tx_freed keep what the operation added: a block it
-	 * freed stays unusable until the commit; one it allocated is free
+	/* tx_new keeps what the operation allocated: such a block is free
 	 * again in the bitmap and stays in tx_new, which only a file's
-	 * extent can ask about, and only after allocating it again. */
-	m->undo_valid = false;
+	 * extent can ask about, and only after allocating it again.  What it
+	 * freed of the batch's own blocks is the batch's again. */
+	ok = undo_data_restore(m);
+	crp_meta_undo_forget(m);
 	m->free_epoch++;
-	return true;
+	return ok;
 }
 
 void crp_meta_undo_free(struct crp_meta *m)
@@ -281,7 +424,12 @@ void crp_meta_undo_free(struct crp_meta *m)
 	free(m->undo);
 	m->undo = NULL;
 	m->undo_cap = m->nundo = 0;
-	m->undo_valid = false;
+	crp_meta_undo_forget(m);
+	if (m->undo_wr)
+		g_array_free(m->undo_wr, TRUE);
+	if (m->undo_freed)
+		g_array_free(m->undo_freed, TRUE);
+	m->undo_wr = m->undo_freed = NULL;
 }
 
 /* Forget a cached block (freed metadata). */
@@ -291,6 +439,7 @@ void crp_meta_forget_block(struct crp_meta *m, uint64_t blkno)
 
 	if (!b)
 		return;
+	crp_meta_undo_touch(m, b);
 	if (b->dirty)
 		g_ptr_array_remove(m->dirty, b);
 	g_hash_table_remove(m->cache, &blkno);
@@ -349,7 +498,7 @@ static void tx_reset(struct crp_meta *m)
 	g_hash_table_remove_all(m->tx_freed);
 	g_hash_table_remove_all(m->tx_new);
 	m->tx_freed_meta = false;
-	m->undo_valid = false; /* what it saved is on the disks now */
+	crp_meta_undo_forget(m); /* what it saved is on the disks now */
 }
 
 int crp_meta_commit(struct crp_meta *m)

@@ -8,12 +8,23 @@
 void crp_meta_mblk_free(void *p);
 /* Forget a cached block (freed metadata), dropping it from the transaction. */
 void crp_meta_forget_block(struct crp_meta *m, uint64_t blkno);
-/* Group commit's undo (journal.c): save the running transaction's blocks
- * before an operation joins it; put them back (the operation's own changes
- * become clean copies for the caller to drop).  Restore returns false when
- * there is nothing to put back (no save, or a commit since). */
-int crp_meta_undo_save(struct crp_meta *m);
+/* Group commit's undo (journal.c): open one for an operation joining the
+ * batch (its blocks are saved as the operation touches them,
+ * crp_meta_undo_touch); put them back (the operation's own changes become
+ * clean copies for the caller to drop).  Restore returns false when it
+ * cannot (no save, a commit since, or a change it could not save). */
+void crp_meta_undo_save(struct crp_meta *m);
 bool crp_meta_undo_restore(struct crp_meta *m);
+/* A block of the cache is handed out (it may be changed): save it for the
+ * running operation's undo if it is the batch's and not saved yet. */
+void crp_meta_undo_touch(struct crp_meta *m, struct crp_mblk *b);
+/* The operation no longer needs its undo (it ended, or committed). */
+void crp_meta_undo_forget(struct crp_meta *m);
+/* What the undo must also know of data: the operation wrote @blk, whose
+ * content now has checksum @csum; it freed @blk, which the batch had
+ * allocated (1: the undo took it over; 0: no undo runs, free it now). */
+void crp_meta_undo_note_write(struct crp_meta *m, uint64_t blk, uint64_t csum);
+int crp_meta_undo_note_free(struct crp_meta *m, uint64_t blk);
 void crp_meta_undo_free(struct crp_meta *m);
 /* Where @slot's journal continues: ring index and next sequence. */
 int crp_meta_journal_position(struct crp_meta *m, int slot, uint64_t *pos, uint64_t *seq);
@@ -90,6 +101,10 @@ static inline uint32_t crp_meta_stripe_blocks(const struct crp_meta *m)
 int crp_meta_dheld_take(struct crp_meta *m, uint64_t pblk, uint32_t n, const void *buf);
 /* The held copy of @pblk, or NULL. */
 const void *crp_meta_dheld_get(const struct crp_meta *m, uint64_t pblk);
+/* Take the held copy of @pblk out (the caller's to free), or NULL; put
+ * one back (the table's to free). */
+void *crp_meta_dheld_steal(struct crp_meta *m, uint64_t pblk);
+int crp_meta_dheld_put(struct crp_meta *m, uint64_t pblk, void *buf);
 /* Forget what is held for [pblk, pblk+n) / for everything. */
 void crp_meta_dheld_forget(struct crp_meta *m, uint64_t pblk, uint32_t n);
 void crp_meta_dheld_drop(struct crp_meta *m);
