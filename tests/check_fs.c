@@ -1125,6 +1125,25 @@ START_TEST(extent_chain_incremental)
 }
 END_TEST
 
+/* The chain of @ino as its cache holds it is the chain on the disks: the
+ * same blocks, linked in that order, each with the count the cache keeps. */
+static void check_chain(struct crp_fs *fs, uint64_t ino)
+{
+	uint64_t s = crp_fs_op_begin(fs);
+	struct crp_fs_inode *ip;
+
+	ck_assert_int_eq(crp_fs_iget(fs, ino, &ip), 0);
+	ck_assert(ip->nchain == 0 || ip->chain_cnt != NULL);
+	for (uint32_t i = 0; i < ip->nchain; i++) {
+		struct crp_mblk *b;
+
+		ck_assert_int_eq(crp_meta_bread(fs->m, ip->chain[i], CRP_MAGIC_EXTENT, &b), 0);
+		ck_assert_uint_eq(crp_mblk_count(b), ip->chain_cnt[i]);
+		ck_assert_uint_eq(crp_mblk_next(b), i + 1 < ip->nchain ? ip->chain[i + 1] : 0);
+	}
+	crp_fs_op_end(fs, s, 0);
+}
+
 /*
  * The extent chain under random overwrites, hole punches, preallocations
  * and truncates of a 6 MiB file, every operation its own commit (so that
@@ -1184,6 +1203,8 @@ START_TEST(extent_chain_random)
 								&out), 0);
 				len = size;
 			}
+			if (k % 25 == 24)
+				check_chain(fs, ino);
 		}
 		ck_assert_int_eq(crp_fs_release(fs, ino, fh), 0);
 		read_back(fs, ino, 0, model, len);

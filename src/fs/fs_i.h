@@ -34,6 +34,7 @@ struct crp_fs_inode {
 	struct crp_extent *ext;	 /* every extent, sorted by lblk */
 	uint32_t next, ext_cap;
 	uint64_t *chain;	 /* extent blocks when d.flags has CRP_IF_EXT_CHAIN */
+	uint32_t *chain_cnt;	 /* ... and the extents each holds (NULL: read them) */
 	uint32_t nchain;
 	bool ext_dirty;		 /* ext changed since the last store */
 	uint32_t ext_lo;	 /* ... from this index on (UINT32_MAX: unchanged) */

@@ -28,6 +28,7 @@ void crp_fs_inode_free_mem(void *p)
 		return;
 	free(ip->ext);
 	free(ip->chain);
+	free(ip->chain_cnt);
 	free(ip);
 }
 
@@ -93,7 +94,7 @@ static int load_extents(struct crp_fs *fs, struct crp_fs_inode *ip)
 		return 0;
 	}
 	for (blk = ip->d.ext_chain; blk;) {
-		uint32_t cnt;
+		uint32_t cnt, *cc;
 		uint64_t *c;
 
 		if (ip->nchain > 1u << 20)
@@ -115,6 +116,11 @@ static int load_extents(struct crp_fs *fs, struct crp_fs_inode *ip)
 		if (!c)
 			return -ENOMEM;
 		ip->chain = c;
+		cc = realloc(ip->chain_cnt, (ip->nchain + 1) * sizeof(*cc));
+		if (!cc)
+			return -ENOMEM;
+		ip->chain_cnt = cc;
+		ip->chain_cnt[ip->nchain] = cnt;
 		ip->chain[ip->nchain++] = blk;
 		blk = crp_mblk_next(b);
 	}
@@ -140,7 +146,9 @@ static int refresh(struct crp_fs *fs, struct crp_fs_inode *ip)
 	}
 	ip->d = d;
 	free(ip->chain);
+	free(ip->chain_cnt);
 	ip->chain = NULL;
+	ip->chain_cnt = NULL;
 	ip->nchain = 0;
 	ip->next = 0;
 	ip->ext_dirty = false;
@@ -329,6 +337,7 @@ static int store_chain(struct crp_fs *fs, struct crp_fs_inode *ip)
 	const uint32_t per = CRP_EXTENTS_PER_BLOCK, n = ip->next;
 	uint32_t j = 0, m = ip->nchain, p = 0, q = n, need, k_old, pcnt = 0;
 	uint64_t *nc = NULL;
+	uint32_t *ncc = NULL;
 	uint8_t *tmp = NULL;
 	struct crp_mblk *b;
 	int r = 0;
@@ -338,10 +347,18 @@ static int store_chain(struct crp_fs *fs, struct crp_fs_inode *ip)
 	tmp = malloc(CRP_PAYLOAD);
 	if (!tmp)
 		return -ENOMEM;
-	/* The head that did not change (never the last block: its link may). */
+	/* The head that did not change (never the last block: its link may).
+	 * Blocks wholly before the first extent changed are not even read. */
 	while (j + 1 < ip->nchain) {
 		uint32_t cnt;
 
+		if (ip->chain_cnt && ip->chain_cnt[j] && p + ip->chain_cnt[j] <= ip->ext_lo &&
+		    p + ip->chain_cnt[j] <= n) {
+			pcnt = ip->chain_cnt[j];
+			p += pcnt;
+			j++;
+			continue;
+		}
 		if (crp_meta_bread_check(fs->m, ip->chain[j], CRP_MAGIC_EXTENT, eblk_ok, &ip->d.ino,
 					 &b))
 			break;
@@ -357,6 +374,12 @@ static int store_chain(struct crp_fs *fs, struct crp_fs_inode *ip)
 	while (m > j) {
 		uint32_t cnt;
 
+		if (ip->chain_cnt && ip->chain_cnt[m - 1] && q >= p + ip->chain_cnt[m - 1] &&
+		    n - (q - ip->chain_cnt[m - 1]) <= ip->ext_tail) {
+			q -= ip->chain_cnt[m - 1];
+			m--;
+			continue;
+		}
 		if (crp_meta_bread_check(fs->m, ip->chain[m - 1], CRP_MAGIC_EXTENT, eblk_ok,
 					 &ip->d.ino, &b))
 			break;
@@ -371,9 +394,22 @@ static int store_chain(struct crp_fs *fs, struct crp_fs_inode *ip)
 	need = q > p ? (q - p + per - 1) / per : 0;
 	k_old = m - j;
 	nc = malloc((size_t)(ip->nchain - k_old + need) * sizeof(*nc));
-	if (!nc) {
+	ncc = malloc((size_t)(ip->nchain - k_old + need) * sizeof(*ncc));
+	if (!nc || !ncc) {
 		r = -ENOMEM;
 		goto out;
+	}
+	/* The counts, where known for the blocks kept. */
+	if (ip->chain_cnt || !ip->nchain) {
+		if (j)
+			memcpy(ncc, ip->chain_cnt, j * sizeof(*ncc));
+		for (uint32_t i = 0; i < need; i++)
+			ncc[j + i] = (q - p) / need + (i < (q - p) % need);
+		if (ip->nchain > m)
+			memcpy(ncc + j + need, ip->chain_cnt + m, (ip->nchain - m) * sizeof(*ncc));
+	} else {
+		free(ncc);
+		ncc = NULL;
 	}
 	if (j)
 		memcpy(nc, ip->chain, j * sizeof(*nc));
@@ -417,14 +453,18 @@ static int store_chain(struct crp_fs *fs, struct crp_fs_inode *ip)
 			goto out;
 	}
 	free(ip->chain);
+	free(ip->chain_cnt);
 	ip->chain = nc;
+	ip->chain_cnt = ncc;
 	ip->nchain = ip->nchain - k_old + need;
 	nc = NULL;
+	ncc = NULL;
 	ip->d.flags |= CRP_IF_EXT_CHAIN;
 	ip->d.ext_chain = ip->chain[0];
 	ip->d.nextents = n;
 out:
 	free(nc);
+	free(ncc);
 	free(tmp);
 	return r;
 }
