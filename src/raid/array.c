@@ -111,6 +111,7 @@ int crp_array_open_degraded(const char *const *specs, int n, const struct crp_ar
 		pthread_condattr_destroy(&ca);
 	}
 	pthread_mutex_init(&a->retire_mu, NULL);
+	pthread_mutex_init(&a->scratch_mu, NULL);
 
 	mo.host = a->host;
 	mo.timeout_ms = a->opts.timeout_ms;
@@ -205,6 +206,8 @@ void crp_array_close(struct crp_array *a)
 	pthread_cond_destroy(&a->meta_cv);
 	pthread_mutex_destroy(&a->meta_mu);
 	pthread_mutex_destroy(&a->retire_mu);
+	pthread_mutex_destroy(&a->scratch_mu);
+	free(a->scratch);
 	free(a);
 }
 
@@ -823,14 +826,32 @@ static int stripe_whole(struct crp_array *a, uint64_t s, void *const *data, uint
 static int stripe_check(struct crp_array *a, uint64_t s, bool resync)
 {
 	const struct crp_geom *g = &a->g;
+	size_t len = (size_t)g->chunk * (size_t)(g->ndata + 4);
 	int all[CRP_MAX_MEMBERS], r, pm, qm;
 	void *data[CRP_MAX_MEMBERS];
-	uint8_t *mem, *p, *q;
+	uint8_t *mem = NULL, *p, *q;
+	bool own = false;
 
 	if (!a->has_geom || s >= g->nstripes)
 		return -ERANGE;
-	mem = crp_alloc_buf((size_t)g->chunk * (size_t)(g->ndata + 4));
-	if (!mem)
+	/*
+	 * fsck and scrub check every stripe in a row: the array keeps one set
+	 * of buffers for them (a fresh one of ndata + 4 chunks per stripe
+	 * cost more than the check).  A second checker at the same time gets
+	 * its own.  Every byte is read or computed before it is used.
+	 */
+	if (pthread_mutex_trylock(&a->scratch_mu) == 0) {
+		if (a->scratch_len < len) {
+			free(a->scratch);
+			a->scratch = crp_alloc_buf_raw(len);
+			a->scratch_len = a->scratch ? len : 0;
+		}
+		mem = a->scratch;
+		own = mem != NULL;
+		if (!own)
+			pthread_mutex_unlock(&a->scratch_mu);
+	}
+	if (!mem && !(mem = crp_alloc_buf_raw(len)))
 		return -ENOMEM;
 	for (int d = 0; d < g->ndata; d++)
 		data[d] = mem + (size_t)d * g->chunk;
@@ -844,7 +865,10 @@ static int stripe_check(struct crp_array *a, uint64_t s, bool resync)
 	crp_mlock_give_local(a, all, a->n);
 	if (r == 0 && !resync)
 		r = crp_parity_verify(g->ndata, g->chunk, data, p, qm >= 0 ? q : NULL, q + g->chunk);
-	free(mem);
+	if (own)
+		pthread_mutex_unlock(&a->scratch_mu);
+	else
+		free(mem);
 	return r;
 }
 

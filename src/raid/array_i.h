@@ -70,6 +70,9 @@ struct crp_array {
 	atomic_uint_fast64_t new_failed;    /* members failed in I/O, not yet taken */
 	int (*failure_hook)(void *ctx);	    /* records new failures; set before I/O */
 	void *failure_ctx;
+	pthread_mutex_t scratch_mu;	    /* protects scratch (tried, never waited for) */
+	uint8_t *scratch;		    /* stripe_check's buffers, kept between stripes */
+	size_t scratch_len;
 	pthread_mutex_t retire_mu;	    /* protects retired[], nretired */
 	struct crp_member *retired[2 * CRP_MAX_MEMBERS]; /* replaced, closed at close */
 	int nretired;
