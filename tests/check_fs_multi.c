@@ -635,9 +635,15 @@ static void whole_states(int pr)
 		ck_assert_msg(n == SWAP_FILES, "a listing of %d names, not %d", n, SWAP_FILES);
 		got = crp_fs_read(b, sw.ino, fh, 0, buf, SWAP_LEN);
 		ck_assert_int_eq(got, SWAP_LEN);
-		for (size_t i = 1; i < SWAP_LEN; i++)
-			ck_assert_msg(buf[i] == buf[0], "byte %zu is version %u, byte 0 version %u", i,
-				      buf[i], buf[0]);
+		/* One assertion a pass, not one a byte: each costs a message
+		 * to the test runner. */
+		if (memcmp(buf, buf + 1, SWAP_LEN - 1)) {
+			size_t i = 1;
+
+			while (buf[i] == buf[0])
+				i++;
+			ck_abort_msg("byte %zu is version %u, byte 0 version %u", i, buf[i], buf[0]);
+		}
 		for (int i = 0; i < SWAP_FILES; i += 5) {
 			char x[32], y[32];
 

@@ -13,7 +13,7 @@
 
 #include "fixture/contention.h"
 
-#define SECONDS 10
+#define SECONDS 6
 
 static char dir[64];
 static char specs_buf[8][128];

@@ -8,7 +8,8 @@
 # header, orphan list, open table, data), find the member that holds it
 # (crp_locate), then, unmounted, (a) zero it on that member, (b) flip
 # bytes in it (an open table: another slot's, which a mount never reads,
-# and the mounting host's own, which it writes at once).  Then:
+# and the mounting host's own, which it writes at once); RAID-5 both ways,
+# RAID-6 one way per kind, in turn.  Then:
 #   - crpfs fsck (read-only) reports the block rebuilt, and writes nothing;
 #   - a mount reads every file (identical to before) and lists every
 #     directory; the daemon says what it rebuilt;
@@ -181,24 +182,36 @@ one_case() {
 	check_tree "$kind ($mode), after fsck --repair"
 }
 
+# all_kinds [one]: every kind of block, zeroed and flipped; with "one",
+# each kind once, zeroed and flipped in turn (the damage is read the same
+# way whatever the level: RAID-6 checks the rebuild, RAID-5 both ways).
 all_kinds() {
-	local mode
-	for mode in zero flip; do
-		one_case sb "$mode" sb
-		one_case shared "$mode" shared
-		one_case bbitmap "$mode" bbitmap 0
-		one_case ibitmap "$mode" ibitmap 0
-		one_case csum "$mode" csum /big 0
-		one_case itable "$mode" itable /d1/f5
-		one_case dir "$mode" dir /d1 0
-		one_case extent "$mode" extent /frag 0
-		one_case xattr "$mode" xattr /x
-		one_case jhdr "$mode" jhdr 0
-		one_case orphan "$mode" orphan 0
-		one_case otable "$mode" otable 1 0
-		one_case own-otable "$mode" otable 0 0
-		one_case data "$mode" data /big 3
-	done
+	local mode modes=(zero flip) k=0 kind args
+	while read -r kind args <&3; do
+		for mode in "${modes[@]}"; do
+			if [ "${1:-}" = one ] && [ "$mode" != "${modes[$((k % 2))]}" ]; then
+				continue
+			fi
+			# shellcheck disable=SC2086 # args are words for crp_locate
+			one_case "$kind" "$mode" $args
+		done
+		k=$((k + 1))
+	done 3<<-'EOF'
+		sb sb
+		shared shared
+		bbitmap bbitmap 0
+		ibitmap ibitmap 0
+		csum csum /big 0
+		itable itable /d1/f5
+		dir dir /d1 0
+		extent extent /frag 0
+		xattr xattr /x
+		jhdr jhdr 0
+		orphan orphan 0
+		otable otable 1 0
+		own-otable otable 0 0
+		data data /big 3
+	EOF
 }
 
 t_raid5_each_block() {
@@ -210,7 +223,7 @@ t_raid5_each_block() {
 t_raid6_each_block() {
 	use_array 6 6
 	prepare
-	all_kinds
+	all_kinds one
 }
 
 # zero_region MEMBER...: everything from data_offset on.
