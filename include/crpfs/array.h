@@ -24,10 +24,13 @@ enum crp_lock_mode {
 };
 
 /* Debug switches that break the protocol on purpose, so that tests can show
- * that the checks catch a broken protocol.  Never set in production. */
+ * that the checks catch a broken protocol, or widen a window the protocol
+ * must close.  Never set in production. */
 enum {
 	CRP_DEBUG_NO_LOCKS = 1u << 0,	   /* take no reservations at all */
 	CRP_DEBUG_EARLY_RELEASE = 1u << 1, /* release before the write */
+	CRP_DEBUG_SLOW_DATA = 1u << 2,	   /* data WRITEs go out 300 ms after the
+					      parity WRITEs of their stripe */
 };
 
 #define CRP_DEFAULT_MAX_HOLD_US 2000

@@ -9,10 +9,16 @@
  *            ascending order (blocking; local threads never deadlock).
  *   LOCK+READ one round trip: for every member of W, RESERVE (unless the
  *            reservation is cached) followed on the same nexus by the READ
- *            of the old data / old parity it needs; reads of members not
- *            written (reconstruct-write) go out in the same round.  All
- *            members in parallel.  A READ counts only if its member's
- *            RESERVE returned GOOD.
+ *            of the old data / old parity it needs.  All members in
+ *            parallel.  A READ counts only if its member's RESERVE
+ *            returned GOOD.  Reads of members outside W (a degraded
+ *            write reads every member left) go out only once every
+ *            member of W is reserved: in the same round if all of W was
+ *            cached, else in a second one.  Sent beside the RESERVEs,
+ *            such a read could see a chunk before another host's WRITE
+ *            landed, while our RESERVE of the parity was granted after
+ *            that host released it: the parity computed from it would be
+ *            wrong.
  *   CONFLICT any RESERVE met RESERVATION CONFLICT: release every
  *            reservation of W this host holds, sleep a randomized, growing
  *            backoff, go back to LOCK+READ (bounded by the lock deadline).
@@ -20,12 +26,17 @@
  *            (read-modify-write) or P, Q from the whole stripe
  *            (reconstruct-write), whichever reads fewer chunks; a
  *            full-stripe write reads nothing but still takes the locks.
- *   WRITE+UNLOCK one round trip: data and parity WRITEs in parallel; each
- *            member's RELEASE is chained on its WRITE and goes out from the
- *            WRITE's completion in the member's I/O thread, unless a local
- *            transaction is waiting for the member and the hold-time bound
- *            allows keeping it.  The caller is answered when the WRITEs are
- *            GOOD.
+ *   WRITE+UNLOCK one round trip: data and parity WRITEs in parallel;
+ *            each data member's RELEASE is chained on its WRITE and goes
+ *            out from the WRITE's completion in the member's I/O thread;
+ *            the parity members' RELEASEs go out when every WRITE of the
+ *            stripe is GOOD, when the caller is answered, and are not
+ *            waited for.  A member is kept instead if a local
+ *            transaction is waiting for it and the hold-time bound
+ *            allows.  The parity waits for the data because a degraded
+ *            write reads chunks it does not lock, and in pr mode
+ *            nothing else keeps those reads off a stripe another host is
+ *            half way through (see the invariant).
  *   DONE     give back the local ownership.
  *
  * Degraded: when a member of the stripe is not readable (failed, or a
@@ -45,7 +56,12 @@
  *
  * Invariant: no block of a stripe is read for an update or written unless
  * this host holds the reservation of every member of W, taken before the
- * first read.  A WRITE whose member saw a reset or preemption during the
+ * first read, and no parity member of W is released before every WRITE
+ * of the transaction has completed.  So a host that holds the parity of
+ * a stripe sees every data chunk of it whole, as no writer of the stripe
+ * is half way: that is what lets a degraded write (once it holds W)
+ * read the chunks it does not lock.  A WRITE
+ * whose member saw a reset or preemption during the
  * transaction (a retried UNIT ATTENTION) may have landed without our
  * reservation: the transaction reports -CRP_ELOCKLOST and the caller must
  * treat the stripe as needing resync.
@@ -132,14 +148,13 @@ static void plan(struct txn *t)
 	memset(t->need_read, 0, sizeof(t->need_read));
 	if (full == nd && t->lo == 0 && t->hi == g->chunk) {
 		t->mode = TXN_FULL;
-	} else if (rmw_reads < rcw_reads ||
-		   (t->a->opts.lock_mode == CRP_LOCK_RESERVE && touched < nd)) {
+	} else if (rmw_reads < rcw_reads || touched < nd) {
 		/*
-		 * In reserve mode a reservation blocks reads too, so a
-		 * reconstruct-write that reads members it does not lock would
-		 * wait on other hosts while holding its own locks.  There,
-		 * reconstruct-write is used only when every member it reads is
-		 * one it writes.
+		 * Reconstruct-write only when every member it reads is one it
+		 * writes.  A read of a member outside W is good only once W is
+		 * locked (lock_and_read), which costs a third round trip; and
+		 * in reserve mode a reservation blocks reads too, so such a
+		 * read would wait on other hosts while holding our locks.
 		 */
 		t->mode = TXN_RMW;
 		for (int d = 0; d < nd; d++)
@@ -306,7 +321,11 @@ static int lock_and_read(struct txn *t)
 		bool conflict = false, read_conflict = false;
 		struct crp_batch b;
 		int err = 0, nsent = 0;
+		bool unlocked = false, again = false;
 
+		/* Reads outside W wait until all of W is ours (see the top). */
+		for (int k = 0; locks && k < t->nw; k++)
+			unlocked = unlocked || !a->lk[t->w[k]].reserved;
 		t->st.attempts++;
 		crp_batch_init(&b);
 		for (int m = 0; m < a->n; m++) {
@@ -327,7 +346,9 @@ static int lock_and_read(struct txn *t)
 					t->st.reserves++;
 				}
 			}
-			if (t->need_read[m] && !have_read[m]) {
+			if (t->need_read[m] && !have_read[m] && unlocked && !in_w(t, m)) {
+				again = true;
+			} else if (t->need_read[m] && !have_read[m]) {
 				uint8_t *buf;
 				uint32_t off, len;
 
@@ -411,6 +432,8 @@ static int lock_and_read(struct txn *t)
 			crp_lock_backoff(a, attempt++);
 			continue;
 		}
+		if (again)
+			continue; /* W is ours now: the reads outside it */
 		return 0;
 	}
 }
@@ -510,7 +533,8 @@ static int write_and_unlock(struct txn *t, bool locks)
 			set_rw(t, c, m, true, t->cur[role] + (t->dlo[role] - t->lo), t->dlo[role],
 			       t->dhi[role] - t->dlo[role]);
 		c->fence_ns = t->fence_ns;
-		if (locks && a->lk[m].reserved && !crp_lock_keep(a, m)) {
+		/* A data member's RELEASE rides on its own WRITE. */
+		if (role >= 0 && locks && a->lk[m].reserved && !crp_lock_keep(a, m)) {
 			c->chain = crp_lock_release_cmd(a, m);
 			if (c->chain)
 				t->st.releases++;
@@ -518,22 +542,45 @@ static int write_and_unlock(struct txn *t, bool locks)
 		crp_batch_add(&b, c);
 		t->st.writes++;
 	}
-	for (int k = 0; k < t->nw; k++) {
-		struct crp_cmd *c = &wr[t->w[k]];
+	/* Parity first; CRP_DEBUG_SLOW_DATA holds the data back (tests). */
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 1 && (a->opts.debug & CRP_DEBUG_SLOW_DATA))
+			crp_sleep_ns(300000000ull);
+		for (int k = 0; k < t->nw; k++) {
+			int m = t->w[k], role = crp_geom_role(t->g, t->s, m);
+			struct crp_cmd *c = &wr[m];
 
-		if (t->wr[t->w[k]])
-			crp_member_submit(a->m[t->w[k]], &c, 1);
+			if (t->wr[m] && (role < 0) == (pass == 0))
+				crp_member_submit(a->m[m], &c, 1);
+		}
 	}
 	crp_batch_wait(&b);
 	crp_batch_destroy(&b);
 	t->st.round_trips++;
-	/* Members locked only to be read (degraded): released, or kept for
-	 * local work that waits for them. */
+	/*
+	 * The parity's RELEASE goes out only now that every WRITE of the
+	 * stripe has completed, not on the parity's own WRITE: in pr mode
+	 * another host's reconstruct-write (and a degraded write) reads the
+	 * data chunks it does not write without locking them, trusting that
+	 * the parity it holds means no writer of the stripe is half way.  A
+	 * parity released while a data WRITE was still on its way let it read
+	 * the old data and write a parity that the landing data contradicted.
+	 * Not waited for.  Members locked only to be read (degraded) go too.
+	 */
 	for (int k = 0; k < t->nw; k++) {
-		int m = t->w[k];
+		int m = t->w[k], role = crp_geom_role(t->g, t->s, m);
+		struct crp_cmd *rel;
 
-		if (!t->wr[m] && locks && a->lk[m].reserved && !crp_lock_keep(a, m))
+		if ((t->wr[m] && role >= 0) || !locks || !a->lk[m].reserved ||
+		    (t->wr[m] && wr[m].result) || crp_lock_keep(a, m))
+			continue;
+		rel = t->wr[m] ? crp_lock_release_cmd(a, m) : NULL;
+		if (!rel) {
 			crp_lock_release_now(a, &m, 1);
+			continue;
+		}
+		t->st.releases++;
+		crp_member_submit(a->m[m], &rel, 1);
 	}
 
 	/* The broken protocol of CRP_DEBUG_EARLY_RELEASE writes anyway, as an
@@ -561,13 +608,19 @@ static int write_and_unlock(struct txn *t, bool locks)
 			continue;
 		if (wr[m].result && !err)
 			err = wr[m].result;
-		/* A failed WRITE cancelled its chained RELEASE: the lock is still
-		 * ours unless the member is gone or said it was taken away. */
-		if (wr[m].result && wr[m].chain && !crp_member_failed(a->m[m]) &&
-		    wr[m].result != -CRP_ELOCKLOST) {
+		if (!wr[m].result || !locks)
+			continue;
+		/* After a failed WRITE (which cancelled a chained RELEASE) the
+		 * lock is still ours unless the member is gone or said it was
+		 * taken away. */
+		if (wr[m].chain)
 			a->lk[m].reserved = true;
+		if (!a->lk[m].reserved)
+			continue;
+		if (crp_member_failed(a->m[m]) || wr[m].result == -CRP_ELOCKLOST)
+			a->lk[m].reserved = false;
+		else if (wr[m].chain || !crp_lock_keep(a, m))
 			crp_lock_release_now(a, &m, 1);
-		}
 	}
 	return err;
 }
