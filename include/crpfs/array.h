@@ -220,7 +220,8 @@ int crp_array_rebuild_range2(struct crp_array *a, uint64_t off, void *buf, size_
  * of @pos is computed from the others and written.  Bounded by the
  * members' timeouts; -CRP_EDEGRADED if too few members are readable.
  */
-int crp_array_rebuild_stripes(struct crp_array *a, uint64_t s0, uint32_t count, int pos);
+int crp_array_rebuild_stripes(struct crp_array *a, uint64_t s0, uint32_t count, int pos,
+			      uint64_t *held_ns);
 
 /*
  * Recompute stripe @s's parity from its data under the locks of every

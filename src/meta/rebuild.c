@@ -315,7 +315,7 @@ int crp_meta_rebuild(struct crp_meta *m, int pos, const struct crp_rebuild_opts 
 		o->progress(o->ctx, s, total, 0, start);
 	while (s < total) {
 		uint32_t n = (uint32_t)CRP_MIN((uint64_t)REBUILD_BATCH, total - s);
-		uint64_t now;
+		uint64_t now, held = 0;
 
 		if (o && o->stop && atomic_load(o->stop)) {
 			/* Stopped: what is done is kept for the next run. */
@@ -323,7 +323,7 @@ int crp_meta_rebuild(struct crp_meta *m, int pos, const struct crp_rebuild_opts 
 			r = crp_meta_members_update(m, ckpt_fn, &c);
 			return r < 0 ? r : -EINTR;
 		}
-		r = crp_array_rebuild_stripes(m->a, s, n, pos);
+		r = crp_array_rebuild_stripes(m->a, s, n, pos, &held);
 		if (r < 0) {
 			if (!crp_array_writable(m->a, pos))
 				r = -CRP_EMEMBER; /* the new member failed */
@@ -333,6 +333,16 @@ int crp_meta_rebuild(struct crp_meta *m, int pos, const struct crp_rebuild_opts 
 		now = crp_now_ns();
 		if (o && o->progress)
 			o->progress(o->ctx, s, total, (s - start) * sbytes, start);
+		/*
+		 * A batch holds every member.  While other hosts live, leave
+		 * the members to them a while (half as long as the batch held
+		 * them, its wait for the locks not counted, as scrub does): back to back batches would starve
+		 * their writes and heartbeats, and in reserve mode their reads
+		 * of the host slots too; after a dead timeout of that they take
+		 * the rebuilder for a hung host and reset the members under it.
+		 */
+		if (crp_array_peers(m->a) > 0 && s < total)
+			crp_sleep_ns(held / 2);
 		/* A rate limit: sleep until the bytes done so far are due. */
 		if (o && o->rate_bps) {
 			uint64_t due = t0 + (s - start) * sbytes * 1000000000ull / o->rate_bps;

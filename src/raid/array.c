@@ -989,10 +989,12 @@ out:
 	return r;
 }
 
-int crp_array_rebuild_stripes(struct crp_array *a, uint64_t s0, uint32_t count, int pos)
+int crp_array_rebuild_stripes(struct crp_array *a, uint64_t s0, uint32_t count, int pos,
+			      uint64_t *held_ns)
 {
 	const struct crp_geom *g = &a->g;
 	int all[CRP_MAX_MEMBERS], r = 0;
+	uint64_t since;
 	uint8_t *buf;
 
 	if (!a->has_geom || pos < 0 || pos >= a->n || s0 + count > g->nstripes)
@@ -1008,6 +1010,7 @@ int crp_array_rebuild_stripes(struct crp_array *a, uint64_t s0, uint32_t count, 
 	 * way through these stripes while we read them and write @pos. */
 	crp_mlock_take_local(a, all, a->n);
 	r = lock_all(a, all);
+	since = crp_now_ns();
 	for (uint64_t s = s0; r == 0 && s < s0 + count; s++) {
 		uint32_t bs = crp_member_block_size(a->m[pos]);
 		struct crp_cmd c;
@@ -1021,6 +1024,8 @@ int crp_array_rebuild_stripes(struct crp_array *a, uint64_t s0, uint32_t count, 
 		r = crp_member_exec(a->m[pos], &c);
 	}
 	crp_lock_release_now(a, all, a->n);
+	if (held_ns)
+		*held_ns = crp_now_ns() - since;
 	crp_mlock_give_local(a, all, a->n);
 	free(buf);
 	crp_array_note_failures(a);
