@@ -73,10 +73,16 @@ static void host_up(const char *name, bool thread, struct crp_meta **m, struct c
 	ck_assert_msg(join(*m, thread, c, err, sizeof(err)) == 0, "join %s: %s", name, err);
 }
 
+/* A clean close, in the order cluster.h gives. */
 static int host_down(struct crp_meta *m, struct crp_cluster *c)
 {
+	int r, e;
+
+	crp_cluster_quiesce(c);
+	r = crp_meta_shutdown(m);
 	crp_cluster_leave(c);
-	return crp_meta_close(m);
+	e = crp_meta_close(m);
+	return r ? r : e;
 }
 
 /* Slot @i as the members say, through a short-lived read-only open. */
@@ -348,8 +354,12 @@ END_TEST
 /*
  * A hung host (SIGSTOP) is declared dead and recovered; after SIGCONT its
  * next write is refused with -CRP_EFENCED and it knows who fenced it.
+ * With @table, the hung host held the metadata lock when it stopped, and
+ * what it does after SIGCONT is record a member it could not reach as
+ * failed in the member table (as it does when a command it sent before
+ * the pause has timed out): refused the same way, the table unchanged.
  */
-static void hung(int lock_mode)
+static void hung(int lock_mode, bool table)
 {
 	struct crp_meta *mb;
 	struct crp_cluster *cb;
@@ -379,12 +389,26 @@ static void hung(int lock_mode)
 		k = crp_cluster_slot(c);
 		if (write(fds[1], &k, sizeof(k)) != sizeof(k))
 			_exit(11);
+		if (table) {
+			/* Once the other host is up: the lock, then stopped. */
+			if (read(go[0], &k, sizeof(k)) != sizeof(k))
+				_exit(12);
+			k = crp_array_meta_lock(m->a);
+			if (write(fds[1], &k, sizeof(k)) != sizeof(k))
+				_exit(11);
+		}
 		/* Parent stops us, lets us be recovered, continues us, then
 		 * tells us to write. */
 		if (read(go[0], &k, sizeof(k)) != sizeof(k))
 			_exit(12);
-		r = crp_array_write(m->a, (m->geom.nstripes - 2) * crp_geom_stripe_bytes(&m->geom),
-				    buf, 4096);
+		if (table) {
+			m->unreachable = 1ull << 1;
+			r = crp_meta_members_update(m, NULL, NULL);
+		} else {
+			r = crp_array_write(m->a,
+					    (m->geom.nstripes - 2) * crp_geom_stripe_bytes(&m->geom),
+					    buf, 4096);
+		}
 		if (!crp_cluster_fenced(c, msg, sizeof(msg)))
 			snprintf(msg, sizeof(msg), "not fenced");
 		snprintf(err, sizeof(err), "%d %s", r == -CRP_EFENCED ? 1 : 0, msg);
@@ -398,6 +422,13 @@ static void hung(int lock_mode)
 	close(go[0]);
 	ck_assert_int_eq(read(fds[0], &slot, sizeof(slot)), (ssize_t)sizeof(slot));
 	host_up("beta", true, &mb, &cb);
+	if (table) {
+		int r;
+
+		ck_assert_int_eq(write(go[1], &slot, sizeof(slot)), (ssize_t)sizeof(slot));
+		ck_assert_int_eq(read(fds[0], &r, sizeof(r)), (ssize_t)sizeof(r));
+		ck_assert_msg(r == 0, "the hung host could not take the metadata lock: %d", r);
+	}
 	ck_assert_int_eq(kill(pid, SIGSTOP), 0);
 	wait_slot_state(slot, CRP_SLOT_FREE, 30);
 	ck_assert_int_eq(kill(pid, SIGCONT), 0);
@@ -409,6 +440,13 @@ static void hung(int lock_mode)
 	ck_assert_msg(line[0] == '1', "the hung host's write was not refused: %s", line);
 	ck_assert_msg(strstr(line, "host hung was declared dead by beta and fenced"),
 		      "message: %s", line);
+	if (table) {
+		uint64_t events = mb->mt.events;
+
+		ck_assert_int_eq(crp_meta_members_reload(mb), 0);
+		ck_assert_uint_eq(mb->mt.events, events);
+		ck_assert_uint_ne(mb->mt.table[1].state, CRP_MS_FAILED);
+	}
 	/* The fenced host left the slot alone: still free, recovered once. */
 	ck_assert_uint_eq(slot_now(slot).state, CRP_SLOT_FREE);
 	ck_assert_uint_eq(slot_now(slot).recoveries, 1);
@@ -421,13 +459,25 @@ static void hung(int lock_mode)
 
 START_TEST(test_hung_host_fenced_reserve)
 {
-	hung(0);
+	hung(0, false);
 }
 END_TEST
 
 START_TEST(test_hung_host_fenced_pr)
 {
-	hung(1);
+	hung(1, false);
+}
+END_TEST
+
+START_TEST(test_hung_lock_holder_writes_no_table_reserve)
+{
+	hung(0, true);
+}
+END_TEST
+
+START_TEST(test_hung_lock_holder_writes_no_table_pr)
+{
+	hung(1, true);
 }
 END_TEST
 
@@ -528,6 +578,76 @@ END_TEST
 START_TEST(test_slow_recovery_keeps_beating_pr)
 {
 	slow_recovery(1);
+}
+END_TEST
+
+/*
+ * A host closes while another holds the metadata lock for three dead
+ * timeouts: its close waits for the lock to free its slot, and it must
+ * go on beating meanwhile.  A host that stopped beating when its close
+ * began was declared dead by the lock holder, recovered (in pr mode
+ * fenced too), and its close failed although it had lost nothing.
+ */
+struct closer {
+	struct crp_meta *m;
+	struct crp_cluster *c;
+	atomic_int done;
+	int r;
+};
+
+static void *closer_main(void *arg)
+{
+	struct closer *cl = arg;
+
+	cl->r = host_down(cl->m, cl->c);
+	atomic_store(&cl->done, 1);
+	return NULL;
+}
+
+static void close_under_lock(int lock_mode)
+{
+	struct crp_meta *ma, *mb;
+	struct crp_cluster *ca, *cb;
+	struct crp_cluster_stats sb;
+	struct closer cl = { 0 };
+	struct crp_slot s;
+	pthread_t th;
+	int slot;
+
+	format(lock_mode);
+	host_up("alpha", true, &ma, &ca);
+	host_up("beta", true, &mb, &cb);
+	slot = crp_cluster_slot(ca);
+	ck_assert_int_eq(crp_array_meta_lock(mb->a), 0);
+	cl.m = ma;
+	cl.c = ca;
+	ck_assert_int_eq(pthread_create(&th, NULL, closer_main, &cl), 0);
+	crp_sleep_ns(3ull * DEAD_MS * 1000000ull);
+	ck_assert_msg(!atomic_load(&cl.done), "the close did not wait for the metadata lock");
+	ck_assert_int_eq(crp_array_meta_unlock(mb->a), 0);
+	pthread_join(th, NULL);
+	ck_assert_msg(cl.r == 0, "the close failed: %s", crp_strerror(cl.r));
+	/* Time for a wrong verdict on the closed host to show. */
+	crp_sleep_ns(2ull * DEAD_MS * 1000000ull);
+	crp_cluster_get_stats(cb, &sb);
+	ck_assert_msg(sb.recoveries == 0, "the closing host was declared dead and recovered");
+	ck_assert(!crp_cluster_fenced(cb, NULL, 0));
+	s = slot_now(slot);
+	ck_assert_uint_eq(s.state, CRP_SLOT_FREE);
+	ck_assert_uint_eq(s.recoveries, 0);
+	ck_assert_int_eq(host_down(mb, cb), 0);
+	cleanup();
+}
+
+START_TEST(test_close_under_lock_reserve)
+{
+	close_under_lock(0);
+}
+END_TEST
+
+START_TEST(test_close_under_lock_pr)
+{
+	close_under_lock(1);
 }
 END_TEST
 
@@ -703,10 +823,14 @@ int main(int argc, char **argv)
 		{ "once_pr", test_exactly_once_pr },
 		{ "hung_reserve", test_hung_host_fenced_reserve },
 		{ "hung_pr", test_hung_host_fenced_pr },
+		{ "hung_table_reserve", test_hung_lock_holder_writes_no_table_reserve },
+		{ "hung_table_pr", test_hung_lock_holder_writes_no_table_pr },
 		{ "preempted", test_preempted_registration_fenced },
 		{ "beats_under_load", test_beats_pass_reservations },
 		{ "slow_recovery_reserve", test_slow_recovery_keeps_beating_reserve },
 		{ "slow_recovery_pr", test_slow_recovery_keeps_beating_pr },
+		{ "close_under_lock_reserve", test_close_under_lock_reserve },
+		{ "close_under_lock_pr", test_close_under_lock_pr },
 		{ "dead_lock_holder_reserve", test_dead_lock_holder_reserve },
 		{ "dead_lock_holder_pr", test_dead_lock_holder_pr },
 	};

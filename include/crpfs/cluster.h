@@ -89,10 +89,22 @@ struct crp_cluster;
 int crp_cluster_join(struct crp_meta *m, const struct crp_cluster_opts *opts,
 		     struct crp_cluster **out, char *err, size_t errlen);
 /*
- * Stop the heartbeat and recovery threads (a recovery under way finishes
- * first) and remove the gate; the slot itself is freed
- * by crp_meta_close afterwards (only if still ours).  A fenced host leaves
- * its array fenced, so that close writes nothing.  Frees @c.
+ * A clean close, in this order:
+ *   crp_cluster_quiesce   no recovery of other hosts from here on (one
+ *                         under way finishes first); the heartbeat goes on
+ *   crp_meta_shutdown     commit, settle, free the slot under the metadata
+ *                         lock; the heartbeat stops just before the FREE
+ *   crp_cluster_leave     stop the threads, remove the gate
+ *   crp_meta_close
+ * A host that stopped beating before its close was done would be taken
+ * for dead by the others if the close waits long for the metadata lock.
+ */
+void crp_cluster_quiesce(struct crp_cluster *c);
+/*
+ * Quiesce if not done, stop the heartbeat thread and remove the gate.
+ * Without crp_meta_shutdown first, the slot is freed by crp_meta_close
+ * afterwards (only if still ours), as the heartbeat stopped here.  A fenced
+ * host leaves its array fenced, so that close writes nothing.  Frees @c.
  */
 void crp_cluster_leave(struct crp_cluster *c);
 

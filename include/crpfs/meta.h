@@ -118,6 +118,12 @@ struct crp_meta {
 	char host[CRP_HOST_MAX];
 	uint64_t heartbeat;
 	uint64_t slot_mount_ns;		/* mount_ns of our claim: is the slot still ours */
+	/* Called under the metadata lock just before our slot is freed at
+	 * a clean close, so that the cluster stops beating in it: a beat
+	 * after the FREE would make it active again. */
+	void (*slot_free_hook)(void *ctx);
+	void *slot_free_ctx;
+	bool shut;			/* crp_meta_shutdown has run */
 	bool journal_dirty;		/* some slot's journal needs replay (ro/fsck) */
 	uint64_t recovered;		/* bit per slot recovered at open: its orphans
 					   are for the fs layer to free */
@@ -220,8 +226,12 @@ struct crp_meta {
  */
 int crp_meta_open(const char *const *specs, int n, const struct crp_meta_opts *opts,
 		  struct crp_meta **out, char *err, size_t errlen);
-/* Commit, clear our journal, free our slot, sync, close.  Returns the
- * first error; @m is freed in every case. */
+/* Commit, clear our journal, free our slot (only if still ours), sync;
+ * the array stays open, so that the heartbeat goes on until the slot is
+ * free (m->slot_free_hook).  Returns the first error.  Runs once. */
+int crp_meta_shutdown(struct crp_meta *m);
+/* crp_meta_shutdown unless it ran, then close.  Returns the first error
+ * of the two; @m is freed in every case. */
 int crp_meta_close(struct crp_meta *m);
 
 /* Read the labels of @specs and order them; fills @sorted (array order)

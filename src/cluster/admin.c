@@ -51,12 +51,14 @@ struct crp_meta *crp_admin_meta(struct crp_admin *ad)
 
 int crp_admin_close(struct crp_admin *ad)
 {
-	int r;
+	int r, e;
 
 	if (!ad)
 		return 0;
+	crp_cluster_quiesce(ad->c);
+	r = crp_meta_shutdown(ad->m);
 	crp_cluster_leave(ad->c);
-	r = crp_meta_close(ad->m);
+	e = crp_meta_close(ad->m);
 	free(ad);
-	return r;
+	return r ? r : e;
 }

@@ -126,6 +126,8 @@ static int write_beat(struct crp_cluster *c, uint64_t t0)
 {
 	int r;
 
+	if (c->beats_off)
+		return -ESHUTDOWN;
 	c->mine.heartbeat++;
 	c->mine.heartbeat_ns = crp_wall_ns();
 	r = crp_cluster_slot_write(c, &c->mine, t0 + c->beat_ns / 2);
@@ -172,6 +174,9 @@ int crp_cluster_check(struct crp_cluster *c)
 		return -CRP_EFENCED;
 	if (in_cluster_thread || lease_fresh(c))
 		return 0;
+	/* Our slot is free or about to be: nothing renews the lease. */
+	if (atomic_load(&c->leaving))
+		return -ESHUTDOWN;
 	pthread_mutex_lock(&c->lease_mu);
 	r = lease_fresh(c) ? 0 : verify_and_beat(c);
 	pthread_mutex_unlock(&c->lease_mu);
@@ -546,6 +551,8 @@ int crp_cluster_tick(struct crp_cluster *c)
 	bool was = in_cluster_thread;
 	int r;
 
+	if (atomic_load(&c->leaving))
+		return 0; /* the slot is being freed: no beat may mark it active */
 	in_cluster_thread = true;
 	drain_ua(c);
 	r = beat(c);
@@ -589,7 +596,7 @@ static void *recovery_main(void *arg)
 	int n = (int)c->m->sb.max_hosts;
 
 	pthread_mutex_lock(&c->mu);
-	while (!c->stop) {
+	while (!c->stop && !c->rec_stop) {
 		int i;
 
 		for (i = 0; i < n && c->rec_state[i] != REC_PENDING; i++)
@@ -624,6 +631,23 @@ static void stop_threads(struct crp_cluster *c)
 	if (c->rec_running)
 		pthread_join(c->rec_thread, NULL);
 	c->running = c->rec_running = false;
+}
+
+/*
+ * crp_meta_shutdown calls this under the metadata lock just before it
+ * frees our slot: no beat may land after the FREE (it would make the slot
+ * active again), and none is needed, as no survivor marks a slot while we
+ * hold the lock.  Until then the heartbeat went on, so that a close that
+ * waits long for the lock is not taken for a dead host.
+ */
+static void slot_freeing(void *ctx)
+{
+	struct crp_cluster *c = ctx;
+
+	atomic_store(&c->leaving, true);
+	pthread_mutex_lock(&c->lease_mu); /* a beat under way lands first */
+	c->beats_off = true;
+	pthread_mutex_unlock(&c->lease_mu);
 }
 
 static void cluster_free(struct crp_cluster *c)
@@ -912,6 +936,8 @@ int crp_cluster_join(struct crp_meta *m, const struct crp_cluster_opts *opts,
 	if (r < 0)
 		goto out;
 	crp_array_set_gate(m->a, gate, c);
+	m->slot_free_hook = slot_freeing;
+	m->slot_free_ctx = c;
 	if (!opts->no_thread) {
 		/* The recovery thread first: the watcher queues to it. */
 		r = -pthread_create(&c->rec_thread, NULL, recovery_main, c);
@@ -924,6 +950,8 @@ int crp_cluster_join(struct crp_meta *m, const struct crp_cluster_opts *opts,
 		if (r < 0) {
 			stop_threads(c);
 			crp_array_set_gate(m->a, NULL, NULL);
+			m->slot_free_hook = NULL;
+			m->slot_free_ctx = NULL;
 			snprintf(err, errlen, "cannot start the heartbeat and recovery threads: %s",
 				 crp_strerror(r));
 			goto out;
@@ -939,14 +967,31 @@ out:
 	return r;
 }
 
+void crp_cluster_quiesce(struct crp_cluster *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->rec_stop = true;
+	pthread_cond_broadcast(&c->rec_cv);
+	pthread_mutex_unlock(&c->mu);
+	if (c->rec_running)
+		pthread_join(c->rec_thread, NULL);
+	c->rec_running = false;
+}
+
 void crp_cluster_leave(struct crp_cluster *c)
 {
 	if (!c)
 		return;
+	crp_cluster_quiesce(c);
 	stop_threads(c);
+	c->m->slot_free_hook = NULL;
+	c->m->slot_free_ctx = NULL;
 	/* A last check: a host that was hung until now must not free a slot
-	 * that is no longer its own (crp_meta_close checks again, locked). */
-	if (!atomic_load(&c->fenced))
+	 * that is no longer its own (crp_meta_shutdown checks again, locked).
+	 * Not after it freed the slot: that slot is no longer ours. */
+	if (!atomic_load(&c->fenced) && !atomic_load(&c->leaving))
 		crp_cluster_check(c);
 	crp_array_set_gate(c->m->a, NULL, NULL);
 	if (atomic_load(&c->fenced))

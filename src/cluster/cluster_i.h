@@ -18,6 +18,8 @@ struct crp_cluster {
 
 	pthread_mutex_t lease_mu;	/* lock order: array meta lock, then lease_mu */
 	struct crp_slot mine;		/* protected by lease_mu: our slot as we write it */
+	bool beats_off;			/* protected by lease_mu: our slot is being freed */
+	atomic_bool leaving;		/* set with beats_off: no beats, no watching */
 	atomic_uint_fast64_t lease_ok_ns; /* monotonic start of our last good beat */
 
 	atomic_bool fenced;
@@ -49,6 +51,7 @@ struct crp_cluster {
 	 * it until the recovery thread is done with it (back to REC_IDLE). */
 	pthread_t rec_thread;
 	bool rec_running;
+	bool rec_stop;			/* protected by mu: crp_cluster_quiesce */
 	pthread_cond_t rec_cv;		/* with mu: a slot was queued, or stop */
 	uint8_t *rec_state;		/* protected by mu: REC_* per slot */
 	struct crp_slot *rec_seen;	/* protected by mu */

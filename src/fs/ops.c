@@ -484,8 +484,11 @@ out:
 	if (fs) {
 		/* A slot already claimed is freed by the close (the failed
 		 * transaction was aborted: nothing else is written). */
-		if (fs->cluster)
+		if (fs->cluster) {
+			crp_cluster_quiesce(fs->cluster);
+			(void)crp_meta_shutdown(fs->m);
 			crp_cluster_leave(fs->cluster);
+		}
 		if (fs->m) {
 			if (!fs->cluster)
 				fs->m->ro = true; /* leave the disks as they are */
@@ -502,7 +505,7 @@ out:
 
 int crp_fs_unmount(struct crp_fs *fs)
 {
-	int r;
+	int r, e;
 
 	if (!fs)
 		return 0;
@@ -537,11 +540,14 @@ int crp_fs_unmount(struct crp_fs *fs)
 		if (crp_meta_tx_end(fs->m) < 0)
 			fs->err = fs->err ? fs->err : -EIO;
 	}
-	/* The heartbeat stops before the slot is freed (a fenced host's
-	 * array stays fenced: the close writes nothing). */
+	/* The heartbeat goes on until the slot is freed, under the metadata
+	 * lock (a fenced host's array stays fenced: the close writes nothing). */
+	crp_cluster_quiesce(fs->cluster);
+	r = crp_meta_shutdown(fs->m);
 	crp_cluster_leave(fs->cluster);
 	fs->cluster = NULL;
-	r = crp_meta_close(fs->m);
+	e = crp_meta_close(fs->m);
+	r = r ? r : e;
 	if (atomic_load(&fs->fenced))
 		r = -CRP_EFENCED;
 	if (fs->err && !r)

@@ -609,6 +609,10 @@ static int free_own_slot(struct crp_meta *m)
 	r = crp_array_meta_lock(m->a);
 	if (r < 0)
 		return r;
+	/* No survivor marks slots while we hold the lock, and from here on
+	 * no beat of ours lands: the slot read below is the last word. */
+	if (m->slot_free_hook)
+		m->slot_free_hook(m->slot_free_ctx);
 	r = crp_meta_slot_read(m, m->slot, &s);
 	if (r == 0 && (s.state != CRP_SLOT_ACTIVE || strcmp(s.host, m->host) ||
 		       s.mount_ns != m->slot_mount_ns)) {
@@ -629,12 +633,13 @@ out:
 	return r ? r : e;
 }
 
-int crp_meta_close(struct crp_meta *m)
+int crp_meta_shutdown(struct crp_meta *m)
 {
 	int r = 0, e;
 
-	if (!m)
+	if (!m || m->shut)
 		return 0;
+	m->shut = true;
 	if (m->a && !m->ro && m->slot >= 0 && !crp_array_fenced(m->a)) {
 
 		r = crp_meta_commit(m);
@@ -658,6 +663,16 @@ int crp_meta_close(struct crp_meta *m)
 			r = r ? r : e;
 		}
 	}
+	return r;
+}
+
+int crp_meta_close(struct crp_meta *m)
+{
+	int r;
+
+	if (!m)
+		return 0;
+	r = crp_meta_shutdown(m);
 	crp_meta_intent_detach(m, false);
 	if (m->a)
 		crp_array_close(m->a);

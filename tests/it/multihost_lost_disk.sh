@@ -7,11 +7,14 @@
 # crpfs status says so.  Then crpfs replace puts a fresh LUN in while a
 # host writes; at the end the array is clean again, the content checksums
 # match, crpfs fsck is clean and every stripe's parity verifies.  Both lock
-# modes.
+# modes (RAID-5 in one, RAID-6 in the other, unless CRPFS_LOST_LEVEL says).
 . "$(dirname "$0")/lib_multihost.sh"
 
 HOSTS=(a b c)
-LEVEL=${CRPFS_LOST_LEVEL:-both}
+# Which arrays each lock mode runs: by default RAID-5 in reserve mode and
+# RAID-6 in pr mode (each level and each mode once); CRPFS_LOST_LEVEL=5,
+# 6 or both runs that in each mode.
+LEVEL=${CRPFS_LOST_LEVEL:-by-mode}
 
 state_is() {		# state_is TARGET STATE
 	[ "$(status_state "$1")" = "$2" ]
@@ -98,7 +101,10 @@ lost_case() {
 }
 
 t_lost() {
-	case $LEVEL in
+	local level=$LEVEL
+
+	[ "$level" != by-mode ] || level=$([ "$MODE" = reserve ] && echo 5 || echo 6)
+	case $level in
 	5) lost_case 5 4 1 ;;
 	6) lost_case 6 6 2 ;;
 	*)
