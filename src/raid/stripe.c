@@ -24,8 +24,9 @@
  *            backoff, go back to LOCK+READ (bounded by the lock deadline).
  *   COMPUTE  new parity: P' = P ^ D ^ D', Q' = Q ^ g^d (D ^ D')
  *            (read-modify-write) or P, Q from the whole stripe
- *            (reconstruct-write), whichever reads fewer chunks; a
- *            full-stripe write reads nothing but still takes the locks.
+ *            (reconstruct-write, only when every data chunk is written,
+ *            so that it reads nothing outside W: plan()); a full-stripe
+ *            write reads nothing but still takes the locks.
  *   WRITE+UNLOCK one round trip: data and parity WRITEs in parallel;
  *            each data member's RELEASE is chained on its WRITE and goes
  *            out from the WRITE's completion in the member's I/O thread;
@@ -110,11 +111,19 @@ static int cmp_int(const void *x, const void *y)
 	return *(const int *)x - *(const int *)y;
 }
 
-/* Choose the mode and the members to read, as md does: fewer reads wins. */
+/*
+ * Choose the mode and the members to read.  Reconstruct-write only when
+ * every member it reads is one it writes, that is when every data chunk is
+ * touched (then it also reads fewer chunks than read-modify-write, which
+ * reads the touched ones and the parity).  A read of a member outside W is
+ * good only once W is locked (lock_and_read), which costs another round
+ * trip; and in reserve mode a reservation blocks reads too, so such a read
+ * would wait on other hosts while holding our locks.
+ */
 static void plan(struct txn *t)
 {
 	const struct crp_geom *g = t->g;
-	int nd = g->ndata, touched = 0, full = 0, rcw_reads = 0, rmw_reads;
+	int nd = g->ndata, touched = 0, full = 0;
 
 	t->lo = g->chunk;
 	t->hi = 0;
@@ -125,13 +134,9 @@ static void plan(struct txn *t)
 		t->lo = CRP_MIN(t->lo, t->dlo[d]);
 		t->hi = CRP_MAX(t->hi, t->dhi[d]);
 	}
-	for (int d = 0; d < nd; d++) {
+	for (int d = 0; d < nd; d++)
 		if (written(t, d) && t->dlo[d] <= t->lo && t->dhi[d] >= t->hi)
 			full++;
-		else
-			rcw_reads++;
-	}
-	rmw_reads = touched + (g->level == 6 ? 2 : 1);
 
 	t->nw = 0;
 	for (int d = 0; d < nd; d++)
@@ -148,14 +153,7 @@ static void plan(struct txn *t)
 	memset(t->need_read, 0, sizeof(t->need_read));
 	if (full == nd && t->lo == 0 && t->hi == g->chunk) {
 		t->mode = TXN_FULL;
-	} else if (rmw_reads < rcw_reads || touched < nd) {
-		/*
-		 * Reconstruct-write only when every member it reads is one it
-		 * writes.  A read of a member outside W is good only once W is
-		 * locked (lock_and_read), which costs a third round trip; and
-		 * in reserve mode a reservation blocks reads too, so such a
-		 * read would wait on other hosts while holding our locks.
-		 */
+	} else if (touched < nd) {
 		t->mode = TXN_RMW;
 		for (int d = 0; d < nd; d++)
 			if (written(t, d))
