@@ -266,6 +266,124 @@ START_TEST(test_rebuild)
 }
 END_TEST
 
+/*
+ * pr mode: a read of a chunk on a missing member, rebuilt from the rest of
+ * its stripe while another host updates another chunk of that stripe, is
+ * the chunk as it is, never one mixed from the writer's new parity and its
+ * old data.  The writer (CRP_DEBUG_SLOW_DATA) sends its data WRITE 300 ms
+ * after its parity WRITE; the reader starts once the new parity is on the
+ * disk.  A Write Exclusive reservation lets reads through, so only the
+ * reader's lock on the parity keeps it off the half-written stripe.
+ */
+struct slow_writer {
+	struct crp_array *a;
+	uint64_t off;
+	const uint8_t *buf;
+	uint32_t len;
+	int r;
+};
+
+static void *slow_write(void *arg)
+{
+	struct slow_writer *w = arg;
+
+	w->r = crp_array_write(w->a, w->off, w->buf, w->len);
+	return NULL;
+}
+
+static int open_gate(void *ctx, uint64_t *until)
+{
+	(void)ctx;
+	*until = 0;
+	return 0;
+}
+
+static struct crp_array *open_host(int n, const char *host, unsigned debug)
+{
+	struct crp_array_opts o = { .host = host, .lock_mode = CRP_LOCK_PR, .debug = debug };
+	struct crp_array *a;
+	struct crp_geom g;
+	char err[512];
+
+	ck_assert_msg(crp_array_open(specs, n, &o, &a, err, sizeof(err)) == 0, "open: %s", err);
+	ck_assert_msg(crp_geom_init(&g, 5, n, 4096, 4096, crp_array_min_member_size(a), err,
+				    sizeof(err)) == 0, "geometry: %s", err);
+	ck_assert_int_eq(crp_array_set_geometry(a, &g), 0);
+	return a;
+}
+
+START_TEST(test_degraded_read_sees_whole_stripe)
+{
+	const int n = 4;
+	const uint64_t s = 3;
+	struct crp_array *wa, *rb;
+	const struct crp_geom *g;
+	struct slow_writer w;
+	struct crp_loc l1;
+	struct crp_cmd c;
+	uint8_t *stripe, *newc, *pold, *pnow, *got;
+	uint64_t sb, poff;
+	uint32_t bs;
+	pthread_t th;
+	int pm, qm, polls = 0;
+
+	make_specs(n);
+	crp_array_close(open_array(n, 5, 4096, CRP_LOCK_PR)); /* creates the images */
+	wa = open_host(n, "writer", CRP_DEBUG_SLOW_DATA);
+	rb = open_host(n, "reader", 0);
+	g = crp_array_geom(rb);
+	sb = crp_geom_stripe_bytes(g);
+	stripe = crp_alloc_buf(sb);
+	newc = crp_alloc_buf(g->chunk);
+	pold = crp_alloc_buf(g->chunk);
+	pnow = crp_alloc_buf(g->chunk);
+	got = crp_alloc_buf(g->chunk);
+	for (uint64_t i = 0; i < sb; i++)
+		stripe[i] = (uint8_t)(i * 7 + 1);
+	memset(newc, 0xa5, g->chunk);
+	ck_assert_int_eq(crp_array_write(rb, s * sb, stripe, (uint32_t)sb), 0);
+
+	/* The reader lost the member of chunk 1; it rebuilds chunk 1 from
+	 * chunk 0, chunk 2 and P.  It has joined (a gate), as a mounted host. */
+	crp_geom_map(g, s * sb + g->chunk, &l1);
+	crp_geom_parity(g, s, &pm, &qm);
+	crp_array_set_mstate(rb, l1.member, CRP_AM_FAILED);
+	crp_array_set_gate(rb, open_gate, NULL);
+	poff = crp_geom_member_off(g, s, 0);
+	bs = crp_member_block_size(crp_array_member(rb, pm));
+	crp_cmd_init(&c);
+	crp_cdb_read16(&c, poff / bs, g->chunk / bs, pold, g->chunk);
+	ck_assert_int_eq(crp_member_exec(crp_array_member(rb, pm), &c), 0);
+
+	w = (struct slow_writer){ wa, s * sb, newc, g->chunk, -1 };
+	ck_assert_int_eq(pthread_create(&th, NULL, slow_write, &w), 0);
+	/* Until the writer's new parity is on the disk (its data is not). */
+	for (;;) {
+		crp_cmd_init(&c);
+		crp_cdb_read16(&c, poff / bs, g->chunk / bs, pnow, g->chunk);
+		ck_assert_int_eq(crp_member_exec(crp_array_member(rb, pm), &c), 0);
+		if (memcmp(pnow, pold, g->chunk))
+			break;
+		ck_assert_msg(++polls < 100000, "the writer's parity never landed");
+		crp_sleep_ns(100000);
+	}
+	ck_assert_int_eq(crp_array_read(rb, s * sb + g->chunk, got, g->chunk), 0);
+	ck_assert_uint_eq(crp_array_counters(rb)->degraded_reads, 1);
+	ck_assert_msg(memcmp(got, stripe + g->chunk, g->chunk) == 0,
+		      "chunk 1 rebuilt from a half-written stripe");
+	pthread_join(th, NULL);
+	ck_assert_int_eq(w.r, 0);
+	crp_array_close(wa);
+	crp_array_close(rb);
+	free(stripe);
+	free(newc);
+	free(pold);
+	free(pnow);
+	free(got);
+	remove_specs(n);
+}
+END_TEST
+
 /* A corrupted chunk is repaired in place from parity. */
 START_TEST(test_repair)
 {
@@ -557,6 +675,7 @@ static Suite *array_suite(void)
 	tc = tcase_create("rebuild");
 	tcase_add_test(tc, test_rebuild);
 	tcase_add_test(tc, test_repair);
+	tcase_add_test(tc, test_degraded_read_sees_whole_stripe);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bad_input");
 	tcase_add_test(tc, test_medium_on_write);

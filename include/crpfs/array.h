@@ -152,7 +152,9 @@ int crp_array_swap_member(struct crp_array *a, int i, struct crp_member *m,
 
 /*
  * Read @len bytes at array offset @off.  A chunk on a member that is not
- * readable is rebuilt from the others; a block the member cannot read
+ * readable is rebuilt from the others, under the stripe's parity lock once
+ * a gate is set (no writer is half way through the stripe); a block the
+ * member cannot read
  * (MEDIUM ERROR) is rebuilt and rewritten in place under the stripe's
  * locks, and the member stays in the array.
  */

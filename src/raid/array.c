@@ -1,6 +1,7 @@
 /*
  * The array: opening members, the read path (unlocked, retried on another
- * host's reservation, rebuilt from parity around a failed member), the
+ * host's reservation, rebuilt from parity around a failed member under
+ * the stripe's parity lock), the
  * write path (one stripe transaction per stripe, stripe.c), verification
  * and repair of a stripe, and breaking a dead host's locks.
  */
@@ -412,6 +413,57 @@ struct piece {
 	uint8_t *buf;
 };
 
+static int lock_set(struct crp_array *a, const int *set, int n, bool *took);
+
+/*
+ * Rebuild piece @p of a read (its member is not readable) from the rest of
+ * its stripe, holding the stripe's parity meanwhile.  A writer holds the
+ * parity from before it reads the stripe until every WRITE of its update
+ * has landed (stripe.c), so while the parity is ours no writer is half way
+ * through the stripe and the chunks read are one version of it.  Without
+ * it, in pr mode (a Write Exclusive reservation lets reads through) a new
+ * parity read beside an old data chunk gave back a chunk nobody wrote.
+ *
+ * Only once the array has its gate (the cluster layer joined).  Before,
+ * a dead host's pr reservation stays until its recovery, which comes after
+ * the join, and waiting for it would fail the mount; the reads of a mount
+ * are metadata, whose checksums catch a torn rebuild.
+ */
+static int read_rebuild(struct crp_array *a, const struct piece *p)
+{
+	bool took[CRP_MAX_MEMBERS] = { false };
+	int par[2], np = 0, pm, qm, r;
+
+	crp_geom_parity(&a->g, p->s, &pm, &qm);
+	if (a->gate) {
+		/* Ascending, as local ownership is taken. */
+		if (qm >= 0 && qm < pm && crp_array_readable(a, qm))
+			par[np++] = qm;
+		if (pm >= 0 && crp_array_readable(a, pm))
+			par[np++] = pm;
+		if (qm > pm && crp_array_readable(a, qm))
+			par[np++] = qm;
+	}
+	crp_mlock_take_local(a, par, np);
+	r = lock_set(a, par, np, took);
+	if (r == 0)
+		r = rebuild_rows(a, p->s, p->member, -1, p->off, p->len, p->buf, NULL, NULL);
+	/* Released as a transaction releases its parity: not waited for. */
+	for (int k = 0; k < np; k++) {
+		struct crp_cmd *rel;
+
+		if (!took[par[k]] || !a->lk[par[k]].reserved)
+			continue;
+		rel = crp_lock_release_cmd(a, par[k]);
+		if (rel)
+			crp_member_submit(a->m[par[k]], &rel, 1);
+		else
+			crp_lock_release_now(a, &par[k], 1);
+	}
+	crp_mlock_give_local(a, par, np);
+	return r;
+}
+
 int crp_array_read(struct crp_array *a, uint64_t off, void *buf, size_t len)
 {
 	uint64_t deadline;
@@ -477,8 +529,7 @@ int crp_array_read(struct crp_array *a, uint64_t off, void *buf, size_t len)
 			if (!crp_array_readable(a, pc[i].member)) {
 				/* Degraded: rebuild this piece from the rest of its stripe
 				 * (a member of it reserved by another host: retried). */
-				r = rebuild_rows(a, pc[i].s, pc[i].member, -1, pc[i].off, pc[i].len,
-						 pc[i].buf, NULL, NULL);
+				r = read_rebuild(a, &pc[i]);
 				if (r == -CRP_ECONFLICT) {
 					conflict = true;
 					continue;
@@ -687,9 +738,13 @@ void crp_array_drop_locks(struct crp_array *a)
 	crp_mlock_give_local(a, all, a->n);
 }
 
-/* Take the locks of every member of the stripe (no reads), for verify and
- * repair: nobody else is half-way through a transaction on it meanwhile. */
-static int lock_all(struct crp_array *a, const int *all)
+/* Take the locks of members @set[0..n) (no reads): every one not reserved
+ * yet is RESERVEd, all or none (a conflict releases the set and backs off,
+ * until the lock deadline).  @took (by member, if not NULL) says which this
+ * call reserved, for the caller to release.  The caller holds their local
+ * ownership.  For verify and repair the set is every member of the stripe:
+ * nobody else is half-way through a transaction on it meanwhile. */
+static int lock_set(struct crp_array *a, const int *set, int n, bool *took)
 {
 	uint64_t deadline = crp_lock_deadline_ns(a);
 	unsigned attempt = 0;
@@ -704,31 +759,36 @@ static int lock_all(struct crp_array *a, const int *all)
 		int err = 0;
 
 		crp_batch_init(&b);
-		for (int i = 0; i < a->n; i++) {
+		for (int i = 0; i < n; i++) {
 			struct crp_cmd *c = &cmds[i];
 
-			if (a->lk[all[i]].reserved || !crp_array_writable(a, all[i]))
+			if (a->lk[set[i]].reserved || !crp_array_writable(a, set[i]))
 				continue;
 			crp_lock_cmd_reserve(a, c, params[i]);
 			crp_batch_add(&b, c);
-			crp_member_submit(a->m[all[i]], &c, 1);
+			crp_member_submit(a->m[set[i]], &c, 1);
 			sent[i] = true;
 		}
 		crp_batch_wait(&b);
 		crp_batch_destroy(&b);
-		for (int i = 0; i < a->n; i++) {
+		for (int i = 0; i < n; i++) {
 			if (!sent[i])
 				continue;
-			if (cmds[i].result == 0)
-				crp_lock_taken(a, all[i]);
-			else if (cmds[i].result == -CRP_ECONFLICT)
+			if (cmds[i].result == 0) {
+				crp_lock_taken(a, set[i]);
+				if (took)
+					took[set[i]] = true;
+			} else if (cmds[i].result == -CRP_ECONFLICT) {
 				conflict = true;
-			else if (!err)
+			} else if (!err) {
 				err = cmds[i].result;
+			}
 		}
 		if (!conflict && !err)
 			return 0;
-		crp_lock_release_now(a, all, a->n);
+		crp_lock_release_now(a, set, n);
+		for (int i = 0; took && i < n; i++)
+			took[set[i]] = false;
 		if (err)
 			return err;
 		atomic_fetch_add(&a->ctr.lock_conflicts, 1);
@@ -768,7 +828,7 @@ static int stripe_whole(struct crp_array *a, uint64_t s, void *const *data, uint
 	}
 	for (int i = 0; i < a->n; i++)
 		all[i] = i;
-	r = lock_all(a, all);
+	r = lock_set(a, all, a->n, NULL);
 	if (r < 0)
 		return r;
 	crp_batch_init(&b);
@@ -944,7 +1004,7 @@ int crp_array_rebuild_range2(struct crp_array *a, uint64_t off, void *buf, size_
 		first = loc.member;
 		second = bad2 < 0 ? -1 : loc.member == bad ? bad2 : bad;
 		crp_mlock_take_local(a, all, a->n);
-		r = repair ? lock_all(a, all) : 0;
+		r = repair ? lock_set(a, all, a->n, NULL) : 0;
 		if (r == 0 && second < 0 && !other && a->g.level == 6) {
 			/* RAID-6: room for a second column a MEDIUM ERROR may add. */
 			other = crp_alloc_buf(CRP_MIN((size_t)a->g.chunk, len));
@@ -1009,7 +1069,7 @@ int crp_array_rebuild_stripes(struct crp_array *a, uint64_t s0, uint32_t count, 
 	/* Every writable member locked: no transaction of any host is half
 	 * way through these stripes while we read them and write @pos. */
 	crp_mlock_take_local(a, all, a->n);
-	r = lock_all(a, all);
+	r = lock_set(a, all, a->n, NULL);
 	since = crp_now_ns();
 	for (uint64_t s = s0; r == 0 && s < s0 + count; s++) {
 		uint32_t bs = crp_member_block_size(a->m[pos]);
@@ -1049,7 +1109,7 @@ int crp_array_hold_all(struct crp_array *a)
 		if (r == -CRP_EFENCED || (r && a->lk[i].pinned))
 			goto fail;
 	}
-	r = lock_all(a, all);
+	r = lock_set(a, all, a->n, NULL);
 	if (r == 0)
 		return 0;
 fail:
