@@ -718,6 +718,68 @@ START_TEST(test_tgtd_restart)
 }
 END_TEST
 
+/*
+ * A tgtd restart while this host holds the metadata lock: the lock went
+ * with the sessions, and another host may take it and write the metadata
+ * before this one notices.  No stripe is written under it from then on
+ * (a stripe write that found a member's session lost used to reserve it
+ * again on the new session, and the unlock then saw a lock that looked
+ * held): every write fails with -CRP_ELOCKLOST, and the unlock reports
+ * the loss, whichever command found it first.
+ */
+static void meta_lock_lost(enum crp_lock_mode mode)
+{
+	struct crp_array_opts o = { .host = "h-mll", .timeout_ms = SHORT_TIMEOUT_MS,
+				    .lock_mode = mode };
+	const char *specs[3];
+	struct crp_array *a = NULL;
+	struct crp_tgt *t;
+	struct crp_geom g;
+	uint8_t *buf;
+	uint64_t sb;
+	char err[512];
+
+	t = crp_tgt_start(3, LUN_SIZE, err, sizeof(err));
+	ck_assert_msg(t, "private tgtd: %s", err);
+	for (int i = 0; i < 3; i++)
+		specs[i] = crp_tgt_spec(t, i);
+	ck_assert_msg(crp_array_open(specs, 3, &o, &a, err, sizeof(err)) == 0, "open: %s", err);
+	ck_assert_msg(crp_geom_init(&g, 5, 3, 4096, 0, crp_array_min_member_size(a), err,
+				    sizeof(err)) == 0, "geometry: %s", err);
+	ck_assert_int_eq(crp_array_set_geometry(a, &g), 0);
+	sb = crp_geom_stripe_bytes(&g);
+	buf = crp_alloc_buf(sb);
+	ck_assert_ptr_nonnull(buf);
+
+	ck_assert_int_eq(crp_array_meta_lock(a), 0);
+	ck_assert_int_eq(crp_array_write(a, 0, buf, sb), 0);
+	ck_assert_int_eq(crp_tgt_daemon_stop(t, false), 0);
+	ck_assert_msg(crp_tgt_daemon_start(t, err, sizeof(err)) == 0, "restart: %s", err);
+	/* Whole stripes: every member, the lock's among them. */
+	ck_assert_int_eq(crp_array_write(a, 0, buf, sb), -CRP_ELOCKLOST);
+	ck_assert_int_eq(crp_array_write(a, sb, buf, sb), -CRP_ELOCKLOST);
+	ck_assert_int_eq(crp_array_meta_unlock(a), -CRP_ELOCKLOST);
+	/* Taken again, it is held on the new sessions. */
+	ck_assert_int_eq(crp_array_meta_lock(a), 0);
+	ck_assert_int_eq(crp_array_write(a, sb, buf, sb), 0);
+	ck_assert_int_eq(crp_array_meta_unlock(a), 0);
+	crp_array_close(a);
+	free(buf);
+	crp_tgt_stop(t);
+}
+
+START_TEST(test_meta_lock_lost_with_restart_reserve)
+{
+	meta_lock_lost(CRP_LOCK_RESERVE);
+}
+END_TEST
+
+START_TEST(test_meta_lock_lost_with_restart_pr)
+{
+	meta_lock_lost(CRP_LOCK_PR);
+}
+END_TEST
+
 /* Is @key registered on @spec?  Read with a session of another host. */
 static bool key_registered(const char *spec, uint64_t key)
 {
@@ -957,6 +1019,8 @@ static Suite *tgt_transport_suite(void)
 	tcase_add_test(tc, test_tgtd_gone_too_long);
 	tcase_add_test(tc, test_lun_gone_at_reconnect);
 	tcase_add_test(tc, test_pr_lost_with_restart_not_fenced);
+	tcase_add_test(tc, test_meta_lock_lost_with_restart_reserve);
+	tcase_add_test(tc, test_meta_lock_lost_with_restart_pr);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("unit_attention");

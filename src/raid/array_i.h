@@ -82,6 +82,9 @@ struct crp_array {
 	int nmeta_set;
 	pthread_t meta_owner;
 	atomic_bool meta_keep;		/* held: stripe locks stay until the unlock */
+	atomic_bool meta_lost;		/* a member of the held metadata lock lost its
+					   reservation (whoever took the event):
+					   the unlock reports it */
 	/* Fairness of the metadata lock (lock.c): a host that holds it in a
 	 * streak of back-to-back transactions steps aside now and then while
 	 * other hosts are alive.  Under meta_mu, but for @peers. */

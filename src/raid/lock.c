@@ -265,6 +265,14 @@ int crp_lock_check_events(struct crp_array *a, int i)
 {
 	unsigned ev = crp_member_take_events(a->m[i]);
 
+	/* A member of the held metadata lock: the lock itself was lost,
+	 * whoever takes the event.  A stripe transaction that took it and
+	 * reserved the member again on its new nexus would hide the loss from
+	 * the unlock, while another host may have taken the lock and written
+	 * the metadata meanwhile. */
+	if ((ev & (CRP_EV_RESET | CRP_EV_RES_PREEMPTED | CRP_EV_NEXUS_LOST | CRP_EV_REG_PREEMPTED)) &&
+	    a->lk[i].pinned)
+		atomic_store(&a->meta_lost, true);
 	if (ev & (CRP_EV_NEXUS_LOST | CRP_EV_NEW_NEXUS))
 		crp_array_pr_reregister(a, i);
 	if (ev & CRP_EV_REG_PREEMPTED) {
@@ -473,6 +481,7 @@ int crp_array_meta_lock_until(struct crp_array *a, uint64_t deadline)
 		crp_mlock_take_local(a, set, n);
 	}
 	if (r == 0) {
+		atomic_store(&a->meta_lost, false);
 		for (int k = 0; k < n; k++)
 			a->lk[set[k]].pinned = true;
 		memcpy(a->meta_set, set, sizeof(set));
@@ -548,6 +557,11 @@ int crp_array_meta_unlock(struct crp_array *a)
 			atomic_fetch_add(&a->ctr.lock_lost, 1);
 			r = -CRP_ELOCKLOST;
 		}
+	}
+	/* ... or it was found lost (and maybe reserved again) meanwhile. */
+	if (atomic_exchange(&a->meta_lost, false) && !r) {
+		atomic_fetch_add(&a->ctr.lock_lost, 1);
+		r = -CRP_ELOCKLOST;
 	}
 	crp_lock_release_now(a, set, n);
 	a->nmeta_set = 0;

@@ -694,6 +694,13 @@ static int stripe_write_once(struct crp_array *a, uint64_t s, const uint8_t *con
 		if (e)
 			a->lk[t.w[k]].reserved = false;
 	}
+	/* The metadata lock went with a member's session or a reset: nothing
+	 * more is written under it (see crp_lock_check_events); its holder
+	 * finds out at the unlock, or here. */
+	if (atomic_load(&a->meta_lost)) {
+		r = -CRP_ELOCKLOST;
+		goto out;
+	}
 	if (locks)
 		crp_lock_yield(a, t.w, t.nw);
 	r = lock_and_read(&t);
