@@ -332,12 +332,12 @@ bool crp_array_fenced(const struct crp_array *a);
  * crp_cmd's fence_ns), 0 for none.  Writes that go to members directly
  * (the member table's labels) pass it too. */
 int crp_array_gate_check(struct crp_array *a, uint64_t *until);
-/* pr mode: is our key still registered (PR IN READ KEYS on the first live
- * member)?  0, or -CRP_EFENCED (and the array fenced) if it was preempted:
- * gone from the nexus it was registered on.  A key gone after a new nexus
- * (the target restarted, or lost its state) is registered again on every
- * member, and 0 returned: the gate's lease check decides whether this host
- * was declared dead meanwhile.  reserve mode: 0. */
+/* pr mode: is our key still registered (PR IN READ KEYS on every live
+ * member not logging in)?  0, or -CRP_EFENCED (and the array fenced) if it
+ * was preempted: gone from the nexus it was registered on.  A key gone
+ * after a new nexus (the target restarted, or lost its state) is
+ * registered again on that member, and 0 returned: the gate's lease check
+ * decides whether this host was declared dead meanwhile.  reserve mode: 0. */
 int crp_array_pr_check(struct crp_array *a);
 
 /* pr mode: the key holding each member's reservation (PR IN READ

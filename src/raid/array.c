@@ -1329,11 +1329,23 @@ int crp_array_pr_check(struct crp_array *a)
 
 	if (a->opts.lock_mode != CRP_LOCK_PR)
 		return 0;
+	/* Every member: a registration lost on one alone (its session was
+	 * lost and the registration made again went to the old nexus) makes
+	 * every RESERVE there conflict, for ever.  A member still logging in
+	 * is left for the next call: its READ KEYS would wait for the login,
+	 * and the heartbeat thread calls this. */
 	for (int i = 0; i < a->n; i++) {
 		struct crp_cmd c;
+		unsigned nexus, reg;
+		bool ours = false;
 
-		if (crp_member_failed(a->m[i]))
+		if (crp_member_failed(a->m[i]) || crp_member_reconnecting(a->m[i]))
 			continue;
+		/* Taken before the READ KEYS: a registration made again while it
+		 * is on its way (another thread, after a lost session) must not
+		 * make a list read before it look like a preemption. */
+		nexus = crp_member_nexus_gen(a->m[i]);
+		reg = atomic_load(&a->reg_gen[i]);
 		crp_cmd_init(&c);
 		crp_cdb_pr_in(&c, CRP_PRIN_READ_KEYS, buf, sizeof(buf));
 		r = crp_member_exec(a->m[i], &c);
@@ -1343,11 +1355,10 @@ int crp_array_pr_check(struct crp_array *a)
 		if (n < 0)
 			return n;
 		for (int k = 0; k < n && k < 48; k++)
-			if (keys[k] == a->pr_key)
-				return 0;
-		if (n > 48)
-			return 0; /* cannot tell from a truncated list */
-		if (crp_member_nexus_gen(a->m[i]) != atomic_load(&a->reg_gen[i])) {
+			ours = ours || keys[k] == a->pr_key;
+		if (ours || n > 48)
+			continue; /* (a truncated list cannot tell) */
+		if (nexus != reg || crp_member_nexus_gen(a->m[i]) != nexus) {
 			/* Our session was lost since we registered: the target
 			 * may have lost its registrations (a restart), or a
 			 * survivor may have preempted us before the loss.
@@ -1360,23 +1371,23 @@ int crp_array_pr_check(struct crp_array *a)
 			 * RECOVERING under the metadata lock before it recovers
 			 * anything (a survivor that only preempted us, and then
 			 * sees our heartbeat move, leaves the slot ours).  Only
-			 * a key gone from the very nexus it was registered on
-			 * was certainly preempted. */
+			 * a key gone from the very nexus it was registered on,
+			 * registered before the READ KEYS was sent, was
+			 * certainly preempted. */
 			bool lease = crp_now_ns() < atomic_load(&a->lease_end_ns);
 
 			if (!atomic_exchange(&a->reregistered, true))
 				crp_warn("member %s: this host's registration is gone after a lost "
 					 "session (the target lost its reservation state%s): "
-					 "registering again on every member",
+					 "registering again",
 					 crp_member_spec(a->m[i]),
 					 lease ? "" : "; the lease ran out, so this host's slot is "
 						      "checked before anything is written");
-			for (int k = 0; k < a->n; k++)
-				crp_array_pr_reregister(a, k);
-			return 0;
+			crp_array_pr_reregister(a, i);
+			continue;
 		}
 		atomic_store(&a->fenced, true);
 		return -CRP_EFENCED;
 	}
-	return r;
+	return r < 0 ? r : 0;
 }
