@@ -16,8 +16,13 @@ status_state() {
 	timeout -s KILL "$MH_TOOL_WAIT" "$CRPFS" status "$1" --json 2>/dev/null | jq -r .state
 }
 
+# Have the writers written GOAL files in all?  (for mh_wait_progress)
+at_goal() {
+	mh_written_past "$GOAL"
+}
+
 t_restart() {
-	local h n0 path want p
+	local h path want p
 	mh_lab_start 4 128M
 	mh_mkfs "$MODE"
 	for h in "${HOSTS[@]}"; do
@@ -30,13 +35,14 @@ t_restart() {
 		mh_sum_writer "$h" 3000 100000 &
 		mh_bg_job "$!"
 	done
-	n0=$(mh_written)
-	mh_wait_for "$MH_CALL_WAIT" mh_written_past $((n0 + 20)) || mh_fail "the writers made no progress"
+	GOAL=$(($(mh_written) + 20))
+	mh_wait_progress "writing before the restart" at_goal mh_written ||
+		mh_fail "the writers made no progress: $(cat "$T"/werr.* 2>/dev/null | head -n 3)"
 	timeout -s KILL "$MH_TOOL_WAIT" "$LAB" restart --dir "$LAB_DIR" >"$T/lab.out" 2>&1 ||
 		mh_fail "crpfs-lab restart failed: $(tail -n 3 "$T/lab.out")"
 	mh_note "tgtd restarted under two writers"
-	n0=$(mh_written)
-	mh_wait_for "$MH_CALL_WAIT" mh_written_past $((n0 + 40)) ||
+	GOAL=$(($(mh_written) + 40))
+	mh_wait_progress "writing after the restart" at_goal mh_written ||
 		mh_fail "writing stopped after the restart: $(cat "$T"/werr.* 2>/dev/null | head -n 3)"
 	touch "$T/stop"
 	for p in $(cat "$T/jobs"); do
