@@ -513,12 +513,15 @@ static int write_and_unlock(struct txn *t, bool locks)
 {
 	struct crp_array *a = t->a;
 	struct crp_cmd wr[CRP_MAX_MEMBERS];
+	int roles[CRP_MAX_MEMBERS];
 	struct crp_batch b;
 	int err = 0;
 
+	for (int k = 0; k < t->nw; k++)
+		roles[t->w[k]] = crp_geom_role(t->g, t->s, t->w[k]);
 	crp_batch_init(&b);
 	for (int k = 0; k < t->nw; k++) {
-		int m = t->w[k], role = crp_geom_role(t->g, t->s, m);
+		int m = t->w[k], role = roles[m];
 		struct crp_cmd *c = &wr[m];
 
 		if (!t->wr[m])
@@ -545,10 +548,10 @@ static int write_and_unlock(struct txn *t, bool locks)
 		if (pass == 1 && (a->opts.debug & CRP_DEBUG_SLOW_DATA))
 			crp_sleep_ns(300000000ull);
 		for (int k = 0; k < t->nw; k++) {
-			int m = t->w[k], role = crp_geom_role(t->g, t->s, m);
+			int m = t->w[k];
 			struct crp_cmd *c = &wr[m];
 
-			if (t->wr[m] && (role < 0) == (pass == 0))
+			if (t->wr[m] && (roles[m] < 0) == (pass == 0))
 				crp_member_submit(a->m[m], &c, 1);
 		}
 	}
@@ -558,18 +561,17 @@ static int write_and_unlock(struct txn *t, bool locks)
 	/*
 	 * The parity's RELEASE goes out only now that every WRITE of the
 	 * stripe has completed, not on the parity's own WRITE: in pr mode
-	 * another host's reconstruct-write (and a degraded write) reads the
-	 * data chunks it does not write without locking them, trusting that
-	 * the parity it holds means no writer of the stripe is half way.  A
-	 * parity released while a data WRITE was still on its way let it read
-	 * the old data and write a parity that the landing data contradicted.
+	 * another host's degraded write or degraded read reads data chunks it
+	 * does not lock, trusting that the parity it holds means no writer of
+	 * the stripe is half way.  A parity released while a data WRITE was
+	 * still on its way let it read the old data beside the new parity.
 	 * Not waited for.  Members locked only to be read (degraded) go too.
 	 */
 	for (int k = 0; k < t->nw; k++) {
-		int m = t->w[k], role = crp_geom_role(t->g, t->s, m);
+		int m = t->w[k];
 		struct crp_cmd *rel;
 
-		if ((t->wr[m] && role >= 0) || !locks || !a->lk[m].reserved ||
+		if ((t->wr[m] && roles[m] >= 0) || !locks || !a->lk[m].reserved ||
 		    (t->wr[m] && wr[m].result) || crp_lock_keep(a, m))
 			continue;
 		rel = t->wr[m] ? crp_lock_release_cmd(a, m) : NULL;
