@@ -428,11 +428,8 @@ START_TEST(test_host_paused)
 	pid = ch.pid;
 	ck_assert_int_eq(read(ch.from_child, &x, 1), 1);
 	ck_assert_int_eq(kill(crp_tgt_pid(t), SIGSTOP), 0);
-	ck_assert_int_eq(write(ch.to_child, &x, 1), 1);
-	ck_assert_int_eq(waitpid(pid, &st, WUNTRACED), pid);
-	ck_assert_msg(WIFSTOPPED(st), "the host did not stop (status %#x)", st);
-	crp_sleep_ns(2500 * 1000000ull);
-	ck_assert_int_eq(kill(pid, SIGCONT), 0);
+	ck_assert_msg(crp_child_pause(&ch, 2500 * 1000000ull, &st) == 0,
+		      "the host did not stop (status %#x)", st);
 	crp_sleep_ns(200 * 1000000ull);
 	ck_assert_int_eq(kill(crp_tgt_pid(t), SIGCONT), 0);
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
