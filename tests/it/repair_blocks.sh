@@ -8,8 +8,8 @@
 # header, orphan list, open table, data), find the member that holds it
 # (crp_locate), then, unmounted, (a) zero it on that member, (b) flip
 # bytes in it (an open table: another slot's, which a mount never reads,
-# and the mounting host's own, which it writes at once); RAID-5 both ways,
-# RAID-6 one way per kind, in turn.  Then:
+# and the mounting host's own, which it writes at once); each kind once
+# per level, zeroed on one and flipped on the other.  Then:
 #   - crpfs fsck (read-only) reports the block rebuilt, and writes nothing;
 #   - a mount reads every file (identical to before) and lists every
 #     directory; the daemon says what it rebuilt;
@@ -182,19 +182,16 @@ one_case() {
 	check_tree "$kind ($mode), after fsck --repair"
 }
 
-# all_kinds [one]: every kind of block, zeroed and flipped; with "one",
-# each kind once, zeroed and flipped in turn (the damage is read the same
-# way whatever the level: RAID-6 checks the rebuild, RAID-5 both ways).
+# all_kinds PHASE: every kind of block once, zeroed and flipped in turn
+# (PHASE 0: the first kind zeroed, 1: flipped).  The two levels run in
+# opposite phases, so that each kind is zeroed on one and flipped on the
+# other: the damage is found the same way whatever the level, and each
+# level rebuilds every kind.
 all_kinds() {
-	local mode modes=(zero flip) k=0 kind args
+	local modes=(zero flip) k=$1 kind args
 	while read -r kind args <&3; do
-		for mode in "${modes[@]}"; do
-			if [ "${1:-}" = one ] && [ "$mode" != "${modes[$((k % 2))]}" ]; then
-				continue
-			fi
-			# shellcheck disable=SC2086 # args are words for crp_locate
-			one_case "$kind" "$mode" $args
-		done
+		# shellcheck disable=SC2086 # args are words for crp_locate
+		one_case "$kind" "${modes[$((k % 2))]}" $args
 		k=$((k + 1))
 	done 3<<-'EOF'
 		sb sb
@@ -217,13 +214,13 @@ all_kinds() {
 t_raid5_each_block() {
 	use_array 5 4
 	prepare
-	all_kinds
+	all_kinds 1
 }
 
 t_raid6_each_block() {
 	use_array 6 6
 	prepare
-	all_kinds one
+	all_kinds 0
 }
 
 # zero_region MEMBER...: everything from data_offset on.
