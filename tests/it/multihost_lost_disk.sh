@@ -20,14 +20,19 @@ state_is() {		# state_is TARGET STATE
 	[ "$(status_state "$1")" = "$2" ]
 }
 
-# check_all: every file listed reads back with its sum on every host.
+# check_all: every file listed reads back with its sum on every host (one
+# sha256sum -c per host, the hosts side by side).
 check_all() {
-	local h path want
+	local h pids=()
+	awk '{ print $1 "  " $2 }' "$T"/sums.* >"$T/manifest"
 	for h in "${HOSTS[@]}"; do
-		while read -r want path; do
-			[ "$(mh_sha "$(mh_mnt "$h")/$path")" = "$want" ] ||
-				mh_fail "host $h: $path differs from what was written ($1)"
-		done < <(cat "$T"/sums.*)
+		(cd "$(mh_mnt "$h")" && sha256sum --quiet -c "$T/manifest") >"$T/check.$h" 2>&1 &
+		pids+=("$!")
+		mh_bg_job "$!"
+	done
+	for h in "${HOSTS[@]}"; do
+		wait "${pids[0]}" || mh_fail "host $h: files differ from what was written ($1): $(head -n 3 "$T/check.$h")"
+		pids=("${pids[@]:1}")
 	done
 }
 
@@ -37,7 +42,7 @@ status_state() {	# status_state TARGET: the array's state
 
 lost_case() {
 	local level=$1 nluns=$2 ndel=$3 h n0 newm rc=0 p w pos
-	mh_lab_start "$nluns" 128M
+	mh_lab_start "$nluns" 64M
 	timeout -s KILL "$MH_TOOL_WAIT" "$MKFS" -l "$level" -m "$MODE" -n 6 "${MEMBER_ARGS[@]}" \
 		>"$T/mkfs.out" 2>&1 || mh_fail "mkfs.crpfs -l $level failed: $(tail -n 3 "$T/mkfs.out")"
 	for h in "${HOSTS[@]}"; do
@@ -74,7 +79,7 @@ lost_case() {
 
 	# A fresh LUN in, rebuilt while the writers go on.
 	for ((k = 1; k <= ndel; k++)); do
-		newm=$(timeout -s KILL "$MH_TOOL_WAIT" "$LAB" lun-add 128M --dir "$LAB_DIR" |
+		newm=$(timeout -s KILL "$MH_TOOL_WAIT" "$LAB" lun-add 64M --dir "$LAB_DIR" |
 			sed -n 's/^member: *//p')
 		[ -n "$newm" ] || mh_fail "crpfs-lab lun-add printed no member"
 		pos=$([ "$k" = 1 ] && echo 1 || echo 4)	# LUN 2 is position 1, LUN 5 position 4
