@@ -2,6 +2,7 @@
 #ifndef CRPFS_UTIL_H
 #define CRPFS_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,22 @@ uint64_t crp_stall_ns(void);
 void *crp_alloc_buf(size_t len);
 /* The same, not zeroed: for buffers that are filled whole before use. */
 void *crp_alloc_buf_raw(size_t len);
+
+/*
+ * Per-thread scratch buffers (src/util/scratch.c): aligned as
+ * crp_alloc_buf, kept by the thread between requests instead of freed, one
+ * per use.  crp_scratch_take gives @len bytes (cleared when @zero), NULL on
+ * ENOMEM; crp_scratch_give takes it back, on the same thread.
+ */
+enum crp_scratch_use {
+	CRP_SCRATCH_REPLY,	/* a read request's reply (the FUSE layer) */
+	CRP_SCRATCH_FILE_W,	/* a file write's bounce buffer */
+	CRP_SCRATCH_FILE_R,	/* a file read's bounce buffer */
+	CRP_SCRATCH_STRIPE,	/* a stripe update's rows */
+	CRP_SCRATCH_USES
+};
+void *crp_scratch_take(enum crp_scratch_use use, size_t len, bool zero);
+void crp_scratch_give(enum crp_scratch_use use, void *p);
 
 /* XXH3-64 of @len bytes, built for AVX2: only where the CPU has it. */
 uint64_t crp_xxh3_avx2(const void *p, size_t len);

@@ -89,7 +89,8 @@ int crp_fs_write_range(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t off,
 	le = (off + size - 1) / CRP_BLOCK;
 	/* As large as one run of this write, and not cleared: fill() sets
 	 * every byte of the blocks it is given. */
-	bounce = crp_alloc_buf_raw((size_t)CRP_MIN(le - l + 1, (uint64_t)RUN_MAX) * CRP_BLOCK);
+	bounce = crp_scratch_take(CRP_SCRATCH_FILE_W,
+				  (size_t)CRP_MIN(le - l + 1, (uint64_t)RUN_MAX) * CRP_BLOCK, false);
 	if (!bounce)
 		return -ENOMEM;
 	while (l <= le) {
@@ -149,7 +150,7 @@ int crp_fs_write_range(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t off,
 				break;
 		}
 	}
-	free(bounce);
+	crp_scratch_give(CRP_SCRATCH_FILE_W, bounce);
 	return r;
 }
 
@@ -164,8 +165,10 @@ ssize_t crp_fs_read_range(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t o
 	if (off >= ip->d.size || !size)
 		return 0;
 	end = CRP_MIN(ip->d.size, off + size);
-	bounce = crp_alloc_buf((size_t)CRP_MIN((end - 1) / CRP_BLOCK - off / CRP_BLOCK + 1,
-					       (uint64_t)RUN_MAX) * CRP_BLOCK);
+	/* Not cleared: a block is copied out of it only once read into it. */
+	bounce = crp_scratch_take(CRP_SCRATCH_FILE_R,
+				  (size_t)CRP_MIN((end - 1) / CRP_BLOCK - off / CRP_BLOCK + 1,
+						  (uint64_t)RUN_MAX) * CRP_BLOCK, false);
 	if (!bounce)
 		return -ENOMEM;
 	while (off < end) {
@@ -188,7 +191,7 @@ ssize_t crp_fs_read_range(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t o
 		done += bytes;
 		off += bytes;
 	}
-	free(bounce);
+	crp_scratch_give(CRP_SCRATCH_FILE_R, bounce);
 	return r ? r : (ssize_t)done;
 }
 
@@ -288,7 +291,7 @@ int crp_fs_rplan_read(struct crp_fs *fs, const struct crp_fs_rplan *p, void *buf
 			continue;
 		}
 		if (!direct && !bounce) {
-			bounce = crp_alloc_buf_raw((size_t)RUN_MAX * CRP_BLOCK);
+			bounce = crp_scratch_take(CRP_SCRATCH_FILE_R, (size_t)RUN_MAX * CRP_BLOCK, false);
 			if (!bounce) {
 				r = -ENOMEM;
 				break;
@@ -310,7 +313,7 @@ int crp_fs_rplan_read(struct crp_fs *fs, const struct crp_fs_rplan *p, void *buf
 			memcpy(out + sg->out, bounce + sg->skip, sg->bytes);
 	}
 	crp_array_optimistic(false);
-	free(bounce);
+	crp_scratch_give(CRP_SCRATCH_FILE_R, bounce);
 	return r;
 }
 

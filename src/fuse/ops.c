@@ -352,7 +352,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	char *buf = crp_alloc_buf_raw(size); /* aligned: the core reads into it at once */
+	/* Aligned: the core reads into it at once. */
+	char *buf = crp_scratch_take(CRP_SCRATCH_REPLY, size, false);
 	ssize_t n;
 
 	if (!buf) {
@@ -364,7 +365,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		reply_err(req, (int)n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
+	crp_scratch_give(CRP_SCRATCH_REPLY, buf);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,

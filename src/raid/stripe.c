@@ -231,7 +231,7 @@ static int alloc_bufs(struct txn *t)
 		for (int d = 0; d < t->g->ndata; d++)
 			aligned = aligned && !((uintptr_t)t->src[d] % CRP_BUF_ALIGN);
 		if (aligned) {
-			t->mem = crp_alloc_buf_raw(rows * 2);
+			t->mem = crp_scratch_take(CRP_SCRATCH_STRIPE, rows * 2, false);
 			if (!t->mem)
 				return -ENOMEM;
 			for (int d = 0; d < t->g->ndata; d++)
@@ -241,7 +241,7 @@ static int alloc_bufs(struct txn *t)
 			return 0;
 		}
 	}
-	t->mem = crp_alloc_buf(rows * nbuf);
+	t->mem = crp_scratch_take(CRP_SCRATCH_STRIPE, rows * nbuf, true);
 	if (!t->mem)
 		return -ENOMEM;
 	p = t->mem;
@@ -679,7 +679,7 @@ static int stripe_write_once(struct crp_array *a, uint64_t s, const uint8_t *con
 	if (a->intent) {
 		r = a->intent->begin(a->intent_ctx, s);
 		if (r < 0) {
-			free(t.mem);
+			crp_scratch_give(CRP_SCRATCH_STRIPE, t.mem);
 			return bail(a, t.w, t.nw, r);
 		}
 	}
@@ -759,7 +759,7 @@ out:
 	crp_mlock_give_local(a, t.w, t.nw);
 	if (a->intent)
 		a->intent->end(a->intent_ctx, s, wrote && r < 0);
-	free(t.mem);
+	crp_scratch_give(CRP_SCRATCH_STRIPE, t.mem);
 	*skip |= t.medium;
 	return r;
 }
