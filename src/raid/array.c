@@ -1322,43 +1322,61 @@ int crp_array_pr_holders(struct crp_array *a, uint64_t *keys)
 
 int crp_array_pr_check(struct crp_array *a)
 {
-	uint8_t buf[512];
+	struct pr_look {
+		struct crp_cmd c;
+		uint8_t buf[512];
+		unsigned nexus, reg;
+		bool sent;
+	} *lk;
+	struct crp_batch b;
 	uint64_t keys[48];
 	uint32_t gen;
 	int r = 0, n;
 
 	if (a->opts.lock_mode != CRP_LOCK_PR)
 		return 0;
-	/* Every member: a registration lost on one alone (its session was
-	 * lost and the registration made again went to the old nexus) makes
-	 * every RESERVE there conflict, for ever.  A member still logging in
-	 * is left for the next call: its READ KEYS would wait for the login,
-	 * and the heartbeat thread calls this. */
+	lk = calloc((size_t)a->n, sizeof(*lk));
+	if (!lk)
+		return -ENOMEM;
+	/* Every member, all at once: a registration lost on one alone (its
+	 * session was lost and the registration made again went to the old
+	 * nexus) makes every RESERVE there conflict, for ever.  A member still
+	 * logging in is left for the next call: its READ KEYS would wait for
+	 * the login, and the heartbeat thread calls this. */
+	crp_batch_init(&b);
 	for (int i = 0; i < a->n; i++) {
-		struct crp_cmd c;
-		unsigned nexus, reg;
-		bool ours = false;
+		struct crp_cmd *c = &lk[i].c;
 
 		if (crp_member_failed(a->m[i]) || crp_member_reconnecting(a->m[i]))
 			continue;
 		/* Taken before the READ KEYS: a registration made again while it
 		 * is on its way (another thread, after a lost session) must not
 		 * make a list read before it look like a preemption. */
-		nexus = crp_member_nexus_gen(a->m[i]);
-		reg = atomic_load(&a->reg_gen[i]);
-		crp_cmd_init(&c);
-		crp_cdb_pr_in(&c, CRP_PRIN_READ_KEYS, buf, sizeof(buf));
-		r = crp_member_exec(a->m[i], &c);
-		if (r < 0)
+		lk[i].nexus = crp_member_nexus_gen(a->m[i]);
+		lk[i].reg = atomic_load(&a->reg_gen[i]);
+		lk[i].sent = true;
+		crp_cmd_init(c);
+		crp_cdb_pr_in(c, CRP_PRIN_READ_KEYS, lk[i].buf, sizeof(lk[i].buf));
+		crp_batch_add(&b, c);
+		crp_member_submit(a->m[i], &c, 1);
+	}
+	crp_batch_wait(&b);
+	crp_batch_destroy(&b);
+	for (int i = 0; i < a->n; i++) {
+		bool ours = false;
+
+		if (!lk[i].sent || lk[i].c.result < 0)
 			continue;
-		n = crp_parse_pr_keys(buf, sizeof(buf), &gen, keys, 48);
-		if (n < 0)
-			return n;
+		n = crp_parse_pr_keys(lk[i].buf, sizeof(lk[i].buf), &gen, keys, 48);
+		if (n < 0) {
+			r = n;
+			break;
+		}
 		for (int k = 0; k < n && k < 48; k++)
 			ours = ours || keys[k] == a->pr_key;
 		if (ours || n > 48)
 			continue; /* (a truncated list cannot tell) */
-		if (nexus != reg || crp_member_nexus_gen(a->m[i]) != nexus) {
+		if (lk[i].nexus != lk[i].reg || crp_member_nexus_gen(a->m[i]) != lk[i].nexus) {
 			/* Our session was lost since we registered: the target
 			 * may have lost its registrations (a restart), or a
 			 * survivor may have preempted us before the loss.
@@ -1387,7 +1405,9 @@ int crp_array_pr_check(struct crp_array *a)
 			continue;
 		}
 		atomic_store(&a->fenced, true);
-		return -CRP_EFENCED;
+		r = -CRP_EFENCED;
+		break;
 	}
-	return r < 0 ? r : 0;
+	free(lk);
+	return r;
 }
