@@ -73,7 +73,7 @@ $(BUILD)/src/util/hash_avx2.o: ALL_CFLAGS += -mavx2
 MAN8 := $(wildcard man/*.8)
 MAN5 := $(wildcard man/*.5)
 
-.PHONY: all check check-unit check-integration check-asan bench install uninstall clean fuzz
+.PHONY: all check check-unit check-integration check-asan check-all bench install uninstall clean fuzz
 
 all: $(LIB) $(PROGS) $(CHECKS) $(HELPERS) $(BENCHES)
 
@@ -130,11 +130,19 @@ check-unit: all fuzz
 check-integration: all
 	BUILD=$(BUILD) tests/run-tests.sh integration
 
+ASAN_MAKE := $(MAKE) BUILD=build-asan WERROR=0 CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+
 check-asan:
-	$(MAKE) BUILD=build-asan WERROR=0 CFLAGS="-O1 -g -fno-omit-frame-pointer" \
-		SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
-	BUILD=build-asan CRPFS_NO_FUZZ=1 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-		tests/run-tests.sh unit
+	$(ASAN_MAKE) all
+	BUILD=build-asan tests/run-tests.sh asan
+
+# Everything check and check-asan run, in two lanes side by side: the
+# integration tests in one, the unit suites (plain, then under the
+# sanitizers) in the other; the closing line counts both.
+check-all: all fuzz
+	$(ASAN_MAKE) all
+	BUILD=$(BUILD) ASAN_BUILD=build-asan tests/run-tests.sh lanes
 
 bench: all $(BENCH_TOOLS)
 	BUILD=$(BUILD) bench/run-bench.sh

@@ -5,6 +5,11 @@
 #   tests/run-tests.sh integration  suites against a real tgtd, and the
 #                                   shell tests in tests/it/ on real mounts
 #   tests/run-tests.sh all          both
+#   tests/run-tests.sh asan         the unit suites of a sanitizer build
+#                                   (BUILD=build-asan), without the fuzzer
+#   tests/run-tests.sh lanes        all, and asan of $ASAN_BUILD, in two
+#                                   lanes side by side: integration in one,
+#                                   unit then asan in the other
 #
 # A test that cannot run (no root, no /dev/fuse, no tgtd) fails and says why:
 # nothing here skips.
@@ -12,6 +17,37 @@ set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 what=${1:-all}
+
+if [ "$what" = lanes ]; then
+	# The unit suites need no target; the integration tests spend most of
+	# their time waiting on I/O and on each other.  The second lane's output
+	# is kept and shown after the first's, so that neither is torn.
+	lanes=$(mktemp -d /tmp/crpfs-lanes.XXXXXX)
+	(
+		BUILD=$BUILD "$0" unit
+		u=$?
+		BUILD=${ASAN_BUILD:-build-asan} "$0" asan
+		a=$?
+		[ "$u" = 0 ] && [ "$a" = 0 ]
+	) >"$lanes/unit" 2>&1 &
+	lane_pid=$!
+	trap 'kill "$lane_pid" 2>/dev/null; rm -rf "$lanes"' EXIT
+	BUILD=$BUILD "$0" integration | tee "$lanes/integration"
+	rc1=${PIPESTATUS[0]}
+	wait "$lane_pid"
+	rc2=$?
+	echo "=== the second lane: the unit suites, plain and under the sanitizers"
+	cat "$lanes/unit"
+	echo "=== both lanes (integration; unit; unit under the sanitizers):"
+	cat "$lanes/integration" "$lanes/unit" | grep -E '^[0-9]+ passed, [0-9]+ failed$' |
+		awk '{ print; p += $1; f += $3 } END { print "in all: " p " passed, " f " failed" }'
+	[ "$rc1" = 0 ] && [ "$rc2" = 0 ]
+	exit
+fi
+if [ "$what" = asan ]; then
+	export CRPFS_NO_FUZZ=1 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
+	what=unit
+fi
 export CRPFS_BUILD=$PWD/$BUILD
 export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-300}
 
