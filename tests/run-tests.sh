@@ -39,6 +39,7 @@ if [ "$what" = lanes ]; then
 	echo "=== the second lane: the unit suites, plain and under the sanitizers"
 	cat "$lanes/unit"
 	echo "=== both lanes (integration; unit; unit under the sanitizers):"
+	cat "$lanes/integration" "$lanes/unit" | grep -E '^failed: '
 	cat "$lanes/integration" "$lanes/unit" | grep -E '^[0-9]+ passed, [0-9]+ failed$' |
 		awk '{ print; p += $1; f += $3 } END { print "in all: " p " passed, " f " failed" }'
 	[ "$rc1" = 0 ] && [ "$rc2" = 0 ]
