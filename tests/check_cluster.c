@@ -8,6 +8,8 @@
  * PID.
  */
 #include <check.h>
+#include <dirent.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -161,6 +163,39 @@ static void host_child(const char *name, bool journal_inode, bool hold_meta, int
 		pause();
 }
 
+/* Where the threads of a forked host that does not answer are waiting
+ * (state and wait channel of each, from /proc): said on stderr, so that a
+ * hang that ends in the tcase timeout leaves a trace of where it was. */
+static void say_waiting(const char *name, pid_t pid, int secs)
+{
+	char path[320], buf[128];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	fprintf(stderr, "host %s (pid %d) has not answered for %d s; its threads:", name, (int)pid,
+		secs);
+	while (d && (e = readdir(d))) {
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/wchan", (int)pid, e->d_name);
+		f = fopen(path, "r");
+		buf[0] = '\0';
+		if (f) {
+			if (!fgets(buf, sizeof(buf), f))
+				buf[0] = '\0';
+			fclose(f);
+		}
+		fprintf(stderr, " %s:%s", e->d_name, buf[0] ? buf : "?");
+	}
+	fprintf(stderr, "\n");
+	if (d)
+		closedir(d);
+}
+
 static pid_t fork_host_ex(const char *name, bool journal_inode, bool hold_meta, int *slot_out,
 			  uint64_t *ino_out)
 {
@@ -191,6 +226,14 @@ static pid_t fork_host_ex(const char *name, bool journal_inode, bool hold_meta, 
 		_exit(127);
 	}
 	close(fds[1]);
+	for (int secs = 1;; secs++) {
+		struct pollfd pf = { .fd = fds[0], .events = POLLIN };
+
+		if (poll(&pf, 1, 1000) != 0)
+			break; /* an answer, the child gone, or an error: read says */
+		if (secs % 30 == 0)
+			say_waiting(name, pid, secs);
+	}
 	ck_assert_int_eq(read(fds[0], msg, sizeof(msg)), (ssize_t)sizeof(msg));
 	close(fds[0]);
 	ck_assert_msg(msg[0] >= 0, "host %s could not join", name);
