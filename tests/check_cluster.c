@@ -164,7 +164,7 @@ static void host_child(const char *name, bool journal_inode, bool hold_meta, int
 }
 
 /* Where the threads of a forked host that does not answer are waiting
- * (state and wait channel of each, from /proc): said on stderr, so that a
+ * (the wait channel of each, from /proc): said on stderr, so that a
  * hang that ends in the tcase timeout leaves a trace of where it was. */
 static void say_waiting(const char *name, pid_t pid, int secs)
 {

@@ -23,16 +23,16 @@ state_is() {		# state_is TARGET STATE
 # check_all: every file listed reads back with its sum on every host (one
 # sha256sum -c per host, the hosts side by side).
 check_all() {
-	local h pids=()
+	local h i pids=()
 	awk '{ print $1 "  " $2 }' "$T"/sums.* >"$T/manifest"
 	for h in "${HOSTS[@]}"; do
 		(cd "$(mh_mnt "$h")" && sha256sum --quiet -c "$T/manifest") >"$T/check.$h" 2>&1 &
 		pids+=("$!")
 		mh_bg_job "$!"
 	done
-	for h in "${HOSTS[@]}"; do
-		wait "${pids[0]}" || mh_fail "host $h: files differ from what was written ($1): $(head -n 3 "$T/check.$h")"
-		pids=("${pids[@]:1}")
+	for i in "${!HOSTS[@]}"; do
+		h=${HOSTS[$i]}
+		wait "${pids[$i]}" || mh_fail "host $h: files differ from what was written ($1): $(head -n 3 "$T/check.$h")"
 	done
 }
 
@@ -41,7 +41,7 @@ status_state() {	# status_state TARGET: the array's state
 }
 
 lost_case() {
-	local level=$1 nluns=$2 ndel=$3 h n0 newm rc=0 p w pos
+	local level=$1 nluns=$2 ndel=$3 h n0 newm rc=0 pos
 	mh_lab_start "$nluns" 64M
 	timeout -s KILL "$MH_TOOL_WAIT" "$MKFS" -l "$level" -m "$MODE" -n 6 "${MEMBER_ARGS[@]}" \
 		>"$T/mkfs.out" 2>&1 || mh_fail "mkfs.crpfs -l $level failed: $(tail -n 3 "$T/mkfs.out")"
