@@ -473,21 +473,34 @@ static int write_jhdr(struct crp_meta *m, int slot, uint64_t start, uint64_t seq
 	return r;
 }
 
-/* Write the dirty blocks in place, as few array writes as possible. */
+/* Write the dirty blocks in place, and the blocks of our open table that
+ * wait for the unlock beside them: one array write (the stripes it touches
+ * go in flight together, crp_stripe_write_many). */
 static int checkpoint(struct crp_meta *m, struct crp_mblk **blks, unsigned k)
 {
-	struct crp_array_iov *iov = calloc(k, sizeof(*iov));
+	struct crp_array_iov *iov = calloc(k + CRP_OTABLE_BLOCKS, sizeof(*iov));
+	uint8_t *ot = m->ot_pending ? crp_alloc_buf((size_t)CRP_OTABLE_BLOCKS * CRP_BLOCK) : NULL;
+	uint8_t mask = 0;
+	unsigned n = k;
 	int r;
 
-	if (!iov)
+	if (!iov || (m->ot_pending && !ot)) {
+		free(iov);
+		free(ot);
 		return -ENOMEM;
+	}
 	for (unsigned i = 0; i < k; i++) {
 		iov[i].off = blks[i]->blkno * CRP_BLOCK;
 		iov[i].buf = blks[i]->buf;
 		iov[i].len = CRP_BLOCK;
 	}
-	r = crp_array_writev(m->a, iov, (int)k);
+	if (ot)
+		n += crp_meta_open_pending_iov(m, iov + k, ot, &mask);
+	r = crp_array_writev(m->a, iov, (int)n);
+	if (mask)
+		crp_meta_open_pending_written(m, mask, r);
 	free(iov);
+	free(ot);
 	return r;
 }
 
@@ -515,7 +528,11 @@ int crp_meta_commit(struct crp_meta *m)
 	if (r)
 		return r;
 	if (!k) {
-		if (m->tx_freed_meta && !m->ro && m->slot >= 0) {
+		/* Nothing to journal: our open table, if it changed, alone
+		 * (its failure is the commit's, as it was the open's). */
+		if (m->ot_pending && !m->ro && m->slot >= 0)
+			r = checkpoint(m, NULL, 0);
+		if (!r && m->tx_freed_meta && !m->ro && m->slot >= 0) {
 			r = crp_array_sync(m->a);
 			if (!r)
 				r = write_jhdr(m, m->slot, m->j_pos, m->j_seq);

@@ -62,6 +62,13 @@ int crp_meta_opentab_init(struct crp_meta *m);
 void crp_meta_opentab_free(struct crp_meta *m);
 /* Write the open-table blocks a group commit kept back (opentab.c). */
 int crp_meta_open_flush_pending(struct crp_meta *m);
+/* Our table's blocks waiting for the unlock, encoded into @bufs (room for
+ * CRP_OTABLE_BLOCKS blocks) as array writes @iov, for the commit to write
+ * with its own; *@mask says which.  Returns how many.  The commit then
+ * says how the write went (crp_meta_open_pending_written). */
+unsigned crp_meta_open_pending_iov(struct crp_meta *m, struct crp_array_iov *iov, uint8_t *bufs,
+				   uint8_t *mask);
+void crp_meta_open_pending_written(struct crp_meta *m, uint8_t mask, int r);
 
 /* repair.c */
 /* crp_meta_rebuild_block, with @magic naming the block in messages, @why

@@ -111,18 +111,50 @@ static int ot_write_now(struct crp_meta *m, unsigned k)
 
 /*
  * Our table is read by other hosts only under the metadata lock.  While
- * this host holds it for a group commit (no other host alive), a change
- * waits in memory and is written before the lock goes
- * (crp_meta_open_flush_pending): an open and its close in one batch cost
- * no write at all.  A host that dies meanwhile loses its table anyway.
+ * this host holds it, a change waits in memory and is written before the
+ * lock goes: by the commit, in the same array write as its in-place
+ * blocks (crp_meta_open_pending_iov), or, when nothing is committed, by
+ * the commit alone or at the unlock (crp_meta_open_flush_pending).  A
+ * failed write fails the commit, as it failed the open when it was written
+ * at once.  An open and its close in one batch cost one write.  A host
+ * that dies meanwhile loses its table anyway.
  */
 static int ot_write(struct crp_meta *m, unsigned k)
 {
-	if (m->locked && m->commit_ns && crp_array_peers(m->a) == 0 && !m->ro && m->slot >= 0) {
+	if (m->locked && !m->ro && m->slot >= 0) {
 		m->ot_pending |= (uint8_t)(1u << k);
 		return 0;
 	}
 	return ot_write_now(m, k);
+}
+
+unsigned crp_meta_open_pending_iov(struct crp_meta *m, struct crp_array_iov *iov, uint8_t *bufs,
+				   uint8_t *mask)
+{
+	unsigned n = 0;
+
+	*mask = 0;
+	if (m->ro || m->slot < 0)
+		return 0;
+	for (unsigned k = 0; k < CRP_OTABLE_BLOCKS; k++) {
+		if (!(m->ot_pending & (1u << k)))
+			continue;
+		ot_encode(m, m->slot, k, m->ot_ents[k], bufs + (size_t)n * CRP_BLOCK);
+		iov[n] = (struct crp_array_iov){ ot_blkno(m, m->slot, k) * CRP_BLOCK,
+						 bufs + (size_t)n * CRP_BLOCK, CRP_BLOCK };
+		*mask |= (uint8_t)(1u << k);
+		n++;
+	}
+	return n;
+}
+
+void crp_meta_open_pending_written(struct crp_meta *m, uint8_t mask, int r)
+{
+	m->ot_pending &= (uint8_t)~mask;
+	if (r < 0)
+		m->ot_dirty |= mask;
+	else
+		m->ot_dirty &= (uint8_t)~mask;
 }
 
 /* Write our blocks named in @mask now. */
