@@ -587,13 +587,19 @@ out:
 
 /* Split one range into per-stripe transactions; the members of the next
  * stripe are announced as queued work so that shared locks stay cached. */
+struct wpiece {
+	uint64_t s;
+	const uint8_t *src[CRP_MAX_MEMBERS];
+	uint32_t lo[CRP_MAX_MEMBERS], hi[CRP_MAX_MEMBERS];
+};
+
 static size_t split_stripes(const struct crp_array *a, const struct crp_array_iov *iov, int n,
-			    struct crp_stripe_piece **out)
+			    struct wpiece **out)
 {
 	const struct crp_geom *g = &a->g;
 	uint64_t sb = crp_geom_stripe_bytes(g);
 	size_t cap = 0, np = 0;
-	struct crp_stripe_piece *w = NULL;
+	struct wpiece *w = NULL;
 
 	for (int i = 0; i < n; i++)
 		cap += iov[i].len / sb + 2;
@@ -627,59 +633,32 @@ static size_t split_stripes(const struct crp_array *a, const struct crp_array_io
 	return np;
 }
 
-/* How many pieces from @i go into one transaction: distinct stripes (a
- * stripe written twice in one transaction would read its parity before the
- * first write of it), within the bounds of crp_stripe_write_many. */
-static size_t batch_end(const struct crp_array *a, const struct crp_stripe_piece *w, size_t np,
-			size_t i)
-{
-	size_t j = i + 1, bytes = crp_stripe_piece_bytes(a, &w[i]);
-
-	for (; j < np && j - i < CRP_MANY_STRIPES; j++) {
-		bool dup = false;
-
-		bytes += crp_stripe_piece_bytes(a, &w[j]);
-		if (bytes > CRP_MANY_BYTES)
-			break;
-		for (size_t k = i; k < j && !dup; k++)
-			dup = w[k].s == w[j].s;
-		if (dup)
-			break;
-	}
-	return j;
-}
-
 int crp_array_writev(struct crp_array *a, const struct crp_array_iov *iov, int n)
 {
-	struct crp_stripe_piece *w = NULL;
-	size_t np, i = 0;
+	struct wpiece *w = NULL;
+	size_t np;
 	int r = 0;
 
-	for (int k = 0; k < n; k++) {
-		r = check_io(a, iov[k].off, iov[k].len);
+	for (int i = 0; i < n; i++) {
+		r = check_io(a, iov[i].off, iov[i].len);
 		if (r < 0)
 			return r;
 	}
 	np = split_stripes(a, iov, n, &w);
 	if (!w)
 		return -ENOMEM;
-	while (i < np && r == 0) {
-		size_t j = batch_end(a, w, np, i);
+	for (size_t i = 0; i < np && r == 0; i++) {
 		int next[CRP_MAX_MEMBERS], nn = 0;
 
-		if (j < np) {
-			nn = crp_stripe_members(a, w[j].s, w[j].src, next);
+		if (i + 1 < np) {
+			nn = crp_stripe_members(a, w[i + 1].s, w[i + 1].src, next);
 			crp_mlock_queue(a, next, nn, +1);
 		}
-		if (j - i == 1)
-			r = crp_stripe_write(a, w[i].s, w[i].src, w[i].lo, w[i].hi);
-		else
-			r = crp_stripe_write_many(a, &w[i], j - i);
+		r = crp_stripe_write(a, w[i].s, w[i].src, w[i].lo, w[i].hi);
 		if (nn)
 			crp_mlock_queue(a, next, nn, -1);
 		if (r < 0 && nn)
 			crp_lock_release_idle(a, next, nn); /* the next stripe will not come */
-		i = j;
 	}
 	free(w);
 	return r;

@@ -32,7 +32,6 @@ struct crp_mlock {
 
 /* Statistics of one transaction, for the round-trip test and benchmarks. */
 struct crp_txn_stats {
-	unsigned stripes;     /* stripes written together (crp_stripe_write_many) */
 	unsigned round_trips; /* batches waited for on the critical path */
 	unsigned reserves;    /* RESERVE / PR RESERVE issued */
 	unsigned releases;    /* RELEASE / PR RELEASE issued (chained or not) */
@@ -162,23 +161,5 @@ int crp_stripe_members(struct crp_array *a, uint64_t s, const uint8_t *const *sr
  * NULL for chunks not written. */
 int crp_stripe_write(struct crp_array *a, uint64_t s, const uint8_t *const *src,
 		     const uint32_t *lo, const uint32_t *hi);
-
-/* A stripe's part of an array write: as for crp_stripe_write. */
-struct crp_stripe_piece {
-	uint64_t s;
-	const uint8_t *src[CRP_MAX_MEMBERS];
-	uint32_t lo[CRP_MAX_MEMBERS], hi[CRP_MAX_MEMBERS];
-};
-
-/* Most stripes, and most buffer bytes (an estimate: crp_stripe_piece_bytes),
- * that crp_stripe_write_many takes in one transaction. */
-#define CRP_MANY_STRIPES 16
-#define CRP_MANY_BYTES (8u << 20)
-size_t crp_stripe_piece_bytes(const struct crp_array *a, const struct crp_stripe_piece *w);
-
-/* stripe.c: the pieces @w[0..n), of distinct stripes, written as one
- * transaction (see "Several stripes" in stripe.c); falls back to one
- * crp_stripe_write per piece where that one cannot go on. */
-int crp_stripe_write_many(struct crp_array *a, const struct crp_stripe_piece *w, size_t n);
 
 #endif

@@ -220,38 +220,31 @@ static int plan_degraded(struct txn *t)
  * which nothing reads before they are written whole: not cleared.  Every
  * other mode gets the whole set, cleared.
  */
-static bool in_place(const struct txn *t)
+static int alloc_bufs(struct txn *t)
 {
-	if (t->mode != TXN_FULL)
-		return false;
-	for (int d = 0; d < t->g->ndata; d++)
-		if ((uintptr_t)t->src[d] % CRP_BUF_ALIGN)
-			return false;
-	return true;
-}
+	size_t rows = t->hi - t->lo, nbuf = (size_t)t->g->ndata * 2 + 4;
+	uint8_t *p;
 
-/* The bytes of the buffers of @t, rounded up so that the next set carved
- * after them stays aligned. */
-static size_t bufs_size(const struct txn *t)
-{
-	size_t rows = t->hi - t->lo;
-	size_t n = in_place(t) ? rows * 2 : rows * ((size_t)t->g->ndata * 2 + 4);
+	if (t->mode == TXN_FULL) {
+		bool aligned = true;
 
-	return (n + CRP_BUF_ALIGN - 1) / CRP_BUF_ALIGN * CRP_BUF_ALIGN;
-}
-
-/* Point the buffers of @t into @p (bufs_size bytes). */
-static void carve_bufs(struct txn *t, uint8_t *p)
-{
-	size_t rows = t->hi - t->lo;
-
-	if (in_place(t)) {
 		for (int d = 0; d < t->g->ndata; d++)
-			t->cur[d] = (uint8_t *)(uintptr_t)t->src[d];
-		t->pbuf = p;
-		t->qbuf = p + rows;
-		return;
+			aligned = aligned && !((uintptr_t)t->src[d] % CRP_BUF_ALIGN);
+		if (aligned) {
+			t->mem = crp_scratch_take(CRP_SCRATCH_STRIPE, rows * 2, false);
+			if (!t->mem)
+				return -ENOMEM;
+			for (int d = 0; d < t->g->ndata; d++)
+				t->cur[d] = (uint8_t *)(uintptr_t)t->src[d];
+			t->pbuf = t->mem;
+			t->qbuf = t->pbuf + rows;
+			return 0;
+		}
 	}
+	t->mem = crp_scratch_take(CRP_SCRATCH_STRIPE, rows * nbuf, true);
+	if (!t->mem)
+		return -ENOMEM;
+	p = t->mem;
 	for (int d = 0; d < t->g->ndata; d++) {
 		t->cur[d] = p;
 		p += rows;
@@ -263,14 +256,6 @@ static void carve_bufs(struct txn *t, uint8_t *p)
 	t->qbuf = p;
 	p += rows;
 	t->scratch = p;
-}
-
-static int alloc_bufs(struct txn *t)
-{
-	t->mem = crp_scratch_take(CRP_SCRATCH_STRIPE, bufs_size(t), !in_place(t));
-	if (!t->mem)
-		return -ENOMEM;
-	carve_bufs(t, t->mem);
 	return 0;
 }
 
@@ -663,27 +648,6 @@ static int bail(struct crp_array *a, const int *w, int nw, int r)
 	return r;
 }
 
-/* Counters and the test hook, for @n stripes @t written in one transaction
- * whose statistics are @st. */
-static void count_txn(struct crp_array *a, const struct crp_txn_stats *st, const struct txn *t,
-		      size_t n)
-{
-	uint_fast64_t max = atomic_load(&a->ctr.max_round_trips);
-
-	atomic_fetch_add(&a->ctr.txns, n);
-	atomic_fetch_add(&a->ctr.txn_round_trips, st->round_trips);
-	atomic_store(&a->ctr.last_round_trips, st->round_trips);
-	while (st->round_trips > max &&
-	       !atomic_compare_exchange_weak(&a->ctr.max_round_trips, &max, st->round_trips))
-		;
-	for (size_t i = 0; i < n; i++)
-		atomic_fetch_add(t[i].mode == TXN_FULL ? &a->ctr.full_stripe :
-				 t[i].mode == TXN_RMW ? &a->ctr.rmw :
-				 t[i].mode == TXN_DEG ? &a->ctr.degraded_writes : &a->ctr.rcw, 1);
-	if (a->txn_hook)
-		a->txn_hook(a->txn_hook_ctx, st);
-}
-
 /* One attempt.  @full: read every readable member and recompute the
  * parity from whole rows (the degraded plan), as a retry after a lost lock
  * must: a WRITE of the failed attempt may have landed, and a
@@ -777,8 +741,19 @@ static int stripe_write_once(struct crp_array *a, uint64_t s, const uint8_t *con
 		r = lost;
 	}
 	if (r == 0) {
-		t.st.stripes = 1;
-		count_txn(a, &t.st, &t, 1);
+		uint_fast64_t max = atomic_load(&a->ctr.max_round_trips);
+
+		atomic_fetch_add(&a->ctr.txns, 1);
+		atomic_fetch_add(&a->ctr.txn_round_trips, t.st.round_trips);
+		atomic_store(&a->ctr.last_round_trips, t.st.round_trips);
+		while (t.st.round_trips > max &&
+		       !atomic_compare_exchange_weak(&a->ctr.max_round_trips, &max, t.st.round_trips))
+			;
+		atomic_fetch_add(t.mode == TXN_FULL ? &a->ctr.full_stripe :
+				 t.mode == TXN_RMW ? &a->ctr.rmw :
+				 t.mode == TXN_DEG ? &a->ctr.degraded_writes : &a->ctr.rcw, 1);
+		if (a->txn_hook)
+			a->txn_hook(a->txn_hook_ctx, &t.st);
 	}
 out:
 	crp_mlock_give_local(a, t.w, t.nw);
@@ -804,13 +779,12 @@ static bool meta_lock_pinned(struct crp_array *a)
 
 #define STRIPE_LOST_TRIES 12
 
-/* @full: start with whole rows read (a retry after a batch whose WRITEs
- * may have landed). */
-static int stripe_write(struct crp_array *a, uint64_t s, const uint8_t *const *src,
-			const uint32_t *lo, const uint32_t *hi, bool full)
+int crp_stripe_write(struct crp_array *a, uint64_t s, const uint8_t *const *src,
+		     const uint32_t *lo, const uint32_t *hi)
 {
 	uint64_t skip = 0, deadline = crp_lock_deadline_ns(a);
 	unsigned lost = 0;
+	bool full = false;
 	int r = 0;
 
 	/*
@@ -843,380 +817,4 @@ static int stripe_write(struct crp_array *a, uint64_t s, const uint8_t *const *s
 		break;
 	}
 	return r;
-}
-
-int crp_stripe_write(struct crp_array *a, uint64_t s, const uint8_t *const *src,
-		     const uint32_t *lo, const uint32_t *hi)
-{
-	return stripe_write(a, s, src, lo, hi, false);
-}
-
-/*
- * Several stripes, one transaction.
- *
- * The pieces of one array write that fall in distinct stripes (a metadata
- * checkpoint: a handful of blocks all over the array; a large data write:
- * one full stripe after another) go through the protocol above together
- * instead of one after the other:
- *
- *   LOCAL     the union U of their sets W, in ascending order.
- *   LOCK+READ one round trip: on every member of U, RESERVE (unless
- *             cached) followed on the same nexus by the READs every stripe
- *             needs from it.  The plain plans read only members of their
- *             own W, so no read waits for a second round.
- *   CONFLICT  as above, for the whole of U.
- *   COMPUTE   each stripe as above.
- *   WRITE+UNLOCK one round trip: every stripe's WRITEs; no member of U
- *             is released before every WRITE of the batch has completed
- *             (nothing is chained), so the invariant holds for each
- *             stripe of it.
- *
- * Two pieces of one stripe never share a transaction (the second would
- * read the parity the first is about to replace): crp_array_writev cuts
- * the batch there.  Only the plain plans: when a member is not readable,
- * or a test debug mode is on, each piece goes alone.  When the batch
- * fails on the way (a member failed, a block could not be read, a lock
- * was lost) each piece is written again alone by crp_stripe_write's loop,
- * which knows how to go on, with whole rows read where a WRITE of the
- * batch may have landed.  A fenced host, a timeout or a lost lock under
- * the metadata lock end the write as they end a single transaction.
- */
-
-struct many {
-	struct crp_array *a;
-	struct txn *t;
-	size_t n;
-	int u[CRP_MAX_MEMBERS];		/* the union of the sets W, ascending */
-	int nu;
-	struct crp_cmd *cmds;		/* n per member: [m * n + i] */
-	struct crp_txn_stats st;
-	uint64_t fence_ns;
-};
-
-size_t crp_stripe_piece_bytes(const struct crp_array *a, const struct crp_stripe_piece *w)
-{
-	uint32_t lo = a->g.chunk, hi = 0;
-
-	for (int d = 0; d < a->g.ndata; d++) {
-		if (!w->src[d])
-			continue;
-		lo = CRP_MIN(lo, w->lo[d]);
-		hi = CRP_MAX(hi, w->hi[d]);
-	}
-	return hi > lo ? (size_t)(hi - lo) * ((size_t)a->g.ndata * 2 + 4) : 0;
-}
-
-static bool many_in_u(const struct many *b, int m)
-{
-	for (int k = 0; k < b->nu; k++)
-		if (b->u[k] == m)
-			return true;
-	return false;
-}
-
-static int many_lock_and_read(struct many *b)
-{
-	struct crp_array *a = b->a;
-	uint64_t deadline = crp_lock_deadline_ns(a);
-	unsigned attempt = 0;
-
-	for (;;) {
-		struct crp_cmd res[CRP_MAX_MEMBERS];
-		uint8_t params[CRP_MAX_MEMBERS][24];
-		bool sent_res[CRP_MAX_MEMBERS] = { false }, conflict = false;
-		struct crp_batch bt;
-		int err = 0, nsent = 0;
-
-		b->st.attempts++;
-		crp_batch_init(&bt);
-		for (int k = 0; k < b->nu; k++) {
-			int m = b->u[k], nc = 0;
-			struct crp_cmd *cmds[CRP_MANY_STRIPES + 1];
-
-			if (a->lk[m].reserved) {
-				if (b->st.attempts == 1) {
-					b->st.cache_hits++;
-					atomic_fetch_add(&a->ctr.lock_cache_hits, 1);
-				}
-			} else {
-				crp_lock_cmd_reserve(a, &res[m], params[m]);
-				crp_batch_add(&bt, &res[m]);
-				cmds[nc++] = &res[m];
-				sent_res[m] = true;
-				b->st.reserves++;
-			}
-			for (size_t i = 0; i < b->n; i++) {
-				struct crp_cmd *c = &b->cmds[(size_t)m * b->n + i];
-				uint8_t *buf;
-				uint32_t off, len;
-
-				if (!b->t[i].need_read[m])
-					continue;
-				read_target(&b->t[i], m, &buf, &off, &len);
-				set_rw(&b->t[i], c, m, false, buf, off, len);
-				crp_batch_add(&bt, c);
-				cmds[nc++] = c;
-				b->st.reads++;
-			}
-			if (nc) {
-				crp_member_submit(a->m[m], cmds, nc);
-				nsent++;
-			}
-		}
-		if (nsent) {
-			crp_batch_wait(&bt);
-			b->st.round_trips++;
-		}
-		crp_batch_destroy(&bt);
-
-		for (int k = 0; k < b->nu; k++) {
-			int m = b->u[k];
-
-			if (sent_res[m]) {
-				if (res[m].result == 0)
-					crp_lock_taken(a, m);
-				else if (res[m].result == -CRP_ECONFLICT ||
-					 res[m].result == -CRP_ELOCKLOST)
-					conflict = true;
-				else if (!err)
-					err = res[m].result;
-			}
-			for (size_t i = 0; i < b->n; i++) {
-				int rr = b->cmds[(size_t)m * b->n + i].result;
-
-				if (!b->t[i].need_read[m] || !a->lk[m].reserved)
-					continue; /* counts only if the lock is ours */
-				if (rr == -CRP_ECONFLICT)
-					conflict = true;
-				else if (rr == -CRP_EMEDIUM)
-					b->t[i].medium |= 1ull << m;
-				if (rr && rr != -CRP_ECONFLICT && !err)
-					err = rr;
-			}
-		}
-		if (err) {
-			crp_lock_release_now(a, b->u, b->nu);
-			return err;
-		}
-		if (!conflict)
-			return 0;
-		atomic_fetch_add(&a->ctr.lock_conflicts, 1);
-		crp_lock_release_now(a, b->u, b->nu);
-		for (int k = 0; k < b->nu; k++)
-			if (!a->lk[b->u[k]].pinned)
-				(void)crp_lock_check_events(a, b->u[k]);
-		if (!atomic_load(&a->fenced) && attempt == 1)
-			(void)crp_array_pr_check(a);
-		if (atomic_load(&a->fenced))
-			return -CRP_EFENCED;
-		if (crp_now_ns() > deadline)
-			return -ETIMEDOUT;
-		crp_lock_backoff(a, attempt++);
-	}
-}
-
-static int many_write_and_unlock(struct many *b)
-{
-	struct crp_array *a = b->a;
-	int fail[CRP_MAX_MEMBERS] = { 0 };
-	struct crp_batch bt;
-	int err = 0;
-
-	crp_batch_init(&bt);
-	for (int k = 0; k < b->nu; k++) {
-		int m = b->u[k], nc = 0;
-		struct crp_cmd *cmds[CRP_MANY_STRIPES];
-
-		for (size_t i = 0; i < b->n; i++) {
-			struct txn *t = &b->t[i];
-			struct crp_cmd *c = &b->cmds[(size_t)m * b->n + i];
-			int role = crp_geom_role(t->g, t->s, m);
-
-			if (!t->wr[m])
-				continue;
-			if (role == CRP_ROLE_P)
-				set_rw(t, c, m, true, t->pbuf, t->lo, t->hi - t->lo);
-			else if (role == CRP_ROLE_Q)
-				set_rw(t, c, m, true, t->qbuf, t->lo, t->hi - t->lo);
-			else
-				set_rw(t, c, m, true, t->cur[role] + (t->dlo[role] - t->lo),
-				       t->dlo[role], t->dhi[role] - t->dlo[role]);
-			c->fence_ns = b->fence_ns;
-			crp_batch_add(&bt, c);
-			cmds[nc++] = c;
-			b->st.writes++;
-		}
-		if (nc)
-			crp_member_submit(a->m[m], cmds, nc);
-	}
-	crp_batch_wait(&bt);
-	crp_batch_destroy(&bt);
-	b->st.round_trips++;
-
-	for (int k = 0; k < b->nu; k++) {
-		int m = b->u[k];
-
-		for (size_t i = 0; i < b->n && !fail[m]; i++)
-			if (b->t[i].wr[m])
-				fail[m] = b->cmds[(size_t)m * b->n + i].result;
-		if (fail[m] && !err)
-			err = fail[m];
-	}
-	/* Every WRITE of the batch is in: the releases, not waited for. */
-	for (int k = 0; k < b->nu; k++) {
-		int m = b->u[k];
-		struct crp_cmd *rel;
-
-		if (!a->lk[m].reserved)
-			continue;
-		if (fail[m] && (crp_member_failed(a->m[m]) || fail[m] == -CRP_ELOCKLOST)) {
-			a->lk[m].reserved = false;
-			continue;
-		}
-		if (crp_lock_keep(a, m))
-			continue;
-		rel = fail[m] ? NULL : crp_lock_release_cmd(a, m);
-		if (!rel) {
-			crp_lock_release_now(a, &m, 1);
-			continue;
-		}
-		b->st.releases++;
-		crp_member_submit(a->m[m], &rel, 1);
-	}
-	return err;
-}
-
-/* One attempt at the whole batch.  *@wrote: WRITEs went out. */
-static int many_once(struct many *b, const struct crp_stripe_piece *w, bool *wrote)
-{
-	struct crp_array *a = b->a;
-	size_t size = 0, begun = 0;
-	uint8_t *mem = NULL, *p;
-	bool clear = false;
-	int r, lost = 0;
-
-	for (size_t i = 0; i < b->n; i++) {
-		struct txn *t = &b->t[i];
-
-		*t = (struct txn){ .a = a, .g = &a->g, .s = w[i].s, .src = w[i].src,
-				   .dlo = w[i].lo, .dhi = w[i].hi };
-		crp_geom_parity(&a->g, t->s, &t->p, &t->q);
-		plan(t);
-		size += bufs_size(t);
-		clear = clear || !in_place(t);
-		for (int k = 0; k < t->nw; k++)
-			if (!many_in_u(b, t->w[k]))
-				b->u[b->nu++] = t->w[k];
-	}
-	qsort(b->u, (size_t)b->nu, sizeof(int), cmp_int);
-	r = crp_array_gate_check(a, NULL);
-	if (r < 0)
-		return bail(a, b->u, b->nu, r);
-	mem = crp_scratch_take(CRP_SCRATCH_STRIPE, size, clear);
-	if (!mem)
-		return bail(a, b->u, b->nu, -ENOMEM);
-	p = mem;
-	for (size_t i = 0; i < b->n; i++) {
-		carve_bufs(&b->t[i], p);
-		p += bufs_size(&b->t[i]);
-	}
-	for (; a->intent && begun < b->n; begun++) {
-		r = a->intent->begin(a->intent_ctx, b->t[begun].s);
-		if (r < 0)
-			break;
-	}
-	if (r < 0) {
-		while (begun--)
-			a->intent->end(a->intent_ctx, b->t[begun].s, false);
-		crp_scratch_give(CRP_SCRATCH_STRIPE, mem);
-		return bail(a, b->u, b->nu, r);
-	}
-
-	crp_mlock_take_local(a, b->u, b->nu);
-	for (int k = 0; k < b->nu; k++) {
-		int e = crp_lock_check_events(a, b->u[k]);
-
-		if (e == -CRP_EFENCED) {
-			r = e;
-			goto out;
-		}
-		if (e)
-			a->lk[b->u[k]].reserved = false;
-	}
-	if (atomic_load(&a->meta_lost)) {
-		r = -CRP_ELOCKLOST;
-		goto out;
-	}
-	crp_lock_yield(a, b->u, b->nu);
-	r = many_lock_and_read(b);
-	if (r < 0)
-		goto out;
-	r = crp_array_gate_check(a, &b->fence_ns);
-	if (r < 0) {
-		crp_lock_release_now(a, b->u, b->nu);
-		goto out;
-	}
-	for (size_t i = 0; i < b->n; i++)
-		compute(&b->t[i]);
-	*wrote = true;
-	r = many_write_and_unlock(b);
-	for (int k = 0; k < b->nu; k++) {
-		int e = crp_lock_check_events(a, b->u[k]);
-
-		if (e) {
-			a->lk[b->u[k]].reserved = false;
-			if (!lost)
-				lost = e;
-		}
-	}
-	if (!r && lost) {
-		atomic_fetch_add(&a->ctr.lock_lost, 1);
-		r = lost;
-	}
-	if (r == 0) {
-		b->st.stripes = (unsigned)b->n;
-		count_txn(a, &b->st, b->t, b->n);
-	}
-out:
-	crp_mlock_give_local(a, b->u, b->nu);
-	for (size_t i = 0; a->intent && i < b->n; i++)
-		a->intent->end(a->intent_ctx, b->t[i].s, *wrote && r < 0);
-	crp_scratch_give(CRP_SCRATCH_STRIPE, mem);
-	return r;
-}
-
-int crp_stripe_write_many(struct crp_array *a, const struct crp_stripe_piece *w, size_t n)
-{
-	struct many b = { .a = a, .n = n };
-	bool plain = n > 1 && n <= CRP_MANY_STRIPES, wrote = false;
-	int r;
-
-	if (a->opts.debug & (CRP_DEBUG_NO_LOCKS | CRP_DEBUG_EARLY_RELEASE | CRP_DEBUG_SLOW_DATA))
-		plain = false;
-	r = crp_array_record_failures(a);
-	if (r < 0)
-		return r;
-	for (int m = 0; m < a->n && plain; m++)
-		plain = crp_array_readable(a, m);
-	if (plain) {
-		b.t = calloc(n, sizeof(*b.t));
-		b.cmds = calloc(n * (size_t)a->n, sizeof(*b.cmds));
-		if (b.t && b.cmds)
-			r = many_once(&b, w, &wrote);
-		else
-			r = -ENOMEM;
-		free(b.t);
-		free(b.cmds);
-		if (r == 0)
-			return 0;
-		if (r == -CRP_EFENCED || r == -ETIMEDOUT ||
-		    (r == -CRP_ELOCKLOST && (meta_lock_pinned(a) || atomic_load(&a->fenced))))
-			return r;
-	}
-	for (size_t i = 0; i < n; i++) {
-		r = stripe_write(a, w[i].s, w[i].src, w[i].lo, w[i].hi, wrote);
-		if (r < 0)
-			return r;
-	}
-	return 0;
 }
