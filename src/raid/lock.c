@@ -379,6 +379,11 @@ void crp_array_set_peers(struct crp_array *a, int n)
  * of a tenth of a busy host's metadata rate, and only while others live. */
 #define META_STREAK_NS 20000000ull
 #define META_PAUSE_NS 2000000ull
+/* The metadata lock's waiters back off at most 0.8 ms (x 0.5 to 1.5): a
+ * holder keeps it a few milliseconds at a time (group commit beside
+ * others, peer_commit) and steps aside as briefly, and a waiter that
+ * slept 25 ms would miss every gap. */
+#define META_MAX_ATTEMPT 3u
 
 int crp_array_meta_lock_until(struct crp_array *a, uint64_t deadline)
 {
@@ -477,7 +482,8 @@ int crp_array_meta_lock_until(struct crp_array *a, uint64_t deadline)
 		/* Sleep without the members' local ownership, so that breaking a
 		 * hung host's locks (crp_array_break_locks) is not held up. */
 		crp_mlock_give_local(a, set, n);
-		crp_lock_backoff(a, attempt++);
+		crp_lock_backoff(a, CRP_MIN(attempt, META_MAX_ATTEMPT));
+		attempt++;
 		crp_mlock_take_local(a, set, n);
 	}
 	if (r == 0) {
