@@ -27,6 +27,7 @@
 #include "crpfs/status.h"
 #include "fixture/fsfix.h"
 #include "../src/fs/fs_i.h"
+#include "../src/meta/meta_i.h"
 
 #define NM 3
 #define NH 3
@@ -558,7 +559,7 @@ struct swapper {
 	struct crp_fs *fs;
 	uint64_t dir, ino;
 	volatile bool stop;
-	int rounds, err;
+	volatile int rounds, err;
 };
 
 /* Renames a name back and forth (the directory always holds SWAP_FILES
@@ -625,8 +626,9 @@ static void whole_states(int pr)
 	crp_fs_get_counters(b, &c0);
 	ck_assert_int_eq(crp_fs_opendir(b, d.ino, &dfh), 0);
 	ck_assert_int_eq(pthread_create(&th, NULL, swap_names, &sw), 0);
-	/* 100 rounds of looking while A changes (A stops when told). */
-	while (!sw.err && loops < 100) {
+	/* At least 100 rounds of looking, and on until A made 50 changes
+	 * (at most a million rounds; A stops when told, or after 100000). */
+	while (!sw.err && (loops < 100 || (sw.rounds < 50 && loops < 1000000))) {
 		int n = 0;
 		ssize_t got;
 
@@ -668,6 +670,7 @@ static void whole_states(int pr)
 		(unsigned long long)(c1.unlocked_reads - c0.unlocked_reads),
 		(unsigned long long)(c1.unlocked_retries - c0.unlocked_retries));
 	ck_assert_uint_gt(c1.unlocked_reads - c0.unlocked_reads, 0);
+	ck_assert_int_ge(sw.rounds, 50);
 	ck_assert_int_eq(crp_fs_release(b, sw.ino, fh), 0);
 	unmount_all_and_fsck();
 	free(buf);
@@ -678,6 +681,7 @@ static void whole_states(int pr)
 struct creator {
 	struct crp_fs *fs;
 	const char *name;
+	bool commit;
 	uint64_t ino;
 };
 
@@ -686,19 +690,27 @@ static void *create_one(void *arg)
 	struct creator *c = arg;
 
 	c->ino = create_file(c->fs, CRP_ROOT_INO, c->name, c->name, strlen(c->name));
+	if (c->commit)
+		ck_assert_int_eq(crp_fs_sync(c->fs), 0);
 	return NULL;
 }
 
 /* Host A creates @name, from a thread of its own as its daemon would
- * (what a thread reads without the lock is counted per thread). */
-static uint64_t create_on_a(const char *name)
+ * (what a thread reads without the lock is counted per thread), and
+ * commits it if @commit (else it may keep it in a batch). */
+static uint64_t create_on_a_as(const char *name, bool commit)
 {
-	struct creator c = { hosts[0], name, 0 };
+	struct creator c = { hosts[0], name, commit, 0 };
 	pthread_t th;
 
 	ck_assert_int_eq(pthread_create(&th, NULL, create_one, &c), 0);
 	pthread_join(th, NULL);
 	return c.ino;
+}
+
+static uint64_t create_on_a(const char *name)
+{
+	return create_on_a_as(name, true);
 }
 
 /* The check itself, step by step: B starts a read without the lock; A
@@ -806,6 +818,132 @@ START_TEST(data_read_outside_lock_across_a_commit)
 }
 END_TEST
 
+/* ---- group commit beside other hosts ---- */
+
+/* The shared state block's flags as the disks hold them now. */
+static uint32_t shared_flags(struct crp_fs *fs)
+{
+	uint8_t *blk = malloc(CRP_BLOCK);
+	struct crp_shared *s = malloc(sizeof(*s));
+	uint32_t fl;
+
+	ck_assert_ptr_nonnull(blk);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_int_eq(crp_array_read(fs->m->a, (uint64_t)CRP_SHARED_BLKNO * CRP_BLOCK, blk,
+					CRP_BLOCK), 0);
+	ck_assert_int_eq(crp_shared_in(blk, fs->m->fsid, s, NULL, 0), 0);
+	fl = s->flags;
+	free(s);
+	free(blk);
+	return fl;
+}
+
+/* Every host sees the other two alive (the heartbeats say so). */
+static void wait_peers(void)
+{
+	for (int h = 0; h < NH; h++) {
+		struct crp_fs_counters c;
+		int tries = 0;
+
+		for (crp_fs_get_counters(hosts[h], &c); c.peers < NH - 1;
+		     crp_fs_get_counters(hosts[h], &c)) {
+			ck_assert_msg(++tries < 600, "%s sees %u other hosts after 60 s, not %d",
+				      host_names[h], c.peers, NH - 1);
+			usleep(100000);
+		}
+	}
+}
+
+static void remount(int h, uint32_t peer_commit_ms)
+{
+	struct crp_fs_opts o = { .host = host_names[h], .attr_timeout_ms = 200,
+				 .peer_commit_ms = peer_commit_ms };
+	char err[256];
+
+	ck_assert_int_eq(crp_fs_unmount(hosts[h]), 0);
+	ck_assert_msg(crp_fs_mount(fx.specs, NM, &o, &hosts[h], err, sizeof(err)) == 0,
+		      "mount %s: %s", host_names[h], err);
+}
+
+/* A keeps a batch of answered creates while B and C live: the shared
+ * block says HELD until it commits, and B, looking the new name up at
+ * once, finds it (its pass without the lock sees HELD and asks under the
+ * lock, which waits for A's commit) instead of "no such name". */
+START_TEST(batch_kept_beside_others_is_marked)
+{
+	struct crp_fs_counters a0, a1, b0, b1;
+	struct crp_attr at;
+	uint64_t ino;
+
+	format_mode(1); /* pr: B reads the disks while A holds the lock */
+	mount_all();
+	remount(0, 1000); /* a window long enough to look at */
+	wait_peers();
+	crp_fs_get_counters(hosts[0], &a0);
+	crp_fs_get_counters(hosts[1], &b0);
+	ino = create_on_a_as("kept", false);
+	ck_assert_uint_ne(ino, 0);
+	crp_fs_get_counters(hosts[0], &a1);
+	ck_assert_uint_eq(a1.held_marks - a0.held_marks, 1);
+	ck_assert_uint_eq(a1.commits, a0.commits); /* kept, not committed */
+	ck_assert_msg(shared_flags(hosts[1]) & CRP_SHARED_HELD, "the kept batch is not marked");
+	ck_assert_int_eq(crp_fs_lookup(hosts[1], CRP_ROOT_INO, "kept", &at), 0);
+	ck_assert_uint_eq(at.ino, ino);
+	crp_fs_forget(hosts[1], at.ino, 1);
+	crp_fs_get_counters(hosts[0], &a1);
+	crp_fs_get_counters(hosts[1], &b1);
+	ck_assert_uint_gt(a1.commits, a0.commits);
+	ck_assert_uint_eq(b1.unlocked_reads, b0.unlocked_reads); /* saw HELD: under the lock */
+	ck_assert_msg(!(shared_flags(hosts[2]) & CRP_SHARED_HELD), "HELD outlived the commit");
+	/* C, which never read the directory, finds it without the lock. */
+	crp_fs_get_counters(hosts[2], &b0);
+	ck_assert_uint_eq(lookup(hosts[2], CRP_ROOT_INO, "kept"), ino);
+	crp_fs_get_counters(hosts[2], &b1);
+	ck_assert_uint_eq(b1.unlocked_retries, b0.unlocked_retries);
+	unmount_all_and_fsck();
+	rm_tree();
+}
+END_TEST
+
+/* A host that stopped with a batch kept left HELD behind: the readers go
+ * under the lock, and the first of them clears it for good. */
+START_TEST(stale_mark_cleared_by_next_holder)
+{
+	struct crp_fs_counters c0, c1;
+	struct crp_fs *b;
+	uint64_t ino;
+
+	format_mode(1);
+	mount_all();
+	b = hosts[1];
+	ino = create_file(hosts[0], CRP_ROOT_INO, "f", "x", 1);
+	ck_assert_int_eq(crp_fs_sync(hosts[0]), 0);
+	/* What a holder that died with its batch leaves: HELD, and nothing
+	 * of the batch on the disks. */
+	pthread_mutex_lock(&hosts[0]->mu);
+	ck_assert_int_eq(crp_meta_batch_flush(hosts[0]->m), 0);
+	ck_assert_int_eq(crp_meta_tx_begin(hosts[0]->m), 0);
+	hosts[0]->m->sh->flags |= CRP_SHARED_HELD;
+	ck_assert_int_eq(crp_meta_shared_store(hosts[0]->m), 0);
+	crp_meta_tx_abort(hosts[0]->m);
+	pthread_mutex_unlock(&hosts[0]->mu);
+	ck_assert(shared_flags(b) & CRP_SHARED_HELD);
+
+	crp_fs_get_counters(b, &c0);
+	ck_assert_uint_eq(lookup(b, CRP_ROOT_INO, "f"), ino);
+	crp_fs_get_counters(b, &c1);
+	ck_assert_uint_eq(c1.unlocked_reads, c0.unlocked_reads); /* under the lock */
+	ck_assert_msg(!(shared_flags(b) & CRP_SHARED_HELD), "the stale HELD is still there");
+	/* From now on, reads go without the lock again. */
+	ck_assert_uint_eq(lookup(b, CRP_ROOT_INO, "f"), ino);
+	crp_fs_get_counters(b, &c0);
+	ck_assert_uint_eq(c0.unlocked_reads - c1.unlocked_reads, 1);
+	ck_assert_uint_eq(c0.unlocked_retries, c1.unlocked_retries);
+	unmount_all_and_fsck();
+	rm_tree();
+}
+END_TEST
+
 START_TEST(reads_without_lock_see_whole_states)
 {
 	whole_states(0);
@@ -835,6 +973,8 @@ static Suite *multi_suite(void)
 	tcase_add_test(t, data_read_outside_lock_across_a_commit);
 	tcase_add_test(t, reads_without_lock_see_whole_states);
 	tcase_add_test(t, reads_without_lock_see_whole_states_pr);
+	tcase_add_test(t, batch_kept_beside_others_is_marked);
+	tcase_add_test(t, stale_mark_cleared_by_next_holder);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -32,6 +32,8 @@
 struct crp_fs;
 
 #define CRP_FS_DEFAULT_COMMIT_MS 50
+#define CRP_FS_DEFAULT_PEER_COMMIT_MS 10
+#define CRP_FS_MAX_PEER_COMMIT_MS 1000
 #define CRP_FS_COMMIT_OFF UINT32_MAX
 
 struct crp_fs_opts {
@@ -46,6 +48,11 @@ struct crp_fs_opts {
 	 * commits at once).  0: the default; CRP_FS_COMMIT_OFF: each
 	 * operation commits alone. */
 	uint32_t commit_ms;
+	/* The same while other hosts are alive, for batches that change
+	 * something; they wait for the metadata lock meanwhile, so it is
+	 * short.  0: the default; CRP_FS_COMMIT_OFF: each operation commits
+	 * alone once another host lives. */
+	uint32_t peer_commit_ms;
 	/* This host was declared dead by another and fenced: every call fails
 	 * with -ESHUTDOWN from now on.  Called once, from the heartbeat thread
 	 * or a writer, with the message to show; must not block nor call back
@@ -174,6 +181,7 @@ struct crp_fs_counters {
 	uint64_t data_outside_retries; /* ... that met a change and read again under it */
 	uint64_t batches;	   /* group commits of more than one operation */
 	uint64_t batched_ops;	   /* ... and the operations they committed */
+	uint64_t held_marks;	   /* batches announced kept (HELD) in the shared block */
 	uint32_t peers;		   /* other hosts alive, as the heartbeats say */
 };
 void crp_fs_get_counters(struct crp_fs *fs, struct crp_fs_counters *out);

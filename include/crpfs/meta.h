@@ -180,9 +180,12 @@ struct crp_meta {
 	uint64_t data_retries;		/* ... that had to be read again under it */
 
 	/* Group commit (coherence.c): the lock and the running transaction
-	 * kept from one operation to the next while no other host lives. */
+	 * kept from one operation to the next. */
 	uint64_t commit_ns;		/* kept this long at most; 0: every operation commits */
+	uint64_t peer_commit_ns;	/* ... while other hosts live; 0: never kept then */
 	bool held;			/* kept: @locked, and no operation runs */
+	bool held_marked;		/* CRP_SHARED_HELD is on the disks for this batch */
+	uint64_t held_marks;		/* batches marked so */
 	uint64_t held_since_ns;		/* when the first operation of the batch ended */
 	uint64_t held_ops;		/* operations in the batch */
 	int batch_err;			/* -EIO: operations already answered were lost
@@ -535,17 +538,20 @@ int crp_meta_tx_end(struct crp_meta *m);
 void crp_meta_tx_abort(struct crp_meta *m);
 
 /*
- * Group commit.  With @m->commit_ns set, crp_meta_tx_end keeps the
- * metadata lock and the running transaction instead of committing, while
- * no other host is alive (crp_array_peers), the batch is younger than
- * commit_ns and small; the next crp_meta_tx_begin takes them over without
- * a round trip.  An operation that fails half-way in a batch is undone
- * alone: crp_meta_tx_begin saves the batch's blocks, crp_meta_tx_abort
- * puts them back and keeps the rest of the batch.  Whoever must see the
- * disks current or needs the lock for something else commits it:
- * crp_meta_batch_flush (commit and unlock; 0 when nothing is kept), and
- * crp_meta_batch_due says when (crp_now_ns; 0: nothing kept).  fsync is a
- * commit, as before.
+ * Group commit.  crp_meta_tx_end keeps the metadata lock and the running
+ * transaction instead of committing while the batch is younger than
+ * commit_ns (peer_commit_ns once another host is alive, crp_array_peers,
+ * and then only a batch that changes something; 0: never kept) and
+ * small; the next crp_meta_tx_begin takes them over without a round trip.
+ * Before the first operation of a batch that changes something is
+ * answered, the shared block says CRP_SHARED_HELD, so that readers without
+ * the lock ask under it and see what was answered.  An operation that
+ * fails half-way in a batch is undone alone: crp_meta_tx_begin saves the
+ * batch's blocks, crp_meta_tx_abort puts them back and keeps the rest of
+ * the batch.  Whoever must see the disks current or needs the lock for
+ * something else commits it: crp_meta_batch_flush (commit and unlock; 0
+ * when nothing is kept), and crp_meta_batch_due says when (crp_now_ns; 0:
+ * nothing kept).  fsync is a commit, as before.
  */
 int crp_meta_batch_flush(struct crp_meta *m);
 uint64_t crp_meta_batch_due(const struct crp_meta *m);
@@ -555,17 +561,18 @@ int crp_meta_poll(struct crp_meta *m);
 /*
  * Reads without the lock (a sequence lock on the shared block).
  * crp_meta_read_begin() reads the shared block: if no transaction is being
- * written in place (no PENDING), the member table did not change and every
+ * written in place (no PENDING), no host keeps a batch it answered for (no
+ * HELD: group commit), the member table did not change and every
  * member is in sync, it catches up with the generation as crp_meta_poll
  * does and returns 1; the caller then reads (never changes) blocks, with
  * crp_array_optimistic on; any read that would have to rebuild a block
  * fails with -CRP_ERETRY.  crp_meta_read_end() says whether what was read
  * holds: 0 if nothing was read from the disks (the caches reflect the
  * generation seen at begin, current when it was read) or the shared block
- * still shows that generation without PENDING; -CRP_ERETRY otherwise, and
- * the caller runs the operation again under the lock (whose catch-up drops
- * whatever was read meanwhile: a block written in place by a transaction
- * is in that transaction's records).  Returns 0 when the read must be made
+ * still shows that generation without PENDING or HELD; -CRP_ERETRY
+ * otherwise, and the caller runs the operation again under the lock
+ * (whose catch-up drops whatever was read meanwhile: a block written in
+ * place by a transaction is in that transaction's records).  Returns 0 when the read must be made
  * under the lock (a read-only open, the lock held, a change in progress).
  */
 int crp_meta_read_begin(struct crp_meta *m);

@@ -323,11 +323,16 @@ int crp_slot_in(const void *blk, uint64_t blkno, uint64_t fsid, struct crp_slot 
  * then touched.  @flags has CRP_SHARED_PENDING while a transaction's blocks
  * are being written in place: the next holder of the lock that finds it set
  * (the writer died or lost the lock) redoes that transaction from the
- * journal of @slot at ring index @pos, sequence @seq.
+ * journal of @slot at ring index @pos, sequence @seq.  @flags has
+ * CRP_SHARED_HELD while the lock's holder keeps a batch of operations it
+ * has already answered for (group commit) and not yet committed: readers
+ * without the lock then ask under the lock, which waits for the commit.  A
+ * holder that stopped leaves it set; the next holder clears it.
  */
 #define CRP_SHARED_BLKNO 1
 #define CRP_SHARED_RECS 249 /* (CRP_PAYLOAD - 48) / 16 */
 #define CRP_SHARED_PENDING 1u
+#define CRP_SHARED_HELD 2u
 
 struct crp_shared_rec {
 	uint64_t gen;	/* the generation of the transaction that touched ... */
@@ -336,7 +341,7 @@ struct crp_shared_rec {
 
 struct crp_shared {
 	uint64_t generation;
-	uint32_t flags;		/* CRP_SHARED_PENDING */
+	uint32_t flags;		/* CRP_SHARED_PENDING, CRP_SHARED_HELD */
 	uint32_t slot;		/* journal of the last (or pending) transaction */
 	uint64_t seq;		/* its sequence number */
 	uint64_t pos;		/* ring index of its descriptor */

@@ -110,12 +110,10 @@ uint64_t crp_fs_rop_begin(struct crp_fs *fs, bool locked)
 
 bool crp_fs_rop_valid(struct crp_fs *fs, uint64_t snap, int r)
 {
-	/* "No such name" holds only if no other host keeps a batch of
-	 * operations it already answered for: a host alone keeps one (group
-	 * commit) until its heartbeat watch sees a host that has just joined.
-	 * With others alive, ask again under the lock, which waits for it. */
-	bool keep = r >= 0 ||
-		    ((r == -ENOENT || r == -ENODATA) && crp_array_peers(fs->m->a) == 0);
+	/* "No such name" holds as any result does: a host that keeps a batch
+	 * of operations it answered for says so in the shared block (HELD),
+	 * and crp_meta_read_begin saw none. */
+	bool keep = r >= 0 || r == -ENOENT || r == -ENODATA;
 
 	if (!fs->op_opt)
 		return true;
@@ -417,7 +415,11 @@ int crp_fs_mount(const char *const *specs, int n, const struct crp_fs_opts *opts
 	{
 		uint32_t c = opts && opts->commit_ms ? opts->commit_ms : CRP_FS_DEFAULT_COMMIT_MS;
 
+		uint32_t p = opts && opts->peer_commit_ms ? opts->peer_commit_ms
+							  : CRP_FS_DEFAULT_PEER_COMMIT_MS;
+
 		fs->m->commit_ns = c == CRP_FS_COMMIT_OFF ? 0 : c * 1000000ull;
+		fs->m->peer_commit_ns = p == CRP_FS_COMMIT_OFF ? 0 : p * 1000000ull;
 	}
 	fs->fenced_fn = opts ? opts->fenced : NULL;
 	fs->fenced_ctx = opts ? opts->fenced_ctx : NULL;
@@ -1585,6 +1587,7 @@ void crp_fs_get_counters(struct crp_fs *fs, struct crp_fs_counters *out)
 	out->data_outside_retries = fs->m->data_retries;
 	out->batches = fs->m->batches;
 	out->batched_ops = fs->m->batched_ops;
+	out->held_marks = fs->m->held_marks;
 	out->peers = (uint32_t)crp_array_peers(fs->m->a);
 	pthread_mutex_unlock(&fs->mu);
 }

@@ -30,11 +30,21 @@
  * shared block's generation (the one a host died in before marking it
  * pending; a pending one is redone by the next lock holder).
  *
- * Group commit.  While no other host lives, tx_end may keep the lock and
- * the running transaction for the next operation (crp_meta_batch_*): the
- * model is the same with "transaction" read as "batch", because nothing
- * of a batch reaches the disks before its commit, and nobody else can
- * write metadata while we hold the lock.  What must be per operation is
+ * Group commit.  tx_end may keep the lock and the running transaction for
+ * the next operation (crp_meta_batch_*): the model is the same with
+ * "transaction" read as "batch", because nothing of a batch reaches the
+ * disks before its commit, and nobody else can write metadata while we
+ * hold the lock.  What a batch changes is not on the disks, yet its
+ * operations were answered: a reader without the lock on another host
+ * would miss them.  So before the first of them is answered, the shared
+ * block says HELD (one write, under the lock), read_begin and read_end
+ * treat HELD as PENDING, and the reader asks again under the lock, which
+ * it gets once the batch committed (the commit's PENDING write clears
+ * HELD; one that writes no block clears it alone).  A holder that died
+ * with a batch left HELD behind: the next tx_begin clears it.  With other
+ * hosts alive a batch is kept only while it changes something, and for
+ * peer_commit_ns (a few milliseconds: they wait for the lock meanwhile),
+ * then the lock steps aside for them.  What must be per operation is
  * the abort: from tx_begin on, each block of the batch the operation
  * touches is saved first (crp_meta_undo_save, crp_meta_undo_touch) and
  * tx_abort puts them back, so a failed operation takes nothing else with
@@ -250,7 +260,8 @@ int crp_meta_read_begin(struct crp_meta *m)
 	if (!s)
 		return 0;
 	crp_array_optimistic(true);
-	if (shared_read(m, s, SH_READ) == 0 && !(s->flags & CRP_SHARED_PENDING) &&
+	if (shared_read(m, s, SH_READ) == 0 &&
+	    !(s->flags & (CRP_SHARED_PENDING | CRP_SHARED_HELD)) &&
 	    !crp_meta_members_stale(m, s)) {
 		catch_up(m, s);
 		m->opt = true;
@@ -279,7 +290,8 @@ int crp_meta_read_end(struct crp_meta *m, bool keep)
 	if (r == 0 && crp_array_thread_reads() != m->opt_reads) {
 		s = peek_buf(m);
 		r = s ? shared_read(m, s, SH_READ) : -ENOMEM;
-		if (r == 0 && ((s->flags & CRP_SHARED_PENDING) || s->generation != m->opt_gen))
+		if (r == 0 && ((s->flags & (CRP_SHARED_PENDING | CRP_SHARED_HELD)) ||
+			       s->generation != m->opt_gen))
 			r = -CRP_ERETRY;
 	}
 	crp_array_optimistic(false);
@@ -375,9 +387,18 @@ int crp_meta_tx_begin(struct crp_meta *m)
 	m->locked = true;
 	m->lock_seq++;
 	m->tx_published = false;
+	m->held_marked = false;
 	r = shared_read(m, m->sh, SH_REBUILD);
 	if (r < 0)
 		goto fail;
+	if ((m->sh->flags & CRP_SHARED_HELD) && !(m->sh->flags & CRP_SHARED_PENDING)) {
+		/* A batch its holder never committed (it died, or lost the
+		 * lock): nothing of it is on the disks.  Readers wait no more. */
+		m->sh->flags &= ~CRP_SHARED_HELD;
+		r = shared_write(m, m->sh);
+		if (r < 0)
+			goto fail;
+	}
 	if (m->sh->flags & CRP_SHARED_PENDING) {
 		/* Its writer stopped half-way through the in-place writes. */
 		r = crp_meta_journal_redo(m, (int)m->sh->slot, m->sh->pos, m->sh->seq);
@@ -385,7 +406,7 @@ int crp_meta_tx_begin(struct crp_meta *m)
 			goto fail;
 		crp_warn("redid transaction %llu of host slot %u, which its host left half-written",
 			 (unsigned long long)m->sh->seq, m->sh->slot);
-		m->sh->flags &= ~CRP_SHARED_PENDING;
+		m->sh->flags &= ~(CRP_SHARED_PENDING | CRP_SHARED_HELD);
 		r = shared_write(m, m->sh);
 		if (r < 0)
 			goto fail;
@@ -540,6 +561,52 @@ out:
 	return r ? r : e;
 }
 
+/* The batch changes what a reader on another host could see: blocks of
+ * metadata, allocations.  The open table alone is not read without the
+ * lock, and is not worth holding the lock for. */
+static bool has_changes(const struct crp_meta *m)
+{
+	return m->dirty->len || g_hash_table_size(m->tx_new) || g_hash_table_size(m->tx_freed);
+}
+
+/* How long a batch may be kept: commit_ns alone, peer_commit_ns with
+ * other hosts alive (they wait for the lock meanwhile). */
+static uint64_t keep_window(const struct crp_meta *m)
+{
+	return crp_array_peers(m->a) == 0 ? m->commit_ns : m->peer_commit_ns;
+}
+
+/* Write HELD to the shared block: the batch kept from now on has
+ * operations answered that are not on the disks.  A failed write may
+ * have landed: held_marked stays, and the commit clears it. */
+static int mark_held(struct crp_meta *m)
+{
+	int r;
+
+	m->held_marked = true;
+	m->sh->flags |= CRP_SHARED_HELD;
+	r = shared_write(m, m->sh);
+	if (r == 0)
+		m->held_marks++;
+	return r;
+}
+
+/* The batch is committed or dropped: readers need not wait any more.  A
+ * failure leaves a stale HELD, which costs readers a lock until the next
+ * holder clears it (tx_begin). */
+static void unmark_held(struct crp_meta *m)
+{
+	if (!m->held_marked || !m->locked || !m->sh || m->fenced)
+		return;
+	m->held_marked = false;
+	if (!(m->sh->flags & CRP_SHARED_HELD))
+		return;
+	m->sh->flags &= ~CRP_SHARED_HELD;
+	if (shared_write(m, m->sh) < 0)
+		crp_warn("host %s: the shared block still says that a batch is kept; readers "
+			 "take the lock until the next transaction clears it", m->host);
+}
+
 void crp_meta_tx_abort(struct crp_meta *m)
 {
 	if (m->locked && crp_meta_undo_restore(m)) {
@@ -558,6 +625,7 @@ void crp_meta_tx_abort(struct crp_meta *m)
 	m->held_since_ns = 0;
 	if (!m->locked)
 		return;
+	unmark_held(m);
 	m->locked = false;
 	if (meta_unlock(m) == -CRP_ELOCKLOST)
 		(void)lock_lost(m, 0, true);
@@ -574,8 +642,9 @@ static int tx_commit_unlock(struct crp_meta *m, uint64_t answered)
 	m->held_ops = 0;
 	m->held_since_ns = 0;
 	r = crp_meta_commit(m);
+	unmark_held(m); /* a commit that wrote no block left it */
 	m->locked = false;
-	if (since && crp_now_ns() - since >= m->commit_ns)
+	if (since && crp_now_ns() - since >= keep_window(m))
 		crp_array_meta_step_aside(m->a); /* held a whole window */
 	e = meta_unlock(m);
 	/* The commit met a lock lost with its session (a stripe's, or the
@@ -599,11 +668,14 @@ static int tx_commit_unlock(struct crp_meta *m, uint64_t answered)
 
 static bool may_keep(struct crp_meta *m, uint64_t now)
 {
-	return m->commit_ns && !m->ro && !m->fenced && m->slot >= 0 && !m->in_update &&
-	       !m->tx_published && crp_array_peers(m->a) == 0 &&
-	       !crp_array_fenced(m->a) && m->dirty->len <= BATCH_MAX_DIRTY &&
+	uint64_t window = keep_window(m);
+
+	return window && !m->ro && !m->fenced && m->slot >= 0 &&
+	       !m->in_update && !m->tx_published && !crp_array_fenced(m->a) &&
+	       (crp_array_peers(m->a) == 0 || has_changes(m)) &&
+	       m->dirty->len <= BATCH_MAX_DIRTY &&
 	       g_hash_table_size(m->tx_new) + g_hash_table_size(m->tx_freed) <= BATCH_MAX_ALLOC &&
-	       (!m->held_since_ns || now - m->held_since_ns < m->commit_ns);
+	       (!m->held_since_ns || now - m->held_since_ns < window);
 }
 
 int crp_meta_tx_end(struct crp_meta *m)
@@ -616,7 +688,9 @@ int crp_meta_tx_end(struct crp_meta *m)
 		return 0;
 	}
 	m->held_ops++;
-	if (may_keep(m, now)) {
+	/* Only what changes something must be marked: a batch of reads has
+	 * answered nothing the disks do not say. */
+	if (may_keep(m, now) && (m->held_marked || !has_changes(m) || mark_held(m) == 0)) {
 		if (!m->held_since_ns)
 			m->held_since_ns = now;
 		m->held = true;
@@ -636,7 +710,7 @@ int crp_meta_batch_flush(struct crp_meta *m)
 
 uint64_t crp_meta_batch_due(const struct crp_meta *m)
 {
-	return m->held ? m->held_since_ns + m->commit_ns : 0;
+	return m->held ? m->held_since_ns + keep_window(m) : 0;
 }
 
 /*
@@ -669,8 +743,10 @@ int crp_meta_shared_pending(struct crp_meta *m, struct crp_mblk **blks, unsigned
 		s->head = (s->head + 1) % CRP_SHARED_RECS;
 	}
 	r = shared_write(m, s); /* failed: whether it landed is not known (lock_lost) */
-	if (r == 0)
+	if (r == 0) {
 		m->tx_published = true;
+		m->held_marked = false; /* HELD went with it */
+	}
 	return r;
 }
 

@@ -631,7 +631,7 @@ int crp_shared_in(const void *blk, uint64_t fsid, struct crp_shared *s, char *er
 		s->rec[i].gen = crp_get_le64(p + 48 + 16 * i);
 		s->rec[i].blkno = crp_get_le64(p + 56 + 16 * i);
 	}
-	if ((s->flags & ~CRP_SHARED_PENDING) || s->head >= CRP_SHARED_RECS ||
+	if ((s->flags & ~(CRP_SHARED_PENDING | CRP_SHARED_HELD)) || s->head >= CRP_SHARED_RECS ||
 	    s->lost_gen > s->generation)
 		return fail(-CRP_ECORRUPT, err, errlen,
 			    "shared state block (block %u) is malformed", CRP_SHARED_BLKNO);
