@@ -60,6 +60,7 @@ struct crp_mount_opts {
 	uint32_t heartbeat_ms;		/* host slot heartbeat interval */
 	uint32_t dead_timeout_ms;	/* a host silent this long is dead */
 	uint32_t commit_ms;		/* group commit window, CRP_FS_COMMIT_OFF: none */
+	uint32_t peer_commit_ms;	/* ... while other hosts are mounted */
 	uint32_t readahead_kb;		/* the mount's kernel readahead, 0: the kernel's */
 	bool foreground;
 	bool debug;

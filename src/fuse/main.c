@@ -50,6 +50,7 @@ static void usage(FILE *f)
 		"               default), owner_only,\n"
 		"               default_permissions (always on), attr_timeout=SECONDS,\n"
 		"               timeout=MS, heartbeat=MS, dead_timeout=MS, commit=MS,\n"
+		"               peer_commit=MS,\n"
 		"               strict (no kernel data cache), foreground, debug\n"
 		"  -f           stay in the foreground, log to standard error\n"
 		"  -d           debug: foreground, and log every FUSE request\n"
@@ -390,6 +391,7 @@ int main(int argc, char **argv)
 	fo.heartbeat_ms = o.heartbeat_ms;
 	fo.dead_timeout_ms = o.dead_timeout_ms;
 	fo.commit_ms = o.commit_ms;
+	fo.peer_commit_ms = o.peer_commit_ms;
 	fo.fenced = on_fenced;
 	fo.fenced_ctx = &cf;
 	if (pipe2(cf.fence_pipe, O_CLOEXEC | O_NONBLOCK) < 0 ||

@@ -133,6 +133,17 @@ static int apply_one(struct crp_mount_opts *o, char *opt, char *err, size_t errl
 				 val ? val : "");
 			return -EINVAL;
 		}
+	} else if (strcmp(opt, "peer_commit") == 0) {
+		if (val && strcmp(val, "0") == 0) {
+			o->peer_commit_ms = CRP_FS_COMMIT_OFF;
+		} else if (!val || parse_ms(val, &o->peer_commit_ms) < 0 ||
+			   o->peer_commit_ms > CRP_FS_MAX_PEER_COMMIT_MS) {
+			snprintf(err, errlen,
+				 "option peer_commit=%s: give milliseconds, from 0 (every operation "
+				 "commits alone while other hosts are mounted) to %u",
+				 val ? val : "", CRP_FS_MAX_PEER_COMMIT_MS);
+			return -EINVAL;
+		}
 	} else if (strcmp(opt, "readahead") == 0) {
 		char *end;
 		unsigned long kb = val ? strtoul(val, &end, 10) : 0;
@@ -277,6 +288,7 @@ int crp_mount_opts_parse(int argc, char **argv, struct crp_mount_opts *o, char *
 	o->heartbeat_ms = CRP_DEFAULT_HEARTBEAT_MS;
 	o->dead_timeout_ms = CRP_DEFAULT_DEAD_TIMEOUT_MS;
 	o->commit_ms = CRP_FS_DEFAULT_COMMIT_MS;
+	o->peer_commit_ms = CRP_FS_DEFAULT_PEER_COMMIT_MS;
 	o->readahead_kb = CRP_MOUNT_DEFAULT_READAHEAD_KB;
 	/* -s changes how every -o is read: look for it first. */
 	for (int i = 1; i < argc; i++)

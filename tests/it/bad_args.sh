@@ -71,6 +71,10 @@ t_mount() {
 	run_bad 1 USAGE "$MOUNT_CRPFS" "$MEMBERS" "$MNT" -o commit=soon
 	grep -q "commit=soon" "$T/err" || crp_fail "the bad commit= value is not named: $(cat "$T/err")"
 	run_bad 1 USAGE "$MOUNT_CRPFS" "$MEMBERS" "$MNT" -o commit=60001
+	run_bad 1 USAGE "$MOUNT_CRPFS" "$MEMBERS" "$MNT" -o peer_commit=1001
+	grep -q "peer_commit=1001" "$T/err" || crp_fail "the bad peer_commit= value is not named: $(cat "$T/err")"
+	run_bad 1 USAGE "$MOUNT_CRPFS" "$MEMBERS" "$MNT" -o peer_commit=soon
+	run_bad 1 USAGE "$MOUNT_CRPFS" "$MEMBERS" "$MNT" -o peer_commit
 	run_bad 1 USAGE "$MOUNT_CRPFS" "$MEMBERS" "$MNT" -o readahead=65537
 	grep -q "readahead=65537" "$T/err" || crp_fail "the bad readahead= value is not named: $(cat "$T/err")"
 	run_bad 1 USAGE "$MOUNT_CRPFS" "$MEMBERS" "$MNT" -o readahead=-1

@@ -51,6 +51,12 @@ t_commit_option() {
 		crp_eq "$(cat "$MNT/batched.$i" 2>/dev/null)" "$i" "file $i kept for a 60 s group commit, after unmount"
 	done
 	crp_umount
+	crp_mount -o peer_commit=0
+	echo p0 >"$MNT/p0" || crp_fail "write on a mount with peer_commit=0"
+	crp_umount
+	crp_mount -o peer_commit=1000
+	crp_eq "$(cat "$MNT/p0")" p0 "read on a mount with peer_commit=1000"
+	crp_umount
 	crp_fsck
 }
 
