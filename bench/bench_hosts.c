@@ -9,8 +9,9 @@
  * disks they are different machines.  Before a setting is measured, every
  * host waits (bounded) until its heartbeat counts the others alive, so
  * what is measured is the steady state: a host alone keeps the metadata
- * lock for group commits, hosts that see each other commit every
- * operation alone.
+ * lock for group commits of commit= (50 ms), hosts that see each other
+ * for peer_commit= (10 ms), or commit every operation alone with
+ * peer_commit=0.
  *
  * Each host runs in a thread of its own and creates empty files (create +
  * release) for SECONDS; the rate is all hosts' creates over the time.
@@ -20,6 +21,7 @@
  *   1 host, commit=0 (every operation commits alone)  against 1 host alone
  *   2 and 3 hosts, own directories, aggregate      against 1 host alone
  *   2 and 3 hosts, one shared directory, aggregate against 1 host alone
+ *   3 hosts, both settings, peer_commit=0           against 1 host alone
  *
  * and the reservations per create of the 3-host settings, from the
  * counters, and the 99th percentile of one create's time with 3 hosts in
@@ -116,12 +118,14 @@ static void *create_loop(void *arg)
 static const char *const *g_specs;
 
 /* Mount @n hosts named after @tag, and wait until each counts the others. */
-static void mount_hosts(struct crp_fs **fs, int n, const char *tag, uint32_t commit_ms)
+static void mount_hosts(struct crp_fs **fs, int n, const char *tag, uint32_t commit_ms,
+			uint32_t peer_commit_ms)
 {
 	char err[1024], host[64];
 
 	for (int i = 0; i < n; i++) {
-		struct crp_fs_opts o = { .host = host, .commit_ms = commit_ms };
+		struct crp_fs_opts o = { .host = host, .commit_ms = commit_ms,
+					 .peer_commit_ms = peer_commit_ms };
 
 		snprintf(host, sizeof(host), "bench-%s-%d", tag, i);
 		if (crp_fs_mount(g_specs, NLUNS, &o, &fs[i], err, sizeof(err)) < 0)
@@ -142,8 +146,8 @@ static void mount_hosts(struct crp_fs **fs, int n, const char *tag, uint32_t com
 
 /* Creates per second of @n hosts (own directories unless @shared), and
  * the reservations per create. */
-static double measure(int n, bool shared, uint32_t commit_ms, const char *tag, double *resv,
-		      double *p99_ms)
+static double measure(int n, bool shared, uint32_t commit_ms, uint32_t peer_commit_ms,
+		      const char *tag, double *resv, double *p99_ms)
 {
 	struct crp_fs *fs[MAX_HOSTS];
 	struct worker w[MAX_HOSTS];
@@ -152,7 +156,7 @@ static double measure(int n, bool shared, uint32_t commit_ms, const char *tag, d
 	struct crp_attr d;
 	char dname[64];
 
-	mount_hosts(fs, n, tag, commit_ms);
+	mount_hosts(fs, n, tag, commit_ms, peer_commit_ms);
 	if (shared) {
 		snprintf(dname, sizeof(dname), "%s", tag);
 		if (crp_fs_mkdir(fs[0], CRP_ROOT_INO, dname, 0755, &root_cred, &d) < 0)
@@ -250,34 +254,41 @@ static void lat_row(const char *setting, double p99, double p99_one)
 struct setting {
 	int n;
 	bool shared;
-	uint32_t commit_ms;
+	uint32_t commit_ms, peer_commit_ms;
 	const char *tag, *what;
 	const char *resv, *lat; /* NULL: no such row */
 };
 
 static const struct setting reserve_settings[] = {
-	{ 1, false, CRP_FS_COMMIT_OFF, "commit0", "creates, 1 host, commit=0", NULL, NULL },
-	{ 2, false, 0, "own2", "creates, 2 hosts, each in its own directory", NULL, NULL },
-	{ 3, false, 0, "own3", "creates, 3 hosts, each in its own directory",
+	{ 1, false, CRP_FS_COMMIT_OFF, 0, "commit0", "creates, 1 host, commit=0", NULL, NULL },
+	{ 2, false, 0, 0, "own2", "creates, 2 hosts, each in its own directory", NULL, NULL },
+	{ 3, false, 0, 0, "own3", "creates, 3 hosts, each in its own directory",
 	  "3 hosts, own directories", NULL },
-	{ 2, true, 0, "shared2", "creates, 2 hosts, one shared directory", NULL, NULL },
-	{ 3, true, 0, "shared3", "creates, 3 hosts, one shared directory",
+	{ 2, true, 0, 0, "shared2", "creates, 2 hosts, one shared directory", NULL, NULL },
+	{ 3, true, 0, 0, "shared3", "creates, 3 hosts, one shared directory",
 	  "3 hosts, one shared directory", "3 hosts, one shared directory" },
+	{ 3, false, 0, CRP_FS_COMMIT_OFF, "own3p0",
+	  "creates, 3 hosts, each in its own directory, peer_commit=0",
+	  "3 hosts, own directories, peer_commit=0", NULL },
+	{ 3, true, 0, CRP_FS_COMMIT_OFF, "shared3p0",
+	  "creates, 3 hosts, one shared directory, peer_commit=0",
+	  "3 hosts, one shared directory, peer_commit=0",
+	  "3 hosts, one shared directory, peer_commit=0" },
 };
 
 static const struct setting pr_settings[] = {
-	{ 1, false, 0, "pralone", "pr lock mode: creates, 1 host alone", NULL, NULL },
-	{ 3, false, 0, "prown3", "pr lock mode: creates, 3 hosts, each in its own directory",
+	{ 1, false, 0, 0, "pralone", "pr lock mode: creates, 1 host alone", NULL, NULL },
+	{ 3, false, 0, 0, "prown3", "pr lock mode: creates, 3 hosts, each in its own directory",
 	  "pr lock mode, 3 hosts, own directories", NULL },
-	{ 3, true, 0, "prshared3", "pr lock mode: creates, 3 hosts, one shared directory", NULL,
+	{ 3, true, 0, 0, "prshared3", "pr lock mode: creates, 3 hosts, one shared directory", NULL,
 	  "pr lock mode, 3 hosts, one shared directory" },
 };
 
 static void run_settings(const struct setting *st, size_t n, double one, double p99_one)
 {
 	for (size_t i = 0; i < n; i++) {
-		double resv, p99, r = measure(st[i].n, st[i].shared, st[i].commit_ms, st[i].tag,
-					      &resv, &p99);
+		double resv, p99, r = measure(st[i].n, st[i].shared, st[i].commit_ms,
+					      st[i].peer_commit_ms, st[i].tag, &resv, &p99);
 
 		row(st[i].what, r, "1 host alone (group commit), same run", one);
 		if (st[i].resv)
@@ -320,7 +331,7 @@ int main(void)
 		specs[i] = crp_tgt_spec(t, i);
 	g_specs = specs;
 	format(mkfs, specs, "reserve");
-	one = measure(1, false, 0, "alone", &resv, &p99_one);
+	one = measure(1, false, 0, 0, "alone", &resv, &p99_one);
 	printf("| hosts | creates, 1 host alone (group commit), iSCSI RAID-5 on 4 LUNs | %.1f | "
 	       "creates/s | - | - | - |\n", one);
 	resv_row("1 host alone", resv);
