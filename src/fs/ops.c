@@ -520,6 +520,7 @@ int crp_fs_unmount(struct crp_fs *fs)
 	/* From here every operation commits, and what is kept goes now. */
 	pthread_mutex_lock(&fs->mu);
 	fs->m->commit_ns = 0;
+	fs->m->peer_commit_ns = 0;
 	flush_batch(fs);
 	if (fs->m->batch_err && !fs->err)
 		fs->err = fs->m->batch_err;
