@@ -3,7 +3,7 @@
  * disks, each in its own directory and all in one shared directory.
  *
  * A tgtd of our own on 127.0.0.1 serves 4 LUNs of 256 MiB, formatted
- * RAID-5 with mkfs.crpfs.  The hosts are crp_fs mounts in this process
+ * RAID-5 with mkfs.crpfs again before each setting.  The hosts are crp_fs mounts in this process
  * (the library, no FUSE), each with its own host name, so its own iSCSI
  * sessions and initiator name, its own slot and its own locks: to the
  * disks they are different machines.  Before a setting is measured, every
@@ -25,8 +25,9 @@
  *
  * and the reservations per create of the 3-host settings, from the
  * counters, and the 99th percentile of one create's time with 3 hosts in
- * one directory (what waiting for the others' metadata lock costs); then, on the same LUNs formatted for persistent reservations
- * (pr lock mode), 1 host alone and 3 hosts in both settings, against the
+ * one directory (what waiting for the others' metadata lock costs);
+ * then, on the same LUNs formatted for persistent reservations (pr lock
+ * mode), 1 host alone and 3 hosts in both settings, against the
  * same baseline.  When tgtd or mkfs.crpfs cannot run, it fails and says why.
  *
  * Paths: $CRPFS_BUILD, else $BUILD (set by run-bench.sh), else "build".
@@ -116,6 +117,17 @@ static void *create_loop(void *arg)
 }
 
 static const char *const *g_specs;
+static const char *g_mkfs, *g_mode; /* mkfs.crpfs, and the lock mode to format for */
+
+static void format_as(const char *mkfs, const char *const *specs, const char *mode)
+{
+	char *argv[] = { (char *)mkfs, (char *)"-f", (char *)"-l", (char *)"5", (char *)"-m",
+			 (char *)mode, (char *)specs[0], (char *)specs[1], (char *)specs[2],
+			 (char *)specs[3], NULL };
+
+	if (bench_run(argv))
+		bench_die("%s -m %s failed on the LUNs: its words are above", mkfs, mode);
+}
 
 /* Mount @n hosts named after @tag, and wait until each counts the others. */
 static void mount_hosts(struct crp_fs **fs, int n, const char *tag, uint32_t commit_ms,
@@ -156,6 +168,9 @@ static double measure(int n, bool shared, uint32_t commit_ms, uint32_t peer_comm
 	struct crp_attr d;
 	char dname[64];
 
+	/* Each setting on a new filesystem: the same free space and inodes,
+	 * none of the previous settings' files in the way. */
+	format_as(g_mkfs, g_specs, g_mode);
 	mount_hosts(fs, n, tag, commit_ms, peer_commit_ms);
 	if (shared) {
 		snprintf(dname, sizeof(dname), "%s", tag);
@@ -298,16 +313,6 @@ static void run_settings(const struct setting *st, size_t n, double one, double 
 	}
 }
 
-static void format(const char *mkfs, const char *const *specs, const char *mode)
-{
-	char *argv[] = { (char *)mkfs, (char *)"-f", (char *)"-l", (char *)"5", (char *)"-m",
-			 (char *)mode, (char *)specs[0], (char *)specs[1], (char *)specs[2],
-			 (char *)specs[3], NULL };
-
-	if (bench_run(argv))
-		bench_die("%s -m %s failed on the LUNs: its words are above", mkfs, mode);
-}
-
 int main(void)
 {
 	const char *b = getenv("CRPFS_BUILD");
@@ -330,15 +335,16 @@ int main(void)
 	for (int i = 0; i < NLUNS; i++)
 		specs[i] = crp_tgt_spec(t, i);
 	g_specs = specs;
-	format(mkfs, specs, "reserve");
+	g_mkfs = mkfs;
+	g_mode = "reserve";
 	one = measure(1, false, 0, 0, "alone", &resv, &p99_one);
 	printf("| hosts | creates, 1 host alone (group commit), iSCSI RAID-5 on 4 LUNs | %.1f | "
 	       "creates/s | - | - | - |\n", one);
 	resv_row("1 host alone", resv);
 	run_settings(reserve_settings, CRP_ARRAY_SIZE(reserve_settings), one, p99_one);
 
-	/* The same disks formatted again with persistent reservations. */
-	format(mkfs, specs, "pr");
+	/* The same disks, formatted with persistent reservations. */
+	g_mode = "pr";
 	run_settings(pr_settings, CRP_ARRAY_SIZE(pr_settings), one, p99_one);
 	crp_tgt_stop(t);
 	return 0;
