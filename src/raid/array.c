@@ -794,7 +794,8 @@ static int lock_set(struct crp_array *a, const int *set, int n, bool *took)
 		atomic_fetch_add(&a->ctr.lock_conflicts, 1);
 		if (crp_now_ns() > deadline)
 			return -ETIMEDOUT;
-		crp_lock_backoff(a, attempt++);
+		crp_lock_backoff(a, CRP_MIN(attempt, crp_lock_attempt_cap(a, set, n)));
+		attempt++;
 	}
 }
 

@@ -143,6 +143,10 @@ void crp_lock_yield(struct crp_array *a, const int *mem, int n);
 int crp_lock_check_events(struct crp_array *a, int i);
 /* Sleep for the @attempt-th randomized, growing backoff. */
 void crp_lock_backoff(struct crp_array *a, unsigned attempt);
+/* The highest attempt worth backing off for, for a waiter on members
+ * @set: short when the set has a lock member (held for a group commit at
+ * a time, then given up for a moment), UINT_MAX otherwise. */
+unsigned crp_lock_attempt_cap(struct crp_array *a, const int *set, int n);
 /* Total time a transaction may spend waiting for locks. */
 uint64_t crp_lock_deadline_ns(const struct crp_array *a);
 

@@ -23,6 +23,7 @@
  * heartbeats (which then take it for dead).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -384,6 +385,18 @@ void crp_array_set_peers(struct crp_array *a, int n)
  * others, peer_commit) and steps aside as briefly, and a waiter that
  * slept 25 ms would miss every gap. */
 #define META_MAX_ATTEMPT 3u
+
+unsigned crp_lock_attempt_cap(struct crp_array *a, const int *set, int n)
+{
+	int t = crp_array_tolerance(a);
+
+	/* Whoever needs a lock member waits for the metadata lock's holder
+	 * as its waiters do. */
+	for (int i = 0; i < n; i++)
+		if (set[i] <= t)
+			return META_MAX_ATTEMPT;
+	return UINT_MAX;
+}
 
 int crp_array_meta_lock_until(struct crp_array *a, uint64_t deadline)
 {

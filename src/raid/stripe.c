@@ -21,7 +21,9 @@
  *            wrong.
  *   CONFLICT any RESERVE met RESERVATION CONFLICT: release every
  *            reservation of W this host holds, sleep a randomized, growing
- *            backoff, go back to LOCK+READ (bounded by the lock deadline).
+ *            backoff (about a millisecond at most when W has a lock
+ *            member, which a group commit holds a few milliseconds at a
+ *            time), go back to LOCK+READ (bounded by the lock deadline).
  *   COMPUTE  new parity: P' = P ^ D ^ D', Q' = Q ^ g^d (D ^ D')
  *            (read-modify-write) or P, Q from the whole stripe
  *            (reconstruct-write, only when every data chunk is written,
@@ -414,7 +416,8 @@ static int lock_and_read(struct txn *t)
 			memset(have_read, 0, sizeof(have_read));
 			if (crp_now_ns() > deadline)
 				return -ETIMEDOUT;
-			crp_lock_backoff(a, attempt++);
+			crp_lock_backoff(a, CRP_MIN(attempt, crp_lock_attempt_cap(a, t->w, t->nw)));
+			attempt++;
 			continue;
 		}
 		if (read_conflict) {
@@ -427,7 +430,8 @@ static int lock_and_read(struct txn *t)
 			memset(have_read, 0, sizeof(have_read));
 			if (crp_now_ns() > deadline)
 				return -ETIMEDOUT;
-			crp_lock_backoff(a, attempt++);
+			crp_lock_backoff(a, CRP_MIN(attempt, crp_lock_attempt_cap(a, t->w, t->nw)));
+			attempt++;
 			continue;
 		}
 		if (again)
