@@ -184,7 +184,6 @@ struct crp_meta {
 	uint64_t commit_ns;		/* kept this long at most; 0: every operation commits */
 	uint64_t peer_commit_ns;	/* ... while other hosts live; 0: never kept then */
 	bool held;			/* kept: @locked, and no operation runs */
-	bool held_marked;		/* CRP_SHARED_HELD is on the disks for this batch */
 	uint64_t held_marks;		/* batches marked so */
 	uint64_t held_since_ns;		/* when the first operation of the batch ended */
 	uint64_t held_ops;		/* operations in the batch */
@@ -572,8 +571,9 @@ int crp_meta_poll(struct crp_meta *m);
  * still shows that generation without PENDING or HELD; -CRP_ERETRY
  * otherwise, and the caller runs the operation again under the lock
  * (whose catch-up drops whatever was read meanwhile: a block written in
- * place by a transaction is in that transaction's records).  Returns 0 when the read must be made
- * under the lock (a read-only open, the lock held, a change in progress).
+ * place by a transaction is in that transaction's records).  Returns 0
+ * when the read must be made under the lock (a read-only open, the lock
+ * held, a change in progress).
  */
 int crp_meta_read_begin(struct crp_meta *m);
 /* @keep false: the caller will not use what it read (counted a retry). */

@@ -387,18 +387,9 @@ int crp_meta_tx_begin(struct crp_meta *m)
 	m->locked = true;
 	m->lock_seq++;
 	m->tx_published = false;
-	m->held_marked = false;
 	r = shared_read(m, m->sh, SH_REBUILD);
 	if (r < 0)
 		goto fail;
-	if ((m->sh->flags & CRP_SHARED_HELD) && !(m->sh->flags & CRP_SHARED_PENDING)) {
-		/* A batch its holder never committed (it died, or lost the
-		 * lock): nothing of it is on the disks.  Readers wait no more. */
-		m->sh->flags &= ~CRP_SHARED_HELD;
-		r = shared_write(m, m->sh);
-		if (r < 0)
-			goto fail;
-	}
 	if (m->sh->flags & CRP_SHARED_PENDING) {
 		/* Its writer stopped half-way through the in-place writes. */
 		r = crp_meta_journal_redo(m, (int)m->sh->slot, m->sh->pos, m->sh->seq);
@@ -406,6 +397,11 @@ int crp_meta_tx_begin(struct crp_meta *m)
 			goto fail;
 		crp_warn("redid transaction %llu of host slot %u, which its host left half-written",
 			 (unsigned long long)m->sh->seq, m->sh->slot);
+	}
+	if (m->sh->flags & (CRP_SHARED_PENDING | CRP_SHARED_HELD)) {
+		/* Redone, or a batch its holder never committed (it died, or
+		 * lost the lock): nothing of that is on the disks.  Readers
+		 * wait no more. */
 		m->sh->flags &= ~(CRP_SHARED_PENDING | CRP_SHARED_HELD);
 		r = shared_write(m, m->sh);
 		if (r < 0)
@@ -576,14 +572,21 @@ static uint64_t keep_window(const struct crp_meta *m)
 	return crp_array_peers(m->a) == 0 ? m->commit_ns : m->peer_commit_ns;
 }
 
+/* Under the lock, our copy of the shared block says what the disks say
+ * (tx_begin read it, cleared a stale HELD, and every change since went
+ * out with it): HELD there is this batch's mark. */
+static bool held_marked(const struct crp_meta *m)
+{
+	return m->sh && (m->sh->flags & CRP_SHARED_HELD);
+}
+
 /* Write HELD to the shared block: the batch kept from now on has
  * operations answered that are not on the disks.  A failed write may
- * have landed: held_marked stays, and the commit clears it. */
+ * have landed: the flag stays in our copy, and the commit clears it. */
 static int mark_held(struct crp_meta *m)
 {
 	int r;
 
-	m->held_marked = true;
 	m->sh->flags |= CRP_SHARED_HELD;
 	r = shared_write(m, m->sh);
 	if (r == 0)
@@ -596,10 +599,7 @@ static int mark_held(struct crp_meta *m)
  * holder clears it (tx_begin). */
 static void unmark_held(struct crp_meta *m)
 {
-	if (!m->held_marked || !m->locked || !m->sh || m->fenced)
-		return;
-	m->held_marked = false;
-	if (!(m->sh->flags & CRP_SHARED_HELD))
+	if (!m->locked || m->fenced || !held_marked(m))
 		return;
 	m->sh->flags &= ~CRP_SHARED_HELD;
 	if (shared_write(m, m->sh) < 0)
@@ -690,7 +690,7 @@ int crp_meta_tx_end(struct crp_meta *m)
 	m->held_ops++;
 	/* Only what changes something must be marked: a batch of reads has
 	 * answered nothing the disks do not say. */
-	if (may_keep(m, now) && (m->held_marked || !has_changes(m) || mark_held(m) == 0)) {
+	if (may_keep(m, now) && (held_marked(m) || !has_changes(m) || mark_held(m) == 0)) {
 		if (!m->held_since_ns)
 			m->held_since_ns = now;
 		m->held = true;
@@ -743,10 +743,8 @@ int crp_meta_shared_pending(struct crp_meta *m, struct crp_mblk **blks, unsigned
 		s->head = (s->head + 1) % CRP_SHARED_RECS;
 	}
 	r = shared_write(m, s); /* failed: whether it landed is not known (lock_lost) */
-	if (r == 0) {
+	if (r == 0)
 		m->tx_published = true;
-		m->held_marked = false; /* HELD went with it */
-	}
 	return r;
 }
 
