@@ -369,6 +369,15 @@ static void cluster_fenced(void *ctx, const char *msg)
 		fs->fenced_fn(fs->fenced_ctx, msg);
 }
 
+/* A group commit window of the options in ns: @ms 0 is @def,
+ * CRP_FS_COMMIT_OFF none (0). */
+static uint64_t window_ns(uint32_t ms, uint32_t def)
+{
+	if (!ms)
+		ms = def;
+	return ms == CRP_FS_COMMIT_OFF ? 0 : ms * 1000000ull;
+}
+
 int crp_fs_mount(const char *const *specs, int n, const struct crp_fs_opts *opts,
 		 struct crp_fs **out, char *err, size_t errlen)
 {
@@ -412,15 +421,9 @@ int crp_fs_mount(const char *const *specs, int n, const struct crp_fs_opts *opts
 		goto out;
 	}
 	fs->poll_ms = opts && opts->attr_timeout_ms ? opts->attr_timeout_ms : 1000;
-	{
-		uint32_t c = opts && opts->commit_ms ? opts->commit_ms : CRP_FS_DEFAULT_COMMIT_MS;
-
-		uint32_t p = opts && opts->peer_commit_ms ? opts->peer_commit_ms
-							  : CRP_FS_DEFAULT_PEER_COMMIT_MS;
-
-		fs->m->commit_ns = c == CRP_FS_COMMIT_OFF ? 0 : c * 1000000ull;
-		fs->m->peer_commit_ns = p == CRP_FS_COMMIT_OFF ? 0 : p * 1000000ull;
-	}
+	fs->m->commit_ns = window_ns(opts ? opts->commit_ms : 0, CRP_FS_DEFAULT_COMMIT_MS);
+	fs->m->peer_commit_ns =
+		window_ns(opts ? opts->peer_commit_ms : 0, CRP_FS_DEFAULT_PEER_COMMIT_MS);
 	fs->fenced_fn = opts ? opts->fenced : NULL;
 	fs->fenced_ctx = opts ? opts->fenced_ctx : NULL;
 	crp_meta_set_changed(fs->m, crp_fs_meta_changed, fs);

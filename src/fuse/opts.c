@@ -67,6 +67,22 @@ static int parse_ms(const char *v, uint32_t *out)
 	return 0;
 }
 
+/* A group commit window: "0" is none (CRP_FS_COMMIT_OFF), else 1 to @max
+ * milliseconds. */
+static int parse_window(const char *v, uint32_t max, uint32_t *out)
+{
+	uint32_t ms;
+
+	if (strcmp(v, "0") == 0) {
+		*out = CRP_FS_COMMIT_OFF;
+		return 0;
+	}
+	if (parse_ms(v, &ms) < 0 || ms > max)
+		return -EINVAL;
+	*out = ms;
+	return 0;
+}
+
 static int valid_host(const char *v)
 {
 	size_t len = strlen(v);
@@ -123,25 +139,15 @@ static int apply_one(struct crp_mount_opts *o, char *opt, char *err, size_t errl
 				 val ? val : "");
 			return -EINVAL;
 		}
-	} else if (strcmp(opt, "commit") == 0) {
-		if (val && strcmp(val, "0") == 0) {
-			o->commit_ms = CRP_FS_COMMIT_OFF;
-		} else if (!val || parse_ms(val, &o->commit_ms) < 0 || o->commit_ms > 60000) {
+	} else if (strcmp(opt, "commit") == 0 || strcmp(opt, "peer_commit") == 0) {
+		bool peer = opt[0] == 'p';
+		uint32_t max = peer ? CRP_FS_MAX_PEER_COMMIT_MS : CRP_FS_MAX_COMMIT_MS;
+
+		if (!val || parse_window(val, max, peer ? &o->peer_commit_ms : &o->commit_ms) < 0) {
 			snprintf(err, errlen,
-				 "option commit=%s: give milliseconds, from 0 (every operation "
-				 "commits alone) to 60000",
-				 val ? val : "");
-			return -EINVAL;
-		}
-	} else if (strcmp(opt, "peer_commit") == 0) {
-		if (val && strcmp(val, "0") == 0) {
-			o->peer_commit_ms = CRP_FS_COMMIT_OFF;
-		} else if (!val || parse_ms(val, &o->peer_commit_ms) < 0 ||
-			   o->peer_commit_ms > CRP_FS_MAX_PEER_COMMIT_MS) {
-			snprintf(err, errlen,
-				 "option peer_commit=%s: give milliseconds, from 0 (every operation "
-				 "commits alone while other hosts are mounted) to %u",
-				 val ? val : "", CRP_FS_MAX_PEER_COMMIT_MS);
+				 "option %s=%s: give milliseconds, from 0 (every operation commits "
+				 "alone%s) to %u",
+				 opt, val ? val : "", peer ? " while other hosts are mounted" : "", max);
 			return -EINVAL;
 		}
 	} else if (strcmp(opt, "readahead") == 0) {
