@@ -3,10 +3,10 @@
  * disks, each in its own directory and all in one shared directory.
  *
  * A tgtd of our own on 127.0.0.1 serves 4 LUNs of 256 MiB, formatted
- * RAID-5 with mkfs.crpfs again before each setting.  The hosts are crp_fs mounts in this process
- * (the library, no FUSE), each with its own host name, so its own iSCSI
- * sessions and initiator name, its own slot and its own locks: to the
- * disks they are different machines.  Before a setting is measured, every
+ * RAID-5 with mkfs.crpfs again before each setting.  The hosts are crp_fs
+ * mounts in this process (the library, no FUSE), each with its own host
+ * name, so its own iSCSI sessions and initiator name, its own slot and
+ * its own locks: to the disks they are different machines.  Before a setting is measured, every
  * host waits (bounded) until its heartbeat counts the others alive, so
  * what is measured is the steady state: a host alone keeps the metadata
  * lock for group commits of commit= (50 ms), hosts that see each other
@@ -119,14 +119,15 @@ static void *create_loop(void *arg)
 static const char *const *g_specs;
 static const char *g_mkfs, *g_mode; /* mkfs.crpfs, and the lock mode to format for */
 
-static void format_as(const char *mkfs, const char *const *specs, const char *mode)
+/* A new filesystem on the LUNs, in lock mode g_mode. */
+static void format(void)
 {
-	char *argv[] = { (char *)mkfs, (char *)"-f", (char *)"-l", (char *)"5", (char *)"-m",
-			 (char *)mode, (char *)specs[0], (char *)specs[1], (char *)specs[2],
-			 (char *)specs[3], NULL };
+	char *argv[] = { (char *)g_mkfs, (char *)"-f", (char *)"-l", (char *)"5", (char *)"-m",
+			 (char *)g_mode, (char *)g_specs[0], (char *)g_specs[1],
+			 (char *)g_specs[2], (char *)g_specs[3], NULL };
 
 	if (bench_run(argv))
-		bench_die("%s -m %s failed on the LUNs: its words are above", mkfs, mode);
+		bench_die("%s -m %s failed on the LUNs: its words are above", g_mkfs, g_mode);
 }
 
 /* Mount @n hosts named after @tag, and wait until each counts the others. */
@@ -170,7 +171,7 @@ static double measure(int n, bool shared, uint32_t commit_ms, uint32_t peer_comm
 
 	/* Each setting on a new filesystem: the same free space and inodes,
 	 * none of the previous settings' files in the way. */
-	format_as(g_mkfs, g_specs, g_mode);
+	format();
 	mount_hosts(fs, n, tag, commit_ms, peer_commit_ms);
 	if (shared) {
 		snprintf(dname, sizeof(dname), "%s", tag);
