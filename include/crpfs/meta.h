@@ -268,6 +268,8 @@ struct crp_mblk *crp_meta_bnew(struct crp_meta *m, uint64_t blkno, uint32_t magi
 void crp_meta_dirty(struct crp_meta *m, struct crp_mblk *b);
 /* Commit the running transaction (no-op when clean). */
 int crp_meta_commit(struct crp_meta *m);
+/* Commit, and make everything written before it durable (fsync). */
+int crp_meta_commit_durable(struct crp_meta *m);
 /* Commit if the running transaction is large. */
 int crp_meta_maybe_commit(struct crp_meta *m);
 /* Drop clean blocks when the cache is large.  No crp_mblk pointer may be

@@ -572,9 +572,7 @@ int crp_fs_sync(struct crp_fs *fs)
 	int r = 0;
 
 	if (!fs->ro) {
-		r = crp_meta_commit(fs->m);
-		if (!r)
-			r = crp_array_sync(fs->m->a);
+		r = crp_meta_commit_durable(fs->m);
 	} else if (fs->err) {
 		r = fs->err;
 	}

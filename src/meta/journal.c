@@ -514,7 +514,10 @@ static void tx_reset(struct crp_meta *m)
 	crp_meta_undo_forget(m); /* what it saved is on the disks now */
 }
 
-int crp_meta_commit(struct crp_meta *m)
+/* @synced, when given: true if everything written before this commit,
+ * data included, is durable when it returns (a journal write and its
+ * sync). */
+static int commit(struct crp_meta *m, bool *synced)
 {
 	unsigned k = m->dirty->len;
 	struct crp_mblk **blks = (struct crp_mblk **)m->dirty->pdata;
@@ -593,6 +596,8 @@ int crp_meta_commit(struct crp_meta *m)
 		r = crp_array_sync(m->a);
 	if (r)
 		goto out;
+	if (synced)
+		*synced = true;
 	m->j_pos += k + 2;
 	m->j_seq++;
 	if (!m->debug_no_checkpoint) {
@@ -623,6 +628,29 @@ int crp_meta_commit(struct crp_meta *m)
 out:
 	free(buf);
 	free(targets);
+	return r;
+}
+
+int crp_meta_commit(struct crp_meta *m)
+{
+	return commit(m, NULL);
+}
+
+/*
+ * What fsync and syncfs ask for.  A commit that journals syncs the members
+ * after its journal blocks, and so after every write before them, data
+ * included.  What it then writes in place is in that journal: after a crash
+ * it is replayed from there (the ring is synced before it wraps), so it
+ * needs no second sync.  Only a commit with nothing to journal leaves the
+ * members to sync here.
+ */
+int crp_meta_commit_durable(struct crp_meta *m)
+{
+	bool synced = false;
+	int r = commit(m, &synced);
+
+	if (!r && !synced)
+		r = crp_array_sync(m->a);
 	return r;
 }
 
