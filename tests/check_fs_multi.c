@@ -905,6 +905,68 @@ START_TEST(batch_kept_beside_others_is_marked)
 }
 END_TEST
 
+#define OT_FILES 40
+
+/* A removes many files in one kept batch: it reads each block of the other
+ * hosts' open tables once for that hold of the metadata lock, not once per
+ * file.  B then opens a file (which waits for A's lock and enters it in
+ * B's table); A's next removal reads the tables again and keeps the file
+ * for B, who still reads it whole, and whose close frees it. */
+START_TEST(open_tables_read_once_per_hold)
+{
+	struct crp_fs_counters c0, c1;
+	uint64_t ino, fh, seq0, holds, before;
+	char name[32], got[16];
+	struct crp_attr at;
+
+	format();
+	mount_all();
+	remount(0, 1000); /* one hold for the whole run of removals */
+	wait_peers();
+	for (int i = 0; i < OT_FILES; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		create_file(hosts[0], CRP_ROOT_INO, name, "x", 1);
+	}
+	ino = create_file(hosts[0], CRP_ROOT_INO, "kept", "still here", 10);
+	ck_assert_int_eq(crp_fs_sync(hosts[0]), 0);
+
+	crp_fs_get_counters(hosts[0], &c0);
+	seq0 = hosts[0]->m->lock_seq;
+	for (int i = 0; i < OT_FILES; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		ck_assert_int_eq(crp_fs_unlink(hosts[0], CRP_ROOT_INO, name, &root_cred), 0);
+	}
+	crp_fs_get_counters(hosts[0], &c1);
+	holds = hosts[0]->m->lock_seq - seq0 + 1;
+	ck_assert_uint_gt(c1.open_table_reads, c0.open_table_reads);
+	ck_assert_msg(c1.open_table_reads - c0.open_table_reads <= CRP_OTABLE_BLOCKS * holds,
+		      "%llu open table reads for %d removals in %llu holds of the lock",
+		      (unsigned long long)(c1.open_table_reads - c0.open_table_reads), OT_FILES,
+		      (unsigned long long)holds);
+
+	/* A has every block of the tables in memory now; B's open comes in
+	 * a later hold, and A must see it. */
+	ck_assert_int_eq(crp_fs_open(hosts[1], ino, O_RDONLY, &fh), 0);
+	before = hosts[0]->m->lock_seq;
+	crp_fs_get_counters(hosts[0], &c0);
+	ck_assert_int_eq(crp_fs_unlink(hosts[0], CRP_ROOT_INO, "kept", &root_cred), 0);
+	crp_fs_get_counters(hosts[0], &c1);
+	ck_assert_uint_gt(hosts[0]->m->lock_seq, before);
+	ck_assert_uint_eq(c1.open_table_reads - c0.open_table_reads, 1);
+	ck_assert_int_eq(crp_fs_sync(hosts[0]), 0);
+	memset(got, 0, sizeof(got));
+	ck_assert_int_eq(crp_fs_read(hosts[1], ino, fh, 0, got, sizeof(got)), 10);
+	ck_assert_msg(memcmp(got, "still here", 10) == 0, "B's open file reads \"%.10s\"", got);
+	ck_assert_int_eq(crp_fs_getattr(hosts[1], ino, &at), 0);
+	ck_assert_uint_eq(at.nlink, 0);
+	ck_assert_int_eq(crp_fs_release(hosts[1], ino, fh), 0);
+	crp_fs_forget(hosts[1], ino, 1);
+	ck_assert_int_eq(crp_fs_getattr(hosts[2], ino, &at), -ESTALE);
+	unmount_all_and_fsck();
+	rm_tree();
+}
+END_TEST
+
 /* A host that stopped with a batch kept left HELD behind: the readers go
  * under the lock, and the first of them clears it for good. */
 START_TEST(stale_mark_cleared_by_next_holder)
@@ -977,6 +1039,7 @@ static Suite *multi_suite(void)
 	tcase_add_test(t, reads_without_lock_see_whole_states_pr);
 	tcase_add_test(t, batch_kept_beside_others_is_marked);
 	tcase_add_test(t, stale_mark_cleared_by_next_holder);
+	tcase_add_test(t, open_tables_read_once_per_hold);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -183,6 +183,7 @@ struct crp_fs_counters {
 	uint64_t batches;	   /* group commits of more than one operation */
 	uint64_t batched_ops;	   /* ... and the operations they committed */
 	uint64_t held_marks;	   /* batches announced kept (HELD) in the shared block */
+	uint64_t open_table_reads; /* other hosts' open tables read to free an inode */
 	uint32_t peers;		   /* other hosts alive, as the heartbeats say */
 };
 void crp_fs_get_counters(struct crp_fs *fs, struct crp_fs_counters *out);

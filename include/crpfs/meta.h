@@ -219,6 +219,10 @@ struct crp_meta {
 	uint8_t ot_dirty;		/* blocks whose last write failed */
 	uint8_t ot_pending;		/* blocks changed in a group commit, written
 					   before the metadata lock goes */
+	uint8_t *ot_peers[CRP_OTABLE_BLOCKS]; /* block k of every slot's table, as
+					   crp_meta_open_elsewhere read it ... */
+	uint64_t ot_peers_seq[CRP_OTABLE_BLOCKS]; /* ... under this hold of the lock */
+	uint64_t ot_peer_reads;		/* such blocks read from the disks */
 };
 
 /*

@@ -1590,6 +1590,7 @@ void crp_fs_get_counters(struct crp_fs *fs, struct crp_fs_counters *out)
 	out->batches = fs->m->batches;
 	out->batched_ops = fs->m->batched_ops;
 	out->held_marks = fs->m->held_marks;
+	out->open_table_reads = fs->m->ot_peer_reads;
 	out->peers = (uint32_t)crp_array_peers(fs->m->a);
 	pthread_mutex_unlock(&fs->mu);
 }

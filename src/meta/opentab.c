@@ -30,6 +30,14 @@
  *
  * An unreadable table block counts as holding everything it could hold:
  * a free is put off, never done early.
+ *
+ * Since no host changes its table without the metadata lock, block k of
+ * the other hosts' tables, once read under the lock, stays what the disks
+ * hold until this host lets the lock go: a free checks it again from
+ * memory while the same hold lasts (lock_seq), so that removing many
+ * files in one group commit reads each block once.  The only writer of
+ * another slot's table under our own hold is our recovery of that slot
+ * (crp_meta_open_clear), which forgets what was read.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -59,8 +67,18 @@ int crp_meta_opentab_init(struct crp_meta *m)
 	return m->open_refs ? 0 : -ENOMEM;
 }
 
+static void ot_peers_forget(struct crp_meta *m)
+{
+	for (unsigned k = 0; k < CRP_OTABLE_BLOCKS; k++) {
+		free(m->ot_peers[k]);
+		m->ot_peers[k] = NULL;
+		m->ot_peers_seq[k] = 0;
+	}
+}
+
 void crp_meta_opentab_free(struct crp_meta *m)
 {
+	ot_peers_forget(m);
 	if (m->open_refs)
 		g_hash_table_destroy(m->open_refs);
 	m->open_refs = NULL;
@@ -266,35 +284,66 @@ static bool ot_ok(const void *blk, void *ctx)
 	       h.owner == c->slot && h.count <= CRP_OTABLE_ENTRIES;
 }
 
-int crp_meta_open_elsewhere(struct crp_meta *m, uint64_t ino, bool *held)
+/* Block @k of every slot's table into @buf (max_hosts blocks), each other
+ * slot's checked (rebuilt from parity if it fails).  1 if one is
+ * unreadable (@bad: its slot), else 0 or an error. */
+static int ot_peers_read(struct crp_meta *m, unsigned k, uint8_t *buf, uint32_t *bad)
 {
 	uint32_t hosts = m->sb.max_hosts;
+	uint64_t first = ot_blkno(m, 0, k);
+	int r = crp_array_read(m->a, first * CRP_BLOCK, buf, (size_t)hosts * CRP_BLOCK);
+
+	for (uint32_t s = 0; s < hosts && r == 0; s++) {
+		uint8_t *b = buf + (size_t)s * CRP_BLOCK;
+		struct ot_ctx c = { first + s, m->fsid, s };
+
+		if ((int)s == m->slot || ot_ok(b, &c))
+			continue;
+		if (crp_meta_rebuild_block(m, c.blkno, b, ot_ok, &c) < 0) {
+			*bad = s;
+			r = 1;
+		}
+	}
+	return r;
+}
+
+int crp_meta_open_elsewhere(struct crp_meta *m, uint64_t ino, bool *held)
+{
+	uint32_t hosts = m->sb.max_hosts, bad = 0;
 	unsigned k = ot_index(ino);
 	uint64_t first = ot_blkno(m, 0, k);
-	uint8_t *buf = crp_alloc_buf((size_t)hosts * CRP_BLOCK);
+	uint8_t *buf = m->ot_peers[k];
 	int r;
 
 	*held = false;
-	if (!buf)
-		return -ENOMEM;
-	r = crp_array_read(m->a, first * CRP_BLOCK, buf, (size_t)hosts * CRP_BLOCK);
-	if (r < 0)
-		goto out;
+	if (!buf || !m->locked || m->ot_peers_seq[k] != m->lock_seq) {
+		if (!buf)
+			buf = crp_alloc_buf((size_t)hosts * CRP_BLOCK);
+		if (!buf)
+			return -ENOMEM;
+		m->ot_peers[k] = buf;
+		m->ot_peers_seq[k] = 0;
+		m->ot_peer_reads++;
+		r = ot_peers_read(m, k, buf, &bad);
+		if (r == 1) {
+			crp_warn("open table block %llu (host slot %u) is unreadable: inode %llu is "
+				 "kept as if that host held it open",
+				 (unsigned long long)(first + bad), bad, (unsigned long long)ino);
+			*held = true;
+			return 0;
+		}
+		if (r < 0)
+			return r;
+		if (m->locked)
+			m->ot_peers_seq[k] = m->lock_seq;
+	}
 	for (uint32_t s = 0; s < hosts && !*held; s++) {
 		uint8_t *b = buf + (size_t)s * CRP_BLOCK;
-		struct ot_ctx c = { first + s, m->fsid, s };
 		struct crp_bhdr h;
 
 		if ((int)s == m->slot)
 			continue;
-		if (!ot_ok(b, &c) && crp_meta_rebuild_block(m, c.blkno, b, ot_ok, &c) < 0) {
-			crp_warn("open table block %llu (host slot %u) is unreadable: inode %llu is "
-				 "kept as if that host held it open",
-				 (unsigned long long)c.blkno, s, (unsigned long long)ino);
-			*held = true;
-			break;
-		}
-		crp_bhdr_in(b, CRP_MAGIC_OPENTAB, c.blkno, m->fsid, &h, NULL, 0);
+		crp_bhdr_in(b, CRP_MAGIC_OPENTAB, first + s, m->fsid, &h, NULL, 0);
 		if (h.aux64 & CRP_OTABLE_OVERFLOW) {
 			*held = true;
 			break;
@@ -305,9 +354,7 @@ int crp_meta_open_elsewhere(struct crp_meta *m, uint64_t ino, bool *held)
 				break;
 			}
 	}
-out:
-	free(buf);
-	return r;
+	return 0;
 }
 
 int crp_meta_open_clear(struct crp_meta *m, int slot)
@@ -322,6 +369,8 @@ int crp_meta_open_clear(struct crp_meta *m, int slot)
 	buf = crp_alloc_buf(CRP_BLOCK);
 	if (!buf)
 		return -ENOMEM;
+	if (slot != m->slot)
+		ot_peers_forget(m); /* read again after this */
 	for (unsigned k = 0; k < CRP_OTABLE_BLOCKS && !r; k++) {
 		struct ot_ctx c = { ot_blkno(m, slot, k), m->fsid, (uint64_t)slot };
 
