@@ -473,36 +473,29 @@ static int write_jhdr(struct crp_meta *m, int slot, uint64_t start, uint64_t seq
 	return r;
 }
 
-/* Write the dirty blocks in place, and the blocks of our open table that
- * wait for the unlock beside them: one array write (the stripes it touches
- * go in flight together, crp_stripe_write_many). */
 /*
- * Write the committed blocks in place.  @blks is in block order; runs of
- * adjacent blocks are copied side by side and go as one range, so that the
- * array updates each stripe they share once (one set of locks, one parity
- * read-modify-write) rather than once per block.
+ * Write the committed blocks in place, and the blocks of our open table
+ * that wait for the unlock beside them, in one array write.  @blks is in
+ * block order; runs of adjacent blocks are copied side by side and go as
+ * one range, so that the array updates each stripe they share once (one
+ * set of locks, one parity read-modify-write) rather than once per block.
  */
 static int checkpoint(struct crp_meta *m, struct crp_mblk **blks, unsigned k)
 {
 	struct crp_array_iov *iov = calloc(k + CRP_OTABLE_BLOCKS, sizeof(*iov));
 	uint8_t *ot = m->ot_pending ? crp_alloc_buf((size_t)CRP_OTABLE_BLOCKS * CRP_BLOCK) : NULL;
-	uint8_t *runs = k > 1 ? crp_alloc_buf((size_t)k * CRP_BLOCK) : NULL;
+	uint8_t *runs = k ? crp_alloc_buf((size_t)k * CRP_BLOCK) : NULL;
 	uint8_t mask = 0;
 	unsigned n = 0;
 	int r;
 
-	if (!iov || (m->ot_pending && !ot) || (k > 1 && !runs)) {
+	if (!iov || (m->ot_pending && !ot) || (k && !runs)) {
 		free(iov);
 		free(ot);
 		free(runs);
 		return -ENOMEM;
 	}
 	for (unsigned i = 0; i < k; i++) {
-		if (!runs) {
-			iov[n++] = (struct crp_array_iov){ blks[i]->blkno * CRP_BLOCK, blks[i]->buf,
-							   CRP_BLOCK };
-			continue;
-		}
 		memcpy(runs + (size_t)i * CRP_BLOCK, blks[i]->buf, CRP_BLOCK);
 		if (n && blks[i]->blkno == blks[i - 1]->blkno + 1) {
 			iov[n - 1].len += CRP_BLOCK;
