@@ -118,10 +118,19 @@ int crp_fs_write_range(struct crp_fs *fs, struct crp_fs_inode *ip, uint64_t off,
 
 			while (l + n <= le && n < RUN_MAX && classify(fs, ip, l + n, &p2, &f2) != B_INPLACE)
 				n++;
-			if (l > 0 && crp_fs_emap(ip, l - 1, &gl, &p2, NULL))
+			/* A hole continues the block before it, so that a file
+			 * grows in one piece.  A copy continues it only while
+			 * this transaction writes the run (a rewrite from the
+			 * start); otherwise the goal is the block being replaced,
+			 * in use until the commit, so that small copies come side
+			 * by side from a free stripe (crp_meta_alloc_data) and go
+			 * out as full stripes, instead of each going back next to
+			 * its old neighbour as a read-modify-write of its own. */
+			if (l > 0 && crp_fs_emap(ip, l - 1, &gl, &p2, NULL) &&
+			    (c == B_HOLE || crp_meta_is_new(fs->m, gl)))
 				goal = gl + 1;
 			else if (c == B_COW)
-				goal = pblk + 1;
+				goal = pblk;
 			r = crp_meta_alloc_data(fs->m, goal, n, &start, &got);
 			if (r)
 				break;

@@ -410,7 +410,10 @@ int crp_meta_alloc_data(struct crp_meta *m, uint64_t goal, uint32_t want, uint64
 			go_on = usable(m, crp_mblk_payload(b), crp_meta_ag_base(m, g),
 				       (uint32_t)((goal - m->sb.ag_start) % m->sb.ag_blocks));
 		}
-		if (!go_on) {
+		/* The goal may be the stream's next block (a run this
+		 * transaction writes from the stream): taken through the
+		 * stream, which then goes on after it. */
+		if (!go_on || goal == m->dstream) {
 			r = stream_take(m, want, start, got);
 			if (r != -ENOSPC)
 				return r;
