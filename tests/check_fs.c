@@ -1084,6 +1084,64 @@ START_TEST(small_writes_held_until_commit)
 END_TEST
 
 /*
+ * The stream of small writes is not confined to this host's own groups.
+ * A file fills them; a first round of random overwrites leaves single
+ * free blocks scattered through them (the old copies); a second round
+ * must still take whole free stripes (in the other groups) and go out as
+ * a few runs, not fill those holes one read-modify-write at a time.
+ */
+START_TEST(small_writes_stream_beyond_own_groups)
+{
+	enum { NW = 64 };
+	struct crp_fsck_result res;
+	struct crp_fs *fs;
+	uint64_t own = 0, nblk, ino, fh, runs0;
+	uint8_t *chunk = malloc(1u << 20), blk[CRP_BLOCK];
+	unsigned seed = 5;
+
+	ck_assert_ptr_nonnull(chunk);
+	format();
+	fs = mount_fs_commit(600000);
+	pthread_mutex_lock(&fs->mu);
+	for (uint32_t g = 0; g < fs->m->sb.ag_count; g++)
+		if (g % fs->m->sb.max_hosts == (uint32_t)fs->m->slot)
+			own += fs->m->ag_free[g];
+	pthread_mutex_unlock(&fs->mu);
+	nblk = own;
+	ck_assert_uint_gt(nblk, 4 * NW);
+	ino = create_file(fs, CRP_ROOT_INO, "full", NULL, 0);
+	ck_assert_int_eq(crp_fs_open(fs, ino, O_RDWR, &fh), 0);
+	memset(chunk, 0x5a, 1u << 20);
+	for (uint64_t off = 0; off < nblk * CRP_BLOCK; off += 1u << 20) {
+		size_t len = (size_t)CRP_MIN((uint64_t)1 << 20, nblk * CRP_BLOCK - off);
+
+		ck_assert_int_eq(crp_fs_write(fs, ino, fh, off, chunk, len), (ssize_t)len);
+	}
+	ck_assert_int_eq(crp_fs_fsync(fs, ino, false), 0);
+	for (int round = 0; round < 2; round++) {
+		runs0 = fs->m->dheld_runs;
+		for (int k = 0; k < NW; k++) {
+			uint64_t b = (uint64_t)rand_r(&seed) % nblk;
+
+			fill_pattern(blk, sizeof(blk), (unsigned)(round * NW + k));
+			ck_assert_int_eq(crp_fs_write(fs, ino, fh, b * CRP_BLOCK, blk, sizeof(blk)),
+					 (ssize_t)sizeof(blk));
+		}
+		ck_assert_int_eq(crp_fs_fsync(fs, ino, false), 0);
+		fprintf(stderr, "small_writes_stream_beyond_own_groups: round %d: %d overwrites in "
+			"%llu runs\n", round, NW, (unsigned long long)(fs->m->dheld_runs - runs0));
+		ck_assert_msg(fs->m->dheld_runs - runs0 <= 4, "round %d: %d blocks went out in %llu runs",
+			      round, NW, (unsigned long long)(fs->m->dheld_runs - runs0));
+	}
+	ck_assert_int_eq(crp_fs_release(fs, ino, fh), 0);
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_OK);
+	free(chunk);
+	rm_tree();
+}
+END_TEST
+
+/*
  * A file whose every other block was overwritten (each overwrite goes to
  * a new block: thousands of extents in a chain of extent blocks).  One
  * more overwrite in the middle rewrites a block or two of the chain, not
@@ -1324,6 +1382,7 @@ static Suite *fs_suite(void)
 	tcase_add_test(t, read_outside_lock);
 	tcase_add_test(t, large_runs_stripe_aligned);
 	tcase_add_test(t, small_writes_held_until_commit);
+	tcase_add_test(t, small_writes_stream_beyond_own_groups);
 	tcase_add_test(t, failed_write_in_batch_leaves_readable_blocks);
 	tcase_add_test(t, extent_chain_incremental);
 	tcase_add_test(t, extent_chain_random);

@@ -326,8 +326,8 @@ static int64_t find_free_stripe(const struct crp_meta *m, const uint8_t *bits, u
 /*
  * The stream of small data runs: m->dstream is the next block of a stripe
  * that was wholly free when it was chosen; runs are taken from it in
- * order until it is used up, then another wholly free stripe of our own
- * groups is looked for, from the last one on.
+ * order until it is used up, then another wholly free stripe is looked
+ * for, from the last one on, in our own groups first.
  */
 static int stream_take(struct crp_meta *m, uint32_t want, uint64_t *start, uint32_t *got)
 {
@@ -353,32 +353,39 @@ static int stream_take(struct crp_meta *m, uint32_t want, uint64_t *start, uint3
 				return r;
 			}
 		}
-		/* A new stripe: from the last one on, in our own groups. */
+		/* A new stripe, from the last one on: pass 0 in our own
+		 * groups, pass 1 in the others (ours may be full while theirs
+		 * have room), as crp_meta_alloc goes. */
 		m->dstream = m->dstream_end = 0;
-		for (uint32_t n = 0; n < m->sb.ag_count; n++) {
-			uint32_t g = (m->ag_cursor + n) % m->sb.ag_count, len = crp_meta_ag_len(m, g);
-			uint64_t base = crp_meta_ag_base(m, g);
-			int64_t i;
+		for (int pass = 0; pass < 2 && !m->dstream; pass++) {
+			for (uint32_t n = 0; n < m->sb.ag_count; n++) {
+				uint32_t g = (m->ag_cursor + n) % m->sb.ag_count;
+				uint32_t len = crp_meta_ag_len(m, g);
+				uint64_t base = crp_meta_ag_base(m, g);
+				uint32_t from = m->dstream_scan >= base &&
+							m->dstream_scan < base + len
+						? (uint32_t)(m->dstream_scan - base) : 0;
+				int64_t i;
 
-			if (!own_area(m, g) || (!m->ag_free[g] && !m->ag_stale[g]))
-				continue;
-			if (m->ag_free[g] < sw && !m->ag_stale[g])
-				continue;
-			r = group_bitmap(m, g, &b);
-			if (r < 0)
-				return r;
-			if (m->ag_free[g] < sw)
-				continue;
-			i = find_free_stripe(m, crp_mblk_payload(b), base, len,
-					     m->dstream_scan >= base && m->dstream_scan < base + len
-						     ? (uint32_t)(m->dstream_scan - base) : 0,
-					     sw);
-			if (i < 0)
-				continue;
-			m->ag_cursor = g;
-			m->dstream = base + (uint64_t)i;
-			m->dstream_end = m->dstream_scan = m->dstream + sw;
-			break;
+				if (own_area(m, g) != (pass == 0) ||
+				    (!m->ag_free[g] && !m->ag_stale[g]))
+					continue;
+				if (m->ag_free[g] < sw && !m->ag_stale[g])
+					continue;
+				r = group_bitmap(m, g, &b);
+				if (r < 0)
+					return r;
+				if (m->ag_free[g] < sw)
+					continue;
+				i = find_free_stripe(m, crp_mblk_payload(b), base, len, from, sw);
+				if (i < 0)
+					continue;
+				if (pass == 0)
+					m->ag_cursor = g;
+				m->dstream = base + (uint64_t)i;
+				m->dstream_end = m->dstream_scan = m->dstream + sw;
+				break;
+			}
 		}
 		if (!m->dstream)
 			return -ENOSPC;
