@@ -25,6 +25,7 @@
 #include "crpfs/fs.h"
 #include "crpfs/meta.h"
 #include "crpfs/status.h"
+#include "crpfs/util.h"
 #include "fixture/fsfix.h"
 #include "../src/fs/fs_i.h"
 #include "../src/meta/meta_i.h"
@@ -968,7 +969,9 @@ START_TEST(open_tables_read_once_per_hold)
 END_TEST
 
 /* A host that stopped with a batch kept left HELD behind: the readers go
- * under the lock, and the first of them clears it for good. */
+ * under the lock, and the first of them clears it for good.  The mark
+ * names a slot no host beats in (the dead holder's, recovered): nobody
+ * waits for it. */
 START_TEST(stale_mark_cleared_by_next_holder)
 {
 	struct crp_fs_counters c0, c1;
@@ -986,12 +989,14 @@ START_TEST(stale_mark_cleared_by_next_holder)
 	ck_assert_int_eq(crp_meta_batch_flush(hosts[0]->m), 0);
 	ck_assert_int_eq(crp_meta_tx_begin(hosts[0]->m), 0);
 	hosts[0]->m->sh->flags |= CRP_SHARED_HELD;
+	hosts[0]->m->sh->slot = 3; /* max_hosts 4, three mounted: free */
 	ck_assert_int_eq(crp_meta_shared_store(hosts[0]->m), 0);
 	/* The holder is gone: what it knew of its mark goes with it. */
 	hosts[0]->m->sh->flags &= ~CRP_SHARED_HELD;
 	crp_meta_tx_abort(hosts[0]->m);
 	pthread_mutex_unlock(&hosts[0]->mu);
 	ck_assert(shared_flags(b) & CRP_SHARED_HELD);
+	ck_assert_uint_ne(b->m->held_wait_ns, 0); /* it would wait for a live holder */
 
 	crp_fs_get_counters(b, &c0);
 	ck_assert_uint_eq(lookup(b, CRP_ROOT_INO, "f"), ino);
@@ -1003,6 +1008,71 @@ START_TEST(stale_mark_cleared_by_next_holder)
 	crp_fs_get_counters(b, &c0);
 	ck_assert_uint_eq(c0.unlocked_reads - c1.unlocked_reads, 1);
 	ck_assert_uint_eq(c0.unlocked_retries, c1.unlocked_retries);
+	unmount_all_and_fsck();
+	rm_tree();
+}
+END_TEST
+
+/*
+ * A holder that lost the lock with a batch it answered for (its session
+ * went with a target restart) is alive: its heartbeat moves.  The next
+ * host to take the lock must not clear its mark and write over it, which
+ * would lose the batch (the holder can commit it under a new lock only if
+ * nobody wrote meanwhile), but step aside until the holder commits, for
+ * longer than a dead timeout as long as the holder beats.  Here A marks
+ * HELD and forgets it; a thread makes A come back after more than a dead
+ * timeout and create "late"; B, looking "late" up from the start, waits
+ * and finds it.  A B that cleared the mark at once would not.
+ */
+#define LOST_DEAD_MS 1000u
+
+struct late_create {
+	uint64_t ino;
+};
+
+static void *create_late(void *arg)
+{
+	struct late_create *lc = arg;
+
+	crp_sleep_ns(LOST_DEAD_MS * 1200000ull); /* 1.2 dead timeouts */
+	lc->ino = create_file(hosts[0], CRP_ROOT_INO, "late", "y", 1);
+	return NULL;
+}
+
+START_TEST(lost_batch_waited_for_while_holder_beats)
+{
+	struct late_create lc = { 0 };
+	pthread_t t;
+	uint64_t ino;
+
+	format_mode(1);
+	for (int h = 0; h < NH; h++) {
+		struct crp_fs_opts o = { .host = host_names[h], .attr_timeout_ms = 200,
+					 .heartbeat_ms = 100, .dead_timeout_ms = LOST_DEAD_MS };
+		char err[256];
+
+		ck_assert_msg(crp_fs_mount(fx.specs, NM, &o, &hosts[h], err, sizeof(err)) == 0,
+			      "mount %s: %s", host_names[h], err);
+	}
+	ck_assert_uint_eq(hosts[1]->m->held_wait_ns, LOST_DEAD_MS * 1000000ull);
+	pthread_mutex_lock(&hosts[0]->mu);
+	ck_assert_int_eq(crp_meta_batch_flush(hosts[0]->m), 0);
+	ck_assert_int_eq(crp_meta_tx_begin(hosts[0]->m), 0);
+	hosts[0]->m->sh->flags |= CRP_SHARED_HELD;
+	hosts[0]->m->sh->slot = (uint32_t)hosts[0]->m->slot;
+	ck_assert_int_eq(crp_meta_shared_store(hosts[0]->m), 0);
+	hosts[0]->m->sh->flags &= ~CRP_SHARED_HELD;
+	crp_meta_tx_abort(hosts[0]->m);
+	pthread_mutex_unlock(&hosts[0]->mu);
+	ck_assert(shared_flags(hosts[1]) & CRP_SHARED_HELD);
+
+	ck_assert_int_eq(pthread_create(&t, NULL, create_late, &lc), 0);
+	ino = lookup(hosts[1], CRP_ROOT_INO, "late");
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_uint_ne(lc.ino, 0);
+	ck_assert_msg(ino == lc.ino, "B went on before A came back: \"late\" is %llu, not %llu",
+		      (unsigned long long)ino, (unsigned long long)lc.ino);
+	ck_assert_msg(!(shared_flags(hosts[1]) & CRP_SHARED_HELD), "HELD outlived A's commit");
 	unmount_all_and_fsck();
 	rm_tree();
 }
@@ -1039,6 +1109,7 @@ static Suite *multi_suite(void)
 	tcase_add_test(t, reads_without_lock_see_whole_states_pr);
 	tcase_add_test(t, batch_kept_beside_others_is_marked);
 	tcase_add_test(t, stale_mark_cleared_by_next_holder);
+	tcase_add_test(t, lost_batch_waited_for_while_holder_beats);
 	tcase_add_test(t, open_tables_read_once_per_hold);
 	suite_add_tcase(s, t);
 	return s;

@@ -152,6 +152,12 @@ struct crp_meta {
 	bool locked;			/* we hold the metadata lock (a transaction is open) */
 	bool tx_published;		/* the running commit's PENDING is on the disks */
 	uint64_t lock_losses;		/* metadata locks lost with a session and survived */
+	uint64_t held_wait_ns;		/* a batch another live host lost its lock with is
+					   waited for while its heartbeat moves, up to this
+					   long without a beat (the dead timeout; 0: never) */
+	int hw_slot;			/* ... the holder waited for (-1: none) */
+	uint64_t hw_gen, hw_beat;	/* ... at this generation, its last counter seen */
+	uint64_t hw_start_ns, hw_beat_ns; /* ... since, and when the counter last moved */
 	bool fenced;			/* the lock was broken while held: we write no more */
 	bool gen_known;			/* @gen is what our caches reflect */
 	uint64_t gen;			/* cluster generation our caches reflect */

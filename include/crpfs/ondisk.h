@@ -327,7 +327,10 @@ int crp_slot_in(const void *blk, uint64_t blkno, uint64_t fsid, struct crp_slot 
  * CRP_SHARED_HELD while the lock's holder keeps a batch of operations it
  * has already answered for (group commit) and not yet committed: readers
  * without the lock then ask under the lock, which waits for the commit.  A
- * holder that stopped leaves it set; the next holder clears it.
+ * holder that stopped leaves it set; the next holder clears it.  With
+ * HELD and without PENDING, @slot is the holder's: a host that finds the
+ * mark of another host whose heartbeat still moves waits for it to come
+ * back and commit (it lost the lock with its session).
  */
 #define CRP_SHARED_BLKNO 1
 #define CRP_SHARED_RECS 249 /* (CRP_PAYLOAD - 48) / 16 */

@@ -947,6 +947,10 @@ int crp_cluster_join(struct crp_meta *m, const struct crp_cluster_opts *opts,
 		}
 		if (r == 0)
 			c->running = true;
+		/* A batch another host lost its lock with is waited for
+		 * while that host beats (coherence.c), which needs beats. */
+		if (r == 0)
+			m->held_wait_ns = c->dead_ns;
 		if (r < 0) {
 			stop_threads(c);
 			crp_array_set_gate(m->a, NULL, NULL);

@@ -353,6 +353,69 @@ int crp_meta_tx_begin_read(struct crp_meta *m)
 	return 0;
 }
 
+/*
+ * The shared block says HELD for another host: it answered operations of a
+ * batch that is not on the disks, and then lost the lock without
+ * committing.  Either it died (its batch is gone with it: clear the mark
+ * and go on) or it lost the lock with its iSCSI session, when the target
+ * restarted or the connection broke, and is logging in again to take the
+ * lock and commit the batch, which it can do only if nobody wrote
+ * meanwhile (lock_lost).  Which of the two shows in its heartbeat: while
+ * its counter moves (read from its slot under the lock), we step aside
+ * and wait; once it stood still for held_wait_ns (the dead timeout: the
+ * same verdict the cluster makes), or after HELD_WAIT_BEATS of those in
+ * all, or if its slot is no longer an active one, we go on.  A holder
+ * given up for is not waited for again at the same generation.
+ */
+#define HELD_WAIT_STEP_NS 50000000ull /* 50 ms */
+#define HELD_WAIT_BEATS 3
+
+static bool holder_returns(struct crp_meta *m)
+{
+	const struct crp_shared *sh = m->sh;
+	const char *why;
+	struct crp_slot s;
+	uint64_t now;
+
+	if (!m->held_wait_ns || (sh->flags & CRP_SHARED_PENDING) || !(sh->flags & CRP_SHARED_HELD) ||
+	    sh->slot == (uint32_t)m->slot || sh->slot >= m->sb.max_hosts)
+		return false;
+	if (m->hw_slot == (int)sh->slot && m->hw_gen == sh->generation && !m->hw_start_ns)
+		return false; /* given up for already */
+	if (crp_meta_slot_read(m, (int)sh->slot, &s) < 0 || s.state != CRP_SLOT_ACTIVE) {
+		why = "its slot is not an active host's";
+		goto give_up;
+	}
+	now = crp_now_ns();
+	if (m->hw_slot != (int)sh->slot || m->hw_gen != sh->generation) {
+		m->hw_slot = (int)sh->slot;
+		m->hw_gen = sh->generation;
+		m->hw_beat = s.heartbeat;
+		m->hw_start_ns = m->hw_beat_ns = now;
+		crp_warn("host %s: host %s (slot %u) keeps a batch of answered operations but lost "
+			 "the lock: waiting for it to commit them while it beats",
+			 m->host, s.host, sh->slot);
+		return true;
+	}
+	if (s.heartbeat != m->hw_beat) {
+		m->hw_beat = s.heartbeat;
+		m->hw_beat_ns = now;
+	}
+	if (now - m->hw_beat_ns >= m->held_wait_ns)
+		why = "its heartbeat stopped";
+	else if (now - m->hw_start_ns >= HELD_WAIT_BEATS * m->held_wait_ns)
+		why = "it beats but did not come back";
+	else
+		return true;
+give_up:
+	crp_warn("host %s: the batch of host slot %u is given up for (%s): what it answered "
+		 "and did not commit is lost", m->host, sh->slot, why);
+	m->hw_slot = (int)sh->slot;
+	m->hw_gen = sh->generation;
+	m->hw_start_ns = 0;
+	return false;
+}
+
 int crp_meta_tx_begin(struct crp_meta *m)
 {
 	int r;
@@ -381,15 +444,23 @@ int crp_meta_tx_begin(struct crp_meta *m)
 			(void)crp_meta_members_reload(m);
 		return r == -CRP_ECHECKSUM || r == -CRP_ECORRUPT ? 0 : r;
 	}
-	r = crp_array_meta_lock(m->a);
-	if (r < 0)
-		return r;
-	m->locked = true;
-	m->lock_seq++;
-	m->tx_published = false;
-	r = shared_read(m, m->sh, SH_REBUILD);
-	if (r < 0)
-		goto fail;
+	for (;;) {
+		r = crp_array_meta_lock(m->a);
+		if (r < 0)
+			return r;
+		m->locked = true;
+		m->lock_seq++;
+		m->tx_published = false;
+		r = shared_read(m, m->sh, SH_REBUILD);
+		if (r < 0)
+			goto fail;
+		if (!holder_returns(m))
+			break;
+		/* Step aside, so that it can take the lock and commit. */
+		m->locked = false;
+		(void)crp_array_meta_unlock(m->a);
+		crp_sleep_ns(CRP_MIN(m->held_wait_ns / 20, HELD_WAIT_STEP_NS));
+	}
 	if (m->sh->flags & CRP_SHARED_PENDING) {
 		/* Its writer stopped half-way through the in-place writes. */
 		r = crp_meta_journal_redo(m, (int)m->sh->slot, m->sh->pos, m->sh->seq);
@@ -588,6 +659,7 @@ static int mark_held(struct crp_meta *m)
 	int r;
 
 	m->sh->flags |= CRP_SHARED_HELD;
+	m->sh->slot = (uint32_t)m->slot; /* whose batch: see holder_returns */
 	r = shared_write(m, m->sh);
 	if (r == 0)
 		m->held_marks++;

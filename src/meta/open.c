@@ -408,6 +408,7 @@ int crp_meta_open(const char *const *specs, int n, const struct crp_meta_opts *o
 	if (!m)
 		return -ENOMEM;
 	m->slot = -1;
+	m->hw_slot = -1;
 	m->ro = opts->ro;
 	if (opts->host && opts->host[0])
 		snprintf(m->host, sizeof(m->host), "%s", opts->host);

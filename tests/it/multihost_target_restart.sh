@@ -16,6 +16,14 @@ status_state() {
 	timeout -s KILL "$MH_TOOL_WAIT" "$CRPFS" status "$1" --json 2>/dev/null | jq -r .state
 }
 
+# How many lines of each host's log say "$1" (a b).
+log_counts() {
+	local h
+	for h in "${HOSTS[@]}"; do
+		printf '%s ' "$(grep -c -- "$1" "$(mh_log "$h")" || true)"
+	done
+}
+
 # Have the writers written GOAL files in all?  (for mh_wait_progress)
 at_goal() {
 	mh_written_past "$GOAL"
@@ -58,7 +66,7 @@ t_restart() {
 				mh_fail "host $h: $path differs from what was written"
 		done < <(cat "$T"/sums.*)
 	done
-	mh_note "$(cat "$T"/sums.* | wc -l) files written, none failed; the array stayed clean; reconnects: $(grep -h -c "logging in again" "$(mh_log a)" "$(mh_log b)" | tr '\n' ' ')"
+	mh_note "$(cat "$T"/sums.* | wc -l) files written, none failed; the array stayed clean; reconnects: $(log_counts "logging in again"); batches of the other host waited for: $(log_counts "waiting for it to commit")"
 	for h in "${HOSTS[@]}"; do
 		mh_umount "$h"
 	done
