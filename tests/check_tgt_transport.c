@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -852,6 +853,72 @@ START_TEST(test_pr_lost_with_restart_not_fenced)
 }
 END_TEST
 
+/*
+ * reserve mode: the survivors of a hung host all probe its reservation and
+ * reset the unit, at about the same time.  One that resets while another
+ * probes, and then takes the unit as a live host, must keep it: the
+ * prober saw the reset (a UNIT ATTENTION) and does not reset again.  X
+ * holds the unit (hung), Y probes for 1.5 s, Z resets it 300 ms in and
+ * reserves it; after Y's probe, a READ of Y's still meets Z's reservation.
+ */
+struct probe {
+	struct crp_array *a;
+	int r;
+};
+
+static void *probe_main(void *arg)
+{
+	struct probe *p = arg;
+
+	p->r = crp_array_break_locks(p->a, 0, 1500000000ull);
+	return NULL;
+}
+
+START_TEST(test_break_locks_spares_a_live_holder)
+{
+	struct crp_array_opts o = { .timeout_ms = SHORT_TIMEOUT_MS, .lock_mode = CRP_LOCK_RESERVE };
+	struct crp_array *x = NULL, *y = NULL, *z = NULL;
+	const char *spec;
+	struct crp_tgt *t;
+	struct probe p;
+	pthread_t th;
+	uint8_t *buf = crp_alloc_buf(4096);
+	char err[512];
+
+	t = crp_tgt_start(1, LUN_SIZE, err, sizeof(err));
+	ck_assert_msg(t, "private tgtd: %s", err);
+	spec = crp_tgt_spec(t, 0);
+	o.host = "h-hung-x";
+	ck_assert_msg(crp_array_open(&spec, 1, &o, &x, err, sizeof(err)) == 0, "open x: %s", err);
+	o.host = "h-probe-y";
+	ck_assert_msg(crp_array_open(&spec, 1, &o, &y, err, sizeof(err)) == 0, "open y: %s", err);
+	o.host = "h-live-z";
+	ck_assert_msg(crp_array_open(&spec, 1, &o, &z, err, sizeof(err)) == 0, "open z: %s", err);
+	ck_assert_int_eq(crp_array_meta_lock(x), 0);
+	ck_assert_int_eq(crp_member_read(crp_array_member(y, 0), 0, buf, 4096), -CRP_ECONFLICT);
+
+	p.a = y;
+	p.r = 1;
+	ck_assert_int_eq(pthread_create(&th, NULL, probe_main, &p), 0);
+	crp_sleep_ns(300000000ull);
+	ck_assert_int_eq(crp_member_lun_reset(crp_array_member(z, 0)), 0);
+	/* Z knows of its own reset: its notice is not a lock lost later. */
+	ck_assert_int_eq(crp_member_read(crp_array_member(z, 0), 0, buf, 4096), 0);
+	(void)crp_member_take_events(crp_array_member(z, 0));
+	ck_assert_int_eq(crp_array_meta_lock(z), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_eq(p.r, 0);
+	ck_assert_msg(crp_member_read(crp_array_member(y, 0), 0, buf, 4096) == -CRP_ECONFLICT,
+		      "the prober reset the unit again: the live host's reservation is gone");
+	ck_assert_int_eq(crp_array_meta_unlock(z), 0);
+	crp_array_close(z);
+	crp_array_close(y);
+	crp_array_close(x);
+	free(buf);
+	crp_tgt_stop(t);
+}
+END_TEST
+
 /* tgtd stays away longer than the window: the member fails, every waiting
  * command with it, within the window plus the command timeout. */
 START_TEST(test_tgtd_gone_too_long)
@@ -1024,6 +1091,7 @@ static Suite *tgt_transport_suite(void)
 	tcase_add_test(tc, test_pr_lost_with_restart_not_fenced);
 	tcase_add_test(tc, test_meta_lock_lost_with_restart_reserve);
 	tcase_add_test(tc, test_meta_lock_lost_with_restart_pr);
+	tcase_add_test(tc, test_break_locks_spares_a_live_holder);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("unit_attention");

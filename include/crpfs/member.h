@@ -141,6 +141,7 @@ struct crp_member_counters {
 	atomic_uint_fast64_t not_ready_retries; /* NOT READY (becoming ready...) retried */
 	atomic_uint_fast64_t timeouts;
 	atomic_uint_fast64_t reconnects; /* lost sessions logged in again */
+	atomic_uint_fast64_t resets_seen; /* resets of the unit noticed (CRP_EV_RESET) */
 	atomic_uint_fast64_t errors;	 /* other failed commands */
 	atomic_uint_fast64_t busy_ns;	 /* sum of command latencies */
 };

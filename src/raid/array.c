@@ -1182,12 +1182,18 @@ int crp_array_reconstruct(struct crp_array *a, uint64_t s, int bad, uint32_t off
  * hung host): GOOD means no other nexus holds the member, or this host
  * does; a member still reserved against us at the deadline is reset,
  * which also breaks any other host's reservation of it at that instant
- * (their WRITEs see the reset and fail as lock loss, never land).
+ * (their WRITEs see the reset and fail as lock loss, never land).  Every
+ * survivor of a hung host probes at about the same time, so the unit may
+ * be reset by another one while we probe: its reservation is then held
+ * by a live host that took it after that reset, and is left alone (our
+ * probe noticed the reset in a UNIT ATTENTION).
  */
 static int break_reserve(struct crp_array *a, int i, uint64_t deadline)
 {
 	uint32_t bs = crp_member_block_size(a->m[i]);
 	uint8_t *buf = crp_alloc_buf(bs);
+	struct crp_member_counters *ctr = crp_member_counters(a->m[i]);
+	uint64_t resets = atomic_load(&ctr->resets_seen);
 	unsigned attempt = 0;
 	int r;
 
@@ -1204,6 +1210,11 @@ static int break_reserve(struct crp_array *a, int i, uint64_t deadline)
 	free(buf);
 	if (r != -CRP_ECONFLICT)
 		return r;
+	if (atomic_load(&ctr->resets_seen) != resets) {
+		crp_warn("member %s: reset by another host while probed; its reservation now "
+			 "is a live host's, not reset again", crp_member_spec(a->m[i]));
+		return 0;
+	}
 	crp_warn("member %s: reservation held past the dead timeout: LU reset",
 		 crp_member_spec(a->m[i]));
 	return crp_member_lun_reset(a->m[i]);

@@ -297,6 +297,8 @@ unsigned crp_member_nexus_gen(struct crp_member *m)
 
 void crp_member_note_event(struct crp_member *m, unsigned ev)
 {
+	if (ev & CRP_EV_RESET)
+		atomic_fetch_add(&m->ctr.resets_seen, 1);
 	atomic_fetch_or(&m->events, ev);
 }
 
