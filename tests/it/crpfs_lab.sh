@@ -146,7 +146,7 @@ other_tgtds() {
 	local port=$1 pid=$2 p
 	for p in $(pgrep -x tgtd || true); do
 		[ "$p" != "$pid" ] || continue
-		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q "portal=127.0.0.1:$port " &&
+		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep "portal=127.0.0.1:$port " >/dev/null &&
 			echo "$p"
 	done
 	return 0
@@ -164,7 +164,7 @@ new_dir
 DIR=$NEW_DIR
 lab
 expect_rc 2 "crpfs-lab without arguments"
-printf '%s\n' "$ERR" | grep -q '^usage: ' || fail "crpfs-lab without arguments: no usage message: $ERR"
+grep -q '^usage: ' <<<"$ERR" || fail "crpfs-lab without arguments: no usage message: $ERR"
 lab start 4 64M --dir
 expect_rc 2 "crpfs-lab start 4 64M --dir (no directory)"
 for args in "frobnicate" "start" "start 4" "start 0 64M" "start 65 64M" "start x 64M" \
@@ -176,7 +176,7 @@ for args in "frobnicate" "start" "start 4" "start 0 64M" "start 65 64M" "start x
 	# shellcheck disable=SC2086 # the arguments are meant to split
 	lab $args --dir "$DIR"
 	expect_rc 2 "crpfs-lab $args"
-	printf '%s\n' "$ERR" | grep -q '^usage: ' ||
+	grep -q '^usage: ' <<<"$ERR" ||
 		fail "crpfs-lab $args: no usage message on stderr: $ERR"
 done
 [ -z "$(ls -A "$DIR")" ] || fail "bad arguments left files in $DIR: $(ls -A "$DIR" | tr '\n' ' ')"
@@ -186,7 +186,7 @@ for args in "lun-del 1" "lun-add 8M" "restart"; do
 	# shellcheck disable=SC2086 # the arguments are meant to split
 	lab $args --dir "$DIR"
 	expect_rc 1 "crpfs-lab $args without a lab"
-	printf '%s\n' "$ERR" | grep -q "no lab in $DIR" ||
+	grep -q "no lab in $DIR" <<<"$ERR" ||
 		fail "crpfs-lab $args without a lab does not say there is none: $ERR"
 done
 [ -z "$(ls -A "$DIR")" ] || fail "commands without a lab left files in $DIR: $(ls -A "$DIR" | tr '\n' ' ')"
@@ -195,7 +195,7 @@ note "lun-del, lun-add and restart without a lab are refused"
 RC=0
 OUT=$(CRPFS_LAB_TGTD=$DIR/no-such-tgtd "$LAB" start 4 64M --dir "$DIR" 2>&1) || RC=$?
 [ "$RC" = 1 ] || fail "a missing tgtd: exit status $RC, expected 1: $OUT"
-printf '%s\n' "$OUT" | grep -q "Debian package 'tgt'" ||
+grep -q "Debian package 'tgt'" <<<"$OUT" ||
 	fail "a missing tgtd: the error does not name the Debian package 'tgt': $OUT"
 [ -z "$(ls -A "$DIR")" ] || fail "a start without tgtd left files in $DIR: $(ls -A "$DIR" | tr '\n' ' ')"
 note "a missing tgtd names the package: $OUT"
@@ -250,12 +250,12 @@ for m in "${members[@]}"; do
 		fail "iscsi-readcapacity16 $m failed: $size"
 	[ "$size" = "$LUN_BYTES" ] || fail "$m reports a capacity of '$size', expected $LUN_BYTES"
 	inq=$(timeout -s KILL "$TOOL_TIMEOUT" iscsi-inq "$m" 2>&1) || fail "iscsi-inq $m failed: $inq"
-	printf '%s\n' "$inq" | grep -q '^Peripheral Device Type:DIRECT_ACCESS' ||
+	grep -q '^Peripheral Device Type:DIRECT_ACCESS' <<<"$inq" ||
 		fail "iscsi-inq $m: not a direct-access device: $inq"
 done
 extra="iscsi://127.0.0.1:$PORT/$IQN/$((NLUNS + 1))"
 if inq=$(timeout -s KILL "$TOOL_TIMEOUT" iscsi-inq "$extra" 2>&1) &&
-	printf '%s\n' "$inq" | grep -q '^Peripheral Device Type:DIRECT_ACCESS'; then
+	grep -q '^Peripheral Device Type:DIRECT_ACCESS' <<<"$inq"; then
 	fail "LUN $((NLUNS + 1)) answers as a disk, but the lab has $NLUNS LUNs: $inq"
 fi
 note "LUNs 1-$NLUNS answer on 127.0.0.1:$PORT with $LUN_BYTES bytes; LUN $((NLUNS + 1)) is no disk"
@@ -274,7 +274,7 @@ DIRS+=("$DIR.state-before")
 PORT2=$(free_port) || fail "cannot run: no second free TCP port found on 127.0.0.1"
 lab start 2 8M --dir "$DIR" --port "$PORT2"
 expect_rc 1 "a second start on $DIR"
-printf '%s\n' "$ERR" | grep -q "already runs" ||
+grep -q "already runs" <<<"$ERR" ||
 	fail "a second start on $DIR does not say that a lab already runs: $ERR"
 cmp -s "$DIR/lab.state" "$DIR.state-before" ||
 	fail "a refused second start changed $DIR/lab.state: $(cat "$DIR/lab.state")"
@@ -287,9 +287,9 @@ new_dir
 DIR2=$NEW_DIR
 lab start 2 8M --dir "$DIR2" --port "$PORT"
 expect_rc 1 "a start on $DIR2 with the busy port $PORT"
-printf '%s\n' "$ERR" | grep -q "port $PORT is in use" ||
+grep -q "port $PORT is in use" <<<"$ERR" ||
 	fail "a start on the busy port $PORT does not say the port is in use: $ERR"
-printf '%s\n' "$ERR" | grep -q -- "--port" ||
+grep -q -- "--port" <<<"$ERR" ||
 	fail "a start on the busy port $PORT does not suggest --port: $ERR"
 [ -z "$(ls -A "$DIR2")" ] || fail "a refused start left files in $DIR2: $(ls -A "$DIR2" | tr '\n' ' ')"
 [ -z "$(other_tgtds "$PORT" "$PID")" ] ||
@@ -300,7 +300,7 @@ note "a start on a busy port is refused: $ERR"
 
 lab status --dir "$DIR"
 expect_rc 0 "crpfs-lab status on a running lab"
-printf '%s\n' "$OUT" | head -n 1 | grep -q "running: tgtd pid $PID on 127.0.0.1:$PORT" ||
+grep -q "running: tgtd pid $PID on 127.0.0.1:$PORT" <<<"${OUT%%$'\n'*}" ||
 	fail "status does not report the running lab (pid $PID, port $PORT): $OUT"
 [ "$(field members: "$OUT")" = "$(field members: "$START_OUT")" ] ||
 	fail "status prints members '$(field members: "$OUT")', start printed '$(field members: "$START_OUT")'"
@@ -312,10 +312,10 @@ mk=$(timeout -s KILL "$TOOL_TIMEOUT" "$MKFS" -l 5 "${members[@]}" 2>&1) ||
 	fail "mkfs.crpfs -l 5 over the lab's members failed: $mk"
 js=$(timeout -s KILL "$TOOL_TIMEOUT" "$CRPFS" status "$list" --json 2>&1) ||
 	fail "crpfs status $list --json failed: $js"
-printf '%s\n' "$js" | grep -q '^  "level": 5,$' ||
+grep -q '^  "level": 5,$' <<<"$js" ||
 	fail "crpfs status --json does not report RAID level 5: $js"
 for m in "${members[@]}"; do
-	printf '%s\n' "$js" | grep -F "\"spec\": \"$m\"" | grep -q '"state": "ok"' ||
+	grep -F "\"spec\": \"$m\"" <<<"$js" | grep '"state": "ok"' >/dev/null ||
 		fail "crpfs status --json does not list member $m as ok: $js"
 done
 note "mkfs.crpfs -l 5 over the lab's members; crpfs status --json reports level 5"
@@ -340,7 +340,7 @@ listen=$(ss -Hltnp | awk -v p="pid=$NEWPID," 'index($0, p) { print $4 }' | sort 
 js=$(timeout -s KILL "$TOOL_TIMEOUT" "$CRPFS" status "$list" --json 2>&1) ||
 	fail "crpfs status $list --json after restart failed: $js"
 for m in "${members[@]}"; do
-	printf '%s\n' "$js" | grep -F "\"spec\": \"$m\"" | grep -q '"state": "ok"' ||
+	grep -F "\"spec\": \"$m\"" <<<"$js" | grep '"state": "ok"' >/dev/null ||
 		fail "after restart, crpfs status --json does not list member $m as ok: $js"
 done
 PID=$NEWPID
@@ -370,7 +370,7 @@ note "lun-add: LUN $NEW of 32 MiB answers, its member printed: $NEW_MEMBER"
 lab lun-del "$NEW" --dir "$DIR"
 expect_rc 0 "crpfs-lab lun-del $NEW"
 if inq=$(timeout -s KILL "$TOOL_TIMEOUT" iscsi-inq "$NEW_MEMBER" 2>&1) &&
-	printf '%s\n' "$inq" | grep -q '^Peripheral Device Type:DIRECT_ACCESS'; then
+	grep -q '^Peripheral Device Type:DIRECT_ACCESS' <<<"$inq"; then
 	fail "LUN $NEW still answers as a disk after lun-del: $inq"
 fi
 if size=$(timeout -s KILL "$TOOL_TIMEOUT" iscsi-readcapacity16 -s "$NEW_MEMBER" 2>&1); then
@@ -381,14 +381,14 @@ lab status --dir "$DIR"
 expect_rc 0 "crpfs-lab status after lun-del"
 [ "$(field members: "$OUT")" = "${members[*]}" ] ||
 	fail "status after lun-del prints members '$(field members: "$OUT")', expected '${members[*]}'"
-printf '%s\n' "$OUT" | grep -q "^deleted: *LUN $NEW " ||
+grep -q "^deleted: *LUN $NEW " <<<"$OUT" ||
 	fail "status after lun-del does not list LUN $NEW as deleted: $OUT"
 lab lun-del "$NEW" --dir "$DIR"
 expect_rc 1 "a second lun-del $NEW"
-printf '%s\n' "$ERR" | grep -q "deleted already" || fail "a second lun-del does not say so: $ERR"
+grep -q "deleted already" <<<"$ERR" || fail "a second lun-del does not say so: $ERR"
 lab lun-del 99 --dir "$DIR"
 expect_rc 1 "lun-del 99"
-printf '%s\n' "$ERR" | grep -q "has no LUN 99" || fail "lun-del 99 does not say there is none: $ERR"
+grep -q "has no LUN 99" <<<"$ERR" || fail "lun-del 99 does not say there is none: $ERR"
 note "lun-del: LUN $NEW is no disk at the target, its file kept, a second delete refused"
 
 lab restart --dir "$DIR"
@@ -397,7 +397,7 @@ PID=$(state "$DIR" pid)
 [ "$(field members: "$OUT")" = "${members[*]}" ] ||
 	fail "restart with LUN $NEW deleted prints members '$(field members: "$OUT")'"
 if inq=$(timeout -s KILL "$TOOL_TIMEOUT" iscsi-inq "$NEW_MEMBER" 2>&1) &&
-	printf '%s\n' "$inq" | grep -q '^Peripheral Device Type:DIRECT_ACCESS'; then
+	grep -q '^Peripheral Device Type:DIRECT_ACCESS' <<<"$inq"; then
 	fail "LUN $NEW came back with the restart: $inq"
 fi
 size=$(timeout -s KILL "$TOOL_TIMEOUT" iscsi-readcapacity16 -s "${members[0]}" 2>&1) ||
@@ -414,7 +414,7 @@ wait_pid_gone "$PID" || fail "tgtd $PID still runs after stop"
 [ -z "$(ls -A "$DIR")" ] || fail "stop left files in $DIR: $(ls -A "$DIR" | tr '\n' ' ')"
 lab status --dir "$DIR"
 expect_rc 3 "crpfs-lab status after stop"
-printf '%s\n' "$OUT" | grep -q "not running" || fail "status after stop does not say 'not running': $OUT"
+grep -q "not running" <<<"$OUT" || fail "status after stop does not say 'not running': $OUT"
 lab stop --dir "$DIR"
 expect_rc 0 "a second crpfs-lab stop"
 note "stop: tgtd $PID gone, port $PORT free, $DIR empty; status says not running"
@@ -430,10 +430,10 @@ kill -KILL "$PID"
 wait_pid_gone "$PID" || fail "tgtd $PID survived SIGKILL"
 lab status --dir "$DIR"
 expect_rc 3 "crpfs-lab status after its tgtd was killed"
-printf '%s\n' "$OUT" | grep -q "is gone" || fail "status does not say that tgtd $PID is gone: $OUT"
+grep -q "is gone" <<<"$OUT" || fail "status does not say that tgtd $PID is gone: $OUT"
 lab start 3 1M --dir "$DIR" --port "$PORT"
 expect_rc 1 "a start over the state of a dead lab"
-printf '%s\n' "$ERR" | grep -q "stop --dir $DIR" ||
+grep -q "stop --dir $DIR" <<<"$ERR" ||
 	fail "a start over a dead lab's state does not point to stop: $ERR"
 lab restart --dir "$DIR"
 expect_rc 0 "crpfs-lab restart of a dead lab"

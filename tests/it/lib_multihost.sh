@@ -480,7 +480,7 @@ mh_slot_state() {
 mh_host_gone() {
 	local st
 	st=$(mh_slot_state "$1" "$2") || return 1
-	! printf '%s\n' "$st" | grep -qx 'alive\|recovering'
+	! grep -qx 'alive\|recovering' <<<"$st"
 }
 
 # mh_status_slot_state HOST: the states of the slots that name HOST, from

@@ -57,7 +57,7 @@ gone() {	# gone TARGET HOST: HOST holds no live slot (free, dead or none)
 freed() {	# freed TARGET HOST: HOST's slot is free (or no slot names it)
 	local st
 	st=$(mh_slot_state "$1" "$2") || return 1
-	! printf '%s\n' "$st" | grep -qvx 'free\|none'
+	! grep -qvx 'free\|none' <<<"$st"
 }
 
 t_hosts() {
