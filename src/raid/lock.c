@@ -566,12 +566,12 @@ int crp_array_meta_unlock(struct crp_array *a)
 	crp_mlock_take_local(a, set, n);
 	for (int k = 0; k < n; k++) {
 		struct crp_mlock *l = &a->lk[set[k]];
+		bool live = !(a->opts.debug & CRP_DEBUG_NO_LOCKS) && crp_array_writable(a, set[k]);
 		bool lost;
 
 		l->pinned = false;
 		lost = crp_lock_check_events(a, set[k]) != 0;
-		if ((lost || !l->reserved) && !(a->opts.debug & CRP_DEBUG_NO_LOCKS) &&
-		    crp_array_writable(a, set[k]) && !r) {
+		if ((lost || !l->reserved) && live && !r) {
 			/* A reset or preemption took it while we held it. */
 			atomic_fetch_add(&a->ctr.lock_lost, 1);
 			r = -CRP_ELOCKLOST;
@@ -583,7 +583,7 @@ int crp_array_meta_unlock(struct crp_array *a)
 		 * nobody could take the lock until we next did; a RELEASE
 		 * from a nexus that holds nothing changes nothing.
 		 */
-		if (lost && !(a->opts.debug & CRP_DEBUG_NO_LOCKS) && crp_array_writable(a, set[k]))
+		if (lost && live)
 			l->reserved = true;
 	}
 	/* ... or it was found lost (and maybe reserved again) meanwhile. */
