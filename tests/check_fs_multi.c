@@ -62,15 +62,22 @@ static void format(void)
 	format_mode(0);
 }
 
-static void mount_all(void)
+/* Heartbeat and dead timeout: 0 for the defaults. */
+static void mount_all_beating(uint32_t heartbeat_ms, uint32_t dead_ms)
 {
 	for (int h = 0; h < NH; h++) {
-		struct crp_fs_opts o = { .host = host_names[h], .attr_timeout_ms = 200 };
+		struct crp_fs_opts o = { .host = host_names[h], .attr_timeout_ms = 200,
+					 .heartbeat_ms = heartbeat_ms, .dead_timeout_ms = dead_ms };
 		char err[256];
 		int r = crp_fs_mount(fx.specs, NM, &o, &hosts[h], err, sizeof(err));
 
 		ck_assert_msg(r == 0, "mount %s: %s (%d)", host_names[h], err, r);
 	}
+}
+
+static void mount_all(void)
+{
+	mount_all_beating(0, 0);
 }
 
 static void say_msg(void *ctx, const char *msg)
@@ -968,6 +975,21 @@ START_TEST(open_tables_read_once_per_hold)
 }
 END_TEST
 
+/* What a holder that lost the lock with a batch kept leaves: HELD naming
+ * @slot, and nothing of the batch on the disks; @fs forgets its mark. */
+static void leave_held_mark(struct crp_fs *fs, uint32_t slot)
+{
+	pthread_mutex_lock(&fs->mu);
+	ck_assert_int_eq(crp_meta_batch_flush(fs->m), 0);
+	ck_assert_int_eq(crp_meta_tx_begin(fs->m), 0);
+	fs->m->sh->flags |= CRP_SHARED_HELD;
+	fs->m->sh->slot = slot;
+	ck_assert_int_eq(crp_meta_shared_store(fs->m), 0);
+	fs->m->sh->flags &= ~CRP_SHARED_HELD;
+	crp_meta_tx_abort(fs->m);
+	pthread_mutex_unlock(&fs->mu);
+}
+
 /* A host that stopped with a batch kept left HELD behind: the readers go
  * under the lock, and the first of them clears it for good.  The mark
  * names a slot no host beats in (the dead holder's, recovered): nobody
@@ -983,18 +1005,7 @@ START_TEST(stale_mark_cleared_by_next_holder)
 	b = hosts[1];
 	ino = create_file(hosts[0], CRP_ROOT_INO, "f", "x", 1);
 	ck_assert_int_eq(crp_fs_sync(hosts[0]), 0);
-	/* What a holder that died with its batch leaves: HELD, and nothing
-	 * of the batch on the disks. */
-	pthread_mutex_lock(&hosts[0]->mu);
-	ck_assert_int_eq(crp_meta_batch_flush(hosts[0]->m), 0);
-	ck_assert_int_eq(crp_meta_tx_begin(hosts[0]->m), 0);
-	hosts[0]->m->sh->flags |= CRP_SHARED_HELD;
-	hosts[0]->m->sh->slot = 3; /* max_hosts 4, three mounted: free */
-	ck_assert_int_eq(crp_meta_shared_store(hosts[0]->m), 0);
-	/* The holder is gone: what it knew of its mark goes with it. */
-	hosts[0]->m->sh->flags &= ~CRP_SHARED_HELD;
-	crp_meta_tx_abort(hosts[0]->m);
-	pthread_mutex_unlock(&hosts[0]->mu);
+	leave_held_mark(hosts[0], 3); /* max_hosts 4, three mounted: free */
 	ck_assert(shared_flags(b) & CRP_SHARED_HELD);
 	ck_assert_uint_ne(b->m->held_wait_ns, 0); /* it would wait for a live holder */
 
@@ -1026,52 +1037,32 @@ END_TEST
  */
 #define LOST_DEAD_MS 1000u
 
-struct late_create {
-	uint64_t ino;
-};
-
 static void *create_late(void *arg)
 {
-	struct late_create *lc = arg;
+	uint64_t *ino = arg;
 
 	crp_sleep_ns(LOST_DEAD_MS * 1200000ull); /* 1.2 dead timeouts */
-	lc->ino = create_file(hosts[0], CRP_ROOT_INO, "late", "y", 1);
+	*ino = create_file(hosts[0], CRP_ROOT_INO, "late", "y", 1);
 	return NULL;
 }
 
 START_TEST(lost_batch_waited_for_while_holder_beats)
 {
-	struct late_create lc = { 0 };
+	uint64_t late = 0, ino;
 	pthread_t t;
-	uint64_t ino;
 
 	format_mode(1);
-	for (int h = 0; h < NH; h++) {
-		struct crp_fs_opts o = { .host = host_names[h], .attr_timeout_ms = 200,
-					 .heartbeat_ms = 100, .dead_timeout_ms = LOST_DEAD_MS };
-		char err[256];
-
-		ck_assert_msg(crp_fs_mount(fx.specs, NM, &o, &hosts[h], err, sizeof(err)) == 0,
-			      "mount %s: %s", host_names[h], err);
-	}
+	mount_all_beating(100, LOST_DEAD_MS);
 	ck_assert_uint_eq(hosts[1]->m->held_wait_ns, LOST_DEAD_MS * 1000000ull);
-	pthread_mutex_lock(&hosts[0]->mu);
-	ck_assert_int_eq(crp_meta_batch_flush(hosts[0]->m), 0);
-	ck_assert_int_eq(crp_meta_tx_begin(hosts[0]->m), 0);
-	hosts[0]->m->sh->flags |= CRP_SHARED_HELD;
-	hosts[0]->m->sh->slot = (uint32_t)hosts[0]->m->slot;
-	ck_assert_int_eq(crp_meta_shared_store(hosts[0]->m), 0);
-	hosts[0]->m->sh->flags &= ~CRP_SHARED_HELD;
-	crp_meta_tx_abort(hosts[0]->m);
-	pthread_mutex_unlock(&hosts[0]->mu);
+	leave_held_mark(hosts[0], (uint32_t)hosts[0]->m->slot);
 	ck_assert(shared_flags(hosts[1]) & CRP_SHARED_HELD);
 
-	ck_assert_int_eq(pthread_create(&t, NULL, create_late, &lc), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, create_late, &late), 0);
 	ino = lookup(hosts[1], CRP_ROOT_INO, "late");
 	ck_assert_int_eq(pthread_join(t, NULL), 0);
-	ck_assert_uint_ne(lc.ino, 0);
-	ck_assert_msg(ino == lc.ino, "B went on before A came back: \"late\" is %llu, not %llu",
-		      (unsigned long long)ino, (unsigned long long)lc.ino);
+	ck_assert_uint_ne(late, 0);
+	ck_assert_msg(ino == late, "B went on before A came back: \"late\" is %llu, not %llu",
+		      (unsigned long long)ino, (unsigned long long)late);
 	ck_assert_msg(!(shared_flags(hosts[1]) & CRP_SHARED_HELD), "HELD outlived A's commit");
 	unmount_all_and_fsck();
 	rm_tree();
