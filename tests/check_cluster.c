@@ -853,6 +853,88 @@ START_TEST(test_beats_pass_reservations)
 }
 END_TEST
 
+/*
+ * A lease that ran out under load is renewed while the metadata lock is
+ * queued for.  Another nexus holds the metadata lock's members (0 and 1)
+ * and one of alpha's threads waits for that lock, holding its local gate;
+ * alpha's beats could not land for longer than its lease.  Nobody can
+ * have declared alpha dead before a dead timeout, so its next beat renews
+ * the lease on the member left free, instead of queueing behind that
+ * thread until the others declare it dead.
+ */
+#define LAPSE_HB_MS 100
+#define LAPSE_DEAD_MS 4000
+
+START_TEST(test_lapsed_lease_renewed_while_lock_queued)
+{
+	struct crp_meta_opts o = { .host = "holder", .ro = true };
+	struct crp_cluster_opts co = { .heartbeat_ms = LAPSE_HB_MS,
+				       .dead_timeout_ms = LAPSE_DEAD_MS, .no_thread = true };
+	const uint64_t lease = LAPSE_DEAD_MS / 2 * 1000000ull;
+	const uint64_t window = LAPSE_DEAD_MS / 4 * 3 * 1000000ull;
+	struct crp_meta *ma, *mh;
+	struct crp_cluster *ca;
+	struct crp_cluster_stats s0, s1;
+	struct crp_host_counters *ctr;
+	struct waiter w = { 0 };
+	struct crp_cmd cmd;
+	pthread_t t;
+	char err[256];
+	bool judged = false;
+	int r = 0;
+
+	format(0);
+	ck_assert_msg(open_meta("alpha", &ma, err, sizeof(err)) == 0, "open alpha: %s", err);
+	ck_assert_msg(crp_cluster_join(ma, &co, &ca, err, sizeof(err)) == 0, "join alpha: %s", err);
+	ck_assert_msg(crp_meta_open(fx.specs, NM, &o, &mh, err, sizeof(err)) == 0, "%s", err);
+	ctr = crp_array_counters(ma->a);
+	/* The other nexus takes the metadata lock's members; alpha's waiter
+	 * queues for the lock (it met a conflict: it holds the gate). */
+	for (int i = 0; i < 2; i++) {
+		crp_cmd_init(&cmd);
+		crp_cdb_reserve6(&cmd);
+		ck_assert_int_eq(crp_member_exec(crp_array_member(mh->a, i), &cmd), 0);
+	}
+	w.m = ma;
+	ck_assert_int_eq(pthread_create(&t, NULL, waiter_main, &w), 0);
+	for (int k = 0; k < 600 && atomic_load(&ctr->lock_conflicts) == 0; k++)
+		crp_sleep_ns(10000000ull);
+	ck_assert_msg(atomic_load(&ctr->lock_conflicts) > 0, "the waiter never met the conflict");
+	/* Beat, let the lease run out, beat again inside the window.  A
+	 * machine too slow to tick inside it tries again (bounded). */
+	for (int round = 0; round < 5 && !judged; round++) {
+		uint64_t before = crp_now_ns(), after, t1;
+
+		/* The lease runs from a time between before and after. */
+		ck_assert_int_eq(crp_cluster_tick(ca), 0);
+		after = crp_now_ns();
+		crp_cluster_get_stats(ca, &s0);
+		crp_sleep_ns(lease + 200000000ull);
+		t1 = crp_now_ns();
+		r = crp_cluster_tick(ca);
+		crp_cluster_get_stats(ca, &s1);
+		judged = t1 - after > lease && t1 - before < window - 300000000ull;
+	}
+	ck_assert_msg(judged, "the machine never ticked inside the renewal window");
+	ck_assert_int_eq(r, 0);
+	ck_assert_msg(s1.beats > s0.beats,
+		      "alpha's lapsed lease was not renewed while its own thread queued for the lock");
+	ck_assert_msg(!crp_cluster_fenced(ca, NULL, 0), "alpha was fenced");
+	ck_assert_int_eq(atomic_load(&w.done), 0); /* the lock was never free */
+	for (int i = 0; i < 2; i++) {
+		crp_cmd_init(&cmd);
+		crp_cdb_release6(&cmd);
+		ck_assert_int_eq(crp_member_exec(crp_array_member(mh->a, i), &cmd), 0);
+	}
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_int_eq(atomic_load(&w.done), 1);
+	mh->ro = true;
+	crp_meta_close(mh);
+	ck_assert_int_eq(host_down(ma, ca), 0);
+	cleanup();
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
 	const struct {
@@ -876,6 +958,7 @@ int main(int argc, char **argv)
 		{ "close_under_lock_pr", test_close_under_lock_pr },
 		{ "dead_lock_holder_reserve", test_dead_lock_holder_reserve },
 		{ "dead_lock_holder_pr", test_dead_lock_holder_pr },
+		{ "lapsed_lease_renewed", test_lapsed_lease_renewed_while_lock_queued },
 	};
 	Suite *s = suite_create("cluster");
 	SRunner *sr;

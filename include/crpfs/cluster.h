@@ -35,7 +35,10 @@
  * expired re-reads our slot first: if it is no longer ACTIVE under our
  * name and mount, a survivor declared us dead, and the host is fenced: the
  * array refuses every further write with -CRP_EFENCED and the fenced
- * callback tells the daemon to stop.  In pr mode a preempted registration
+ * callback tells the daemon to stop.  The heartbeat renews an expired
+ * lease the same way, without the metadata lock until three quarters of
+ * the dead timeout after its last beat (nobody can declare us dead
+ * sooner), under it after that.  In pr mode a preempted registration
  * (UNIT ATTENTION 2Ah/05h) fences the array the same way.  A fenced host
  * rejoins only through a fresh mount.
  *

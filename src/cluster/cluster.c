@@ -12,9 +12,11 @@
  * its own clock, so a write started inside the lease lands before anyone
  * can have declared us dead.  Once the lease has expired (we were hung, or
  * the members were slow), the next beat or write re-reads our slot before
- * writing anything: the heartbeat thread under the metadata lock (under
- * which survivors mark slots), a writer without it, since it may already
- * hold that lock.
+ * writing anything: a writer without the metadata lock (it may already
+ * hold it), the heartbeat thread without it until three quarters of the
+ * dead timeout after t0 (nobody can mark our slot before t0 + dead
+ * timeout; renew_deadline), under it after that (survivors mark slots
+ * under it).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -122,7 +124,7 @@ static bool still_ours(const struct crp_cluster *c, const struct crp_slot *s)
  * from @t0, taken before the write was issued.  Members that other hosts
  * hold reserved are retried for up to half a heartbeat: the beat counts if
  * any copy landed (watchers take the freshest copy they can read). */
-static int write_beat(struct crp_cluster *c, uint64_t t0)
+static int write_beat(struct crp_cluster *c, uint64_t t0, uint64_t deadline)
 {
 	int r;
 
@@ -130,7 +132,7 @@ static int write_beat(struct crp_cluster *c, uint64_t t0)
 		return -ESHUTDOWN;
 	c->mine.heartbeat++;
 	c->mine.heartbeat_ns = crp_wall_ns();
-	r = crp_cluster_slot_write(c, &c->mine, t0 + c->beat_ns / 2);
+	r = crp_cluster_slot_write(c, &c->mine, CRP_MIN(t0 + c->beat_ns / 2, deadline));
 	if (r == 0) {
 		atomic_store(&c->lease_ok_ns, t0);
 		crp_array_set_lease(c->m->a, t0 + c->lease_ns);
@@ -141,15 +143,17 @@ static int write_beat(struct crp_cluster *c, uint64_t t0)
 
 /* Re-read our slot and beat if it is still ours, else fence; lease_mu held.
  * Safe against a survivor marking the slot only when the caller holds the
- * metadata lock (or when the survivor is not mid-way: see the header). */
-static int verify_and_beat(struct crp_cluster *c)
+ * metadata lock, or before @deadline (UINT64_MAX: none) from
+ * renew_deadline, or when the survivor is not mid-way (see the header).
+ * Nothing is sent after @deadline. */
+static int verify_and_beat(struct crp_cluster *c, uint64_t deadline)
 {
 	uint64_t t0 = crp_now_ns();
 	struct crp_slot s;
 	int r;
 
 	atomic_fetch_add(&c->renewals, 1);
-	r = crp_cluster_slot_read(c, c->slot, t0 + c->beat_ns / 2, &s);
+	r = crp_cluster_slot_read(c, c->slot, CRP_MIN(t0 + c->beat_ns / 2, deadline), &s);
 	if (r < 0)
 		return r;
 	if (!still_ours(c, &s)) {
@@ -158,7 +162,25 @@ static int verify_and_beat(struct crp_cluster *c)
 	}
 	if (s.heartbeat > c->mine.heartbeat)
 		c->mine.heartbeat = s.heartbeat;
-	return write_beat(c, t0);
+	if (crp_now_ns() >= deadline)
+		return -ETIMEDOUT;
+	return write_beat(c, t0, deadline);
+}
+
+/*
+ * Until when the heartbeat may renew an expired lease without the
+ * metadata lock.  A survivor declares us dead only after our counter, as
+ * it read it, stood still for a dead timeout on its clock; it read our
+ * last beat after that beat landed, so after its t0 (lease_ok_ns): it
+ * cannot mark our slot before lease_ok_ns + dead timeout.  A renewal sent
+ * before three quarters of that has the last quarter to land, as a
+ * write inside the lease has half.  (reserve mode: a survivor that cannot
+ * read the member our last beat landed on judges an older copy; the
+ * lease has the same caveat.)
+ */
+static uint64_t renew_deadline(struct crp_cluster *c)
+{
+	return atomic_load(&c->lease_ok_ns) + c->dead_ns / 4 * 3;
 }
 
 static bool lease_fresh(struct crp_cluster *c)
@@ -178,7 +200,7 @@ int crp_cluster_check(struct crp_cluster *c)
 	if (atomic_load(&c->leaving))
 		return -ESHUTDOWN;
 	pthread_mutex_lock(&c->lease_mu);
-	r = lease_fresh(c) ? 0 : verify_and_beat(c);
+	r = lease_fresh(c) ? 0 : verify_and_beat(c, UINT64_MAX);
 	pthread_mutex_unlock(&c->lease_mu);
 	/* An expired lease that could not be renewed refuses the write too. */
 	return atomic_load(&c->fenced) ? -CRP_EFENCED : r;
@@ -238,7 +260,21 @@ static int beat(struct crp_cluster *c)
 		return -CRP_EFENCED;
 	if (lease_fresh(c)) {
 		pthread_mutex_lock(&c->lease_mu);
-		r = write_beat(c, crp_now_ns());
+		r = write_beat(c, crp_now_ns(), UINT64_MAX);
+		pthread_mutex_unlock(&c->lease_mu);
+		return r;
+	}
+	/*
+	 * Expired a little while ago (our beats met members that other hosts
+	 * held): nobody can have declared us dead yet, so re-read our slot
+	 * and beat without the metadata lock, which the others' writers and
+	 * ours may be queued for.  A host that cannot beat for a whole lease
+	 * under load is alive; it must not wait in that queue until the others
+	 * take it for dead.
+	 */
+	if (crp_now_ns() < renew_deadline(c)) {
+		pthread_mutex_lock(&c->lease_mu);
+		r = verify_and_beat(c, renew_deadline(c));
 		pthread_mutex_unlock(&c->lease_mu);
 		return r;
 	}
@@ -264,14 +300,14 @@ static int beat(struct crp_cluster *c)
 		 * finds out).
 		 */
 		pthread_mutex_lock(&c->lease_mu);
-		r = verify_and_beat(c);
+		r = verify_and_beat(c, UINT64_MAX);
 		pthread_mutex_unlock(&c->lease_mu);
 		return r;
 	}
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&c->lease_mu);
-	r = verify_and_beat(c);
+	r = verify_and_beat(c, UINT64_MAX);
 	pthread_mutex_unlock(&c->lease_mu);
 	e = crp_array_meta_unlock(c->m->a);
 	return r ? r : e;
