@@ -4,6 +4,23 @@
 
 #include "crpfs/meta.h"
 
+/* Rebuild and scrub hold every member for a run of stripes.  While other
+ * hosts live, a run holds them about this long at most (it takes fewer
+ * stripes after a longer one, more again after a short one): their
+ * heartbeats retry a held member for half a heartbeat, and in pr mode
+ * none of them lands anywhere while a run holds them all. */
+#define CRP_HOLD_ALL_NS 20000000ull
+/* The next run's stripes (1 to @max) after one of @cur that held every
+ * member @held_ns, with @peers other hosts alive. */
+static inline uint32_t crp_hold_all_next(uint32_t cur, uint32_t max, uint64_t held_ns, int peers)
+{
+	if (peers > 0 && held_ns > CRP_HOLD_ALL_NS && cur > 1)
+		return cur / 2;
+	if ((peers == 0 || held_ns < CRP_HOLD_ALL_NS / 2) && cur < max)
+		return cur * 2 < max ? cur * 2 : max;
+	return cur;
+}
+
 /* journal.c */
 void crp_meta_mblk_free(void *p);
 /* Forget a cached block (freed metadata), dropping it from the transaction. */

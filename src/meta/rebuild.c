@@ -32,7 +32,8 @@
 #include "crpfs/util.h"
 #include "meta_i.h"
 
-#define REBUILD_BATCH 8			/* stripes under one lock round */
+#define REBUILD_BATCH 8			/* stripes under one lock round, at most
+					   (fewer under other hosts: CRP_HOLD_ALL_NS) */
 #define CHECKPOINT_NS 1000000000ull	/* checkpoint to the labels this often */
 
 /* Write the names of every position to every member written. */
@@ -293,6 +294,7 @@ int crp_meta_rebuild(struct crp_meta *m, int pos, const struct crp_rebuild_opts 
 	struct ckpt_ctx c = { .pos = pos };
 	uint64_t total = m->geom.nstripes, s, t0 = crp_now_ns(), last_ckpt = t0, start;
 	uint64_t sbytes = m->geom.chunk;
+	uint32_t batch = REBUILD_BATCH;
 	int r;
 
 	if (m->ro)
@@ -314,7 +316,7 @@ int crp_meta_rebuild(struct crp_meta *m, int pos, const struct crp_rebuild_opts 
 	if (o && o->progress)
 		o->progress(o->ctx, s, total, 0, start);
 	while (s < total) {
-		uint32_t n = (uint32_t)CRP_MIN((uint64_t)REBUILD_BATCH, total - s);
+		uint32_t n = (uint32_t)CRP_MIN((uint64_t)batch, total - s);
 		uint64_t now, held = 0;
 
 		if (o && o->stop && atomic_load(o->stop)) {
@@ -343,6 +345,7 @@ int crp_meta_rebuild(struct crp_meta *m, int pos, const struct crp_rebuild_opts 
 		 */
 		if (crp_array_peers(m->a) > 0 && s < total)
 			crp_sleep_ns(held / 2);
+		batch = crp_hold_all_next(batch, REBUILD_BATCH, held, crp_array_peers(m->a));
 		/* A rate limit: sleep until the bytes done so far are due. */
 		if (o && o->rate_bps) {
 			uint64_t due = t0 + (s - start) * sbytes * 1000000000ull / o->rate_bps;

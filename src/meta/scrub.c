@@ -181,7 +181,7 @@ struct scrub {
 	const struct crp_scrub_opts *o;
 	struct crp_scrub_counts *c;
 	int n, tol;
-	uint32_t cpb, spb, kmax;
+	uint32_t cpb, spb, kmax, kcur;	/* stripes a run: at most, next (CRP_HOLD_ALL_NS) */
 	struct run run;
 	uint8_t *sp, *sq;		/* parity recomputed: a chunk each */
 	uint8_t *fix[CRP_MAX_MEMBERS];	/* columns rebuilt while locating */
@@ -1172,6 +1172,7 @@ static int scrub_init(struct scrub *sc, struct crp_meta *m, const struct crp_scr
 	chunk = sc->g->chunk;
 	sc->kmax = (uint32_t)CRP_MAX(1u, CRP_MIN((uint64_t)SCRUB_BATCH,
 						 SCRUB_BATCH_BYTES / (chunk * (size_t)sc->n)));
+	sc->kcur = sc->kmax;
 	sc->pre_g = -1;
 	for (int i = 0; i < 255; i++)
 		sc->gflog[crp_gf_exp2(i)] = (uint8_t)i;
@@ -1274,13 +1275,15 @@ int crp_meta_scrub(struct crp_meta *m, const struct crp_scrub_opts *o,
 			c->stripes_free++;
 			s++;
 		} else {
-			while (k < sc.kmax && s + k < total &&
+			while (k < sc.kcur && s + k < total &&
 			       (k == 0 || stripe_in_use(&sc, NULL, s + k)))
 				k++;
 			r = do_run(&sc, s, k);
 			if (r < 0)
 				break;
 			s += k;
+			sc.kcur = crp_hold_all_next(sc.kcur, sc.kmax, sc.held_ns,
+						    crp_array_peers(m->a));
 		}
 		c->stripes_done = s;
 		now = crp_now_ns();
