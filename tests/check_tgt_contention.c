@@ -1,7 +1,8 @@
 /*
  * The contention test and the round-trip count against a real tgtd: three
  * writer processes, each its own host with its own initiator name (its own
- * iSCSI session), on one RAID-5 and one RAID-6 array of tgt LUNs.
+ * iSCSI session), on RAID-5 and RAID-6 arrays of tgt LUNs, wide and
+ * narrow (two data chunks a stripe).
  */
 #include <check.h>
 #include <stdio.h>
@@ -47,6 +48,20 @@ END_TEST
 START_TEST(test_raid6_pr)
 {
 	run(5, 6, "pr", NULL, SECONDS / 2, 0);
+}
+END_TEST
+
+/* Two data chunks a stripe: small writes whose locks are cached read the
+ * other data chunk, outside the members they lock (stripe.c, prefer_rcw). */
+START_TEST(test_raid5_narrow_reserve)
+{
+	run(3, 5, "reserve", NULL, SECONDS / 2, 0);
+}
+END_TEST
+
+START_TEST(test_raid6_narrow_pr)
+{
+	run(4, 6, "pr", NULL, SECONDS / 2, 0);
 }
 END_TEST
 
@@ -162,6 +177,8 @@ int main(void)
 	tcase_add_test(tc, test_raid6_reserve);
 	tcase_add_test(tc, test_raid5_pr);
 	tcase_add_test(tc, test_raid6_pr);
+	tcase_add_test(tc, test_raid5_narrow_reserve);
+	tcase_add_test(tc, test_raid6_narrow_pr);
 	tcase_add_test(tc, test_catches_no_locks);
 	tcase_add_test(tc, test_catches_early_release);
 	suite_add_tcase(s, tc);

@@ -26,8 +26,10 @@
  *            time), go back to LOCK+READ (bounded by the lock deadline).
  *   COMPUTE  new parity: P' = P ^ D ^ D', Q' = Q ^ g^d (D ^ D')
  *            (read-modify-write) or P, Q from the whole stripe
- *            (reconstruct-write, only when every data chunk is written,
- *            so that it reads nothing outside W: plan()); a full-stripe
+ *            (reconstruct-write: when every data chunk is written, so
+ *            that it reads nothing outside W, plan(); or when it reads
+ *            fewer chunks and those outside W cost no round trip and meet
+ *            no other host's reservation, prefer_rcw()); a full-stripe
  *            write reads nothing but still takes the locks.
  *   WRITE+UNLOCK one round trip: data and parity WRITEs in parallel;
  *            each data member's RELEASE is chained on its WRITE and goes
@@ -119,8 +121,10 @@ static int cmp_int(const void *x, const void *y)
  * touched (then it also reads fewer chunks than read-modify-write, which
  * reads the touched ones and the parity).  A read of a member outside W is
  * good only once W is locked (lock_and_read), which costs another round
- * trip; and in reserve mode a reservation blocks reads too, so such a read
- * would wait on other hosts while holding our locks.
+ * trip unless W's locks are cached; and in reserve mode a reservation
+ * blocks reads too, so such a read would wait on other hosts while holding
+ * our locks.  prefer_rcw() revisits the choice once the cached locks are
+ * known.
  */
 static void plan(struct txn *t)
 {
@@ -259,6 +263,43 @@ static int alloc_bufs(struct txn *t)
 	p += rows;
 	t->scratch = p;
 	return 0;
+}
+
+/*
+ * A read-modify-write that reads more chunks than a reconstruct-write
+ * would (a small write to a narrow array: two data chunks, or RAID-6 on
+ * four members) becomes one when the chunks it then reads outside W cost
+ * nothing more: every member of W is ours already, so they go out in the
+ * one LOCK+READ round, and no other host's reservation can refuse them
+ * (pr mode: Write Exclusive lets reads through; reserve mode: no other
+ * host is alive).  Reading outside W once W is ours is what the invariant
+ * allows.  Called with W's local ownership, before LOCK+READ.
+ */
+static void prefer_rcw(struct txn *t, bool locks)
+{
+	const struct crp_geom *g = t->g;
+	int rmw = 0, rcw = 0;
+
+	if (t->mode != TXN_RMW)
+		return;
+	if (locks) {
+		if (crp_array_lock_mode(t->a) != CRP_LOCK_PR && crp_array_peers(t->a) > 0)
+			return;
+		for (int k = 0; k < t->nw; k++)
+			if (!t->a->lk[t->w[k]].reserved)
+				return;
+	}
+	for (int m = 0; m < t->a->n; m++)
+		rmw += t->need_read[m];
+	for (int d = 0; d < g->ndata; d++)
+		rcw += !(written(t, d) && t->dlo[d] <= t->lo && t->dhi[d] >= t->hi);
+	if (rcw >= rmw)
+		return;
+	t->mode = TXN_RCW;
+	memset(t->need_read, 0, sizeof(t->need_read));
+	for (int d = 0; d < g->ndata; d++)
+		if (!(written(t, d) && t->dlo[d] <= t->lo && t->dhi[d] >= t->hi))
+			t->need_read[crp_geom_data_member(g, t->s, d)] = true;
 }
 
 /* Where the READ of member @m lands, and which rows it covers. */
@@ -709,6 +750,7 @@ static int stripe_write_once(struct crp_array *a, uint64_t s, const uint8_t *con
 	}
 	if (locks)
 		crp_lock_yield(a, t.w, t.nw);
+	prefer_rcw(&t, locks);
 	r = lock_and_read(&t);
 	if (r < 0)
 		goto out;
