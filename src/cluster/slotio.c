@@ -38,14 +38,23 @@ static uint64_t slot_off(int slot)
 	return CRP_SLOT_OFFSET + (uint64_t)slot * CRP_BLOCK;
 }
 
+/* One slot I/O on every member: @prep fills the command of member @i
+ * (its buffer its own), @done takes the result of one that returned GOOD. */
+struct slot_io {
+	void (*prep)(void *ctx, int i, struct crp_member *mem, struct crp_cmd *cmd);
+	void (*done)(void *ctx, int i);
+};
+
 /*
- * Run @io(@ctx, member) once on every member that has not failed; a member
- * that answers RESERVATION CONFLICT is tried again after a backoff until
+ * Run @io once on every member that has not failed, all members at once
+ * (the beat's time is the slowest member's, not the sum: under load each
+ * command waits behind this host's own I/O on its session); a member that
+ * answers RESERVATION CONFLICT is tried again after a backoff until
  * @deadline.  Returns the first other error (0 if none); *conflicted says
  * whether any attempt conflicted.
  */
-static int each_member(struct crp_meta *m, uint64_t deadline,
-		       int (*io)(void *ctx, struct crp_member *mem), void *ctx, bool *conflicted)
+static int each_member(struct crp_meta *m, uint64_t deadline, const struct slot_io *io,
+		       void *ctx, bool *conflicted)
 {
 	int nm = m->geom.nmembers, r = 0;
 	bool todo[CRP_MAX_MEMBERS];
@@ -55,11 +64,14 @@ static int each_member(struct crp_meta *m, uint64_t deadline,
 	for (int i = 0; i < nm; i++)
 		todo[i] = true;
 	for (;;) {
-		bool conflict = false;
+		struct crp_cmd cmd[CRP_MAX_MEMBERS];
+		bool sent[CRP_MAX_MEMBERS] = { false }, conflict = false;
+		struct crp_batch b;
 
+		crp_batch_init(&b);
 		for (int i = 0; i < nm; i++) {
 			struct crp_member *mem = crp_array_member(m->a, i);
-			int e;
+			struct crp_cmd *cp = &cmd[i];
 
 			if (!todo[i])
 				continue;
@@ -70,7 +82,19 @@ static int each_member(struct crp_meta *m, uint64_t deadline,
 				todo[i] = false;
 				continue;
 			}
-			e = io(ctx, mem);
+			crp_cmd_init(cp);
+			io->prep(ctx, i, mem, cp);
+			crp_batch_add(&b, cp);
+			crp_member_submit(mem, &cp, 1);
+			sent[i] = true;
+		}
+		crp_batch_wait(&b);
+		crp_batch_destroy(&b);
+		for (int i = 0; i < nm; i++) {
+			int e = cmd[i].result;
+
+			if (!sent[i])
+				continue;
 			if (e == -CRP_ECONFLICT) {
 				conflict = *conflicted = true;
 				continue;
@@ -78,6 +102,8 @@ static int each_member(struct crp_meta *m, uint64_t deadline,
 			todo[i] = false;
 			if (e < 0)
 				r = r ? r : e;
+			else
+				io->done(ctx, i);
 		}
 		if (!conflict || crp_now_ns() >= deadline)
 			break;
@@ -89,26 +115,32 @@ static int each_member(struct crp_meta *m, uint64_t deadline,
 struct slots_read {
 	struct crp_meta *m;
 	int first, n;
-	uint8_t *buf;
+	uint8_t *buf;		/* a copy of the slots per member */
 	struct crp_slot *out;
 	bool *got;
 	bool any;
 };
 
-/* Read slots first..first+n-1 from @mem; keep each valid copy newer than
- * what was read before. */
-static int read_one(void *ctx, struct crp_member *mem)
+static void read_prep(void *ctx, int i, struct crp_member *mem, struct crp_cmd *cmd)
 {
 	struct slots_read *sr = ctx;
-	int e = crp_member_read(mem, slot_off(sr->first), sr->buf, (uint32_t)sr->n * CRP_BLOCK);
+	uint32_t bs = crp_member_block_size(mem), len = (uint32_t)sr->n * CRP_BLOCK;
 
-	if (e < 0)
-		return e;
+	crp_cdb_read16(cmd, slot_off(sr->first) / bs, len / bs,
+		       sr->buf + (size_t)i * sr->n * CRP_BLOCK, len);
+}
+
+/* Keep each valid copy of member @i newer than what was read before. */
+static void read_done(void *ctx, int i)
+{
+	struct slots_read *sr = ctx;
+	const uint8_t *buf = sr->buf + (size_t)i * sr->n * CRP_BLOCK;
+
 	for (int k = 0; k < sr->n; k++) {
 		struct crp_slot s;
 		uint64_t blk = slot_off(sr->first + k) / CRP_BLOCK;
 
-		if (crp_slot_in(sr->buf + (size_t)k * CRP_BLOCK, blk, sr->m->fsid, &s, NULL, 0) < 0 ||
+		if (crp_slot_in(buf + (size_t)k * CRP_BLOCK, blk, sr->m->fsid, &s, NULL, 0) < 0 ||
 		    s.slot != (uint32_t)(sr->first + k))
 			continue;
 		if (!sr->got[k] || s.heartbeat > sr->out[k].heartbeat) {
@@ -117,8 +149,9 @@ static int read_one(void *ctx, struct crp_member *mem)
 			sr->any = true;
 		}
 	}
-	return e;
 }
+
+static const struct slot_io slots_read_io = { read_prep, read_done };
 
 int crp_cluster_slots_read(struct crp_cluster *c, int first, int n, uint64_t deadline,
 			   struct crp_slot *out, bool *got)
@@ -127,11 +160,11 @@ int crp_cluster_slots_read(struct crp_cluster *c, int first, int n, uint64_t dea
 	bool conflicted;
 	int r;
 
-	sr.buf = crp_alloc_buf((size_t)n * CRP_BLOCK);
+	sr.buf = crp_alloc_buf((size_t)c->m->geom.nmembers * (size_t)n * CRP_BLOCK);
 	if (!sr.buf)
 		return -ENOMEM;
 	memset(got, 0, (size_t)n * sizeof(*got));
-	r = each_member(c->m, deadline, read_one, &sr, &conflicted);
+	r = each_member(c->m, deadline, &slots_read_io, &sr, &conflicted);
 	free(sr.buf);
 	if (sr.any)
 		return 0;
@@ -155,15 +188,25 @@ struct slot_write {
 	int landed;
 };
 
-static int write_one(void *ctx, struct crp_member *mem)
+static void write_prep(void *ctx, int i, struct crp_member *mem, struct crp_cmd *cmd)
 {
 	struct slot_write *sw = ctx;
-	int e = crp_member_write(mem, slot_off((int)sw->s->slot), sw->buf, CRP_BLOCK);
+	uint32_t bs = crp_member_block_size(mem);
 
-	if (e >= 0)
-		sw->landed++;
-	return e;
+	(void)i;
+	crp_cdb_write16(cmd, slot_off((int)sw->s->slot) / bs, CRP_BLOCK / bs, sw->buf, CRP_BLOCK,
+			false);
 }
+
+static void write_done(void *ctx, int i)
+{
+	struct slot_write *sw = ctx;
+
+	(void)i;
+	sw->landed++;
+}
+
+static const struct slot_io slot_write_io = { write_prep, write_done };
 
 int crp_cluster_slot_write(struct crp_cluster *c, const struct crp_slot *s, uint64_t deadline)
 {
@@ -176,7 +219,7 @@ int crp_cluster_slot_write(struct crp_cluster *c, const struct crp_slot *s, uint
 	if (!sw.buf)
 		return -ENOMEM;
 	crp_slot_out(s, slot_off((int)s->slot) / CRP_BLOCK, m->fsid, sw.buf);
-	r = each_member(m, deadline, write_one, &sw, &conflicted);
+	r = each_member(m, deadline, &slot_write_io, &sw, &conflicted);
 	free(sw.buf);
 	if (sw.landed)
 		return 0;
