@@ -13,7 +13,8 @@
  * Heartbeat.  A thread writes our slot (counter + 1, wall time) every
  * heartbeat interval: a plain write of the slot block on every member,
  * members reserved by other hosts retried within the interval; the beat
- * counts if any copy landed.  The same thread watches the other slots: a
+ * counts if any copy landed.  A thread of its own watches the other slots
+ * at the same interval (so that a slow watch never delays a beat): a
  * host is dead when its counter, as read, has not moved for the dead
  * timeout, measured on this host's monotonic clock (never by comparing
  * wall clocks across hosts; a slot that could not be read proves nothing).

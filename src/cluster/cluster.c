@@ -281,8 +281,8 @@ static int beat(struct crp_cluster *c)
 	/*
 	 * Expired: check under the metadata lock, where survivors mark slots.
 	 * Waited for one heartbeat at most: a local thread may hold it while
-	 * it waits for a dead host's lock, and this thread is also the one
-	 * that watches for dead hosts; without a beat the lease stays expired
+	 * it waits for a dead host's lock (which only the watcher's verdict
+	 * and a recovery free); without a beat the lease stays expired
 	 * (writes refused) and the next tick tries again.
 	 */
 	r = crp_array_meta_lock_until(c->m->a, crp_now_ns() + c->beat_ns);
@@ -582,29 +582,41 @@ static void drain_ua(struct crp_cluster *c)
 	}
 }
 
-int crp_cluster_tick(struct crp_cluster *c)
+/* The heartbeat's half of a tick. */
+static void tick_beat(struct crp_cluster *c)
 {
-	bool was = in_cluster_thread;
 	int r;
 
-	if (atomic_load(&c->leaving))
-		return 0; /* the slot is being freed: no beat may mark it active */
-	in_cluster_thread = true;
 	drain_ua(c);
 	r = beat(c);
 	if (r < 0 && r != -CRP_EFENCED)
 		lapsed(c, r);
 	if (r < 0 && r != -CRP_EFENCED)
 		crp_warn("host %s: heartbeat write failed: %s", c->m->host, crp_strerror(r));
+}
+
+int crp_cluster_tick(struct crp_cluster *c)
+{
+	bool was = in_cluster_thread;
+
+	if (atomic_load(&c->leaving))
+		return 0; /* the slot is being freed: no beat may mark it active */
+	in_cluster_thread = true;
+	tick_beat(c);
 	if (!atomic_load(&c->fenced))
 		watch(c);
 	in_cluster_thread = was;
 	return atomic_load(&c->fenced) ? -CRP_EFENCED : 0;
 }
 
-static void *heartbeat_main(void *arg)
+/*
+ * The heartbeat thread beats and the watcher thread watches, each once a
+ * heartbeat interval: a watch round under load (every slot read past the
+ * others' reservations, a verdict, a reset of a hung host's members) must
+ * not hold back our own next beat.
+ */
+static void cluster_loop(struct crp_cluster *c, bool beats)
 {
-	struct crp_cluster *c = arg;
 	struct timespec ts;
 
 	crp_cluster_thread_mark(true);
@@ -613,7 +625,12 @@ static void *heartbeat_main(void *arg)
 		uint64_t next = crp_now_ns() + c->beat_ns;
 
 		pthread_mutex_unlock(&c->mu);
-		crp_cluster_tick(c);
+		if (atomic_load(&c->leaving))
+			; /* the slot is being freed: no beat, nobody to watch for */
+		else if (beats)
+			tick_beat(c);
+		else if (!atomic_load(&c->fenced))
+			watch(c);
 		pthread_mutex_lock(&c->mu);
 		ts.tv_sec = (time_t)(next / 1000000000ull);
 		ts.tv_nsec = (long)(next % 1000000000ull);
@@ -621,6 +638,17 @@ static void *heartbeat_main(void *arg)
 			pthread_cond_timedwait(&c->cv, &c->mu, &ts);
 	}
 	pthread_mutex_unlock(&c->mu);
+}
+
+static void *heartbeat_main(void *arg)
+{
+	cluster_loop(arg, true);
+	return NULL;
+}
+
+static void *watcher_main(void *arg)
+{
+	cluster_loop(arg, false);
 	return NULL;
 }
 
@@ -664,9 +692,11 @@ static void stop_threads(struct crp_cluster *c)
 	pthread_mutex_unlock(&c->mu);
 	if (c->running)
 		pthread_join(c->thread, NULL);
+	if (c->watch_running)
+		pthread_join(c->watch_thread, NULL);
 	if (c->rec_running)
 		pthread_join(c->rec_thread, NULL);
-	c->running = c->rec_running = false;
+	c->running = c->watch_running = c->rec_running = false;
 }
 
 /*
@@ -981,8 +1011,12 @@ int crp_cluster_join(struct crp_meta *m, const struct crp_cluster_opts *opts,
 			c->rec_running = true;
 			r = -pthread_create(&c->thread, NULL, heartbeat_main, c);
 		}
-		if (r == 0)
+		if (r == 0) {
 			c->running = true;
+			r = -pthread_create(&c->watch_thread, NULL, watcher_main, c);
+		}
+		if (r == 0)
+			c->watch_running = true;
 		/* A batch another host lost its lock with is waited for
 		 * while that host beats (coherence.c), which needs beats. */
 		if (r == 0)
@@ -992,7 +1026,7 @@ int crp_cluster_join(struct crp_meta *m, const struct crp_cluster_opts *opts,
 			crp_array_set_gate(m->a, NULL, NULL);
 			m->slot_free_hook = NULL;
 			m->slot_free_ctx = NULL;
-			snprintf(err, errlen, "cannot start the heartbeat and recovery threads: %s",
+			snprintf(err, errlen, "cannot start the heartbeat, watcher and recovery threads: %s",
 				 crp_strerror(r));
 			goto out;
 		}

@@ -39,10 +39,13 @@ struct crp_cluster {
 	unsigned rec_epoch_seen;	/* rec_epoch when the clocks last restarted */
 	atomic_uint rec_epoch;		/* bumped after each recovery we ran */
 
-	pthread_t thread;
+	pthread_t thread;		/* the heartbeat */
 	bool running;
+	pthread_t watch_thread;		/* the watcher: watch() alone touches the
+					   seen_*, watch_* and unreadable_ns above */
+	bool watch_running;
 	pthread_mutex_t mu;		/* protects stop, rec_state, rec_seen */
-	pthread_cond_t cv;		/* the heartbeat thread's sleep */
+	pthread_cond_t cv;		/* the heartbeat and watcher threads' sleep */
 	bool stop;
 
 	/* Recovery runs on a thread of its own, so that our heartbeat goes on
