@@ -110,6 +110,22 @@ static bool written(const struct txn *t, int d)
 	return t->src[d] != NULL;
 }
 
+/* Data chunk @d is written over every row [lo, hi) of the transaction. */
+static bool covers(const struct txn *t, int d)
+{
+	return written(t, d) && t->dlo[d] <= t->lo && t->dhi[d] >= t->hi;
+}
+
+/* Reconstruct-write: read every data chunk not written over all rows. */
+static void set_rcw(struct txn *t)
+{
+	t->mode = TXN_RCW;
+	memset(t->need_read, 0, sizeof(t->need_read));
+	for (int d = 0; d < t->g->ndata; d++)
+		if (!covers(t, d))
+			t->need_read[crp_geom_data_member(t->g, t->s, d)] = true;
+}
+
 static int cmp_int(const void *x, const void *y)
 {
 	return *(const int *)x - *(const int *)y;
@@ -141,8 +157,7 @@ static void plan(struct txn *t)
 		t->hi = CRP_MAX(t->hi, t->dhi[d]);
 	}
 	for (int d = 0; d < nd; d++)
-		if (written(t, d) && t->dlo[d] <= t->lo && t->dhi[d] >= t->hi)
-			full++;
+		full += covers(t, d);
 
 	t->nw = 0;
 	for (int d = 0; d < nd; d++)
@@ -168,10 +183,7 @@ static void plan(struct txn *t)
 		if (t->q >= 0)
 			t->need_read[t->q] = true;
 	} else {
-		t->mode = TXN_RCW;
-		for (int d = 0; d < nd; d++)
-			if (!(written(t, d) && t->dlo[d] <= t->lo && t->dhi[d] >= t->hi))
-				t->need_read[crp_geom_data_member(g, t->s, d)] = true;
+		set_rcw(t);
 	}
 }
 
@@ -277,7 +289,6 @@ static int alloc_bufs(struct txn *t)
  */
 static void prefer_rcw(struct txn *t, bool locks)
 {
-	const struct crp_geom *g = t->g;
 	int rmw = 0, rcw = 0;
 
 	if (t->mode != TXN_RMW)
@@ -291,15 +302,10 @@ static void prefer_rcw(struct txn *t, bool locks)
 	}
 	for (int m = 0; m < t->a->n; m++)
 		rmw += t->need_read[m];
-	for (int d = 0; d < g->ndata; d++)
-		rcw += !(written(t, d) && t->dlo[d] <= t->lo && t->dhi[d] >= t->hi);
-	if (rcw >= rmw)
-		return;
-	t->mode = TXN_RCW;
-	memset(t->need_read, 0, sizeof(t->need_read));
-	for (int d = 0; d < g->ndata; d++)
-		if (!(written(t, d) && t->dlo[d] <= t->lo && t->dhi[d] >= t->hi))
-			t->need_read[crp_geom_data_member(g, t->s, d)] = true;
+	for (int d = 0; d < t->g->ndata; d++)
+		rcw += !covers(t, d);
+	if (rcw < rmw)
+		set_rcw(t);
 }
 
 /* Where the READ of member @m lands, and which rows it covers. */
