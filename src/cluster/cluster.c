@@ -250,6 +250,7 @@ static void lapsed(struct crp_cluster *c, int err)
 /* One heartbeat. */
 static int beat(struct crp_cluster *c)
 {
+	uint64_t until;
 	int r, e;
 
 	/* pr: was our registration preempted? (one PR IN a beat) */
@@ -272,9 +273,10 @@ static int beat(struct crp_cluster *c)
 	 * under load is alive; it must not wait in that queue until the others
 	 * take it for dead.
 	 */
-	if (crp_now_ns() < renew_deadline(c)) {
+	until = renew_deadline(c);
+	if (crp_now_ns() < until) {
 		pthread_mutex_lock(&c->lease_mu);
-		r = verify_and_beat(c, renew_deadline(c));
+		r = verify_and_beat(c, until);
 		pthread_mutex_unlock(&c->lease_mu);
 		return r;
 	}
@@ -589,10 +591,10 @@ static void tick_beat(struct crp_cluster *c)
 
 	drain_ua(c);
 	r = beat(c);
-	if (r < 0 && r != -CRP_EFENCED)
+	if (r < 0 && r != -CRP_EFENCED) {
 		lapsed(c, r);
-	if (r < 0 && r != -CRP_EFENCED)
 		crp_warn("host %s: heartbeat write failed: %s", c->m->host, crp_strerror(r));
+	}
 }
 
 int crp_cluster_tick(struct crp_cluster *c)
@@ -625,12 +627,13 @@ static void cluster_loop(struct crp_cluster *c, bool beats)
 		uint64_t next = crp_now_ns() + c->beat_ns;
 
 		pthread_mutex_unlock(&c->mu);
-		if (atomic_load(&c->leaving))
-			; /* the slot is being freed: no beat, nobody to watch for */
-		else if (beats)
-			tick_beat(c);
-		else if (!atomic_load(&c->fenced))
-			watch(c);
+		/* While the slot is being freed: no beat, nobody to watch for. */
+		if (!atomic_load(&c->leaving)) {
+			if (beats)
+				tick_beat(c);
+			else if (!atomic_load(&c->fenced))
+				watch(c);
+		}
 		pthread_mutex_lock(&c->mu);
 		ts.tv_sec = (time_t)(next / 1000000000ull);
 		ts.tv_nsec = (long)(next % 1000000000ull);

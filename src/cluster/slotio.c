@@ -91,10 +91,11 @@ static int each_member(struct crp_meta *m, uint64_t deadline, const struct slot_
 		crp_batch_wait(&b);
 		crp_batch_destroy(&b);
 		for (int i = 0; i < nm; i++) {
-			int e = cmd[i].result;
+			int e;
 
 			if (!sent[i])
 				continue;
+			e = cmd[i].result;
 			if (e == -CRP_ECONFLICT) {
 				conflict = *conflicted = true;
 				continue;

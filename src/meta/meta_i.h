@@ -3,6 +3,7 @@
 #define CRPFS_META_I_H
 
 #include "crpfs/meta.h"
+#include "crpfs/util.h"
 
 /* Rebuild and scrub hold every member for a run of stripes.  While other
  * hosts live, a run holds them about this long at most (it takes fewer
@@ -17,7 +18,7 @@ static inline uint32_t crp_hold_all_next(uint32_t cur, uint32_t max, uint64_t he
 	if (peers > 0 && held_ns > CRP_HOLD_ALL_NS && cur > 1)
 		return cur / 2;
 	if ((peers == 0 || held_ns < CRP_HOLD_ALL_NS / 2) && cur < max)
-		return cur * 2 < max ? cur * 2 : max;
+		return CRP_MIN(cur * 2, max);
 	return cur;
 }
 
