@@ -1069,6 +1069,116 @@ START_TEST(lost_batch_waited_for_while_holder_beats)
 }
 END_TEST
 
+/* ---- the deferred checkpoint and the hosts that come after it ---- */
+
+enum { CH_NBLK = 512, CH_ROUNDS = 8 };
+
+static void mount_one(int h)
+{
+	struct crp_fs_opts o = { .host = host_names[h], .attr_timeout_ms = 200 };
+	char err[256];
+	int r = crp_fs_mount(fx.specs, NM, &o, &hosts[h], err, sizeof(err));
+
+	ck_assert_msg(r == 0, "mount %s: %s (%d)", host_names[h], err, r);
+}
+
+/* Host a alone: a file, then rounds of 16 random overwrites, each
+ * fsync'd, until a deferred checkpoint's chain is open after at least
+ * CH_ROUNDS of them (bounded).  @model follows. */
+static uint64_t build_chain(uint8_t *model)
+{
+	struct crp_fs *a = hosts[0];
+	unsigned seed = 11;
+	uint8_t blk[CRP_BLOCK];
+	uint64_t ino, fh;
+	int n = 0;
+
+	fill_pattern(model, (size_t)CH_NBLK * CRP_BLOCK, 2);
+	ino = create_file(a, CRP_ROOT_INO, "f", model, (size_t)CH_NBLK * CRP_BLOCK);
+	ck_assert_int_eq(crp_fs_open(a, ino, O_RDWR, &fh), 0);
+	while (n < CH_ROUNDS || (!a->m->lazy_since_ns && n < 4 * CH_ROUNDS)) {
+		for (int k = 0; k < 16; k++) {
+			uint32_t b = (uint32_t)(rand_r(&seed) % CH_NBLK);
+
+			fill_pattern(blk, sizeof(blk), 300u + (unsigned)(n * 16 + k));
+			memcpy(model + (size_t)b * CRP_BLOCK, blk, sizeof(blk));
+			ck_assert_int_eq(crp_fs_write(a, ino, fh, (uint64_t)b * CRP_BLOCK, blk,
+						      sizeof(blk)),
+					 (ssize_t)sizeof(blk));
+		}
+		ck_assert_int_eq(crp_fs_fsync(a, ino, false), 0);
+		n++;
+	}
+	ck_assert_int_eq(crp_fs_release(a, ino, fh), 0);
+	ck_assert_msg(a->m->lazy_since_ns, "no chain open after %d fsyncs", n);
+	ck_assert_uint_ge(a->m->stats.deferred, CH_ROUNDS / 2);
+	ck_assert(shared_flags(a) & CRP_SHARED_PENDING);
+	return ino;
+}
+
+/* A host mounts while a's chain is open: a, idle, commits its batch and
+ * writes the chain in place before it lets the lock go; b reads every
+ * round. */
+START_TEST(deferred_checkpoint_ends_for_next_host)
+{
+	uint8_t *model = malloc((size_t)CH_NBLK * CRP_BLOCK);
+	uint64_t ino, inplace0;
+
+	ck_assert_ptr_nonnull(model);
+	format();
+	mount_one(0);
+	ino = build_chain(model);
+	inplace0 = hosts[0]->m->stats.inplace_blocks;
+	mount_one(1);
+	mount_one(2);
+	read_back(hosts[1], ino, model, (size_t)CH_NBLK * CRP_BLOCK);
+	read_back(hosts[2], ino, model, (size_t)CH_NBLK * CRP_BLOCK);
+	pthread_mutex_lock(&hosts[0]->mu);
+	ck_assert(!hosts[0]->m->lazy_since_ns);
+	ck_assert_uint_gt(hosts[0]->m->stats.inplace_blocks, inplace0);
+	pthread_mutex_unlock(&hosts[0]->mu);
+	read_back(hosts[0], ino, model, (size_t)CH_NBLK * CRP_BLOCK);
+	free(model);
+	unmount_all_and_fsck();
+	rm_tree();
+}
+END_TEST
+
+/* a loses the lock with its chain open and forgets it (as a host that
+ * died, or lost its session for good): the shared block says PENDING
+ * with the chain's first transaction.  The next holder, b, redoes the
+ * whole chain from a's journal -- not that transaction alone -- and every
+ * host drops what it cached. */
+START_TEST(deferred_chain_redone_by_next_holder)
+{
+	uint8_t *model = malloc((size_t)CH_NBLK * CRP_BLOCK);
+	struct crp_fs *a;
+	uint64_t ino;
+
+	ck_assert_ptr_nonnull(model);
+	format();
+	mount_one(0);
+	a = hosts[0];
+	ino = build_chain(model);
+	pthread_mutex_lock(&a->mu);
+	ck_assert_uint_gt(a->m->j_seq - a->m->lazy_seq, 1); /* a chain, not one transaction */
+	a->m->lazy_since_ns = 0;
+	g_hash_table_remove_all(a->m->lazy);
+	ck_assert_int_eq(crp_meta_batch_flush(a->m), 0);
+	pthread_mutex_unlock(&a->mu);
+	ck_assert(shared_flags(a) & CRP_SHARED_PENDING);
+	mount_one(1);
+	mount_one(2);
+	read_back(hosts[1], ino, model, (size_t)CH_NBLK * CRP_BLOCK);
+	ck_assert(!(shared_flags(a) & CRP_SHARED_PENDING));
+	read_back(hosts[2], ino, model, (size_t)CH_NBLK * CRP_BLOCK);
+	read_back(a, ino, model, (size_t)CH_NBLK * CRP_BLOCK);
+	free(model);
+	unmount_all_and_fsck();
+	rm_tree();
+}
+END_TEST
+
 START_TEST(reads_without_lock_see_whole_states)
 {
 	whole_states(0);
@@ -1102,6 +1212,8 @@ static Suite *multi_suite(void)
 	tcase_add_test(t, stale_mark_cleared_by_next_holder);
 	tcase_add_test(t, lost_batch_waited_for_while_holder_beats);
 	tcase_add_test(t, open_tables_read_once_per_hold);
+	tcase_add_test(t, deferred_checkpoint_ends_for_next_host);
+	tcase_add_test(t, deferred_chain_redone_by_next_holder);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -176,6 +176,9 @@ int crp_fs_statfs(struct crp_fs *fs, struct statvfs *out);
 struct crp_fs_counters {
 	uint64_t reservations;	   /* RESERVEs that returned GOOD (metadata and stripes) */
 	uint64_t commits;	   /* metadata transactions committed */
+	uint64_t committed_blocks; /* ... and the blocks they journaled */
+	uint64_t deferred_commits; /* ... whose blocks went in place later, from memory */
+	uint64_t inplace_blocks;   /* metadata blocks written in place after their commit */
 	uint64_t unlocked_reads;   /* read-only operations served without the lock */
 	uint64_t unlocked_retries; /* ... that met a change and ran again under it */
 	uint64_t data_outside;	   /* reads whose data came without the core's lock */

@@ -83,7 +83,9 @@ struct crp_meta_opts {
 
 struct crp_meta_stats {
 	uint64_t commits;
-	uint64_t committed_blocks; /* blocks those commits wrote in place */
+	uint64_t committed_blocks; /* blocks those commits journaled */
+	uint64_t deferred;	/* commits whose blocks went in place later (journal.c) */
+	uint64_t inplace_blocks; /* blocks written in place from the journal's copies */
 	uint64_t replayed;	/* transactions replayed at open */
 	uint64_t repairs;	/* blocks rebuilt from parity */
 };
@@ -136,6 +138,11 @@ struct crp_meta {
 
 	uint64_t j_pos;			/* next free ring index of our journal */
 	uint64_t j_seq;			/* sequence of the next transaction */
+	/* The deferred checkpoint (journal.c): transactions an fsync
+	 * committed whose blocks are in the journal but not yet in place. */
+	GHashTable *lazy;		/* blkno -> 4 KiB: the newest committed image */
+	uint64_t lazy_since_ns;		/* the first of them committed then; 0: none */
+	uint64_t lazy_pos, lazy_seq;	/* ... at this ring index, with this sequence */
 
 	uint32_t ag_cursor;		/* next allocation group to try */
 	uint32_t *ag_free;		/* free blocks per group */
@@ -150,7 +157,9 @@ struct crp_meta {
 
 	/* Many hosts (coherence.c). */
 	bool locked;			/* we hold the metadata lock (a transaction is open) */
-	bool tx_published;		/* the running commit's PENDING is on the disks */
+	bool tx_published;		/* the running commit's PENDING is on the disks
+					   (or its deferred checkpoint chain's) */
+	bool tx_journaled;		/* the running commit's transaction is in the journal */
 	uint64_t lock_losses;		/* metadata locks lost with a session and survived */
 	uint64_t held_wait_ns;		/* a batch another live host lost its lock with is
 					   waited for while its heartbeat moves, up to this

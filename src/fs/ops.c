@@ -1583,6 +1583,9 @@ void crp_fs_get_counters(struct crp_fs *fs, struct crp_fs_counters *out)
 	pthread_mutex_lock(&fs->mu);
 	out->reservations = atomic_load(&crp_array_counters(fs->m->a)->lock_acquires);
 	out->commits = fs->m->stats.commits;
+	out->committed_blocks = fs->m->stats.committed_blocks;
+	out->deferred_commits = fs->m->stats.deferred;
+	out->inplace_blocks = fs->m->stats.inplace_blocks;
 	out->unlocked_reads = fs->m->opt_ok;
 	out->unlocked_retries = fs->m->opt_retries;
 	out->data_outside = fs->m->data_ok;

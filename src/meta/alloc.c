@@ -674,7 +674,8 @@ int crp_meta_bread_raw(struct crp_meta *m, uint64_t blkno, struct crp_mblk **out
 		free(b);
 		return -ENOMEM;
 	}
-	r = crp_array_read(m->a, blkno * CRP_BLOCK, b->buf, CRP_BLOCK);
+	r = crp_meta_lazy_get(m, blkno, b->buf) ? 0
+						 : crp_array_read(m->a, blkno * CRP_BLOCK, b->buf, CRP_BLOCK);
 	if (r < 0) {
 		free(b->buf);
 		free(b);

@@ -466,8 +466,10 @@ int crp_meta_tx_begin(struct crp_meta *m)
 		r = crp_meta_journal_redo(m, (int)m->sh->slot, m->sh->pos, m->sh->seq);
 		if (r < 0)
 			goto fail;
-		crp_warn("redid transaction %llu of host slot %u, which its host left half-written",
-			 (unsigned long long)m->sh->seq, m->sh->slot);
+		crp_warn("redid %d transaction(s) from %llu of host slot %u, which its host left "
+			 "half-written", r, (unsigned long long)m->sh->seq, m->sh->slot);
+		if (r > 1) /* a chain: its records name its first transaction's blocks only */
+			m->sh->lost_gen = m->sh->generation;
 	}
 	if (m->sh->flags & (CRP_SHARED_PENDING | CRP_SHARED_HELD)) {
 		/* Redone, or a batch its holder never committed (it died, or
@@ -495,6 +497,12 @@ fail:
 /* Unlock, after writing what of our open table waited for it. */
 static int meta_unlock(struct crp_meta *m)
 {
+	if (crp_meta_lazy_open(m)) {
+		/* Its end failed: the shared block still says PENDING. */
+		crp_warn("host %s: blocks committed to the journal are not all in place; the next "
+			 "holder of the lock writes them from the journal", m->host);
+		crp_meta_lazy_drop(m);
+	}
 	if (m->ot_pending && crp_meta_open_flush_pending(m) < 0)
 		crp_warn("host %s: an open table block could not be written; it is tried again "
 			 "at the next open or close", m->host);
@@ -511,6 +519,7 @@ static void tx_drop(struct crp_meta *m)
 	g_ptr_array_set_size(m->dirty, 0);
 	drop_all(m);
 	crp_meta_undo_forget(m);
+	crp_meta_lazy_drop(m);
 	crp_meta_dheld_drop(m); /* its blocks are free again */
 	g_hash_table_remove_all(m->tx_freed);
 	g_hash_table_remove_all(m->tx_new);
@@ -551,7 +560,11 @@ static void fence_lost(struct crp_meta *m, const char *why)
  */
 static int lock_lost(struct crp_meta *m, int commit_r, bool aborted)
 {
+	/* A deferred checkpoint's chain was published with its first
+	 * transaction: the running one is redone with it only if it reached
+	 * the journal. */
 	bool published = m->tx_published, mine;
+	bool unjournaled = crp_meta_lazy_open(m) && m->dirty->len && !m->tx_journaled;
 	uint64_t pub_seq = m->sh ? m->sh->seq : 0, gen0 = m->gen;
 	struct crp_slot s;
 	int r, e;
@@ -594,8 +607,10 @@ static int lock_lost(struct crp_meta *m, int commit_r, bool aborted)
 	if (published || mine) {
 		if (mine) {
 			r = crp_meta_journal_redo(m, m->slot, m->sh->pos, m->sh->seq);
-			if (r == 0) {
+			if (r >= 0) {
 				m->sh->flags &= ~CRP_SHARED_PENDING;
+				if (r > 1)
+					m->sh->lost_gen = m->sh->generation;
 				r = shared_write(m, m->sh);
 			}
 		}
@@ -603,7 +618,7 @@ static int lock_lost(struct crp_meta *m, int commit_r, bool aborted)
 		if (r == 0)
 			crp_warn("host %s: its transaction %llu was on the disks already: redone",
 				 m->host, (unsigned long long)pub_seq);
-		r = r < 0 ? -CRP_ETXLOST : 0;
+		r = r < 0 || unjournaled ? -CRP_ETXLOST : 0;
 		goto out;
 	}
 	if (!(m->sh->flags & CRP_SHARED_PENDING) && m->sh->generation == gen0) {
@@ -633,7 +648,8 @@ out:
  * lock, and is not worth holding the lock for. */
 static bool has_changes(const struct crp_meta *m)
 {
-	return m->dirty->len || g_hash_table_size(m->tx_new) || g_hash_table_size(m->tx_freed);
+	return m->dirty->len || g_hash_table_size(m->tx_new) || g_hash_table_size(m->tx_freed) ||
+	       crp_meta_lazy_open(m);
 }
 
 /* How long a batch may be kept: commit_ns alone, peer_commit_ns with
@@ -743,7 +759,8 @@ static bool may_keep(struct crp_meta *m, uint64_t now)
 	uint64_t window = keep_window(m);
 
 	return window && !m->ro && !m->fenced && m->slot >= 0 &&
-	       !m->in_update && !m->tx_published && !crp_array_fenced(m->a) &&
+	       !m->in_update && (!m->tx_published || crp_meta_lazy_open(m)) &&
+	       !crp_array_fenced(m->a) &&
 	       (crp_array_peers(m->a) == 0 || has_changes(m)) &&
 	       m->dirty->len <= BATCH_MAX_DIRTY &&
 	       g_hash_table_size(m->tx_new) + g_hash_table_size(m->tx_freed) <= BATCH_MAX_ALLOC &&
@@ -790,30 +807,36 @@ uint64_t crp_meta_batch_due(const struct crp_meta *m)
  * transaction of @k blocks at ring index @pos with sequence @seq: publish
  * the new generation with PENDING and one record per block.
  */
-int crp_meta_shared_pending(struct crp_meta *m, struct crp_mblk **blks, unsigned k, uint64_t pos,
-			    uint64_t seq)
+void crp_meta_shared_note(struct crp_meta *m, const uint64_t *blknos, unsigned n)
 {
 	struct crp_shared *s = m->sh;
-	uint64_t g;
-	int r;
 
-	if (!m->locked || !s)
-		return 0;
-	g = s->generation + 1;
-	s->generation = g;
-	s->flags = CRP_SHARED_PENDING;
-	s->slot = (uint32_t)m->slot;
-	s->seq = seq;
-	s->pos = pos;
-	for (unsigned i = 0; i < k; i++) {
+	for (unsigned i = 0; s && i < n; i++) {
 		struct crp_shared_rec *rec = &s->rec[s->head];
 
 		if (rec->gen)
 			s->lost_gen = CRP_MAX(s->lost_gen, rec->gen);
-		rec->gen = g;
-		rec->blkno = blks[i]->blkno;
+		rec->gen = s->generation;
+		rec->blkno = blknos[i];
 		s->head = (s->head + 1) % CRP_SHARED_RECS;
 	}
+}
+
+int crp_meta_shared_pending(struct crp_meta *m, struct crp_mblk **blks, unsigned k, uint64_t pos,
+			    uint64_t seq, bool held)
+{
+	struct crp_shared *s = m->sh;
+	int r;
+
+	if (!m->locked || !s)
+		return 0;
+	s->generation++;
+	s->flags = CRP_SHARED_PENDING | (held ? CRP_SHARED_HELD : 0);
+	s->slot = (uint32_t)m->slot;
+	s->seq = seq;
+	s->pos = pos;
+	for (unsigned i = 0; i < k; i++)
+		crp_meta_shared_note(m, &blks[i]->blkno, 1);
 	r = shared_write(m, s); /* failed: whether it landed is not known (lock_lost) */
 	if (r == 0)
 		m->tx_published = true;
@@ -841,10 +864,15 @@ int crp_meta_shared_store(struct crp_meta *m)
 	return m->sh ? shared_write(m, m->sh) : -EINVAL;
 }
 
-/* The generation a transaction committed now creates (0: no lock held). */
+/* The generation a transaction committed now creates (0: no lock held).
+ * A deferred checkpoint's chain published its generation with its first
+ * transaction: the later ones create the same (the redo of a chain goes
+ * as far as it does). */
 uint64_t crp_meta_next_gen(const struct crp_meta *m)
 {
-	return m->locked && m->sh ? m->sh->generation + 1 : 0;
+	if (!m->locked || !m->sh)
+		return 0;
+	return m->sh->generation + (crp_meta_lazy_open(m) ? 0 : 1);
 }
 
 int crp_meta_shared_check(struct crp_meta *m)
@@ -887,8 +915,10 @@ uint64_t crp_meta_shared_gen(const struct crp_meta *m)
 	return m->sh ? m->sh->generation : 0;
 }
 
-/* Without the lock (read-only checks): the generation on disk, 0 if none. */
-int crp_meta_shared_peek(struct crp_meta *m, uint64_t *gen)
+/* Without the lock (read-only checks): the generation above which
+ * transactions of @slot's journal are not in place (crp_meta_replay_gen),
+ * 0 if the shared block cannot be read. */
+int crp_meta_shared_peek(struct crp_meta *m, int slot, uint64_t *gen)
 {
 	struct crp_shared *s = malloc(sizeof(*s));
 	int r;
@@ -896,7 +926,7 @@ int crp_meta_shared_peek(struct crp_meta *m, uint64_t *gen)
 	if (!s)
 		return -ENOMEM;
 	r = shared_read(m, s, m->ro ? SH_REBUILD : SH_READ);
-	*gen = r == 0 ? s->generation : 0;
+	*gen = r == 0 ? crp_meta_replay_gen(s, slot) : 0;
 	free(s);
 	return r;
 }

@@ -25,6 +25,27 @@
  * metadata block therefore moves the header's start past itself (synced)
  * before the block can be reused; this is the revoke record, done by
  * trimming the journal instead.
+ *
+ * The deferred checkpoint.  Most fsyncs of a host alone change the same
+ * few blocks again and again (a file's extent, checksum-table and bitmap
+ * blocks under random writes), and writing each of them in place is a
+ * stripe update of its own.  So an fsync that finds the host alone, the
+ * lock kept for the batch (group commit) and nothing that moves the
+ * journal header (no metadata block freed) commits to the journal only:
+ * the journal write and its sync are what fsync promises.  Its blocks
+ * wait in memory (m->lazy, the newest committed image of each; a read
+ * that misses the cache takes it from there) and go in place, newest
+ * image once, when the chain ends: at the batch's commit and unlock, at
+ * any commit that is not an fsync's, before the ring starts over, at
+ * LAZY_MAX_BLOCKS blocks or LAZY_MAX_NS of age.  Until then the shared
+ * block says PENDING, published with the chain's first transaction
+ * (where it lies, the generation it creates): the chain's transactions
+ * all create that one generation, so that a redo of the named transaction
+ * goes on through the rest of the chain (crp_meta_journal_redo), and a
+ * replay takes the chain in whole when PENDING names the slot replayed.
+ * Other hosts read nothing meanwhile: PENDING sends a reader to the lock,
+ * and whoever takes it next -- us, or a host that broke our lock -- redoes
+ * the chain first.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -39,6 +60,63 @@
 
 #define CACHE_MAX_BLOCKS 16384 /* 64 MiB of clean blocks before a trim */
 #define TX_COMMIT_AT 384       /* commit the running transaction at this size */
+#define LAZY_MAX_BLOCKS 1024   /* a deferred checkpoint's blocks, at most */
+#define LAZY_MAX_NS 5000000000ull /* ... and its age */
+
+struct lazy_blk {
+	uint64_t blkno;
+	uint8_t *buf;
+};
+
+void crp_meta_lazy_free(void *p)
+{
+	struct lazy_blk *l = p;
+
+	if (l) {
+		free(l->buf);
+		free(l);
+	}
+}
+
+bool crp_meta_lazy_get(struct crp_meta *m, uint64_t blkno, void *buf)
+{
+	struct lazy_blk *l = m->lazy && m->lazy_since_ns ? g_hash_table_lookup(m->lazy, &blkno) : NULL;
+
+	if (!l)
+		return false;
+	memcpy(buf, l->buf, CRP_BLOCK);
+	return true;
+}
+
+void crp_meta_lazy_drop(struct crp_meta *m)
+{
+	if (m->lazy)
+		g_hash_table_remove_all(m->lazy);
+	m->lazy_since_ns = 0;
+}
+
+/* Keep the images of the @k blocks just journaled as the chain's newest. */
+static int lazy_keep(struct crp_meta *m, struct crp_mblk **blks, unsigned k)
+{
+	for (unsigned i = 0; i < k; i++) {
+		struct lazy_blk *l = g_hash_table_lookup(m->lazy, &blks[i]->blkno);
+
+		if (!l) {
+			l = calloc(1, sizeof(*l));
+			if (!l)
+				return -ENOMEM;
+			l->buf = crp_alloc_buf(CRP_BLOCK);
+			if (!l->buf) {
+				free(l);
+				return -ENOMEM;
+			}
+			l->blkno = blks[i]->blkno;
+			g_hash_table_insert(m->lazy, &l->blkno, l);
+		}
+		memcpy(l->buf, blks[i]->buf, CRP_BLOCK);
+	}
+	return 0;
+}
 
 static struct crp_mblk *mblk_alloc(uint64_t blkno, uint32_t magic)
 {
@@ -150,7 +228,7 @@ int crp_meta_bread_check(struct crp_meta *m, uint64_t blkno, uint32_t magic,
 	b = mblk_alloc(blkno, magic);
 	if (!b)
 		return -ENOMEM;
-	r = blk_read(m, blkno, b->buf, 1);
+	r = crp_meta_lazy_get(m, blkno, b->buf) ? 0 : blk_read(m, blkno, b->buf, 1);
 	if (r < 0)
 		goto out;
 	r = crp_bhdr_in(b->buf, magic, blkno, m->fsid, &h, why, sizeof(why));
@@ -473,14 +551,27 @@ static int write_jhdr(struct crp_meta *m, int slot, uint64_t start, uint64_t seq
 	return r;
 }
 
+/* A block to write in place: where, and the image. */
+struct ck_blk {
+	uint64_t blkno;
+	const uint8_t *buf;
+};
+
+static int cmp_ck(const void *a, const void *b)
+{
+	const struct ck_blk *x = a, *y = b;
+
+	return x->blkno < y->blkno ? -1 : x->blkno > y->blkno;
+}
+
 /*
- * Write the committed blocks in place, and the blocks of our open table
- * that wait for the unlock beside them, in one array write.  @blks is in
- * block order; runs of adjacent blocks are copied side by side and go as
- * one range, so that the array updates each stripe they share once (one
- * set of locks, one parity read-modify-write) rather than once per block.
+ * Write the committed blocks @v (in block order) in place, and the blocks
+ * of our open table that wait for the unlock beside them, in one array
+ * write.  Runs of adjacent blocks are copied side by side and go as one
+ * range, so that the array updates each stripe they share once (one set
+ * of locks, one parity read-modify-write) rather than once per block.
  */
-static int checkpoint(struct crp_meta *m, struct crp_mblk **blks, unsigned k)
+static int checkpoint(struct crp_meta *m, const struct ck_blk *v, unsigned k)
 {
 	struct crp_array_iov *iov = calloc(k + CRP_OTABLE_BLOCKS, sizeof(*iov));
 	uint8_t *ot = m->ot_pending ? crp_alloc_buf((size_t)CRP_OTABLE_BLOCKS * CRP_BLOCK) : NULL;
@@ -496,12 +587,12 @@ static int checkpoint(struct crp_meta *m, struct crp_mblk **blks, unsigned k)
 		return -ENOMEM;
 	}
 	for (unsigned i = 0; i < k; i++) {
-		memcpy(runs + (size_t)i * CRP_BLOCK, blks[i]->buf, CRP_BLOCK);
-		if (n && blks[i]->blkno == blks[i - 1]->blkno + 1) {
+		memcpy(runs + (size_t)i * CRP_BLOCK, v[i].buf, CRP_BLOCK);
+		if (n && v[i].blkno == v[i - 1].blkno + 1) {
 			iov[n - 1].len += CRP_BLOCK;
 			continue;
 		}
-		iov[n++] = (struct crp_array_iov){ blks[i]->blkno * CRP_BLOCK,
+		iov[n++] = (struct crp_array_iov){ v[i].blkno * CRP_BLOCK,
 						   runs + (size_t)i * CRP_BLOCK, CRP_BLOCK };
 	}
 	if (ot)
@@ -509,10 +600,92 @@ static int checkpoint(struct crp_meta *m, struct crp_mblk **blks, unsigned k)
 	r = crp_array_writev(m->a, iov, (int)n);
 	if (mask)
 		crp_meta_open_pending_written(m, mask, r);
+	if (r == 0)
+		m->stats.inplace_blocks += k;
 	free(iov);
 	free(ot);
 	free(runs);
 	return r;
+}
+
+/* The @k blocks of @blks (in block order) in place, nothing deferred. */
+static int checkpoint_tx(struct crp_meta *m, struct crp_mblk **blks, unsigned k)
+{
+	struct ck_blk *v = k ? malloc(k * sizeof(*v)) : NULL;
+	int r;
+
+	if (k && !v)
+		return -ENOMEM;
+	for (unsigned i = 0; i < k; i++)
+		v[i] = (struct ck_blk){ blks[i]->blkno, blks[i]->buf };
+	r = checkpoint(m, v, k);
+	free(v);
+	return r;
+}
+
+static bool in_tx(struct crp_mblk **blks, unsigned k, uint64_t blkno)
+{
+	unsigned lo = 0, hi = k;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (blks[mid]->blkno == blkno)
+			return true;
+		if (blks[mid]->blkno < blkno)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/*
+ * End the deferred checkpoint's chain: its blocks in place, with the @k
+ * blocks of @blks (in block order), a transaction of the chain already in
+ * the journal whose images are newer; then the shared block without
+ * PENDING, with a record for each of them.
+ */
+static int lazy_finish(struct crp_meta *m, struct crp_mblk **blks, unsigned k)
+{
+	guint nl = g_hash_table_size(m->lazy);
+	struct ck_blk *v = malloc((nl + k + 1) * sizeof(*v));
+	GHashTableIter it;
+	gpointer key, val;
+	unsigned n = 0;
+	int r;
+
+	if (!v)
+		return -ENOMEM;
+	g_hash_table_iter_init(&it, m->lazy);
+	while (g_hash_table_iter_next(&it, &key, &val)) {
+		const struct lazy_blk *l = val;
+
+		if (!in_tx(blks, k, l->blkno))
+			v[n++] = (struct ck_blk){ l->blkno, l->buf };
+	}
+	for (unsigned i = 0; i < k; i++)
+		v[n++] = (struct ck_blk){ blks[i]->blkno, blks[i]->buf };
+	qsort(v, n, sizeof(*v), cmp_ck);
+	for (unsigned i = 0; i < n; i++)
+		crp_meta_shared_note(m, &v[i].blkno, 1);
+	r = checkpoint(m, v, n);
+	if (!r)
+		r = crp_meta_shared_done(m);
+	if (!r)
+		crp_meta_lazy_drop(m);
+	free(v);
+	return r;
+}
+
+/* May the in-place writes of the transaction of @k blocks just journaled
+ * wait (the file comment)? */
+static bool may_defer(struct crp_meta *m, unsigned k)
+{
+	return m->locked && m->sh && m->commit_ns && !m->fenced && !m->tx_freed_meta &&
+	       crp_array_peers(m->a) == 0 && !crp_array_fenced(m->a) &&
+	       g_hash_table_size(m->lazy) + k <= LAZY_MAX_BLOCKS &&
+	       (!m->lazy_since_ns || crp_now_ns() - m->lazy_since_ns < LAZY_MAX_NS);
 }
 
 static void tx_reset(struct crp_meta *m)
@@ -525,10 +698,23 @@ static void tx_reset(struct crp_meta *m)
 	crp_meta_undo_forget(m); /* what it saved is on the disks now */
 }
 
+/* Everything before is in place: move our journal header to the current
+ * position, synced on both sides. */
+static int trim_journal(struct crp_meta *m)
+{
+	int r = crp_array_sync(m->a);
+
+	if (!r)
+		r = write_jhdr(m, m->slot, m->j_pos, m->j_seq);
+	if (!r)
+		r = crp_array_sync(m->a);
+	return r;
+}
+
 /* @synced, when given: true if everything written before this commit,
  * data included, is durable when it returns (a journal write and its
- * sync). */
-static int commit(struct crp_meta *m, bool *synced)
+ * sync).  @defer: an fsync's, whose in-place writes may wait. */
+static int commit(struct crp_meta *m, bool *synced, bool defer)
 {
 	unsigned k = m->dirty->len;
 	struct crp_mblk **blks = (struct crp_mblk **)m->dirty->pdata;
@@ -541,18 +727,17 @@ static int commit(struct crp_meta *m, bool *synced)
 	r = crp_meta_dheld_flush(m);
 	if (r)
 		return r;
+	m->tx_journaled = false;
 	if (!k) {
-		/* Nothing to journal: our open table, if it changed, alone
-		 * (its failure is the commit's, as it was the open's). */
-		if (m->ot_pending && !m->ro && m->slot >= 0)
+		/* Nothing to journal: the chain, unless an fsync's, and our
+		 * open table, if it changed, alone (its failure is the
+		 * commit's, as it was the open's). */
+		if (crp_meta_lazy_open(m) && (!defer || m->tx_freed_meta))
+			r = lazy_finish(m, NULL, 0);
+		else if (m->ot_pending && !m->ro && m->slot >= 0)
 			r = checkpoint(m, NULL, 0);
-		if (!r && m->tx_freed_meta && !m->ro && m->slot >= 0) {
-			r = crp_array_sync(m->a);
-			if (!r)
-				r = write_jhdr(m, m->slot, m->j_pos, m->j_seq);
-			if (!r)
-				r = crp_array_sync(m->a);
-		}
+		if (!r && m->tx_freed_meta && !m->ro && m->slot >= 0)
+			r = trim_journal(m);
 		tx_reset(m);
 		return r;
 	}
@@ -566,8 +751,13 @@ static int commit(struct crp_meta *m, bool *synced)
 			crp_block_seal(blks[i]->buf);
 	base = jbase(m, m->slot);
 	if (m->j_pos + k + 2 > jring(m)) {
-		/* Everything before is written in place: make it durable and
-		 * start the ring over. */
+		/* Everything before is written in place (the chain now): make
+		 * it durable and start the ring over. */
+		if (crp_meta_lazy_open(m)) {
+			r = lazy_finish(m, NULL, 0);
+			if (r)
+				goto out;
+		}
 		r = crp_array_sync(m->a);
 		if (!r)
 			r = write_jhdr(m, m->slot, 0, m->j_seq);
@@ -609,27 +799,46 @@ static int commit(struct crp_meta *m, bool *synced)
 		goto out;
 	if (synced)
 		*synced = true;
+	m->tx_journaled = true;
 	m->j_pos += k + 2;
 	m->j_seq++;
-	if (!m->debug_no_checkpoint) {
-		/* Other hosts: the new generation, and PENDING until in place. */
-		r = crp_meta_shared_pending(m, blks, k, m->j_pos - k - 2, m->j_seq - 1);
-		if (!r)
-			r = checkpoint(m, blks, k);
-		if (!r)
-			r = crp_meta_shared_done(m);
-		if (r)
-			goto out;
-		if (m->tx_freed_meta) {
-			r = crp_array_sync(m->a);
-			if (!r)
-				r = write_jhdr(m, m->slot, m->j_pos, m->j_seq);
-			if (!r)
-				r = crp_array_sync(m->a);
+	if (m->debug_no_checkpoint)
+		goto done;
+	if (defer && may_defer(m, k)) {
+		if (!crp_meta_lazy_open(m)) {
+			/* The chain starts: other hosts, and whoever takes
+			 * the lock next, learn where (PENDING, and HELD: the
+			 * batch goes on). */
+			r = crp_meta_shared_pending(m, blks, k, m->j_pos - k - 2, m->j_seq - 1, true);
 			if (r)
 				goto out;
+			m->lazy_since_ns = crp_now_ns();
+			m->lazy_pos = m->j_pos - k - 2;
+			m->lazy_seq = m->j_seq - 1;
 		}
+		r = lazy_keep(m, blks, k);
+		if (r)
+			r = lazy_finish(m, blks, k); /* no room to wait: now */
+		else
+			m->stats.deferred++;
+		/* Everything answered is durable: the batch's window starts
+		 * over with the next operation. */
+		m->held_since_ns = 0;
+	} else if (crp_meta_lazy_open(m)) {
+		r = lazy_finish(m, blks, k);
+	} else {
+		/* Other hosts: the new generation, and PENDING until in place. */
+		r = crp_meta_shared_pending(m, blks, k, m->j_pos - k - 2, m->j_seq - 1, false);
+		if (!r)
+			r = checkpoint_tx(m, blks, k);
+		if (!r)
+			r = crp_meta_shared_done(m);
 	}
+	if (!r && m->tx_freed_meta)
+		r = trim_journal(m);
+	if (r)
+		goto out;
+done:
 	for (unsigned i = 0; i < k; i++)
 		blks[i]->dirty = false;
 	g_ptr_array_set_size(m->dirty, 0);
@@ -644,21 +853,21 @@ out:
 
 int crp_meta_commit(struct crp_meta *m)
 {
-	return commit(m, NULL);
+	return commit(m, NULL, false);
 }
 
 /*
  * What fsync and syncfs ask for.  A commit that journals syncs the members
  * after its journal blocks, and so after every write before them, data
- * included.  What it then writes in place is in that journal: after a crash
- * it is replayed from there (the ring is synced before it wraps), so it
- * needs no second sync.  Only a commit with nothing to journal leaves the
- * members to sync here.
+ * included.  What it then writes in place, now or later (the deferred
+ * checkpoint), is in that journal: after a crash it is replayed from there
+ * (the ring is synced before it wraps), so it needs no second sync.  Only
+ * a commit with nothing to journal leaves the members to sync here.
  */
 int crp_meta_commit_durable(struct crp_meta *m)
 {
 	bool synced = false;
-	int r = commit(m, &synced);
+	int r = commit(m, &synced, true);
 
 	if (!r && !synced)
 		r = crp_array_sync(m->a);
@@ -981,9 +1190,9 @@ out:
 int crp_meta_journal_redo(struct crp_meta *m, int slot, uint64_t pos, uint64_t seq)
 {
 	uint8_t *buf = crp_alloc_buf((size_t)(CRP_JOURNAL_MAX_TX + 2) * CRP_BLOCK);
-	uint64_t *targets = malloc(CRP_JOURNAL_MAX_TX * sizeof(*targets)), gen;
+	uint64_t *targets = malloc(CRP_JOURNAL_MAX_TX * sizeof(*targets)), gen, gen0;
 	uint32_t k;
-	int r;
+	int r, n = 0;
 
 	if (!buf || !targets) {
 		r = -ENOMEM;
@@ -993,11 +1202,23 @@ int crp_meta_journal_redo(struct crp_meta *m, int slot, uint64_t pos, uint64_t s
 		r = -CRP_ECORRUPT;
 		goto out;
 	}
-	r = read_tx(m, slot, pos, seq, buf, targets, &k, &gen);
-	if (r == 0)
+	r = read_tx(m, slot, pos, seq, buf, targets, &k, &gen0);
+	while (r == 0) {
 		r = apply_tx(m, buf, targets, k);
-	if (r > 0)
-		r = 0;
+		if (r < 0)
+			break;
+		n++;
+		if (gen0 == 0)
+			break;
+		/* The rest of a deferred checkpoint's chain, if any. */
+		pos += k + 2;
+		seq++;
+		r = read_tx(m, slot, pos, seq, buf, targets, &k, &gen);
+		if (r == 0 && gen != gen0)
+			break;
+	}
+	if (r >= 0)
+		r = n;
 out:
 	free(buf);
 	free(targets);
@@ -1017,7 +1238,7 @@ int crp_meta_replay(struct crp_meta *m, int slot)
 	int r;
 
 	if (crp_meta_shared_load(m) == 0)
-		gen = crp_meta_shared_gen(m); /* unreadable: replay them all */
+		gen = crp_meta_replay_gen(m->sh, slot); /* unreadable: replay them all */
 	r = journal_scan(m, slot, true, gen, &pos, &seq);
 	if (r > 0 && !m->ro) {
 		int e = crp_meta_shared_replayed(m);
@@ -1040,7 +1261,7 @@ int crp_meta_journal_pending(struct crp_meta *m, int slot, bool *out)
 	uint64_t gen = 0;
 	int r;
 
-	(void)crp_meta_shared_peek(m, &gen); /* unreadable: count them all */
+	(void)crp_meta_shared_peek(m, slot, &gen); /* unreadable: count them all */
 	r = journal_scan(m, slot, false, gen, NULL, NULL);
 	if (r < 0)
 		return r;

@@ -49,20 +49,49 @@ int crp_meta_journal_position(struct crp_meta *m, int slot, uint64_t *pos, uint6
 /* Write our journal header at the current position (clean close). */
 int crp_meta_journal_settle(struct crp_meta *m);
 
-/* Redo the one transaction of @slot's journal at ring index @pos with
- * sequence @seq in place (a no-op if it is not there: never committed). */
+/* Redo in place the transaction of @slot's journal at ring index @pos with
+ * sequence @seq, and those after it that create the same generation (the
+ * rest of a deferred checkpoint's chain); a no-op if it is not there
+ * (never committed).  Returns how many it redid. */
 int crp_meta_journal_redo(struct crp_meta *m, int slot, uint64_t pos, uint64_t seq);
 
-/* coherence.c: the shared block around a commit (under the lock). */
+/* The deferred checkpoint (journal.c).  A block whose newest committed
+ * image is not in place yet: copied into @buf (true), for a read that
+ * missed the cache. */
+bool crp_meta_lazy_get(struct crp_meta *m, uint64_t blkno, void *buf);
+void crp_meta_lazy_free(void *p);
+/* Forget the chain (the lock is gone with it: whoever takes it next redoes
+ * the chain from the journal, PENDING says where). */
+void crp_meta_lazy_drop(struct crp_meta *m);
+static inline bool crp_meta_lazy_open(const struct crp_meta *m)
+{
+	return m->lazy_since_ns != 0;
+}
+
+/* coherence.c: the shared block around a commit (under the lock).
+ * Pending: the new generation, PENDING (and HELD too with @held), where
+ * the transaction lies in our journal, one record per block. */
 int crp_meta_shared_pending(struct crp_meta *m, struct crp_mblk **blks, unsigned k, uint64_t pos,
-			    uint64_t seq);
+			    uint64_t seq, bool held);
+/* One record of the current generation per block of @blknos (in memory:
+ * the next write of the shared block carries them). */
+void crp_meta_shared_note(struct crp_meta *m, const uint64_t *blknos, unsigned n);
 int crp_meta_shared_done(struct crp_meta *m);
 uint64_t crp_meta_next_gen(const struct crp_meta *m);
 /* Read the shared block into m->sh (repaired from parity unless read-only). */
 int crp_meta_shared_load(struct crp_meta *m);
 int crp_meta_shared_replayed(struct crp_meta *m);
 uint64_t crp_meta_shared_gen(const struct crp_meta *m);
-int crp_meta_shared_peek(struct crp_meta *m, uint64_t *gen);
+int crp_meta_shared_peek(struct crp_meta *m, int slot, uint64_t *gen);
+/* Transactions of @slot's journal that create a generation above this one
+ * are not in place: those after the shared generation @s, and the one (or
+ * the chain) its PENDING names if it names @slot. */
+static inline uint64_t crp_meta_replay_gen(const struct crp_shared *s, int slot)
+{
+	if ((s->flags & CRP_SHARED_PENDING) && s->slot == (uint32_t)slot && s->generation)
+		return s->generation - 1;
+	return s->generation;
+}
 /* Write m->sh as it is (under the lock). */
 int crp_meta_shared_store(struct crp_meta *m);
 

@@ -418,6 +418,7 @@ int crp_meta_open(const char *const *specs, int n, const struct crp_meta_opts *o
 	m->dirty = g_ptr_array_new();
 	m->tx_freed = g_hash_table_new(g_direct_hash, g_direct_equal);
 	m->tx_new = g_hash_table_new(g_direct_hash, g_direct_equal);
+	m->lazy = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, crp_meta_lazy_free);
 	r = crp_meta_opentab_init(m);
 	if (r < 0)
 		goto out;
@@ -686,6 +687,8 @@ int crp_meta_close(struct crp_meta *m)
 		g_hash_table_destroy(m->tx_freed);
 	if (m->tx_new)
 		g_hash_table_destroy(m->tx_new);
+	if (m->lazy)
+		g_hash_table_destroy(m->lazy);
 	crp_meta_dheld_free(m);
 	free(m->ag_free);
 	free(m->ig_free);
