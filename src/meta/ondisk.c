@@ -909,9 +909,12 @@ int crp_sb_layout(struct crp_sb *sb, char *err, size_t errlen)
 	sb->intent_bytes = CRP_INTENT_BYTES;
 	total = sb->nstripes * sb->chunk * (uint64_t)ndata / CRP_BLOCK;
 	/* A journal holds two of the largest transactions (descriptor, 504
-	 * images, commit) plus its header and orphan list, and grows to 1/64
-	 * of the array shared by the hosts, up to 32 MiB each. */
-	jb = total / 64 / sb->max_hosts;
+	 * images, commit) plus its header and orphan list, and grows to 1/16
+	 * of the array shared by the hosts, up to 32 MiB each (16 MiB each of
+	 * 8 hosts on 2 GiB, as ext4 would give one host 64 MiB): the longer
+	 * the ring, the more fsyncs a deferred checkpoint spans before the
+	 * ring starts over. */
+	jb = total / 16 / sb->max_hosts;
 	jb = CRP_MAX(jb, 2 + 2 * (CRP_JOURNAL_MAX_TX + 2) + 8);
 	jb = CRP_MIN(jb, 8192);
 	sb->journal_start = 2;
