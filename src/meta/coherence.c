@@ -615,7 +615,7 @@ static int lock_lost(struct crp_meta *m, int commit_r, bool aborted)
 			}
 		}
 		tx_drop(m);
-		if (r == 0)
+		if (r == 0 && !unjournaled)
 			crp_warn("host %s: its transaction %llu was on the disks already: redone",
 				 m->host, (unsigned long long)pub_seq);
 		r = r < 0 || unjournaled ? -CRP_ETXLOST : 0;
@@ -802,11 +802,6 @@ uint64_t crp_meta_batch_due(const struct crp_meta *m)
 	return m->held ? m->held_since_ns + keep_window(m) : 0;
 }
 
-/*
- * Called by crp_meta_commit under the lock, after the journal holds the
- * transaction of @k blocks at ring index @pos with sequence @seq: publish
- * the new generation with PENDING and one record per block.
- */
 void crp_meta_shared_note(struct crp_meta *m, const uint64_t *blknos, unsigned n)
 {
 	struct crp_shared *s = m->sh;
@@ -822,6 +817,11 @@ void crp_meta_shared_note(struct crp_meta *m, const uint64_t *blknos, unsigned n
 	}
 }
 
+/*
+ * Called by crp_meta_commit under the lock, after the journal holds the
+ * transaction of @k blocks at ring index @pos with sequence @seq: publish
+ * the new generation with PENDING and one record per block.
+ */
 int crp_meta_shared_pending(struct crp_meta *m, struct crp_mblk **blks, unsigned k, uint64_t pos,
 			    uint64_t seq, bool held)
 {
