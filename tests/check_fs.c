@@ -1207,6 +1207,41 @@ START_TEST(deferred_checkpoint)
 END_TEST
 
 /*
+ * Ordered data: a commit that maps file data written since the last sync
+ * syncs the members before it writes its journal blocks (a member's
+ * volatile cache must not keep the commit and lose the data); one that
+ * maps no new data does not.
+ */
+START_TEST(data_synced_before_journal)
+{
+	uint8_t data[3 * CRP_BLOCK];
+	struct crp_fsck_result res;
+	struct crp_fs *fs;
+	struct crp_attr a;
+	uint64_t o0, ino;
+
+	format();
+	fill_pattern(data, sizeof(data), 21);
+	fs = mount_fs_commit(600000);
+	o0 = fs->m->stats.ordered_syncs;
+	ino = create_file(fs, CRP_ROOT_INO, "d", data, sizeof(data));
+	ck_assert_int_eq(crp_fs_fsync(fs, ino, false), 0);
+	ck_assert_uint_eq(fs->m->stats.ordered_syncs - o0, 1);
+	ck_assert(!fs->m->data_unsynced);
+	o0 = fs->m->stats.ordered_syncs;
+	ck_assert_int_eq(crp_fs_mkdir(fs, CRP_ROOT_INO, "m", 0755, &root_cred, &a), 0);
+	ck_assert_int_eq(crp_fs_fsync(fs, CRP_ROOT_INO, false), 0);
+	ck_assert_uint_eq(fs->m->stats.ordered_syncs, o0);
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	ck_assert_int_eq(fsck(false, &res), CRP_FSCK_OK);
+	fs = mount_fs();
+	read_back(fs, ino, 0, data, sizeof(data));
+	ck_assert_int_eq(crp_fs_unmount(fs), 0);
+	rm_tree();
+}
+END_TEST
+
+/*
  * The stream of small writes is not confined to this host's own groups.
  * A file fills them; a first round of random overwrites leaves single
  * free blocks scattered through them (the old copies); a second round
@@ -1501,6 +1536,7 @@ static Suite *fs_suite(void)
 	tcase_add_test(t, large_directory);
 	tcase_add_test(t, crash_replay);
 	tcase_add_test(t, deferred_checkpoint);
+	tcase_add_test(t, data_synced_before_journal);
 	tcase_add_test(t, group_commit);
 	tcase_add_test(t, undo_restores_the_batch_exactly);
 	tcase_add_test(t, read_outside_lock);

@@ -86,6 +86,7 @@ struct crp_meta_stats {
 	uint64_t committed_blocks; /* blocks those commits journaled */
 	uint64_t deferred;	/* commits whose blocks went in place later (journal.c) */
 	uint64_t inplace_blocks; /* blocks written in place from the journal's copies */
+	uint64_t ordered_syncs;	/* members synced for file data before a journal write */
 	uint64_t replayed;	/* transactions replayed at open */
 	uint64_t repairs;	/* blocks rebuilt from parity */
 };
@@ -136,6 +137,7 @@ struct crp_meta {
 	GHashTable *tx_new;		/* blocks allocated by the running transaction */
 	bool tx_freed_meta;		/* it freed a metadata block */
 
+	bool data_unsynced;		/* file data written since the last journal sync */
 	uint64_t j_pos;			/* next free ring index of our journal */
 	uint64_t j_seq;			/* sequence of the next transaction */
 	/* The deferred checkpoint (journal.c): transactions an fsync

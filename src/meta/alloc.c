@@ -814,6 +814,7 @@ int crp_meta_data_write(struct crp_meta *m, uint64_t pblk, uint32_t n, const voi
 	if (r == 0) {
 		/* Written now: nothing older may be written over it later. */
 		crp_meta_dheld_forget(m, pblk, n);
+		m->data_unsynced = true;
 		r = crp_array_write(m->a, pblk * CRP_BLOCK, buf, (size_t)n * CRP_BLOCK);
 	} else {
 		r = 0;

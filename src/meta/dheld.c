@@ -95,6 +95,7 @@ int crp_meta_dheld_flush(struct crp_meta *m)
 			niov++;
 		}
 	}
+	m->data_unsynced = true;
 	r = crp_array_writev(m->a, iov, (int)niov);
 	if (r == 0) {
 		m->dheld_flushed += n;

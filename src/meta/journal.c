@@ -15,8 +15,9 @@
  * members are synced, the header is reset to ring index 0 with the next
  * sequence, synced again, and writing starts over at 0.
  *
- * Commit: write descriptor+images+commit in one array write, sync, write
- * the blocks in place, advance.  Replay: from the header's start, apply
+ * Commit: sync if file data was written since the last sync (ordered data:
+ * on the media before the commit block can be), write descriptor+images+
+ * commit in one array write, sync, write the blocks in place, advance.  Replay: from the header's start, apply
  * each transaction whose descriptor and commit carry the expected sequence
  * and whose checksum matches; stop at the first that does not (a torn tail
  * or the end).  Redo of whole images is idempotent, so replaying a
@@ -792,11 +793,22 @@ static int commit(struct crp_meta *m, bool *synced, bool defer)
 		h.blkno = at + k + 1;
 		crp_bhdr_out(&h, c);
 	}
+	/* Ordered data: the file data this transaction maps is on the media
+	 * before its commit block can be.  One sync after both would let a
+	 * member's volatile cache keep the commit and lose the data, and the
+	 * replayed extents would point at blocks that fail their checksums. */
+	if (m->data_unsynced) {
+		r = crp_array_sync(m->a);
+		if (r)
+			goto out;
+		m->stats.ordered_syncs++;
+	}
 	r = blk_write(m, at, buf, k + 2);
 	if (!r)
 		r = crp_array_sync(m->a);
 	if (r)
 		goto out;
+	m->data_unsynced = false;
 	if (synced)
 		*synced = true;
 	m->tx_journaled = true;
