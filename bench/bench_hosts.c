@@ -10,7 +10,7 @@
  * host waits (bounded) until its heartbeat counts the others alive, so
  * what is measured is the steady state: a host alone keeps the metadata
  * lock for group commits of commit= (50 ms), hosts that see each other
- * for peer_commit= (10 ms), or commit every operation alone with
+ * for peer_commit= (30 ms), or commit every operation alone with
  * peer_commit=0.
  *
  * Each host runs in a thread of its own and creates empty files (create +
