@@ -1145,6 +1145,7 @@ START_TEST(deferred_checkpoint)
 		struct crp_fs *cfs = mount_fs_commit(600000);
 		int n = 0;
 
+		cfs->m->hold_max_ns = 600000000000ull; /* one chain for every round */
 		crp_fs_get_counters(cfs, &c0);
 		while (n < ROUNDS || (!cfs->m->lazy_since_ns && n < 3 * ROUNDS)) {
 			overwrite_rounds(cfs, ino, model, NBLK, 1, &seed, 100u + 16u * (unsigned)n);

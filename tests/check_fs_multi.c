@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1073,13 +1074,19 @@ END_TEST
 
 enum { CH_NBLK = 512, CH_ROUNDS = 8 };
 
-static void mount_one(int h)
+static void mount_one_commit(int h, uint32_t commit_ms)
 {
-	struct crp_fs_opts o = { .host = host_names[h], .attr_timeout_ms = 200 };
+	struct crp_fs_opts o = { .host = host_names[h], .attr_timeout_ms = 200,
+				 .commit_ms = commit_ms };
 	char err[256];
 	int r = crp_fs_mount(fx.specs, NM, &o, &hosts[h], err, sizeof(err));
 
 	ck_assert_msg(r == 0, "mount %s: %s (%d)", host_names[h], err, r);
+}
+
+static void mount_one(int h)
+{
+	mount_one_commit(h, 0);
 }
 
 /* Host a alone: a file, then rounds of 16 random overwrites, each
@@ -1093,6 +1100,11 @@ static uint64_t build_chain(uint8_t *model)
 	uint64_t ino, fh;
 	int n = 0;
 
+	/* The chain stays open as long as the test needs (a batch holds the
+	 * lock CRP_HOLD_MAX_NS at most otherwise). */
+	pthread_mutex_lock(&a->mu);
+	a->m->hold_max_ns = 600000000000ull;
+	pthread_mutex_unlock(&a->mu);
 	fill_pattern(model, (size_t)CH_NBLK * CRP_BLOCK, 2);
 	ino = create_file(a, CRP_ROOT_INO, "f", model, (size_t)CH_NBLK * CRP_BLOCK);
 	ck_assert_int_eq(crp_fs_open(a, ino, O_RDWR, &fh), 0);
@@ -1179,6 +1191,121 @@ START_TEST(deferred_chain_redone_by_next_holder)
 }
 END_TEST
 
+/* A read-only mount beside a host that keeps a chain open: the chain is
+ * that live host's to write in place, not a journal left for a replay, so
+ * the mount goes on (a journal a host died with, newer than the shared
+ * generation, still refuses it). */
+START_TEST(read_only_mount_beside_open_chain)
+{
+	uint8_t *model = malloc((size_t)CH_NBLK * CRP_BLOCK);
+	struct crp_fs_opts o = { .host = "reader", .attr_timeout_ms = 200, .ro = true };
+	struct crp_fs *ro = NULL;
+	struct crp_attr at;
+	char err[256];
+	uint64_t ino;
+	int r;
+
+	ck_assert_ptr_nonnull(model);
+	format_mode(1); /* pr: the reader reads while a holds the lock */
+	/* A commit window no run reaches: the chain stays open until a
+	 * peer shows (or the unmount). */
+	mount_one_commit(0, 600000);
+	ino = build_chain(model);
+	pthread_mutex_lock(&hosts[0]->mu);
+	ck_assert(hosts[0]->m->lazy_since_ns);
+	pthread_mutex_unlock(&hosts[0]->mu);
+	r = crp_fs_mount(fx.specs, NM, &o, &ro, err, sizeof(err));
+	ck_assert_msg(r == 0, "read-only mount beside an open chain: %s (%d)", err, r);
+	/* It sees the state before the chain (the file came with it). */
+	ck_assert_int_eq(crp_fs_getattr(ro, CRP_ROOT_INO, &at), 0);
+	ck_assert_int_eq(crp_fs_unmount(ro), 0);
+	/* a's batch (kept as long as the test asked) ends: the others may
+	 * take the lock to claim their slots. */
+	pthread_mutex_lock(&hosts[0]->mu);
+	ck_assert_int_eq(crp_meta_batch_flush(hosts[0]->m), 0);
+	pthread_mutex_unlock(&hosts[0]->mu);
+	mount_one(1);
+	mount_one(2);
+	read_back(hosts[1], ino, model, (size_t)CH_NBLK * CRP_BLOCK);
+	free(model);
+	unmount_all_and_fsck();
+	rm_tree();
+}
+END_TEST
+
+/* Host a fsyncs overwrites without a pause, alone, in reserve mode: its
+ * chains would keep the lock (whose reservation refuses even reads)
+ * however long the fsyncs go on, and b and c, which must read the labels
+ * before a can know of them, could not mount.  A chain keeps the lock
+ * CRP_HOLD_MAX_NS at most in a row, then steps aside: b and c mount while a goes
+ * on, and read what it wrote. */
+struct fsyncer {
+	uint8_t *model;
+	uint64_t ino;
+	atomic_bool stop;
+	int rounds;
+};
+
+static void *fsync_loop(void *arg)
+{
+	struct fsyncer *f = arg;
+	struct crp_fs *a = hosts[0];
+	unsigned seed = 5;
+	uint8_t blk[CRP_BLOCK];
+	uint64_t fh;
+
+	if (crp_fs_open(a, f->ino, O_RDWR, &fh) != 0)
+		return NULL;
+	while (!atomic_load(&f->stop) && f->rounds < 100000) {
+		for (int k = 0; k < 8; k++) {
+			uint32_t b = (uint32_t)(rand_r(&seed) % CH_NBLK);
+
+			fill_pattern(blk, sizeof(blk), 7000u + (unsigned)(f->rounds * 8 + k));
+			if (crp_fs_write(a, f->ino, fh, (uint64_t)b * CRP_BLOCK, blk, sizeof(blk)) !=
+			    (ssize_t)sizeof(blk))
+				goto out;
+			memcpy(f->model + (size_t)b * CRP_BLOCK, blk, sizeof(blk));
+		}
+		if (crp_fs_fsync(a, f->ino, false) != 0)
+			goto out;
+		f->rounds++;
+	}
+out:
+	crp_fs_release(a, f->ino, fh);
+	return NULL;
+}
+
+START_TEST(mount_beside_host_fsyncing)
+{
+	struct fsyncer f = { .model = malloc((size_t)CH_NBLK * CRP_BLOCK) };
+	uint64_t deferred0;
+	pthread_t t;
+
+	ck_assert_ptr_nonnull(f.model);
+	format();
+	mount_one(0);
+	fill_pattern(f.model, (size_t)CH_NBLK * CRP_BLOCK, 6);
+	f.ino = create_file(hosts[0], CRP_ROOT_INO, "busy", f.model, (size_t)CH_NBLK * CRP_BLOCK);
+	deferred0 = hosts[0]->m->stats.deferred;
+	atomic_init(&f.stop, false);
+	ck_assert_int_eq(pthread_create(&t, NULL, fsync_loop, &f), 0);
+	/* Until a has deferred some fsyncs: chains are running. */
+	for (int k = 0; k < 2000 && hosts[0]->m->stats.deferred - deferred0 < 20; k++)
+		crp_sleep_ns(5000000ull);
+	ck_assert_uint_ge(hosts[0]->m->stats.deferred - deferred0, 20);
+	mount_one(1);
+	mount_one(2);
+	atomic_store(&f.stop, true);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_int_gt(f.rounds, 20);
+	read_back(hosts[1], f.ino, f.model, (size_t)CH_NBLK * CRP_BLOCK);
+	read_back(hosts[2], f.ino, f.model, (size_t)CH_NBLK * CRP_BLOCK);
+	free(f.model);
+	unmount_all_and_fsck();
+	rm_tree();
+}
+END_TEST
+
 START_TEST(reads_without_lock_see_whole_states)
 {
 	whole_states(0);
@@ -1214,6 +1341,8 @@ static Suite *multi_suite(void)
 	tcase_add_test(t, open_tables_read_once_per_hold);
 	tcase_add_test(t, deferred_checkpoint_ends_for_next_host);
 	tcase_add_test(t, deferred_chain_redone_by_next_holder);
+	tcase_add_test(t, read_only_mount_beside_open_chain);
+	tcase_add_test(t, mount_beside_host_fsyncing);
 	suite_add_tcase(s, t);
 	return s;
 }

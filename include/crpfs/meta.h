@@ -128,6 +128,9 @@ struct crp_meta {
 	void *slot_free_ctx;
 	bool shut;			/* crp_meta_shutdown has run */
 	bool journal_dirty;		/* some slot's journal needs replay (ro/fsck) */
+	bool journal_chain;		/* ... or holds a deferred checkpoint's chain not in
+					   place: a live host writes it there itself, a
+					   replay does it for a dead one (ro/fsck) */
 	uint64_t recovered;		/* bit per slot recovered at open: its orphans
 					   are for the fs layer to free */
 
@@ -145,6 +148,9 @@ struct crp_meta {
 	GHashTable *lazy;		/* blkno -> 4 KiB: the newest committed image */
 	uint64_t lazy_since_ns;		/* the first of them committed then; 0: none */
 	uint64_t lazy_pos, lazy_seq;	/* ... at this ring index, with this sequence */
+	uint64_t hold_max_ns;		/* a kept batch holds the lock at most this long
+					   in a row (CRP_HOLD_MAX_NS; tests stretch it) */
+	uint64_t lock_since_ns;		/* ... taken then */
 
 	uint32_t ag_cursor;		/* next allocation group to try */
 	uint32_t *ag_free;		/* free blocks per group */
@@ -498,8 +504,9 @@ int crp_meta_rebuild(struct crp_meta *m, int pos, const struct crp_rebuild_opts 
 
 /* Replay slot @slot's journal: the number of transactions applied. */
 int crp_meta_replay(struct crp_meta *m, int slot);
-/* Does slot @slot's journal hold transactions to replay? */
-int crp_meta_journal_pending(struct crp_meta *m, int slot, bool *out);
+/* Does slot @slot's journal hold transactions to replay (*@out), or only
+ * a deferred checkpoint's chain the shared block names (*@chain)? */
+int crp_meta_journal_pending(struct crp_meta *m, int slot, bool *out, bool *chain);
 /* fsck --repair, for a slot with no host: write its journal header anew
  * (replay from ring index 0, with a sequence number no transaction left in
  * the ring carries), when the old one is beyond repair. */

@@ -188,13 +188,13 @@ static void check_slots(struct ck *c)
 		struct crp_slot sl;
 		uint64_t *inos = NULL;
 		uint32_t n = 0;
-		bool ovf = false, pending, is_free;
+		bool ovf = false, pending, chain, is_free;
 		int r;
 
 		if (s == m->slot)
 			continue; /* ours: read and written at claim */
 		is_free = crp_meta_slot_read(m, s, &sl) == 0 && sl.state == CRP_SLOT_FREE;
-		r = crp_meta_journal_pending(m, s, &pending);
+		r = crp_meta_journal_pending(m, s, &pending, &chain);
 		if (r < 0) {
 			bool fix = repair && is_free;
 
@@ -942,7 +942,7 @@ int crp_fsck_run(const char *const *specs, int n, const struct crp_fsck_opts *op
 	c.fs.inodes = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL,
 					    crp_fs_inode_free_mem);
 	pthread_mutex_init(&c.fs.mu, NULL);
-	if (m->journal_dirty)
+	if (m->journal_dirty || m->journal_chain)
 		say(&c, false, "a journal holds committed transactions not yet replayed "
 			       "(mount, or fsck --repair, replays it)");
 	if (m->stats.replayed)

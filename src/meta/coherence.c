@@ -450,6 +450,7 @@ int crp_meta_tx_begin(struct crp_meta *m)
 			return r;
 		m->locked = true;
 		m->lock_seq++;
+		m->lock_since_ns = crp_now_ns();
 		m->tx_published = false;
 		r = shared_read(m, m->sh, SH_REBUILD);
 		if (r < 0)
@@ -724,6 +725,7 @@ void crp_meta_tx_abort(struct crp_meta *m)
 static int tx_commit_unlock(struct crp_meta *m, uint64_t answered)
 {
 	uint64_t ops = m->held_ops, since = m->held_since_ns;
+	bool aged = crp_meta_hold_over(m, crp_now_ns());
 	int r, e;
 
 	m->held = false;
@@ -732,7 +734,7 @@ static int tx_commit_unlock(struct crp_meta *m, uint64_t answered)
 	r = crp_meta_commit(m);
 	unmark_held(m); /* a commit that wrote no block left it */
 	m->locked = false;
-	if (since && crp_now_ns() - since >= keep_window(m))
+	if (aged || (since && crp_now_ns() - since >= keep_window(m)))
 		crp_array_meta_step_aside(m->a); /* held a whole window */
 	e = meta_unlock(m);
 	/* The commit met a lock lost with its session (a stripe's, or the
@@ -762,7 +764,7 @@ static bool may_keep(struct crp_meta *m, uint64_t now)
 	       !m->in_update && (!m->tx_published || crp_meta_lazy_open(m)) &&
 	       !crp_array_fenced(m->a) &&
 	       (crp_array_peers(m->a) == 0 || has_changes(m)) &&
-	       m->dirty->len <= BATCH_MAX_DIRTY &&
+	       m->dirty->len <= BATCH_MAX_DIRTY && !crp_meta_hold_over(m, now) &&
 	       g_hash_table_size(m->tx_new) + g_hash_table_size(m->tx_freed) <= BATCH_MAX_ALLOC &&
 	       (!m->held_since_ns || now - m->held_since_ns < window);
 }
@@ -799,7 +801,13 @@ int crp_meta_batch_flush(struct crp_meta *m)
 
 uint64_t crp_meta_batch_due(const struct crp_meta *m)
 {
-	return m->held ? m->held_since_ns + keep_window(m) : 0;
+	uint64_t due = m->held_since_ns + keep_window(m);
+
+	if (!m->held)
+		return 0;
+	if (m->lock_since_ns)
+		due = CRP_MIN(due, m->lock_since_ns + m->hold_max_ns);
+	return due;
 }
 
 void crp_meta_shared_note(struct crp_meta *m, const uint64_t *blknos, unsigned n)
@@ -915,10 +923,10 @@ uint64_t crp_meta_shared_gen(const struct crp_meta *m)
 	return m->sh ? m->sh->generation : 0;
 }
 
-/* Without the lock (read-only checks): the generation above which
- * transactions of @slot's journal are not in place (crp_meta_replay_gen),
- * 0 if the shared block cannot be read. */
-int crp_meta_shared_peek(struct crp_meta *m, int slot, uint64_t *gen)
+/* Without the lock (read-only checks): the shared generation, and the one
+ * above which transactions of @slot's journal are not in place
+ * (crp_meta_replay_gen); 0 if the shared block cannot be read. */
+int crp_meta_shared_peek(struct crp_meta *m, int slot, uint64_t *gen, uint64_t *replay_gen)
 {
 	struct crp_shared *s = malloc(sizeof(*s));
 	int r;
@@ -926,7 +934,8 @@ int crp_meta_shared_peek(struct crp_meta *m, int slot, uint64_t *gen)
 	if (!s)
 		return -ENOMEM;
 	r = shared_read(m, s, m->ro ? SH_REBUILD : SH_READ);
-	*gen = r == 0 ? crp_meta_replay_gen(s, slot) : 0;
+	*gen = r == 0 ? s->generation : 0;
+	*replay_gen = r == 0 ? crp_meta_replay_gen(s, slot) : 0;
 	free(s);
 	return r;
 }

@@ -38,7 +38,8 @@
  * that misses the cache takes it from there) and go in place, newest
  * image once, when the chain ends: at the batch's commit and unlock, at
  * any commit that is not an fsync's, before the ring starts over, at
- * LAZY_MAX_BLOCKS blocks or LAZY_MAX_NS of age.  Until then the shared
+ * LAZY_MAX_BLOCKS blocks, and when the batch has held the lock
+ * CRP_HOLD_MAX_NS in a row: it commits then and the lock steps aside.  Until then the shared
  * block says PENDING, published with the chain's first transaction
  * (where it lies, the generation it creates): the chain's transactions
  * all create that one generation, so that a redo of the named transaction
@@ -62,7 +63,6 @@
 #define CACHE_MAX_BLOCKS 16384 /* 64 MiB of clean blocks before a trim */
 #define TX_COMMIT_AT 384       /* commit the running transaction at this size */
 #define LAZY_MAX_BLOCKS 1024   /* a deferred checkpoint's blocks, at most */
-#define LAZY_MAX_NS 5000000000ull /* ... and its age */
 
 struct lazy_blk {
 	uint64_t blkno;
@@ -680,13 +680,14 @@ static int lazy_finish(struct crp_meta *m, struct crp_mblk **blks, unsigned k)
 }
 
 /* May the in-place writes of the transaction of @k blocks just journaled
- * wait (the file comment)? */
+ * wait (the file comment)?  A batch past CRP_HOLD_MAX_NS still defers:
+ * its end (crp_meta_tx_end), right after, writes the chain in place and
+ * lets the lock go. */
 static bool may_defer(struct crp_meta *m, unsigned k)
 {
 	return m->locked && m->sh && m->commit_ns && !m->fenced && !m->tx_freed_meta &&
 	       crp_array_peers(m->a) == 0 && !crp_array_fenced(m->a) &&
-	       g_hash_table_size(m->lazy) + k <= LAZY_MAX_BLOCKS &&
-	       (!m->lazy_since_ns || crp_now_ns() - m->lazy_since_ns < LAZY_MAX_NS);
+	       g_hash_table_size(m->lazy) + k <= LAZY_MAX_BLOCKS;
 }
 
 static void tx_reset(struct crp_meta *m)
@@ -1268,16 +1269,31 @@ int crp_meta_replay(struct crp_meta *m, int slot)
 	return r;
 }
 
-int crp_meta_journal_pending(struct crp_meta *m, int slot, bool *out)
+/*
+ * Does @slot's journal hold committed transactions that are not in place?
+ * *@out: some newer than the shared generation (a host died before it
+ * published them: a replay is due).  *@chain: only the ones PENDING names
+ * for @slot, a deferred checkpoint's chain, which its host, if alive,
+ * writes in place itself (a read-only mount beside it reads the state
+ * before them), and a replay or the next lock holder does otherwise.
+ */
+int crp_meta_journal_pending(struct crp_meta *m, int slot, bool *out, bool *chain)
 {
-	uint64_t gen = 0;
+	uint64_t gen = 0, rgen = 0;
 	int r;
 
-	(void)crp_meta_shared_peek(m, slot, &gen); /* unreadable: count them all */
+	(void)crp_meta_shared_peek(m, slot, &gen, &rgen); /* unreadable: count them all */
+	*out = *chain = false;
 	r = journal_scan(m, slot, false, gen, NULL, NULL);
 	if (r < 0)
 		return r;
 	*out = r > 0;
+	if (!*out && rgen < gen) {
+		r = journal_scan(m, slot, false, rgen, NULL, NULL);
+		if (r < 0)
+			return r;
+		*chain = r > 0;
+	}
 	return 0;
 }
 

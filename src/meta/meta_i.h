@@ -67,6 +67,17 @@ static inline bool crp_meta_lazy_open(const struct crp_meta *m)
 {
 	return m->lazy_since_ns != 0;
 }
+/* How long a kept batch may hold the metadata lock in a row, however
+ * often fsync starts its window over (the deferred checkpoint): then it
+ * commits and the lock steps aside for 1 to 3 ms, so that a host starting
+ * to mount (which the holder cannot know of before its first heartbeat,
+ * written after it read the labels) gets its reads through in reserve
+ * mode. */
+#define CRP_HOLD_MAX_NS 250000000ull
+static inline bool crp_meta_hold_over(const struct crp_meta *m, uint64_t now)
+{
+	return m->locked && m->lock_since_ns && now - m->lock_since_ns >= m->hold_max_ns;
+}
 
 /* coherence.c: the shared block around a commit (under the lock).
  * Pending: the new generation, PENDING (and HELD too with @held), where
@@ -82,7 +93,7 @@ uint64_t crp_meta_next_gen(const struct crp_meta *m);
 int crp_meta_shared_load(struct crp_meta *m);
 int crp_meta_shared_replayed(struct crp_meta *m);
 uint64_t crp_meta_shared_gen(const struct crp_meta *m);
-int crp_meta_shared_peek(struct crp_meta *m, int slot, uint64_t *gen);
+int crp_meta_shared_peek(struct crp_meta *m, int slot, uint64_t *gen, uint64_t *replay_gen);
 /* Transactions of @slot's journal that create a generation above this one
  * are not in place: those after the shared generation @s, and the one (or
  * the chain) its PENDING names if it names @slot. */

@@ -285,7 +285,7 @@ static int recover_slots(struct crp_meta *m, char *err, size_t errlen)
 	int r;
 
 	for (int i = 0; i < (int)m->sb.max_hosts; i++) {
-		bool pending = false;
+		bool pending = false, chain = false;
 
 		r = crp_meta_slot_read(m, i, &s);
 		if (r < 0) {
@@ -295,9 +295,11 @@ static int recover_slots(struct crp_meta *m, char *err, size_t errlen)
 		if (s.state == CRP_SLOT_FREE)
 			continue;
 		if (m->ro) {
-			r = crp_meta_journal_pending(m, i, &pending);
+			r = crp_meta_journal_pending(m, i, &pending, &chain);
 			if (r < 0 || pending)
 				m->journal_dirty = true;
+			else if (chain)
+				m->journal_chain = true;
 			continue;
 		}
 		r = crp_meta_replay(m, i);
@@ -419,6 +421,7 @@ int crp_meta_open(const char *const *specs, int n, const struct crp_meta_opts *o
 	m->tx_freed = g_hash_table_new(g_direct_hash, g_direct_equal);
 	m->tx_new = g_hash_table_new(g_direct_hash, g_direct_equal);
 	m->lazy = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, crp_meta_lazy_free);
+	m->hold_max_ns = CRP_HOLD_MAX_NS;
 	r = crp_meta_opentab_init(m);
 	if (r < 0)
 		goto out;
