@@ -810,19 +810,19 @@ uint64_t crp_meta_batch_due(const struct crp_meta *m)
 	return due;
 }
 
-void crp_meta_shared_note(struct crp_meta *m, const uint64_t *blknos, unsigned n)
+void crp_meta_shared_note(struct crp_meta *m, uint64_t blkno)
 {
 	struct crp_shared *s = m->sh;
+	struct crp_shared_rec *rec;
 
-	for (unsigned i = 0; s && i < n; i++) {
-		struct crp_shared_rec *rec = &s->rec[s->head];
-
-		if (rec->gen)
-			s->lost_gen = CRP_MAX(s->lost_gen, rec->gen);
-		rec->gen = s->generation;
-		rec->blkno = blknos[i];
-		s->head = (s->head + 1) % CRP_SHARED_RECS;
-	}
+	if (!s)
+		return;
+	rec = &s->rec[s->head];
+	if (rec->gen)
+		s->lost_gen = CRP_MAX(s->lost_gen, rec->gen);
+	rec->gen = s->generation;
+	rec->blkno = blkno;
+	s->head = (s->head + 1) % CRP_SHARED_RECS;
 }
 
 /*
@@ -844,7 +844,7 @@ int crp_meta_shared_pending(struct crp_meta *m, struct crp_mblk **blks, unsigned
 	s->seq = seq;
 	s->pos = pos;
 	for (unsigned i = 0; i < k; i++)
-		crp_meta_shared_note(m, &blks[i]->blkno, 1);
+		crp_meta_shared_note(m, blks[i]->blkno);
 	r = shared_write(m, s); /* failed: whether it landed is not known (lock_lost) */
 	if (r == 0)
 		m->tx_published = true;

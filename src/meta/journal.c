@@ -64,60 +64,6 @@
 #define TX_COMMIT_AT 384       /* commit the running transaction at this size */
 #define LAZY_MAX_BLOCKS 1024   /* a deferred checkpoint's blocks, at most */
 
-struct lazy_blk {
-	uint64_t blkno;
-	uint8_t *buf;
-};
-
-void crp_meta_lazy_free(void *p)
-{
-	struct lazy_blk *l = p;
-
-	if (l) {
-		free(l->buf);
-		free(l);
-	}
-}
-
-bool crp_meta_lazy_get(struct crp_meta *m, uint64_t blkno, void *buf)
-{
-	struct lazy_blk *l = m->lazy && m->lazy_since_ns ? g_hash_table_lookup(m->lazy, &blkno) : NULL;
-
-	if (!l)
-		return false;
-	memcpy(buf, l->buf, CRP_BLOCK);
-	return true;
-}
-
-void crp_meta_lazy_drop(struct crp_meta *m)
-{
-	if (m->lazy)
-		g_hash_table_remove_all(m->lazy);
-	m->lazy_since_ns = 0;
-}
-
-/* Keep the images of the @k blocks just journaled as the chain's newest. */
-static int lazy_keep(struct crp_meta *m, struct crp_mblk **blks, unsigned k)
-{
-	for (unsigned i = 0; i < k; i++) {
-		struct lazy_blk *l = g_hash_table_lookup(m->lazy, &blks[i]->blkno);
-
-		if (!l) {
-			l = calloc(1, sizeof(*l));
-			if (!l)
-				return -ENOMEM;
-			l->buf = crp_alloc_buf(CRP_BLOCK);
-			if (!l->buf) {
-				free(l);
-				return -ENOMEM;
-			}
-			l->blkno = blks[i]->blkno;
-			g_hash_table_insert(m->lazy, &l->blkno, l);
-		}
-		memcpy(l->buf, blks[i]->buf, CRP_BLOCK);
-	}
-	return 0;
-}
 
 static struct crp_mblk *mblk_alloc(uint64_t blkno, uint32_t magic)
 {
@@ -143,6 +89,43 @@ void crp_meta_mblk_free(void *p)
 		free(b->buf);
 		free(b);
 	}
+}
+
+/* The deferred checkpoint's images (m->lazy) are blocks of their own,
+ * outside the cache: what the cache holds may be changed by the running
+ * transaction, they are what the journal says. */
+bool crp_meta_lazy_get(struct crp_meta *m, uint64_t blkno, void *buf)
+{
+	struct crp_mblk *l = m->lazy ? g_hash_table_lookup(m->lazy, &blkno) : NULL;
+
+	if (!l)
+		return false;
+	memcpy(buf, l->buf, CRP_BLOCK);
+	return true;
+}
+
+void crp_meta_lazy_drop(struct crp_meta *m)
+{
+	if (m->lazy)
+		g_hash_table_remove_all(m->lazy);
+	m->lazy_since_ns = 0;
+}
+
+/* Keep the images of the @k blocks just journaled as the chain's newest. */
+static int lazy_keep(struct crp_meta *m, struct crp_mblk **blks, unsigned k)
+{
+	for (unsigned i = 0; i < k; i++) {
+		struct crp_mblk *l = g_hash_table_lookup(m->lazy, &blks[i]->blkno);
+
+		if (!l) {
+			l = mblk_alloc(blks[i]->blkno, blks[i]->magic);
+			if (!l)
+				return -ENOMEM;
+			g_hash_table_insert(m->lazy, &l->blkno, l);
+		}
+		memcpy(l->buf, blks[i]->buf, CRP_BLOCK);
+	}
+	return 0;
 }
 
 static uint64_t jbase(const struct crp_meta *m, int slot)
@@ -552,27 +535,14 @@ static int write_jhdr(struct crp_meta *m, int slot, uint64_t start, uint64_t seq
 	return r;
 }
 
-/* A block to write in place: where, and the image. */
-struct ck_blk {
-	uint64_t blkno;
-	const uint8_t *buf;
-};
-
-static int cmp_ck(const void *a, const void *b)
-{
-	const struct ck_blk *x = a, *y = b;
-
-	return x->blkno < y->blkno ? -1 : x->blkno > y->blkno;
-}
-
 /*
- * Write the committed blocks @v (in block order) in place, and the blocks
- * of our open table that wait for the unlock beside them, in one array
- * write.  Runs of adjacent blocks are copied side by side and go as one
- * range, so that the array updates each stripe they share once (one set
- * of locks, one parity read-modify-write) rather than once per block.
+ * Write the committed blocks @blks (in block order) in place, and the
+ * blocks of our open table that wait for the unlock beside them, in one
+ * array write.  Runs of adjacent blocks are copied side by side and go as
+ * one range, so that the array updates each stripe they share once (one
+ * set of locks, one parity read-modify-write) rather than once per block.
  */
-static int checkpoint(struct crp_meta *m, const struct ck_blk *v, unsigned k)
+static int checkpoint(struct crp_meta *m, struct crp_mblk **blks, unsigned k)
 {
 	struct crp_array_iov *iov = calloc(k + CRP_OTABLE_BLOCKS, sizeof(*iov));
 	uint8_t *ot = m->ot_pending ? crp_alloc_buf((size_t)CRP_OTABLE_BLOCKS * CRP_BLOCK) : NULL;
@@ -588,12 +558,12 @@ static int checkpoint(struct crp_meta *m, const struct ck_blk *v, unsigned k)
 		return -ENOMEM;
 	}
 	for (unsigned i = 0; i < k; i++) {
-		memcpy(runs + (size_t)i * CRP_BLOCK, v[i].buf, CRP_BLOCK);
-		if (n && v[i].blkno == v[i - 1].blkno + 1) {
+		memcpy(runs + (size_t)i * CRP_BLOCK, blks[i]->buf, CRP_BLOCK);
+		if (n && blks[i]->blkno == blks[i - 1]->blkno + 1) {
 			iov[n - 1].len += CRP_BLOCK;
 			continue;
 		}
-		iov[n++] = (struct crp_array_iov){ v[i].blkno * CRP_BLOCK,
+		iov[n++] = (struct crp_array_iov){ blks[i]->blkno * CRP_BLOCK,
 						   runs + (size_t)i * CRP_BLOCK, CRP_BLOCK };
 	}
 	if (ot)
@@ -606,21 +576,6 @@ static int checkpoint(struct crp_meta *m, const struct ck_blk *v, unsigned k)
 	free(iov);
 	free(ot);
 	free(runs);
-	return r;
-}
-
-/* The @k blocks of @blks (in block order) in place, nothing deferred. */
-static int checkpoint_tx(struct crp_meta *m, struct crp_mblk **blks, unsigned k)
-{
-	struct ck_blk *v = k ? malloc(k * sizeof(*v)) : NULL;
-	int r;
-
-	if (k && !v)
-		return -ENOMEM;
-	for (unsigned i = 0; i < k; i++)
-		v[i] = (struct ck_blk){ blks[i]->blkno, blks[i]->buf };
-	r = checkpoint(m, v, k);
-	free(v);
 	return r;
 }
 
@@ -649,8 +604,7 @@ static bool in_tx(struct crp_mblk **blks, unsigned k, uint64_t blkno)
  */
 static int lazy_finish(struct crp_meta *m, struct crp_mblk **blks, unsigned k)
 {
-	guint nl = g_hash_table_size(m->lazy);
-	struct ck_blk *v = malloc((nl + k + 1) * sizeof(*v));
+	struct crp_mblk **v = malloc((g_hash_table_size(m->lazy) + k + 1) * sizeof(*v));
 	GHashTableIter it;
 	gpointer key, val;
 	unsigned n = 0;
@@ -659,17 +613,14 @@ static int lazy_finish(struct crp_meta *m, struct crp_mblk **blks, unsigned k)
 	if (!v)
 		return -ENOMEM;
 	g_hash_table_iter_init(&it, m->lazy);
-	while (g_hash_table_iter_next(&it, &key, &val)) {
-		const struct lazy_blk *l = val;
-
-		if (!in_tx(blks, k, l->blkno))
-			v[n++] = (struct ck_blk){ l->blkno, l->buf };
-	}
+	while (g_hash_table_iter_next(&it, &key, &val))
+		if (!in_tx(blks, k, ((struct crp_mblk *)val)->blkno))
+			v[n++] = val;
 	for (unsigned i = 0; i < k; i++)
-		v[n++] = (struct ck_blk){ blks[i]->blkno, blks[i]->buf };
-	qsort(v, n, sizeof(*v), cmp_ck);
+		v[n++] = blks[i];
+	qsort(v, n, sizeof(*v), cmp_blkno);
 	for (unsigned i = 0; i < n; i++)
-		crp_meta_shared_note(m, &v[i].blkno, 1);
+		crp_meta_shared_note(m, v[i]->blkno);
 	r = checkpoint(m, v, n);
 	if (!r)
 		r = crp_meta_shared_done(m);
@@ -843,7 +794,7 @@ static int commit(struct crp_meta *m, bool *synced, bool defer)
 		/* Other hosts: the new generation, and PENDING until in place. */
 		r = crp_meta_shared_pending(m, blks, k, m->j_pos - k - 2, m->j_seq - 1, false);
 		if (!r)
-			r = checkpoint_tx(m, blks, k);
+			r = checkpoint(m, blks, k);
 		if (!r)
 			r = crp_meta_shared_done(m);
 	}

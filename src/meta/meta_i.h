@@ -59,7 +59,6 @@ int crp_meta_journal_redo(struct crp_meta *m, int slot, uint64_t pos, uint64_t s
  * image is not in place yet: copied into @buf (true), for a read that
  * missed the cache. */
 bool crp_meta_lazy_get(struct crp_meta *m, uint64_t blkno, void *buf);
-void crp_meta_lazy_free(void *p);
 /* Forget the chain (the lock is gone with it: whoever takes it next redoes
  * the chain from the journal, PENDING says where). */
 void crp_meta_lazy_drop(struct crp_meta *m);
@@ -84,9 +83,9 @@ static inline bool crp_meta_hold_over(const struct crp_meta *m, uint64_t now)
  * the transaction lies in our journal, one record per block. */
 int crp_meta_shared_pending(struct crp_meta *m, struct crp_mblk **blks, unsigned k, uint64_t pos,
 			    uint64_t seq, bool held);
-/* One record of the current generation per block of @blknos (in memory:
- * the next write of the shared block carries them). */
-void crp_meta_shared_note(struct crp_meta *m, const uint64_t *blknos, unsigned n);
+/* A record of the current generation for block @blkno (in memory: the
+ * next write of the shared block carries it). */
+void crp_meta_shared_note(struct crp_meta *m, uint64_t blkno);
 int crp_meta_shared_done(struct crp_meta *m);
 uint64_t crp_meta_next_gen(const struct crp_meta *m);
 /* Read the shared block into m->sh (repaired from parity unless read-only). */

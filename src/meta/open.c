@@ -420,7 +420,7 @@ int crp_meta_open(const char *const *specs, int n, const struct crp_meta_opts *o
 	m->dirty = g_ptr_array_new();
 	m->tx_freed = g_hash_table_new(g_direct_hash, g_direct_equal);
 	m->tx_new = g_hash_table_new(g_direct_hash, g_direct_equal);
-	m->lazy = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, crp_meta_lazy_free);
+	m->lazy = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, crp_meta_mblk_free);
 	m->hold_max_ns = CRP_HOLD_MAX_NS;
 	r = crp_meta_opentab_init(m);
 	if (r < 0)
