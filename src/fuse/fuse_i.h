@@ -26,17 +26,25 @@
  * Run @call, an operation that changes the filesystem, again (CRP_TX_TRIES
  * times in all at most) while it fails with EIO because its transaction was
  * lost with the metadata lock (crp_fs_tx_lost_take): nothing of it was
- * applied, so running it again is what the application would do.
+ * applied, so running it again is what the application would do.  A lock
+ * goes with an iSCSI session, and the session takes a while to log in
+ * again (about a second after a target restart): the tries wait 50 ms,
+ * doubling, in between (6.35 s in all), rather than failing at once
+ * against a session still down.
  */
-#define CRP_TX_TRIES 3
+#define CRP_TX_TRIES 8
 #define CRP_TX_RETRY(call)                                                     \
 	({                                                                     \
 		__typeof__(call) r_;                                           \
 		int tries_ = 0;                                                \
 		(void)crp_fs_tx_lost_take();                                   \
-		do                                                             \
+		for (;;) {                                                     \
 			r_ = (call);                                           \
-		while (r_ == -EIO && crp_fs_tx_lost_take() && ++tries_ < CRP_TX_TRIES); \
+			if (r_ != -EIO || !crp_fs_tx_lost_take() ||            \
+			    ++tries_ >= CRP_TX_TRIES)                          \
+				break;                                         \
+			crp_sleep_ns(50000000ull << (tries_ - 1));             \
+		}                                                              \
 		r_;                                                            \
 	})
 
